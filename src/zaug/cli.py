@@ -1,0 +1,209 @@
+"""The ``zaug`` command: a thin layer over the Python API.
+
+Every user mistake ends in one sentence on stderr and a non-zero exit code;
+set ``ZAUG_DEBUG=1`` to see tracebacks of unexpected errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import ZaugError
+
+EXAMPLES = {
+    "info": "examples:\n  zaug info stack.tif\n  zaug info stack.ome.zarr --json",
+    "predict": ("examples:\n  zaug predict cubic stack.tif -o stack_x2.tif --factor 2\n"
+                "  zaug predict linear stack.tif -o iso.ome.zarr --z-spacing 0.26\n"
+                "  zaug predict runs/my_model stack.tif -o stack_x4.tif --factor 4"),
+    "evaluate": ("examples:\n  zaug evaluate stack.tif --factor 2 --methods linear,cubic\n"
+                 "  zaug evaluate stack.tif --factor 4 --methods linear,cubic,zaugnet --minutes 10 --report report/"),
+    "train": ("examples:\n  zaug train stack.tif --method zaugnet --preset fast --minutes 10 -o runs/model\n"
+              "  zaug train a.tif b.tif --method zaugnet+ --steps 5000 -o runs/model_plus"),
+    "demo": "examples:\n  zaug demo\n  zaug demo --output demo_output --minutes 4",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zaug", description=(
+        "Self-supervised axial (z) resolution enhancement for 3D microscopy stacks."))
+    parser.add_argument("--version", action="version", version=f"zaug {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = add("info", "Show shape, dtype, axes and voxel size of a stack.")
+    p.add_argument("path")
+    _input_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("predict", "Upsample a stack along z with a classical method or a trained model.")
+    p.add_argument("method", help="nearest, linear, cubic, or a trained model folder")
+    p.add_argument("input")
+    p.add_argument("-o", "--output", required=True, help="output .tif, .ome.tif, .zarr, .npy or .npz")
+    _target_options(p)
+    _input_options(p)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
+
+    p = add("evaluate", "Drop-slice evaluation: remove planes, reconstruct them, score.")
+    p.add_argument("input")
+    p.add_argument("--factor", type=int, required=True, help="keep every K-th plane")
+    p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
+    p.add_argument("--json", action="store_true", help="print JSON results")
+    p.add_argument("--report", metavar="DIR", help="write a Markdown report with figures to DIR")
+    _input_options(p)
+    _training_options(p)
+
+    p = add("train", "Train a model on your own stacks (self-supervised).")
+    p.add_argument("stacks", nargs="+")
+    p.add_argument("--method", required=True, help="zaugnet or zaugnet+")
+    p.add_argument("-o", "--output", required=True, help="model folder")
+    p.add_argument("--overwrite", action="store_true", help="start again in an existing model folder")
+    _input_options(p)
+    _training_options(p)
+
+    p = add("demo", "Run zaug on the sample stack shipped with the package and write a report.")
+    p.add_argument("--output", default="demo_output", help="folder for the results (default demo_output)")
+    p.add_argument("--minutes", type=float, default=4.0, help="training time of the demo model")
+    p.add_argument("--no-train", action="store_true", help="only classical methods")
+    p.add_argument("--device", default="auto")
+    return parser
+
+
+def _input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--axes", help="axes of the stored array, e.g. ZYX or ZCYX (overrides the file)")
+    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                   help="voxel size (overrides the file)")
+    p.add_argument("--unit", help="unit of --voxel-size (default um)")
+
+
+def _target_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--factor", type=float, help="N planes -> (N-1)*K+1")
+    group.add_argument("--z-spacing", type=float, help="target z spacing in the volume's unit")
+
+
+def _training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default="fast", help="fast (CPU) or paper")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--minutes", type=float, help="training time budget")
+    budget.add_argument("--steps", type=int, help="number of training steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--no-adversarial", action="store_true", help="generator only (smoother, better for segmentation)")
+
+
+def _read(args, path):
+    from .io import read_volume
+
+    return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=args.unit)
+
+
+def _training(args) -> dict:
+    return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
+            "device": args.device, "adversarial": not args.no_adversarial}
+
+
+def cmd_info(args) -> int:
+    vol = _read(args, args.path)
+    info = dict(vol.describe(), path=str(args.path))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        vz, vy, vx = vol.voxel_size
+        print(f"{args.path}: {' x '.join(map(str, vol.data.shape))} ({vol.axes}), {vol.dtype}, "
+              f"voxel size z {vz:g}, y {vy:g}, x {vx:g} {vol.unit} (anisotropy {vol.anisotropy:.2f}"
+              f"{', non-uniform z' if not vol.is_uniform else ''})")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .io import check_output_path, write_volume
+    from .methods import resolve
+    from .predict import upsample_z
+
+    check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
+    vol = _read(args, args.input)
+    method = resolve(args.method, device=args.device)
+    factor = None
+    if args.factor is not None:
+        if float(args.factor) != int(args.factor):
+            raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
+        factor = int(args.factor)
+    out = upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
+    write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
+    vz = out.voxel_size[0]
+    print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate_drop_slice, format_table
+    from .report import write_drop_slice_report
+
+    vol = _read(args, args.input)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    result = evaluate_drop_slice(vol, args.factor, methods, train_options=_training(args),
+                                 keep_predictions=bool(args.report), log=log)
+    if args.report:
+        report = write_drop_slice_report(result, args.report)
+        if not args.json:
+            print(f"report: {report}")
+    plain = {k: v for k, v in result.items() if k != "arrays"}
+    print(json.dumps(plain, indent=2) if args.json else format_table(result))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .methods import learned_module
+
+    module = learned_module(args.method)
+    vols = [_read(args, p) for p in args.stacks]
+    options = dict(_training(args), method=args.method, overwrite=args.overwrite, progress=True)
+    model_dir = module.fit(vols, args.output, options)
+    print(f"model saved in {model_dir}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(args.output, minutes=args.minutes, train=not args.no_train, device=args.device)
+    return 0
+
+
+COMMANDS = {"info": cmd_info, "predict": cmd_predict, "evaluate": cmd_evaluate, "train": cmd_train,
+            "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ZaugError as exc:
+        print(f"zaug: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zaug: interrupted; no partial output was left under the final name.", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("zaug: error: out of memory; try a smaller stack or tile size.", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the user gets one sentence, developers the traceback
+        if os.environ.get("ZAUG_DEBUG"):
+            raise
+        print(f"zaug: unexpected error ({type(exc).__name__}: {exc}); rerun with ZAUG_DEBUG=1 "
+              "and report it.", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""Reading and writing volumes with their voxel size.
+
+Formats, chosen by the path:
+
+- ``*.tif``, ``*.tiff``: ImageJ hyperstack (``spacing``, resolution, unit) or
+  OME-TIFF (``PhysicalSize*``) on reading; ImageJ TIFF on writing (OME-TIFF when
+  the name ends in ``.ome.tif`` or ImageJ cannot hold the data type);
+- ``*.zarr`` folders: OME-Zarr (NGFF 0.4 ``scale``);
+- ``*.npy`` (pixels only) and ``*.npz`` (pixels, voxel size, unit, axes).
+
+Examples
+--------
+>>> import numpy as np, tempfile, os
+>>> from zaug import Volume
+>>> from zaug.io import read_volume, write_volume
+>>> vol = Volume(np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8), (0.5, 0.1, 0.1), "um")
+>>> path = os.path.join(tempfile.mkdtemp(), "stack.tif")
+>>> write_volume(vol, path)
+>>> read_volume(path)
+Volume(shape=(4, 8, 8), dtype=uint16, axes='ZYX', voxel_size=(0.5, 0.1, 0.1) um)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError, OutputError
+from ..volume import CANONICAL_AXES, Volume
+from ._atomic import atomic_path, check_output_path
+from ._units import normalize_unit
+from .numpy_io import read_numpy, write_numpy
+from .omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
+from .tiff import read_tiff, write_tiff
+
+__all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "format_of"]
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+NUMPY_SUFFIXES = (".npy", ".npz")
+
+
+def format_of(path: str | os.PathLike) -> str:
+    """``'tiff'``, ``'ome-zarr'`` or ``'numpy'`` from the path's name."""
+    name = str(path).lower().rstrip("/")
+    if name.endswith(TIFF_SUFFIXES):
+        return "tiff"
+    if name.endswith(".zarr"):
+        return "ome-zarr"
+    if name.endswith(NUMPY_SUFFIXES):
+        return "numpy"
+    raise InputError(
+        f"cannot tell the format of {path}: use a name ending in .tif, .tiff, .ome.tif, .zarr, .npy or .npz."
+    )
+
+
+def read_volume(path: str | os.PathLike, axes: str | None = None,
+                voxel_size: Sequence[float] | None = None, unit: str | None = None,
+                lazy: bool = False) -> Volume:
+    """Read a volume and its voxel size.
+
+    Parameters
+    ----------
+    path : path-like
+        TIFF file, OME-Zarr folder, ``.npy`` or ``.npz`` file.
+    axes : str, optional
+        Axis letters of the stored array (e.g. ``"ZYX"``, ``"ZCYX"``), overriding
+        the file's. Letters are reordered to zaug's ``TCZYX`` order.
+    voxel_size : sequence of 3 floats, optional
+        ``(z, y, x)`` physical voxel size, overriding the file's.
+    unit : str, optional
+        Unit of ``voxel_size`` (default: the file's, else ``"um"`` when
+        ``voxel_size`` is given).
+    lazy : bool
+        Keep OME-Zarr data on disk as a dask array.
+
+    Returns
+    -------
+    Volume
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path} does not exist.")
+    fmt = format_of(path)
+    try:
+        if fmt == "tiff":
+            data, file_axes, physical = read_tiff(path)
+        elif fmt == "ome-zarr":
+            if not is_ome_zarr(path):
+                raise InputError(f"{path} is not an OME-Zarr image folder.")
+            data, file_axes, physical = read_ome_zarr(path, lazy=lazy)
+        else:
+            data, file_axes, physical = read_numpy(path)
+    except InputError:
+        raise
+    except Exception as exc:  # a corrupt or foreign file: say so in one sentence
+        raise InputError(f"cannot read {path} as {fmt}: {_short(exc)}.") from exc
+    data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
+    if voxel_size is not None:
+        if len(voxel_size) != 3:
+            raise InputError("--voxel-size needs three numbers: z y x.")
+        size = tuple(float(v) for v in voxel_size)
+        unit = normalize_unit(unit) if unit else (physical.get("unit") if physical.get("unit") not in (None, "pixel") else "um")
+    else:
+        size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
+                physical.get("x", physical.get("y", 1.0)))
+        unit = normalize_unit(unit) if unit else physical.get("unit", "pixel")
+    z_positions = physical.get("z_positions") if voxel_size is None else None
+    if z_positions is not None and len(z_positions) != data.shape[-3]:
+        z_positions = None
+    if z_positions is not None:
+        size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
+    return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions,
+                  metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+
+
+def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = False,
+                 inputs: Sequence[str | os.PathLike] = ()) -> Path:
+    """Write ``volume`` atomically, refusing to clobber anything.
+
+    Parameters
+    ----------
+    volume : Volume
+        What to write; its voxel size, unit and z positions are stored.
+    path : path-like
+        Output path; its name selects the format (see module docstring).
+    overwrite : bool
+        Replace an existing output.
+    inputs : sequence of path-like
+        Input files of this run: writing onto one of them is refused.
+    """
+    fmt = format_of(path)
+    out = check_output_path(path, overwrite=overwrite, inputs=inputs)
+    with atomic_path(out) as tmp:
+        if fmt == "tiff":
+            write_tiff(volume, tmp, ome=str(out).lower().endswith((".ome.tif", ".ome.tiff")) or None)
+        elif fmt == "ome-zarr":
+            write_ome_zarr(volume, tmp)
+        else:
+            write_numpy(volume, tmp)
+    return out
+
+
+def _to_canonical(data, axes: str | None, user_axes: bool) -> tuple[object, str]:
+    """Transpose ``data`` to zaug's TCZYX order, naming unknown axes."""
+    ndim = data.ndim
+    if axes is None:
+        axes = "ZYX"[-ndim:] if ndim <= 3 else "TCZYX"[-ndim:]
+    axes = axes.upper()
+    if len(axes) != ndim:
+        raise InputError(f"the axes {axes!r} name {len(axes)} dimensions but the image has {ndim} "
+                         f"(shape {tuple(data.shape)}); pass --axes with {ndim} letters.")
+    if not user_axes:
+        axes = _guess_letters(axes, data.shape)
+        # Drop singleton axes other than Z, Y, X (e.g. a one-channel 'CZYX').
+        keep = [i for i, a in enumerate(axes) if a in "ZYX" or data.shape[i] != 1]
+        if len(keep) != ndim:
+            data = data[tuple(slice(None) if i in keep else 0 for i in range(ndim))]
+            axes = "".join(axes[i] for i in keep)
+    unknown = set(axes) - set(CANONICAL_AXES)
+    if unknown or len(set(axes)) != len(axes) or not set("ZYX") <= set(axes):
+        if "Z" not in axes:
+            raise InputError(
+                f"the image has axes {axes!r} (shape {tuple(data.shape)}) and no z axis: zaug needs a 3D stack "
+                "(pass --axes if the file's axes are wrong)."
+            )
+        raise InputError(f"axes {axes!r} are not understood; use letters from TCZYX, e.g. --axes ZYX.")
+    order = [axes.index(a) for a in CANONICAL_AXES if a in axes]
+    return np.transpose(data, order), "".join(axes[i] for i in order)
+
+
+def _guess_letters(axes: str, shape) -> str:
+    """Map tifffile's generic letters (I, Q: image sequence; S: samples) to T/C/Z."""
+    axes = axes.replace("S", "C") if "C" not in axes else axes
+    for generic in "IQ":
+        if generic in axes:
+            for target in "ZTC":
+                if target not in axes:
+                    axes = axes.replace(generic, target, 1)
+                    break
+    return axes
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rstrip(".")[:200]
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".ome.zarr", ".tiff", ".tif", ".zarr", ".npy", ".npz"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem

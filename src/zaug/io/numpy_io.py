@@ -1,0 +1,39 @@
+"""NumPy ``.npy`` (pixels only) and ``.npz`` (pixels and voxel size)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..volume import Volume
+
+
+def read_numpy(path: Path):
+    """Read ``.npy`` or ``.npz`` (never unpickles objects)."""
+    if path.suffix.lower() == ".npy":
+        return np.load(path, allow_pickle=False), None, {}
+    with np.load(path, allow_pickle=False) as npz:
+        key = "data" if "data" in npz.files else npz.files[0]
+        data = npz[key]
+        physical: dict = {}
+        if "voxel_size" in npz.files:
+            physical.update(zip("zyx", (float(v) for v in npz["voxel_size"])))
+        if "unit" in npz.files:
+            physical["unit"] = str(npz["unit"])
+        if "z_positions" in npz.files:
+            physical["z_positions"] = npz["z_positions"].tolist()
+        axes = str(npz["axes"]) if "axes" in npz.files else None
+    return data, axes, physical
+
+
+def write_numpy(volume: Volume, path: Path) -> None:
+    data = np.asarray(volume.data)
+    if path.suffix.lower() == ".npy":
+        with open(path, "wb") as f:
+            np.save(f, data)
+        return
+    extra = {} if volume.z_positions is None else {"z_positions": volume.z_positions}
+    with open(path, "wb") as f:
+        np.savez_compressed(f, data=data, voxel_size=np.array(volume.voxel_size),
+                            unit=np.array(volume.unit), axes=np.array(volume.axes), **extra)

@@ -1,0 +1,94 @@
+"""OME-Zarr (NGFF 0.4, zarr v2): the full-resolution level, scale in and out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from ..errors import InputError
+from ..volume import Volume
+from ._units import ngff_unit, normalize_unit
+
+NGFF_VERSION = "0.4"
+_AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
+
+
+def is_ome_zarr(path: Path) -> bool:
+    return path.is_dir() and ((path / ".zattrs").exists() or (path / "zarr.json").exists())
+
+
+def read_ome_zarr(path: Path, lazy: bool = False):
+    """Read level 0 of an OME-Zarr image.
+
+    Returns
+    -------
+    data, axes, physical
+        The array (a dask array when ``lazy``), the axis letters (upper case)
+        and the physical sizes found in the ``scale`` transformation.
+    """
+    if (path / "zarr.json").exists() and not (path / ".zattrs").exists():
+        raise InputError(f"{path} is OME-Zarr 0.5 (zarr v3), which zaug cannot read yet; "
+                         "convert it to NGFF 0.4 or TIFF.")
+    attrs = json.loads((path / ".zattrs").read_text())
+    multiscales = attrs.get("multiscales")
+    if not multiscales:
+        raise InputError(f"{path} is a zarr folder without OME-NGFF 'multiscales' metadata.")
+    ms = multiscales[0]
+    dataset = ms["datasets"][0]
+    arr = zarr.open(str(path / dataset["path"]), mode="r")
+    axes_meta = ms.get("axes") or [{"name": a} for a in "tczyx"[-arr.ndim:]]  # NGFF < 0.3
+    names = [(a["name"] if isinstance(a, dict) else a).upper() for a in axes_meta]
+    if lazy:
+        import dask.array as da
+        data = da.from_zarr(arr)
+    else:
+        data = arr[...]
+    physical: dict = {}
+    for tr in dataset.get("coordinateTransformations", []):
+        if tr.get("type") == "scale":
+            for name, s in zip(names, tr["scale"]):
+                if name in "ZYX":
+                    physical[name.lower()] = float(s)
+    units = {normalize_unit(a.get("unit")) for a in axes_meta
+             if isinstance(a, dict) and a.get("name", "").upper() in "ZYX" and a.get("unit")}
+    if units:
+        physical["unit"] = units.pop() if len(units) == 1 else "um"
+    z_positions = attrs.get("zaug", {}).get("z_positions")
+    if z_positions:
+        physical["z_positions"] = z_positions
+    return data, "".join(names), physical
+
+
+def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
+    """Write ``volume`` as a single-level NGFF 0.4 image (written with dask when lazy)."""
+    unit = ngff_unit(volume.unit)
+    axes = []
+    for a in volume.axes.lower():
+        entry = {"name": a, "type": _AXIS_TYPES[a]}
+        if a in "zyx" and unit:
+            entry["unit"] = unit
+        axes.append(entry)
+    scale = [1.0] * (len(volume.axes) - 3) + list(volume.voxel_size)
+    translation = [0.0] * (len(volume.axes) - 3) + [float(volume.z_coords()[0]), 0.0, 0.0]
+    chunks = tuple([1] * (len(volume.axes) - 3) + [1, chunk_yx, chunk_yx])
+    root = zarr.open_group(str(path), mode="w")
+    target = root.create_dataset("0", shape=volume.data.shape, dtype=volume.data.dtype,
+                                 chunks=tuple(min(c, s) for c, s in zip(chunks, volume.data.shape)))
+    if hasattr(volume.data, "dask"):
+        volume.data.store(target, lock=False)
+    else:
+        target[...] = np.asarray(volume.data)
+    root.attrs["multiscales"] = [{
+        "version": NGFF_VERSION,
+        "name": volume.metadata.get("name", path.stem),
+        "axes": axes,
+        "datasets": [{"path": "0", "coordinateTransformations": [
+            {"type": "scale", "scale": scale},
+            {"type": "translation", "translation": translation},
+        ]}],
+    }]
+    if volume.z_positions is not None:
+        root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}

@@ -1,0 +1,66 @@
+"""The registry of methods: classical ones by name, learned ones by name or model folder.
+
+A learned method module provides
+
+- ``fit(volumes, out_dir, options) -> Path``: train on the user's stacks, save
+  the model (safetensors weights + ``config.json``) in ``out_dir``;
+- ``load(model_dir, device) -> ZInterpolator``: the trained model, ready to
+  predict.
+
+Examples
+--------
+>>> from zaug.methods import resolve
+>>> resolve("cubic")
+ClassicalInterpolator('cubic')
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+from ..classic import CLASSICAL_METHODS, ClassicalInterpolator
+from ..errors import InputError
+
+#: learned method name -> module implementing fit/load.
+LEARNED = {
+    "zaugnet": "zaug.methods.zaugnet",
+    "zaugnet+": "zaug.methods.zaugnet",
+}
+ORACLES = ("linear+smooth",)
+
+
+def is_learned(name: str) -> bool:
+    return name in LEARNED
+
+
+def learned_module(name: str):
+    """The module that trains and loads method ``name``."""
+    if name not in LEARNED:
+        raise InputError(f"unknown method {name!r}; known: {', '.join(available())}.")
+    return importlib.import_module(LEARNED[name])
+
+
+def available() -> list[str]:
+    return list(CLASSICAL_METHODS) + list(LEARNED) + list(ORACLES)
+
+
+def resolve(spec: str, device: str = "auto"):
+    """A ready z-interpolator from a classical method name or a model folder."""
+    if spec in CLASSICAL_METHODS:
+        return ClassicalInterpolator(spec)
+    path = Path(spec)
+    if path.is_dir():
+        config_file = path / "config.json"
+        if not config_file.exists():
+            raise InputError(f"{path} is not a zaug model folder (no config.json).")
+        try:
+            method = json.loads(config_file.read_text())["method"]
+        except (ValueError, KeyError) as exc:
+            raise InputError(f"{config_file} is not a valid zaug model configuration.") from exc
+        return learned_module(method).load(path, device=device)
+    if spec in LEARNED:
+        raise InputError(f"{spec!r} must be trained first: run 'zaug train STACK --method {spec} -o MODEL_DIR' "
+                         "and pass MODEL_DIR.")
+    raise InputError(f"{spec!r} is neither a method ({', '.join(CLASSICAL_METHODS)}) nor a model folder.")

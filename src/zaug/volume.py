@@ -1,0 +1,203 @@
+"""The :class:`Volume` type: an array with its voxel size, unit and axes.
+
+A volume always has the spatial axes Z, Y, X last, optionally preceded by a
+time axis T and a channel axis C (in that order: ``ZYX``, ``CZYX``, ``TZYX``,
+``TCZYX``). Methods process each (T, C) stack independently.
+
+The z positions of the planes are usually uniform (``z0 + i * voxel_size[0]``),
+but a volume may carry measured, non-uniform plane positions in
+``z_positions``; then ``voxel_size[0]`` is their mean spacing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError
+
+CANONICAL_AXES = "TCZYX"
+MIN_PLANES = 2
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Volume:
+    """A 3D (or 3D + T/C) microscopy stack with physical voxel size.
+
+    Parameters
+    ----------
+    data : numpy.ndarray or array-like
+        The pixels, with axes as in ``axes``. Dask or zarr arrays are accepted
+        for lazy, larger-than-memory processing.
+    voxel_size : tuple of float
+        Physical size of a voxel along (z, y, x), in ``unit``.
+    unit : str
+        Physical unit of ``voxel_size`` (``"um"``, ``"nm"``, ...; ``"pixel"``
+        when the file did not say).
+    axes : str
+        Axis names, a subsequence of ``"TCZYX"`` ending in ``"ZYX"``.
+    z_positions : numpy.ndarray, optional
+        Physical z position of every plane, strictly increasing; ``None`` means
+        uniform spacing ``voxel_size[0]`` starting at ``z_origin``.
+    z_origin : float
+        Physical z position of the first plane when ``z_positions`` is None.
+    metadata : dict
+        Free-form information carried along (source path, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zaug import Volume
+    >>> vol = Volume(np.zeros((5, 8, 8), np.uint16), voxel_size=(2.0, 0.5, 0.5), unit="um")
+    >>> vol.nz, vol.anisotropy
+    (5, 4.0)
+    >>> vol.z_coords()
+    array([0., 2., 4., 6., 8.])
+    """
+
+    data: Any
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    unit: str = "pixel"
+    axes: str = "ZYX"
+    z_positions: np.ndarray | None = None
+    z_origin: float = 0.0
+    metadata: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        axes = self.axes.upper()
+        object.__setattr__(self, "axes", axes)
+        object.__setattr__(self, "voxel_size", tuple(float(v) for v in self.voxel_size))
+        if not _is_canonical(axes):
+            raise InputError(
+                f"axes {axes!r} are not supported: use a subsequence of 'TCZYX' that ends in 'ZYX'."
+            )
+        if len(self.voxel_size) != 3 or not all(np.isfinite(v) and v > 0 for v in self.voxel_size):
+            raise InputError(f"voxel size {self.voxel_size} must be three positive numbers (z, y, x).")
+        if self.data.ndim != len(axes):
+            raise InputError(
+                f"axes {axes!r} name {len(axes)} dimensions but the image has {self.data.ndim} "
+                f"(shape {tuple(self.data.shape)})."
+            )
+        if self.z_positions is not None:
+            z = np.asarray(self.z_positions, dtype=np.float64)
+            if z.shape != (self.nz,):
+                raise InputError(f"{len(z)} z positions were given for {self.nz} planes.")
+            if not np.all(np.isfinite(z)) or np.any(np.diff(z) <= 0):
+                raise InputError("z positions must be finite and strictly increasing.")
+            object.__setattr__(self, "z_positions", z)
+
+    # -- shape -----------------------------------------------------------
+    @property
+    def nz(self) -> int:
+        """Number of z planes."""
+        return int(self.data.shape[-3])
+
+    @property
+    def spatial_shape(self) -> tuple[int, int, int]:
+        """Shape of one ZYX stack."""
+        return tuple(int(s) for s in self.data.shape[-3:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    @property
+    def anisotropy(self) -> float:
+        """z voxel size over the mean lateral voxel size."""
+        return self.voxel_size[0] / (0.5 * (self.voxel_size[1] + self.voxel_size[2]))
+
+    @property
+    def is_uniform(self) -> bool:
+        """True when the planes are evenly spaced."""
+        if self.z_positions is None or self.nz < 3:
+            return True
+        d = np.diff(self.z_positions)
+        return bool(np.allclose(d, d.mean(), rtol=1e-3, atol=0))
+
+    def z_coords(self) -> np.ndarray:
+        """Physical z position of every plane."""
+        if self.z_positions is not None:
+            return self.z_positions.copy()
+        return self.z_origin + self.voxel_size[0] * np.arange(self.nz, dtype=np.float64)
+
+    # -- iteration and copies ---------------------------------------------
+    def stacks(self) -> Iterator[tuple[tuple[int, ...], Any]]:
+        """Yield ``(index, zyx)`` for every time point and channel."""
+        lead = self.data.shape[:-3]
+        for index in itertools.product(*(range(n) for n in lead)):
+            yield index, self.data[index]
+
+    def replace(self, **changes: Any) -> "Volume":
+        """A copy with some fields changed (metadata is copied, not shared)."""
+        changes.setdefault("metadata", dict(self.metadata))
+        return dataclasses.replace(self, **changes)
+
+    def describe(self) -> dict:
+        """Plain-dict summary for ``zaug info``."""
+        info = {
+            "shape": list(self.data.shape),
+            "dtype": str(self.dtype),
+            "axes": self.axes,
+            "voxel_size": {"z": self.voxel_size[0], "y": self.voxel_size[1], "x": self.voxel_size[2]},
+            "unit": self.unit,
+            "anisotropy": round(self.anisotropy, 4),
+            "uniform_z": self.is_uniform,
+        }
+        if self.z_positions is not None:
+            info["z_positions"] = [float(z) for z in self.z_positions]
+        return info
+
+    def __repr__(self) -> str:
+        vz, vy, vx = self.voxel_size
+        return (
+            f"Volume(shape={tuple(self.data.shape)}, dtype={self.dtype}, axes={self.axes!r}, "
+            f"voxel_size=({vz:g}, {vy:g}, {vx:g}) {self.unit})"
+        )
+
+
+def _is_canonical(axes: str) -> bool:
+    if not axes.endswith("ZYX") or len(set(axes)) != len(axes):
+        return False
+    it = iter(CANONICAL_AXES)
+    return all(a in it for a in axes)
+
+
+def check_volume(volume: Volume, min_planes: int = MIN_PLANES) -> None:
+    """Refuse data that no method can use, with a sentence that says why.
+
+    Parameters
+    ----------
+    volume : Volume
+        The volume to check.
+    min_planes : int
+        Fewest z planes the caller needs.
+
+    Raises
+    ------
+    InputError
+        Too few planes, non-finite values or a constant image.
+    """
+    if volume.nz < min_planes:
+        raise InputError(
+            f"the stack has {volume.nz} z plane(s); at least {min_planes} are needed "
+            f"(is it a 2D image, or are the axes wrong? see --axes)."
+        )
+    ny, nx = volume.spatial_shape[1:]
+    if ny < 4 or nx < 4:
+        raise InputError(f"the planes are {ny}x{nx} pixels; at least 4x4 are needed (check --axes).")
+    if np.issubdtype(volume.dtype, np.complexfloating) or volume.dtype == bool:
+        raise InputError(f"images of type {volume.dtype} are not supported; use integer or float data.")
+    if np.issubdtype(volume.dtype, np.floating):
+        finite = np.isfinite(np.asarray(volume.data))
+        if not finite.all():
+            raise InputError(
+                f"the image contains {int((~finite).sum())} NaN or infinite value(s); "
+                "replace them before processing."
+            )
+    data = np.asarray(volume.data)
+    if data.size and data.min() == data.max():
+        raise InputError("the image is constant (every voxel is the same), so there is nothing to interpolate.")

@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from zaug import InputError, Volume
+from zaug.classic import ClassicalInterpolator, interpolate_stack
+from zaug.predict import cast_like, output_positions, upsample_z
+
+
+def test_linear_and_nearest_on_known_values():
+    stack = np.stack([np.full((2, 3), v, np.float32) for v in (0, 10, 40)])
+    z = np.array([0.0, 1.0, 3.0])  # non-uniform
+    lin = interpolate_stack(stack, z, np.array([0.25, 2.0, 3.0]), "linear")[:, 0, 0]
+    np.testing.assert_allclose(lin, [2.5, 25.0, 40.0])
+    near = interpolate_stack(stack, z, np.array([0.4, 0.6, 2.5]), "nearest")[:, 0, 0]
+    np.testing.assert_allclose(near, [0, 10, 40])
+
+
+def test_cubic_is_exact_for_cubic_polynomials_on_non_uniform_z():
+    z = np.array([0.0, 0.7, 1.5, 3.0, 3.4, 5.0])
+    f = lambda t: 0.5 * t**3 - 2 * t**2 + t + 3  # noqa: E731
+    stack = np.broadcast_to(f(z)[:, None, None], (6, 4, 4)).astype(np.float64)
+    zq = np.linspace(0, 5, 23)
+    out = interpolate_stack(stack, z, zq, "cubic")[:, 1, 1]
+    np.testing.assert_allclose(out, f(zq), rtol=1e-4, atol=1e-3)
+
+
+def test_interpolation_passes_through_input_planes():
+    rng = np.random.default_rng(0)
+    stack = rng.random((5, 6, 6)).astype(np.float32)
+    z = np.arange(5.0)
+    for method in ("nearest", "linear", "cubic"):
+        np.testing.assert_allclose(interpolate_stack(stack, z, z, method), stack, atol=1e-5)
+
+
+def test_output_positions_factor_and_spacing():
+    assert output_positions(np.arange(4.0), factor=2).tolist() == [0, 0.5, 1, 1.5, 2, 2.5, 3]
+    assert len(output_positions(np.arange(60.0), factor=4)) == 59 * 4 + 1
+    np.testing.assert_allclose(output_positions(np.array([0, 1.0, 3.0]), factor=2), [0, 0.5, 1, 2, 3])
+    np.testing.assert_allclose(output_positions(np.array([0.0, 2.9]), z_spacing=0.5), np.arange(0, 2.9, 0.5))
+    for bad in (dict(factor=1), dict(factor=2.5), dict(z_spacing=-1), dict(z_spacing=10.0), {}):
+        with pytest.raises(InputError):
+            output_positions(np.array([0.0, 1.0, 2.0]), **bad)
+
+
+def test_cast_like_rounds_and_clips_to_dtype_range():
+    data = np.array([-3.0, 0.4, 0.6, 70000.0])
+    assert cast_like(data, np.uint16).tolist() == [0, 0, 1, 65535]
+    assert cast_like(data, np.uint8).tolist() == [0, 0, 1, 255]
+    assert cast_like(data, np.float32).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_upsample_keeps_dtype_and_sets_voxel_size(blobs, dtype):
+    data = (blobs / 65535 * (255 if dtype == np.uint8 else 65535)).astype(dtype)
+    vol = Volume(data, (0.29, 0.26, 0.26), "um")
+    out = upsample_z(vol, ClassicalInterpolator("cubic"), factor=2)
+    assert out.data.shape == (33, 32, 32) and out.dtype == dtype
+    assert out.voxel_size == pytest.approx((0.145, 0.26, 0.26)) and out.unit == "um"
+    np.testing.assert_array_equal(out.data[::2], data)  # input planes are kept exactly
+
+
+def test_upsample_to_spacing_and_per_channel():
+    data = np.stack([np.arange(5.0)[:, None, None] * np.ones((5, 6, 6)) * c for c in (1, 2)]).astype(np.float32)
+    vol = Volume(data, (1.0, 0.25, 0.25), "um", axes="CZYX")
+    out = upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=0.25)
+    assert out.data.shape == (2, 17, 6, 6) and out.voxel_size[0] == pytest.approx(0.25)
+    np.testing.assert_allclose(out.data[1, :, 0, 0], 2 * np.arange(17) * 0.25, atol=1e-6)
+
+
+def test_non_uniform_input_keeps_positions():
+    vol = Volume(np.random.default_rng(0).random((3, 8, 8)).astype(np.float32), (1, 1, 1), "um",
+                 z_positions=[0.0, 1.0, 3.0])
+    out = upsample_z(vol, ClassicalInterpolator("linear"), factor=2)
+    np.testing.assert_allclose(out.z_coords(), [0, 0.5, 1, 2, 3])

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from zaug import InputError, Volume
+from zaug.evaluate import drop_slice_split, evaluate_drop_slice, gains, smooth_oracle
+from zaug.io import read_volume
+from zaug.metrics import psnr
+from zaug.report import write_drop_slice_report
+from zaug.sample import load_sample
+
+from .conftest import shared
+
+# ../shared/data/README.md, PSNR of classical interpolation (drop-slice)
+REFERENCE = {2: {"linear": 30.18, "cubic": 29.62}, 4: {"linear": 28.79, "cubic": 28.42}}
+
+
+def test_split_follows_the_stated_convention():
+    used, kept, removed = drop_slice_split(60, 2)
+    assert used == 59 and kept.tolist() == list(range(0, 59, 2)) and removed.tolist() == list(range(1, 58, 2))
+    used, kept, removed = drop_slice_split(60, 4)
+    assert used == 57 and len(kept) == 15 and len(removed) == 42
+    with pytest.raises(InputError):
+        drop_slice_split(60, 1)
+    with pytest.raises(InputError):
+        drop_slice_split(3, 4)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_cells3d_classical_psnr_matches_reference(factor):
+    vol = read_volume(shared("cells3d_nuclei.tif"))
+    result = evaluate_drop_slice(vol, factor, ["linear", "cubic"])
+    for method, ref in REFERENCE[factor].items():
+        assert result["methods"][method]["psnr"] == pytest.approx(ref, abs=0.05)
+
+
+def test_sample_evaluation_scores_all_methods_and_the_oracle_beats_linear():
+    result = evaluate_drop_slice(load_sample(), 2, ["linear", "cubic", "linear+smooth"])
+    m = result["methods"]
+    assert set(m) == {"linear", "cubic", "linear+smooth"}
+    # the sample is noisy confocal data: smoothing alone buys PSNR
+    assert m["linear+smooth"]["sigma"] > 0
+    assert m["linear+smooth"]["psnr"] > m["linear"]["psnr"]
+    assert m["linear+smooth"]["sharpness"] < m["linear"]["sharpness"]
+    for r in m.values():
+        assert set(r["cf_psnr"]) == {"low", "mid", "high"}
+        assert len(r["psnr_per_plane"]) == 29
+
+
+def _noisy_synthetic():
+    rng = np.random.default_rng(0)
+    clean = ndimage.gaussian_filter(rng.random((21, 48, 48)), (2, 2, 2))
+    clean = (clean - clean.min()) / (clean.max() - clean.min())
+    return clean + rng.normal(0, 0.08, clean.shape)
+
+
+def test_oracle_picks_positive_sigma_on_noise_and_beats_linear():
+    noisy = _noisy_synthetic().astype(np.float32)
+    result = evaluate_drop_slice(Volume(noisy, (1, 1, 1)), 2, ["linear", "linear+smooth"])
+    assert result["methods"]["linear+smooth"]["sigma"] > 0.3
+    assert result["methods"]["linear+smooth"]["psnr"] > result["methods"]["linear"]["psnr"] + 0.5
+
+
+def test_a_method_that_only_blurs_does_not_beat_the_oracle():
+    rng = np.random.default_rng(1)
+    truth = np.clip(_noisy_synthetic()[1::2], 0, 1)
+    linear = np.clip(truth + rng.normal(0, 0.05, truth.shape), 0, 1)
+    oracle, sigma = smooth_oracle(linear, truth)
+    for s in (0.5, 1.0, 1.5, 2.5):
+        blurred = ndimage.gaussian_filter(linear, (0, s, s))
+        assert psnr(blurred, truth) <= psnr(oracle, truth) + 1e-6
+
+
+def test_gains_name_the_best_baselines():
+    results = {"linear": {"psnr": 30.0, "sharpness": 1}, "cubic": {"psnr": 29.0, "sharpness": 1},
+               "linear+smooth": {"psnr": 31.0, "sharpness": 0.8}, "zaugnet": {"psnr": 30.6, "sharpness": 0.9}}
+    g = gains(results)["zaugnet"]
+    assert g["best_classical"] == "linear" and g["gain_db"] == pytest.approx(0.6)
+    assert g["best_baseline"] == "linear+smooth" and g["gain_over_baselines_db"] == pytest.approx(-0.4)
+
+
+def test_report_writes_markdown_json_and_figures(tmp_path):
+    result = evaluate_drop_slice(load_sample(), 4, ["linear", "cubic"], keep_predictions=True)
+    report = write_drop_slice_report(result, tmp_path / "rep")
+    text = report.read_text()
+    assert "first (N-1)//k*k+1 planes" in text and "| cubic |" in text
+    assert (tmp_path / "rep" / "orthoviews.png").stat().st_size > 10_000
+    assert (tmp_path / "rep" / "cf_psnr_sweep.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert data["factor"] == 4 and "arrays" not in data

@@ -1,0 +1,138 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from zaug import InputError, OutputError, Volume
+from zaug.io import read_volume, write_volume
+from zaug.sample import load_sample
+
+from .conftest import shared
+
+
+def test_volume_rejects_axes_that_do_not_match_shape():
+    with pytest.raises(InputError, match="3 dimensions"):
+        Volume(np.zeros((4, 4)), axes="ZYX")
+    with pytest.raises(InputError, match="not supported"):
+        Volume(np.zeros((4, 4, 4)), axes="YZX")
+
+
+def test_volume_z_positions_and_uniformity():
+    vol = Volume(np.zeros((4, 8, 8)), (1, 0.5, 0.5), "um", z_positions=[0, 1, 3, 4])
+    assert not vol.is_uniform
+    assert vol.z_coords().tolist() == [0, 1, 3, 4]
+    with pytest.raises(InputError, match="increasing"):
+        Volume(np.zeros((3, 8, 8)), z_positions=[0, 2, 1])
+
+
+def test_sample_is_the_cells3d_crop_with_voxel_size():
+    vol = load_sample()
+    assert vol.data.shape == (60, 128, 128) and vol.dtype == np.uint16
+    assert vol.voxel_size == pytest.approx((0.29, 0.26, 0.26)) and vol.unit == "um"
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.ome.tif", "out.zarr", "out.npz"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_round_trip_keeps_dtype_values_and_voxel_size(tmp_path, name, dtype):
+    data = (np.random.default_rng(1).random((5, 12, 10)) * 200).astype(dtype)
+    vol = Volume(data, (0.7, 0.11, 0.13), "um")
+    write_volume(vol, tmp_path / name)
+    back = read_volume(tmp_path / name)
+    assert back.dtype == dtype
+    np.testing.assert_array_equal(np.asarray(back.data), data)
+    assert back.voxel_size == pytest.approx((0.7, 0.11, 0.13), rel=1e-5)
+    assert back.unit == "um" and back.axes == "ZYX"
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.ome.tif", "out.zarr"])
+def test_round_trip_with_channel_and_time_axes(tmp_path, name):
+    data = np.arange(2 * 3 * 4 * 6 * 5, dtype=np.uint16).reshape(2, 3, 4, 6, 5)
+    vol = Volume(data, (2.0, 0.5, 0.5), "um", axes="TCZYX")
+    write_volume(vol, tmp_path / name)
+    back = read_volume(tmp_path / name)
+    assert back.axes == "TCZYX"
+    np.testing.assert_array_equal(np.asarray(back.data), data)
+    assert back.voxel_size == pytest.approx((2.0, 0.5, 0.5))
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.zarr", "out.npz"])
+def test_non_uniform_z_positions_round_trip(tmp_path, name):
+    vol = Volume(np.ones((4, 8, 8), np.float32), (1, 0.2, 0.2), "um", z_positions=[0.0, 1.0, 2.5, 4.0])
+    write_volume(vol, tmp_path / name)
+    back = read_volume(tmp_path / name)
+    assert back.z_coords() == pytest.approx([0.0, 1.0, 2.5, 4.0])
+
+
+def test_int16_and_float64_kept_through_ome_tiff(tmp_path):
+    for dtype in (np.int16, np.float64):
+        data = np.linspace(-5, 5, 3 * 8 * 8).reshape(3, 8, 8).astype(dtype)
+        write_volume(Volume(data, (1, 1, 1), "um"), tmp_path / f"x_{np.dtype(dtype).name}.tif")
+        back = read_volume(tmp_path / f"x_{np.dtype(dtype).name}.tif")
+        assert back.dtype == dtype
+        np.testing.assert_array_equal(back.data, data)
+
+
+def test_overrides_for_axes_and_voxel_size(tmp_path):
+    data = np.zeros((3, 2, 8, 9), np.uint16)  # Z C Y X as a plain TIFF would hold it
+    data[1, 1] = 7
+    tifffile.imwrite(tmp_path / "plain.tif", data, photometric="minisblack")
+    vol = read_volume(tmp_path / "plain.tif", axes="ZCYX", voxel_size=(2, 0.5, 0.5))
+    assert vol.axes == "CZYX" and vol.data.shape == (2, 3, 8, 9)
+    assert vol.data[1, 1].max() == 7
+    assert vol.voxel_size == (2.0, 0.5, 0.5) and vol.unit == "um"
+    with pytest.raises(InputError, match="image has 4"):
+        read_volume(tmp_path / "plain.tif", axes="ZYX")
+
+
+def test_npy_needs_voxel_size_option(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((3, 8, 8), np.float32))
+    assert read_volume(tmp_path / "a.npy").unit == "pixel"
+    vol = read_volume(tmp_path / "a.npy", voxel_size=(1.5, 0.3, 0.3))
+    assert vol.voxel_size == (1.5, 0.3, 0.3) and vol.unit == "um"
+
+
+def test_ome_zarr_metadata_is_ngff(tmp_path):
+    write_volume(Volume(np.zeros((3, 8, 8), np.uint8), (0.5, 0.1, 0.1), "um"), tmp_path / "a.zarr")
+    attrs = json.loads((tmp_path / "a.zarr" / ".zattrs").read_text())
+    ms = attrs["multiscales"][0]
+    assert ms["version"] == "0.4"
+    assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
+    assert ms["axes"][0]["unit"] == "micrometer"
+    assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.5, 0.1, 0.1]
+
+
+def test_write_refuses_to_clobber_and_to_overwrite_input(tmp_path):
+    vol = Volume(np.zeros((3, 8, 8), np.uint8), (1, 1, 1), "um")
+    path = write_volume(vol, tmp_path / "a.tif")
+    before = path.read_bytes()
+    with pytest.raises(OutputError, match="already exists"):
+        write_volume(vol, path)
+    with pytest.raises(OutputError, match="is the input"):
+        write_volume(vol, path, overwrite=True, inputs=[path])
+    assert path.read_bytes() == before
+    write_volume(vol.replace(data=np.ones((3, 8, 8), np.uint8)), path, overwrite=True)
+    assert read_volume(path).data.max() == 1
+
+
+def test_failed_write_leaves_no_file_under_final_name(tmp_path, monkeypatch):
+    import zaug.io as zio
+
+    def boom(volume, path, ome=None):
+        path.write_bytes(b"half")
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(zio, "write_tiff", boom)
+    with pytest.raises(RuntimeError):
+        write_volume(Volume(np.zeros((3, 8, 8), np.uint8)), tmp_path / "a.tif")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reads_real_shared_files_with_their_voxel_sizes():
+    vol = read_volume(shared("cells3d_nuclei.tif"))
+    assert vol.data.shape == (60, 256, 256) and vol.voxel_size == pytest.approx((0.29, 0.26, 0.26))
+    chrom = read_volume(shared("neubias_xyz_8bit__chromosomes.tif"))
+    assert chrom.unit == "um" and chrom.voxel_size[0] == pytest.approx(0.15)
+    assert chrom.anisotropy == pytest.approx(4.43, abs=0.01)
+    gala = read_volume(shared("gala_fibsem_train-image.tif"))
+    assert gala.axes == "ZYX" and gala.data.shape == (50, 100, 200) and gala.unit == "pixel"
