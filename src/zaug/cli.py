@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 from . import __version__
@@ -184,8 +185,13 @@ COMMANDS = {"info": cmd_info, "predict": cmd_predict, "evaluate": cmd_evaluate, 
             "demo": cmd_demo}
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"zaug: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         return COMMANDS[args.command](args)
     except ZaugError as exc:

@@ -1,0 +1,104 @@
+"""Model and training-state files: safetensors for tensors, JSON for the rest.
+
+Nothing is ever unpickled: weights, optimiser moments and random-generator
+states are tensors in a ``.safetensors`` file; step counts, hyper-parameters
+and the configuration are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from .errors import InputError
+from .io import atomic_path
+
+
+def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+
+
+def load_module_tensors(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    module.load_state_dict(state)
+
+
+def optimizer_state(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser's state into tensors and JSON-able hyper-parameters."""
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, per_param in sd["state"].items():
+        for key, value in per_param.items():
+            t = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{prefix}.{idx}.{key}"] = t.detach().cpu().contiguous()
+    return tensors, {"param_groups": sd["param_groups"]}
+
+
+def load_optimizer_state(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                         meta: dict) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if key.startswith(prefix + "."):
+            idx, name = key[len(prefix) + 1:].split(".", 1)
+            state.setdefault(int(idx), {})[name] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_state(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """Write ``state.safetensors`` + ``state.json`` into ``directory`` atomically (as one folder)."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(directory) as tmp:
+        tmp.mkdir()
+        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+
+
+def load_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    directory = Path(directory)
+    try:
+        tensors = load_file(str(directory / "state.safetensors"))
+        meta = json.loads((directory / "state.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"the checkpoint in {directory} is damaged ({exc}); pass --overwrite to start again.") from exc
+    return tensors, meta
+
+
+def save_model(model_dir: Path, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
+    """``model.safetensors`` + ``config.json`` (written last: its presence marks a complete model)."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(model_dir / "model.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "zaug_method": str(config.get("method"))})
+    with atomic_path(model_dir / "config.json") as tmp:
+        tmp.write_text(json.dumps(config, indent=2, default=_json_default))
+
+
+def load_model(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    model_dir = Path(model_dir)
+    cfg_file, weights = model_dir / "config.json", model_dir / "model.safetensors"
+    if not cfg_file.exists() or not weights.exists():
+        raise InputError(f"{model_dir} is not a complete zaug model (config.json and model.safetensors needed).")
+    try:
+        return load_file(str(weights)), json.loads(cfg_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"the model in {model_dir} cannot be read ({exc}).") from exc
+
+
+def _json_default(obj: Any):
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON")

@@ -1,0 +1,398 @@
+"""Lateral training pairs for isotropic restoration (niiv, CARE-isotropic, Self-Net).
+
+The xy planes of a stack are finely sampled and sharp; its xz and yz planes
+are coarsely sampled along z and blurred by the longer axial PSF. Degrading an
+xy plane along one lateral axis so that it looks like an axial plane gives
+(low-res, high-res) pairs from the user's own data; a network learns the
+inverse and is then applied to the real xz and yz planes.
+
+Coordinates. A degradation keeps low-res samples at known positions of the
+high-res pixel grid (pixel ``j`` has its centre at ``j``):
+
+- average pooling by ``f``: sample ``i`` is the mean over ``[i f, (i + 1) f)``
+  in pixel-edge units, so its centre is at ``(i + 0.5) f - 0.5``;
+- Gaussian blur then subsampling: sample ``i`` is at ``i f``.
+
+Decoders work in *low-res sample units*: sample ``i`` is at ``u = i``, so
+high-res row ``j`` is at ``u = (j - offset) / f`` (:func:`target_rows`). The
+same units describe real axial planes: acquired plane ``k`` is at ``u = k``.
+
+Factors are never rounded: non-integer factors are honoured by area-weighted
+pooling or by interpolating the blurred plane at positions ``i f``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from zaug.data.lateral import degrade_avgpool, sample_positions
+>>> plane = np.arange(12, dtype=np.float32).reshape(6, 2)
+>>> degrade_avgpool(plane, 3, axis=0)
+array([[2., 3.],
+       [8., 9.]], dtype=float32)
+>>> sample_positions(6, 3, "avgpool")
+array([1., 4.])
+>>> degrade_avgpool(plane, 2.5, axis=0).shape
+(2, 2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from ..errors import InputError
+from ..predict import cast_like
+from ..volume import Volume
+
+DEGRADATIONS = ("avgpool", "gaussian")
+#: Percentiles mapped to 0 and 1 before training and restoration.
+DEFAULT_PERCENTILES = (0.1, 99.9)
+
+
+# -- factor and coordinates ---------------------------------------------------
+def anisotropy_factor(volume: Volume, factor: float | None = None) -> float:
+    """The axial / lateral sampling ratio to undo, as a float (never rounded).
+
+    Parameters
+    ----------
+    volume : Volume
+        The stack; its voxel size gives ``z / mean(y, x)``.
+    factor : float, optional
+        Use this instead of the voxel size (e.g. when the file has none).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zaug import Volume
+    >>> anisotropy_factor(Volume(np.zeros((3, 4, 4)), (0.15, 0.034, 0.034), "um"))  # doctest: +ELLIPSIS
+    4.411764...
+    >>> anisotropy_factor(Volume(np.zeros((3, 4, 4))), 2.5)
+    2.5
+    """
+    if factor is None:
+        if volume.unit == "pixel" and volume.voxel_size == (1.0, 1.0, 1.0):
+            raise InputError("the file gives no voxel size, so the anisotropy is unknown; "
+                             "give the voxel size or the anisotropy factor.")
+        factor = volume.anisotropy
+    return _check_factor(factor)
+
+
+def _check_factor(factor: float) -> float:
+    factor = float(factor)
+    if not np.isfinite(factor) or factor < 1.0:
+        raise InputError(f"the anisotropy factor must be a number of 1 or more, got {factor:g}.")
+    return factor
+
+
+def _check_degradation(degradation: str) -> None:
+    if degradation not in DEGRADATIONS:
+        raise InputError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
+
+
+def n_samples(n_hr: int, factor: float, degradation: str) -> int:
+    """Number of low-res samples a degradation keeps from ``n_hr`` pixels.
+
+    Average pooling keeps whole bins only (``floor(n / f)``); subsampling keeps
+    every position ``i f <= n - 1``.
+    """
+    _check_degradation(degradation)
+    eps = 1e-9
+    if degradation == "avgpool":
+        return int(np.floor(n_hr / factor + eps))
+    return int(np.floor((n_hr - 1) / factor + eps)) + 1
+
+
+def sample_offset(factor: float, degradation: str) -> float:
+    """High-res position of the first low-res sample (``(f - 1) / 2`` or 0)."""
+    _check_degradation(degradation)
+    return 0.5 * (factor - 1.0) if degradation == "avgpool" else 0.0
+
+
+def sample_positions(n_hr: int, factor: float, degradation: str) -> np.ndarray:
+    """High-res pixel positions of the low-res samples of an axis of ``n_hr`` pixels."""
+    factor = _check_factor(factor)
+    i = np.arange(n_samples(n_hr, factor, degradation), dtype=np.float64)
+    return sample_offset(factor, degradation) + i * factor
+
+
+def target_rows(n_hr: int, factor: float, degradation: str) -> np.ndarray:
+    """Positions of the ``n_hr`` high-res rows in low-res sample units.
+
+    Examples
+    --------
+    >>> target_rows(4, 2, "avgpool")
+    array([-0.25,  0.25,  0.75,  1.25])
+    >>> target_rows(3, 2, "gaussian")
+    array([0. , 0.5, 1. ])
+    """
+    factor = _check_factor(factor)
+    return (np.arange(n_hr, dtype=np.float64) - sample_offset(factor, degradation)) / factor
+
+
+# -- degradations of one plane along one axis ---------------------------------
+def degrade_avgpool(plane: np.ndarray, factor: float, axis: int = 0) -> np.ndarray:
+    """Average pooling by ``factor`` along ``axis`` (area-weighted when non-integer).
+
+    Bin ``i`` covers ``[i f, (i + 1) f)`` of the pixel edges; pixels cut by a
+    bin edge count with the fraction inside. Trailing pixels that do not fill a
+    whole bin are dropped. The mean intensity of the covered part is kept.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        2D (or any-D) array.
+    factor : float
+        Pooling factor, 1 or more.
+    axis : int
+        Axis to pool.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, ``floor(n / factor)`` samples along ``axis``.
+    """
+    factor = _check_factor(factor)
+    data = np.moveaxis(np.asarray(plane, dtype=np.float64), axis, 0)
+    n_out = n_samples(data.shape[0], factor, "avgpool")
+    if n_out < 1:
+        raise InputError(f"an axis of {data.shape[0]} pixels is shorter than the pooling factor {factor:g}.")
+    # Integral of the piecewise-constant signal at the bin edges, then differences.
+    cum = np.concatenate([np.zeros((1,) + data.shape[1:]), np.cumsum(data, axis=0)])
+    integral = _linear_at(cum, np.arange(n_out + 1) * factor)
+    pooled = np.diff(integral, axis=0) / factor
+    return np.moveaxis(pooled, 0, axis).astype(np.float32)
+
+
+def degrade_gaussian(plane: np.ndarray, factor: float, axis: int = 0,
+                     sigma: float | None = None) -> np.ndarray:
+    """Gaussian PSF blur along ``axis``, then one sample every ``factor`` pixels.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        2D (or any-D) array.
+    factor : float
+        Sampling step, 1 or more; non-integer steps are sampled by linear
+        interpolation of the blurred plane at positions ``i * factor``.
+    axis : int
+        Axis to degrade.
+    sigma : float, optional
+        Blur sigma in high-res pixels (default ``factor / 2``).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, ``floor((n - 1) / factor) + 1`` samples along ``axis``.
+    """
+    factor = _check_factor(factor)
+    blurred = blur_axis(plane, factor, axis, sigma)
+    return subsample_axis(blurred, factor, axis)
+
+
+def blur_axis(plane: np.ndarray, factor: float, axis: int = 0, sigma: float | None = None) -> np.ndarray:
+    """The blur step of :func:`degrade_gaussian` (float32, reflect boundary)."""
+    sigma = 0.5 * factor if sigma is None else float(sigma)
+    data = np.asarray(plane, dtype=np.float32)
+    return ndimage.gaussian_filter1d(data, sigma, axis=axis, mode="reflect") if sigma > 0 else data
+
+
+def subsample_axis(data: np.ndarray, factor: float, axis: int = 0) -> np.ndarray:
+    """The sampling step of :func:`degrade_gaussian`: values at ``i * factor`` along ``axis``."""
+    moved = np.moveaxis(np.asarray(data, dtype=np.float32), axis, 0)
+    positions = sample_positions(moved.shape[0], factor, "gaussian")
+    return np.moveaxis(_linear_at(moved, positions), 0, axis).astype(np.float32)
+
+
+def degrade(plane: np.ndarray, factor: float, axis: int = 0, degradation: str = "avgpool",
+            sigma: float | None = None) -> np.ndarray:
+    """Dispatch to :func:`degrade_avgpool` or :func:`degrade_gaussian`."""
+    _check_degradation(degradation)
+    if degradation == "avgpool":
+        return degrade_avgpool(plane, factor, axis)
+    return degrade_gaussian(plane, factor, axis, sigma)
+
+
+def _linear_at(data: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Linear interpolation of ``data`` along axis 0 at fractional ``positions``."""
+    positions = np.clip(np.asarray(positions, dtype=np.float64), 0, data.shape[0] - 1)
+    lo = np.minimum(np.floor(positions).astype(int), max(data.shape[0] - 2, 0))
+    hi = np.minimum(lo + 1, data.shape[0] - 1)
+    w = (positions - lo).reshape((-1,) + (1,) * (data.ndim - 1))
+    return data[lo] * (1 - w) + data[hi] * w
+
+
+# -- normalisation --------------------------------------------------------------
+def percentile_range(data: np.ndarray, percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+                     ) -> tuple[float, float]:
+    """Intensities mapped to 0 and 1 (a unit span when the image is flat)."""
+    lo, hi = np.percentile(np.asarray(data, dtype=np.float32), percentiles)
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def normalise(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """``(data - lo) / (hi - lo)`` in float32, not clipped (bright tails are kept)."""
+    return (np.asarray(data, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
+
+
+# -- training pairs ---------------------------------------------------------------
+def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgpool",
+                  patch: int | tuple[int, int] = 64, rng: np.random.Generator | int | None = None,
+                  n: int = 16, candidates: int = 4, sigma: float | None = None,
+                  percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random (degraded, original) patches of xy planes.
+
+    Each patch is cut from a random xy plane, degraded along y or x at random
+    and oriented so that the degraded axis is axis 0 (as z is in an xz plane).
+    Of ``candidates`` random draws the brightest (mean intensity) is kept, so
+    patches favour the foreground; random flips augment them. Each (T, C)
+    stack is normalised with its own percentiles to about [0, 1].
+
+    Parameters
+    ----------
+    volume : Volume
+        The user's stack (its xy planes are the targets).
+    factor : float or None
+        Anisotropy to simulate; None: from the voxel size (:func:`anisotropy_factor`).
+    degradation : {'avgpool', 'gaussian'}
+        niiv uses average pooling.
+    patch : int or (int, int)
+        High-res patch size ``(h, w)``: ``h`` along the degraded axis.
+    rng : numpy.random.Generator or int, optional
+        Random source (or seed).
+    n : int
+        Number of pairs.
+    candidates : int
+        Random draws per pair; the brightest is kept.
+    sigma : float, optional
+        Gaussian blur sigma in pixels (``gaussian`` only; default ``factor / 2``).
+    percentiles : (float, float)
+        Normalisation percentiles.
+
+    Returns
+    -------
+    low_res : numpy.ndarray
+        ``(n, h_lr, w)`` float32.
+    high_res : numpy.ndarray
+        ``(n, h, w)`` float32.
+    coords : numpy.ndarray
+        ``(h,)`` float32: the high-res rows in low-res sample units
+        (:func:`target_rows`), the same for every pair; columns are unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zaug import Volume
+    >>> vol = Volume(np.random.default_rng(0).random((4, 32, 40)), (3.0, 1.0, 1.0))
+    >>> lr, hr, rows = lateral_pairs(vol, None, "avgpool", patch=(12, 16), rng=0, n=5)
+    >>> lr.shape, hr.shape, rows.shape
+    ((5, 4, 16), (5, 12, 16), (12,))
+    """
+    factor = anisotropy_factor(volume, factor)
+    _check_degradation(degradation)
+    h, w = (patch, patch) if np.isscalar(patch) else (int(patch[0]), int(patch[1]))
+    ny, nx = volume.spatial_shape[1:]
+    if max(h, w) > min(ny, nx):
+        raise InputError(f"training patches of {h}x{w} pixels do not fit in {ny}x{nx} planes; use a smaller patch.")
+    if n_samples(h, factor, degradation) < 2:
+        raise InputError(f"patches of {h} pixels keep fewer than 2 samples at factor {factor:g}; use larger patches.")
+    rng = np.random.default_rng(rng)
+    stacks = [normalise(s, *percentile_range(s, percentiles))
+              for s in (np.asarray(s) for _, s in volume.stacks())]
+    low, high = [], []
+    for _ in range(n):
+        crop, axis, plane = _best_crop(stacks, (h, w), rng, candidates)
+        lr, hr = _degrade_crop(plane, crop, axis, factor, degradation, sigma, rng)
+        low.append(lr)
+        high.append(hr)
+    rows = target_rows(h, factor, degradation).astype(np.float32)
+    return np.stack(low), np.stack(high), rows
+
+
+def _best_crop(stacks: list[np.ndarray], size: tuple[int, int], rng: np.random.Generator,
+               candidates: int) -> tuple[tuple[slice, slice], int, np.ndarray]:
+    """The brightest of ``candidates`` random crops (plane, window, degraded axis)."""
+    best, best_mean = None, -np.inf
+    for _ in range(max(1, candidates)):
+        stack = stacks[rng.integers(len(stacks))]
+        plane = stack[rng.integers(stack.shape[0])]
+        axis = int(rng.integers(2))
+        shape = size if axis == 0 else size[::-1]  # h along the degraded axis
+        y0 = rng.integers(plane.shape[0] - shape[0] + 1)
+        x0 = rng.integers(plane.shape[1] - shape[1] + 1)
+        crop = (slice(y0, y0 + shape[0]), slice(x0, x0 + shape[1]))
+        mean = float(plane[crop].mean())
+        if mean > best_mean:
+            best, best_mean = (crop, axis, plane), mean
+    return best
+
+
+def _degrade_crop(plane: np.ndarray, crop: tuple[slice, slice], axis: int, factor: float,
+                  degradation: str, sigma: float | None, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    # Blur the whole plane so the crop has no artificial border; pooling needs no context.
+    source = blur_axis(plane, factor, axis, sigma) if degradation == "gaussian" else plane
+    hr, src = plane[crop], source[crop]
+    if axis == 1:
+        hr, src = hr.T, src.T
+    # Flip before degrading so low-res samples stay where target_rows says.
+    for ax in (0, 1):
+        if rng.random() < 0.5:
+            hr, src = np.flip(hr, ax), np.flip(src, ax)
+    lr = degrade_avgpool(src, factor, 0) if degradation == "avgpool" else subsample_axis(src, factor, 0)
+    return lr, np.ascontiguousarray(hr, dtype=np.float32)
+
+
+# -- whole-stack simulation -------------------------------------------------------
+def simulate_anisotropy(volume: Volume, factor: float, degradation: str = "avgpool",
+                        sigma: float | None = None) -> Volume:
+    """Make a finely sampled stack look like an anisotropic acquisition.
+
+    Average pooling (area-weighted for non-integer factors) or a Gaussian blur
+    along z (sigma ``factor / 2`` planes by default) followed by keeping the
+    planes at ``i * factor``. The z voxel size is multiplied by ``factor``.
+
+    Parameters
+    ----------
+    volume : Volume
+        Uniformly sampled stack (any dtype, T/C stacks processed separately).
+    factor : float
+        Simulated anisotropy, 1 or more.
+    degradation : {'avgpool', 'gaussian'}
+    sigma : float, optional
+        Gaussian sigma in planes (``gaussian`` only).
+
+    Returns
+    -------
+    Volume
+        Same dtype; ``metadata['z_sample_positions']`` holds the position of
+        every kept sample in the original plane index grid, and ``z_origin``
+        the matching physical position.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from zaug import Volume
+    >>> vol = Volume(np.ones((12, 8, 8), np.uint8), (0.5, 0.5, 0.5), "um")
+    >>> sim = simulate_anisotropy(vol, 4)
+    >>> sim.data.shape, sim.voxel_size, sim.metadata["z_sample_positions"]
+    ((3, 8, 8), (2.0, 0.5, 0.5), [1.5, 5.5, 9.5])
+    """
+    factor = _check_factor(factor)
+    _check_degradation(degradation)
+    if not volume.is_uniform:
+        raise InputError("simulating anisotropy needs evenly spaced planes.")
+    positions = sample_positions(volume.nz, factor, degradation)
+    if len(positions) < 2:
+        raise InputError(f"a stack of {volume.nz} planes keeps fewer than 2 planes at factor {factor:g}.")
+    out = np.empty(volume.data.shape[:-3] + (len(positions),) + volume.spatial_shape[1:], volume.dtype)
+    for index, stack in volume.stacks():
+        out[index] = cast_like(degrade(np.asarray(stack), factor, 0, degradation, sigma), volume.dtype)
+    z0 = volume.z_coords()[0] + positions[0] * volume.voxel_size[0]
+    metadata = dict(volume.metadata, z_sample_positions=[float(p) for p in positions],
+                    simulated_factor=factor, degradation=degradation)
+    return volume.replace(data=out, voxel_size=(volume.voxel_size[0] * factor,) + volume.voxel_size[1:],
+                          z_positions=None, z_origin=float(z0), metadata=metadata)

@@ -1,0 +1,200 @@
+"""The training loop shared by all learned methods.
+
+It owns what every method needs and none should write again: seeding, the
+step or time budget, a progress bar with loss, validation score and time left,
+periodic checkpoints (safetensors + JSON, written atomically) from which a
+killed run resumes, keeping the weights of the best validation, and a hard
+check that training really happened.
+
+A method provides a *task* (see :class:`TrainTask`).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import load_state, save_state
+from .errors import ZaugError
+
+
+class TrainTask(Protocol):
+    """What a method gives the loop."""
+
+    def step(self, rng: np.random.Generator, progress: float) -> dict[str, float]:
+        """One optimisation step; ``progress`` in [0, 1] drives schedules. Returns losses."""
+
+    def validate(self) -> dict[str, float]:
+        """Scores on held-out data; must contain ``score`` (higher is better)."""
+
+    def state_tensors(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """Everything to checkpoint: tensors and JSON-able metadata."""
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Restore what :meth:`state_tensors` gave."""
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The weights that make the trained model (copied for best-model keeping)."""
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Restore weights given by :meth:`weights`."""
+
+
+@dataclass
+class Budget:
+    """How long to train: a number of steps or minutes of wall time."""
+
+    steps: int | None = None
+    minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.minutes is None:
+            raise ZaugError("give a training budget: --steps N or --minutes M.")
+        if self.steps is not None and self.steps < 1:
+            raise ZaugError(f"--steps must be at least 1, got {self.steps}: zero steps would train nothing.")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ZaugError(f"--minutes must be positive, got {self.minutes}: zero minutes would train nothing.")
+
+    def progress(self, step: int, elapsed: float) -> float:
+        if self.steps is not None:
+            return min(1.0, step / self.steps)
+        return min(1.0, elapsed / (60.0 * self.minutes))
+
+    def done(self, step: int, elapsed: float) -> bool:
+        return self.progress(step, elapsed) >= 1.0
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int = 0, progress: bool = True,
+                 checkpoint_every_s: float = 60.0, n_validations: int = 20, description: str = "training") -> dict:
+    """Train ``task`` until the budget is spent, resuming from ``run_dir/checkpoint`` if present.
+
+    Returns
+    -------
+    dict
+        ``steps``, ``seconds``, ``best`` (validation scores of the kept weights),
+        ``history`` (validation scores over time), ``resumed`` (bool).
+    """
+    ckpt_dir = Path(run_dir) / "checkpoint"
+    rng = seed_everything(seed)
+    state = {"step": 0, "elapsed": 0.0, "history": [], "best": None, "last_loss": None}
+    best_weights = None
+    resumed = (ckpt_dir / "state.json").exists()
+    if resumed:
+        tensors, meta = load_state(ckpt_dir)
+        task.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("task.")}, meta["task"])
+        best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+        torch.set_rng_state(tensors["rng.torch"])
+        rng.bit_generator.state = meta["numpy_rng"]
+        state.update(meta["loop"])
+    start_weights = _fingerprint(task.weights())
+    validate_every = _validation_interval(budget, n_validations)
+    bar = _progress_bar(budget, state, progress, description)
+    t_last = time.perf_counter()
+    last_ckpt, next_val = t_last, _next_validation(state, validate_every)
+
+    def checkpoint() -> None:
+        tensors, meta = task.state_tensors()
+        all_tensors = {f"task.{k}": v for k, v in tensors.items()}
+        if best_weights is not None:
+            all_tensors.update({f"best.{k}": v for k, v in best_weights.items()})
+        all_tensors["rng.torch"] = torch.get_rng_state()
+        save_state(ckpt_dir, all_tensors, {"task": meta, "numpy_rng": rng.bit_generator.state, "loop": state})
+
+    try:
+        while not budget.done(state["step"], state["elapsed"]):
+            losses = task.step(rng, budget.progress(state["step"], state["elapsed"]))
+            now = time.perf_counter()
+            state["elapsed"] += now - t_last
+            t_last = now
+            state["step"] += 1
+            state["last_loss"] = float(losses.get("loss", math.nan))
+            if not math.isfinite(state["last_loss"]):
+                raise ZaugError("training diverged (the loss is not a number); try another --seed or a "
+                                "smaller learning rate.")
+            if _due(state, next_val, validate_every) or budget.done(state["step"], state["elapsed"]):
+                scores = task.validate()
+                state["history"].append({"step": state["step"], "seconds": round(state["elapsed"], 1), **scores})
+                if state["best"] is None or scores["score"] > state["best"]["score"]:
+                    state["best"] = dict(scores, step=state["step"])
+                    best_weights = {k: v.detach().clone() for k, v in task.weights().items()}
+                next_val = _next_validation(state, validate_every)
+                t_last = time.perf_counter()  # validation time is not training time
+            _update_bar(bar, budget, state)
+            if time.perf_counter() - last_ckpt > checkpoint_every_s:
+                checkpoint()
+                last_ckpt = t_last = time.perf_counter()
+    except KeyboardInterrupt:
+        checkpoint()
+        bar.close()
+        raise
+    bar.close()
+    if state["step"] == 0:
+        raise ZaugError("training ran zero steps; nothing was learned and no model was saved.")
+    if best_weights is not None:
+        task.load_weights(best_weights)
+    if _fingerprint(task.weights()) == start_weights:
+        raise ZaugError("training did not change the network's weights; no model was saved.")
+    checkpoint()
+    return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "best": state["best"],
+            "history": state["history"], "resumed": resumed}
+
+
+def _validation_interval(budget: Budget, n: int) -> tuple[str, float]:
+    if budget.steps is not None:
+        return "step", max(1, budget.steps // n)
+    return "seconds", max(5.0, 60.0 * budget.minutes / n)
+
+
+def _next_validation(state: dict, every: tuple[str, float]) -> float:
+    kind, interval = every
+    current = state["step"] if kind == "step" else state["elapsed"]
+    return (math.floor(current / interval) + 1) * interval
+
+
+def _due(state: dict, next_val: float, every: tuple[str, float]) -> bool:
+    kind, _ = every
+    return (state["step"] if kind == "step" else state["elapsed"]) >= next_val
+
+
+def _progress_bar(budget: Budget, state: dict, enabled: bool, description: str):
+    if budget.steps is not None:
+        return tqdm(total=budget.steps, initial=state["step"], desc=description, unit="step",
+                    disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+    total = int(round(60 * budget.minutes))
+    return tqdm(total=total, initial=int(state["elapsed"]), desc=description, unit="s", disable=not enabled,
+                file=sys.stderr, dynamic_ncols=True,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [left {remaining}{postfix}]")
+
+
+def _update_bar(bar, budget: Budget, state: dict) -> None:
+    if bar.disable:
+        return
+    if budget.steps is not None:
+        bar.update(state["step"] - bar.n)
+    else:
+        bar.update(min(bar.total, state["elapsed"]) - bar.n)
+    post = {"step": state["step"], "loss": f"{state['last_loss']:.4f}"}
+    if state["history"]:
+        last = state["history"][-1]
+        if "val_psnr" in last:
+            post["val"] = f"{last['val_psnr']:.2f}dB"
+        if "val_gain_db" in last:
+            post["vs_linear"] = f"{last['val_gain_db']:+.2f}dB"
+    bar.set_postfix(post, refresh=False)
+
+
+def _fingerprint(weights: dict[str, torch.Tensor]) -> float:
+    return float(sum(float(v.double().abs().sum()) for v in weights.values() if v.is_floating_point()))

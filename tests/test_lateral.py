@@ -1,0 +1,134 @@
+import numpy as np
+import pytest
+
+from zaug import InputError, Volume
+from zaug.data.lateral import (
+    anisotropy_factor,
+    degrade_avgpool,
+    degrade_gaussian,
+    lateral_pairs,
+    sample_positions,
+    simulate_anisotropy,
+    target_rows,
+)
+
+
+def _stripes(period_axis: int, shape=(40, 36)) -> np.ndarray:
+    """+1/-1 stripes at the Nyquist frequency along ``period_axis``."""
+    idx = np.indices(shape)[period_axis]
+    return np.where(idx % 2 == 0, 1.0, -1.0).astype(np.float32)
+
+
+def test_anisotropy_factor_is_a_float_never_rounded():
+    vol = Volume(np.zeros((3, 8, 8)), (0.15, 0.0338542, 0.0338542), "um")
+    assert anisotropy_factor(vol) == pytest.approx(0.15 / 0.0338542)
+    assert anisotropy_factor(vol, 2.5) == 2.5
+    with pytest.raises(InputError):
+        anisotropy_factor(Volume(np.zeros((3, 8, 8))))  # no voxel size in the file
+    with pytest.raises(InputError):
+        anisotropy_factor(vol, 0.5)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 2.5, 4.4])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_output_shapes_for_integer_and_non_integer_factors(factor, axis):
+    plane = np.random.default_rng(0).random((40, 36)).astype(np.float32)
+    n = plane.shape[axis]
+    pooled = degrade_avgpool(plane, factor, axis)
+    gauss = degrade_gaussian(plane, factor, axis)
+    assert pooled.shape[axis] == int(np.floor(n / factor)) == len(sample_positions(n, factor, "avgpool"))
+    assert gauss.shape[axis] == int(np.floor((n - 1) / factor)) + 1 == len(sample_positions(n, factor, "gaussian"))
+    assert pooled.shape[1 - axis] == gauss.shape[1 - axis] == plane.shape[1 - axis]
+    assert pooled.dtype == gauss.dtype == np.float32
+
+
+def test_avgpool_preserves_the_mean_intensity():
+    plane = np.random.default_rng(1).random((48, 30)) * 100
+    assert degrade_avgpool(plane, 4, 0).mean() == pytest.approx(plane.mean(), rel=1e-6)
+    assert degrade_avgpool(plane, 3, 1).mean() == pytest.approx(plane.mean(), rel=1e-6)
+    # non-integer: the covered part [0, 20 * 2.4) = 48 pixels is the whole axis
+    assert degrade_avgpool(plane, 2.4, 0).mean() == pytest.approx(plane.mean(), rel=1e-6)
+    # area weights: a constant stays constant, whatever the factor
+    np.testing.assert_allclose(degrade_avgpool(np.full((23, 5), 7.0), 2.7, 0), 7.0, rtol=1e-6)
+
+
+def test_low_res_samples_sit_where_sample_positions_says():
+    ramp = np.repeat(np.arange(60, dtype=np.float64)[:, None], 3, axis=1)
+    # pooling a ramp gives the ramp at the bin centres (i + 0.5) f - 0.5 (exact for integer f)
+    np.testing.assert_allclose(degrade_avgpool(ramp, 4, 0)[:, 0], sample_positions(60, 4, "avgpool"), atol=1e-5)
+    np.testing.assert_allclose(degrade_avgpool(ramp, 2.5, 0)[:, 0], sample_positions(60, 2.5, "avgpool"), atol=0.1)
+    # a blurred ramp is the ramp away from the borders: samples at i * f
+    got = degrade_gaussian(ramp, 2.5, 0)[:, 0]
+    want = sample_positions(60, 2.5, "gaussian")
+    inner = (want > 8) & (want < 51)
+    np.testing.assert_allclose(got[inner], want[inner], atol=1e-3)
+    # target rows map the sample positions back to 0, 1, 2, ...
+    for degradation in ("avgpool", "gaussian"):
+        pos = sample_positions(60, 3, degradation)
+        rows = target_rows(60, 3, degradation)
+        np.testing.assert_allclose(rows[pos.astype(int)], np.arange(len(pos)), atol=1e-12)
+
+
+@pytest.mark.parametrize("degradation", ["avgpool", "gaussian"])
+def test_degradation_removes_high_frequencies_along_one_axis_only(degradation):
+    deg = degrade_avgpool if degradation == "avgpool" else degrade_gaussian
+    across = deg(_stripes(0), 2, 0)[2:-2]  # stripes varying along the degraded axis: gone (borders aside)
+    along = deg(_stripes(1), 2, 0)  # stripes varying along the other axis: kept
+    assert np.abs(across).max() < 0.02
+    assert np.abs(along).min() > 0.99
+    noise = np.random.default_rng(2).standard_normal((64, 64))
+    assert deg(noise, 4, 1).std() < 0.55 * noise.std()
+
+
+def test_lateral_pairs_shapes_orientation_and_coordinates():
+    rng = np.random.default_rng(0)
+    vol = Volume(rng.random((6, 40, 48)).astype(np.float32) * 1000, (2.0, 0.5, 0.5), "um")  # factor 4
+    lr, hr, rows = lateral_pairs(vol, None, "avgpool", patch=(16, 12), rng=1, n=10)
+    assert lr.shape == (10, 4, 12) and hr.shape == (10, 16, 12) and rows.shape == (16,)
+    assert lr.dtype == hr.dtype == rows.dtype == np.float32
+    # the degraded axis is axis 0 of every pair, and flips keep pairs consistent
+    for lo, hi in zip(lr, hr):
+        np.testing.assert_allclose(lo, degrade_avgpool(hi, 4, 0), atol=1e-5)
+    np.testing.assert_allclose(rows, target_rows(16, 4, "avgpool"))
+    # normalised with percentiles to about [0, 1]
+    assert -0.05 < hr.min() and hr.max() < 1.05
+    lr, hr, rows = lateral_pairs(vol, 2.5, "gaussian", patch=20, rng=rng, n=3)
+    assert lr.shape == (3, 8, 20) and hr.shape == (3, 20, 20)
+
+
+def test_lateral_pairs_favour_the_foreground():
+    data = np.zeros((4, 64, 64), np.float32)
+    data[:, 48:, 48:] = 1.0  # bright corner, 1/16 of the plane
+    vol = Volume(data + 0.01 * np.random.default_rng(0).random(data.shape), (2.0, 1.0, 1.0))
+    _, hr_plain, _ = lateral_pairs(vol, None, patch=16, rng=3, n=40, candidates=1)
+    _, hr_fg, _ = lateral_pairs(vol, None, patch=16, rng=3, n=40, candidates=6)
+    assert hr_fg.mean() > 2 * hr_plain.mean()
+
+
+def test_lateral_pairs_refuse_patches_that_do_not_fit():
+    vol = Volume(np.random.default_rng(0).random((3, 20, 20)), (2.0, 1.0, 1.0))
+    with pytest.raises(InputError):
+        lateral_pairs(vol, None, patch=32, rng=0, n=1)
+    with pytest.raises(InputError):
+        lateral_pairs(vol, 8, patch=12, rng=0, n=1)  # 1 low-res sample only
+    with pytest.raises(InputError):
+        lateral_pairs(vol, 2, "bicubic", patch=12, rng=0, n=1)
+
+
+def test_simulate_anisotropy_shapes_voxel_size_and_positions():
+    rng = np.random.default_rng(0)
+    data = rng.integers(0, 1000, (2, 24, 10, 12)).astype(np.uint16)
+    vol = Volume(data, (0.5, 0.25, 0.25), "um", axes="CZYX", z_origin=1.0)
+    sim = simulate_anisotropy(vol, 3, "avgpool")
+    assert sim.data.shape == (2, 8, 10, 12) and sim.data.dtype == np.uint16 and sim.axes == "CZYX"
+    assert sim.voxel_size == (1.5, 0.25, 0.25)
+    assert sim.metadata["z_sample_positions"] == [1.0, 4.0, 7.0, 10.0, 13.0, 16.0, 19.0, 22.0]
+    assert sim.z_coords()[0] == pytest.approx(1.0 + 1.0 * 0.5)  # first sample centre, physical
+    want = data[1, 3:6].astype(np.float64).mean(axis=0)
+    np.testing.assert_allclose(sim.data[1, 1], want, atol=0.5)  # rounded back to uint16
+    gauss = simulate_anisotropy(vol, 2.5, "gaussian")
+    assert gauss.data.shape == (2, 10, 10, 12) and gauss.voxel_size[0] == pytest.approx(1.25)
+    assert gauss.metadata["z_sample_positions"][:3] == [0.0, 2.5, 5.0]
+    assert gauss.metadata["degradation"] == "gaussian" and gauss.metadata["simulated_factor"] == 2.5
+    with pytest.raises(InputError):
+        simulate_anisotropy(vol, 13)

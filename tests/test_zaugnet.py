@@ -1,0 +1,171 @@
+"""ZAugNet / ZAugNet+ training, model files and prediction (tiny budgets: behaviour, not quality)."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from zaug import InputError, OutputError, Volume, ZaugError
+from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
+from zaug.io import read_volume, write_volume
+from zaug.methods import zaugnet
+from zaug.predict import upsample_z
+from zaug.sample import load_sample
+from zaug.train import Budget
+
+TINY = {"steps": 3, "progress": False, "patch": 32, "batch": 2}
+
+
+@pytest.fixture(scope="module")
+def small():
+    vol = load_sample()
+    return vol.replace(data=np.ascontiguousarray(vol.data[:16, 32:80, 40:96]))
+
+
+def test_triplets_zaugnet_plus_positions_and_directions():
+    trips = triplet_indices(10, max_gap=4, all_positions=True)
+    ts = {round((j - i) / (k - i), 4) for i, j, k in trips}
+    assert ts == {0.25, 1 / 3 and round(1 / 3, 4), 0.5, round(2 / 3, 4), 0.75}
+    assert all(k - i <= 4 for i, _, k in trips)
+    assert triplet_indices(10, max_gap=2) == [(i, i + 1, i + 2) for i in range(8)]
+
+
+def test_validation_planes_never_reach_training():
+    train, val = split_validation(30)
+    assert not train & val and len(val) >= 3
+    trips = triplet_indices(30, 2, planes=train)
+    assert all(not {i, j, k} & val for i, j, k in trips)
+    stack = np.arange(30, dtype=np.float32)[:, None, None] * np.ones((30, 40, 40), np.float32) / 30
+    sampler = TripletSampler([stack], [trips], [np.arange(30.0)], patch=32)
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        i0, i1, gt, t = sampler.sample(4, rng)
+        assert set(np.round(t, 6)) <= {0.5}
+        # values encode the plane index up to the intensity scale s in [0.7, 1]: gt = (i0 + i1) / 2
+        np.testing.assert_allclose(gt, (i0 + i1) / 2, atol=1e-5)
+        assert i0.min() >= 0 and i0.max() <= 1 and gt.shape == (4, 1, 32, 32)
+
+
+def test_zero_step_runs_are_refused(small, tmp_path):
+    with pytest.raises(ZaugError, match="zero"):
+        Budget(steps=0)
+    with pytest.raises(ZaugError):
+        Budget(minutes=0)
+    with pytest.raises(ZaugError, match="budget"):
+        Budget()
+    few = small.replace(data=small.data[:4])
+    with pytest.raises(InputError, match="planes"):
+        zaugnet.fit([few], tmp_path / "m", TINY)
+    assert not (tmp_path / "m" / "config.json").exists()
+
+
+def test_fit_saves_safetensors_and_versioned_config(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    config = json.loads((out / "config.json").read_text())
+    assert config["zaug_version"] and config["method"] == "zaugnet" and config["summary"]["steps"] == 3
+    assert config["train_voxel_size"] == pytest.approx([0.29, 0.26, 0.26])
+    assert {"model", "linear", "cubic", "linear+smooth"} <= set(config["self_check"])
+    tensors = load_file(str(out / "model.safetensors"))
+    assert any(k.startswith("generator.blocks") for k in tensors)
+    with pytest.raises(OutputError, match="--overwrite"):
+        zaugnet.fit([small], out, TINY)
+
+
+def test_training_is_seeded(small, tmp_path):
+    a = load_file(str(zaugnet.fit([small], tmp_path / "a", dict(TINY, seed=3)) / "model.safetensors"))
+    b = load_file(str(zaugnet.fit([small], tmp_path / "b", dict(TINY, seed=3)) / "model.safetensors"))
+    c = load_file(str(zaugnet.fit([small], tmp_path / "c", dict(TINY, seed=4)) / "model.safetensors"))
+    assert all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    assert any(not np.array_equal(a[k].numpy(), c[k].numpy()) for k in a)
+
+
+def test_resume_after_kill(small, tmp_path):
+    src = tmp_path / "small.tif"
+    write_volume(small, src)
+    model = tmp_path / "m"
+    code = (f"from zaug.io import read_volume; from zaug.methods import zaugnet\n"
+            f"zaugnet.fit([read_volume({str(src)!r})], {str(model)!r}, dict(steps=400, progress=False, patch=32, "
+            f"batch=2, checkpoint_every_s=0.5, adversarial=False))\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    state = model / "checkpoint" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (state.exists() and json.loads(state.read_text())["loop"]["step"] >= 5):
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    saved_step = json.loads(state.read_text())["loop"]["step"]
+    assert 5 <= saved_step < 400 and not (model / "config.json").exists()
+    out = zaugnet.fit([read_volume(src)], model, dict(steps=400, progress=False, patch=32, batch=2,
+                                                       adversarial=False))
+    config = json.loads((out / "config.json").read_text())
+    assert config["summary"]["resumed"] is True and config["summary"]["steps"] == 400
+
+
+def test_resume_refuses_other_settings(small, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "run.json").write_text(json.dumps({"method": "other"}))
+    with pytest.raises(OutputError, match="other settings"):
+        zaugnet.fit([small], tmp_path / "m", TINY)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_predict_keeps_dtype_range_and_voxel_size(small, tmp_path, dtype):
+    data = small.data.astype(np.float32) / small.data.max()
+    data = (data * (255 if dtype == np.uint8 else 60000)).astype(dtype)
+    vol = small.replace(data=data)
+    model = zaugnet.load(zaugnet.fit([vol], tmp_path / "m", TINY))
+    out = upsample_z(vol, model, factor=4)
+    assert out.dtype == dtype and out.nz == (vol.nz - 1) * 4 + 1
+    assert out.voxel_size == pytest.approx((0.29 / 4, 0.26, 0.26))
+    np.testing.assert_array_equal(out.data[::4], vol.data)  # acquired planes kept
+    assert out.data.max() <= data.max() * 1.05 + 1 and out.data.min() >= 0
+
+
+def test_zaugnet_plus_any_position_and_non_uniform_input(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "p", dict(TINY, method="zaugnet+")))
+    assert model.plus
+    vol = small.replace(z_positions=np.cumsum([0] + [0.29, 0.58] * 7 + [0.29]), data=small.data)
+    out = upsample_z(vol, model, z_spacing=0.2)
+    assert out.voxel_size[0] == pytest.approx(0.2) and out.nz == int(vol.z_coords()[-1] / 0.2 + 1e-6) + 1
+    assert out.dtype == np.uint16
+
+
+def test_zaugnet_doubling_with_non_power_of_two_spacing(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    out = upsample_z(small, model, z_spacing=0.1)
+    assert out.voxel_size[0] == pytest.approx(0.1)
+
+
+def test_tiled_prediction_matches_untiled_inside(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    stack = np.asarray(small.data, np.float32)
+    whole = model.interpolate(stack, small.z_coords(), small.z_coords()[:2].mean(keepdims=True))
+    model.tile, model.overlap = 32, 8
+    tiled = model.interpolate(stack, small.z_coords(), small.z_coords()[:2].mean(keepdims=True))
+    rel = np.abs(whole - tiled).mean() / np.abs(whole).mean()
+    assert rel < 0.05
+
+
+def test_spacing_mismatch_warns(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    far = small.replace(voxel_size=(5.0, 0.26, 0.26))
+    with pytest.warns(UserWarning, match="z spacing"):
+        upsample_z(far, model, factor=2)
+
+
+def test_cli_train_and_predict(run_cli, small, tmp_path):
+    src = tmp_path / "s.tif"
+    write_volume(small, src)
+    proc = run_cli("train", src, "--method", "zaugnet", "--steps", "2", "-o", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    assert "self-check" in proc.stdout
+    proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "o.tif", "--factor", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "o.tif")
+    assert out.nz == 31 and out.voxel_size[0] == pytest.approx(0.145) and out.dtype == np.uint16
+    proc = run_cli("train", src, "--method", "zaugnet", "--minutes", "0", "-o", tmp_path / "z")
+    assert proc.returncode != 0 and "zero" in proc.stderr and "Traceback" not in proc.stderr
