@@ -22,9 +22,11 @@ EXAMPLES = {
                 "  zaug predict linear stack.tif -o iso.ome.zarr --z-spacing 0.26\n"
                 "  zaug predict runs/my_model stack.tif -o stack_x4.tif --factor 4"),
     "evaluate": ("examples:\n  zaug evaluate stack.tif --factor 2 --methods linear,cubic\n"
-                 "  zaug evaluate stack.tif --factor 4 --methods linear,cubic,zaugnet --minutes 10 --report report/"),
+                 "  zaug evaluate stack.tif --factor 4 --methods linear,cubic,zaugnet --minutes 10 --report report/\n"
+                 "  zaug evaluate stack.tif --restore --degradation avgpool --factor 4 --methods linear,cubic,niiv"),
     "train": ("examples:\n  zaug train stack.tif --method zaugnet --preset fast --minutes 10 -o runs/model\n"
-              "  zaug train a.tif b.tif --method zaugnet+ --steps 5000 -o runs/model_plus"),
+              "  zaug train a.tif b.tif --method zaugnet+ --steps 5000 -o runs/model_plus\n"
+              "  zaug train aniso.tif --method niiv --degradation gaussian --minutes 10 -o runs/niiv"),
     "demo": "examples:\n  zaug demo\n  zaug demo --output demo_output --minutes 4",
 }
 
@@ -48,14 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("method", help="nearest, linear, cubic, or a trained model folder")
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help="output .tif, .ome.tif, .zarr, .npy or .npz")
-    _target_options(p)
+    _target_options(p, required=False)
+    p.add_argument("--fuse", default="mean", choices=["mean", "geometric", "xz", "yz"],
+                   help="restoration models: how to fuse the xz and yz results (default mean)")
     _input_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
 
-    p = add("evaluate", "Drop-slice evaluation: remove planes, reconstruct them, score.")
+    p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
+                        "restoration of simulated anisotropy.")
     p.add_argument("input")
-    p.add_argument("--factor", type=int, required=True, help="keep every K-th plane")
+    p.add_argument("--factor", type=float, required=True,
+                   help="keep every K-th plane (drop-slice) or the anisotropy to simulate (--restore)")
+    p.add_argument("--restore", action="store_true", help="restoration mode: simulate anisotropy along z")
     p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--report", metavar="DIR", help="write a Markdown report with figures to DIR")
@@ -64,7 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", "Train a model on your own stacks (self-supervised).")
     p.add_argument("stacks", nargs="+")
-    p.add_argument("--method", required=True, help="zaugnet or zaugnet+")
+    p.add_argument("--method", required=True, help="zaugnet, zaugnet+ or niiv")
+    p.add_argument("--factor", type=float, help="restoration: anisotropy (default: from the voxel size)")
     p.add_argument("-o", "--output", required=True, help="model folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing model folder")
     _input_options(p)
@@ -85,8 +93,8 @@ def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unit", help="unit of --voxel-size (default um)")
 
 
-def _target_options(p: argparse.ArgumentParser) -> None:
-    group = p.add_mutually_exclusive_group(required=True)
+def _target_options(p: argparse.ArgumentParser, required: bool = True) -> None:
+    group = p.add_mutually_exclusive_group(required=required)
     group.add_argument("--factor", type=float, help="N planes -> (N-1)*K+1")
     group.add_argument("--z-spacing", type=float, help="target z spacing in the volume's unit")
 
@@ -99,6 +107,8 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-adversarial", action="store_true", help="generator only (smoother, better for segmentation)")
+    p.add_argument("--degradation", choices=["avgpool", "gaussian"], default=None,
+                   help="restoration: how lateral planes are degraded to look axial (default avgpool)")
 
 
 def _read(args, path):
@@ -109,7 +119,7 @@ def _read(args, path):
 
 def _training(args) -> dict:
     return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
-            "device": args.device, "adversarial": not args.no_adversarial}
+            "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation}
 
 
 def cmd_info(args) -> int:
@@ -133,12 +143,24 @@ def cmd_predict(args) -> int:
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
     vol = _read(args, args.input)
     method = resolve(args.method, device=args.device)
-    factor = None
-    if args.factor is not None:
-        if float(args.factor) != int(args.factor):
-            raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
-        factor = int(args.factor)
-    out = upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
+    if hasattr(method, "restore_planes"):  # isotropic restoration model
+        from .restore import restore_volume
+
+        spacing = args.z_spacing
+        if args.factor is not None:
+            if args.factor < 1:
+                raise ZaugError(f"--factor must be 1 or more, got {args.factor:g}.")
+            spacing = vol.voxel_size[0] / args.factor
+        out = restore_volume(vol, method, z_spacing=spacing, fuse=args.fuse)
+    else:
+        if args.factor is None and args.z_spacing is None:
+            raise ZaugError("give --factor K or --z-spacing S.")
+        factor = None
+        if args.factor is not None:
+            if float(args.factor) != int(args.factor):
+                raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
+            factor = int(args.factor)
+        out = upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
     write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
     vz = out.voxel_size[0]
     print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}")
@@ -152,14 +174,25 @@ def cmd_evaluate(args) -> int:
     vol = _read(args, args.input)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
-    result = evaluate_drop_slice(vol, args.factor, methods, train_options=_training(args),
-                                 keep_predictions=bool(args.report), log=log)
+    if args.restore:
+        from .evaluate_restore import evaluate_restoration, format_restoration_table
+        from .report import write_restoration_report
+
+        result = evaluate_restoration(vol, args.factor, args.degradation or "avgpool", methods,
+                                      train_options=_training(args), keep_predictions=bool(args.report), log=log)
+        writer, table = write_restoration_report, format_restoration_table
+    else:
+        if float(args.factor) != int(args.factor):
+            raise ZaugError(f"--factor must be a whole number for drop-slice evaluation, got {args.factor:g}.")
+        result = evaluate_drop_slice(vol, int(args.factor), methods, train_options=_training(args),
+                                     keep_predictions=bool(args.report), log=log)
+        writer, table = write_drop_slice_report, format_table
     if args.report:
-        report = write_drop_slice_report(result, args.report)
+        report = writer(result, args.report)
         if not args.json:
             print(f"report: {report}")
     plain = {k: v for k, v in result.items() if k != "arrays"}
-    print(json.dumps(plain, indent=2) if args.json else format_table(result))
+    print(json.dumps(plain, indent=2) if args.json else table(result))
     return 0
 
 
@@ -168,8 +201,11 @@ def cmd_train(args) -> int:
 
     module = learned_module(args.method)
     vols = [_read(args, p) for p in args.stacks]
-    options = dict(_training(args), method=args.method, overwrite=args.overwrite, progress=True)
+    options = dict(_training(args), method=args.method, overwrite=args.overwrite, progress=True,
+                   factor=args.factor)
     model_dir = module.fit(vols, args.output, options)
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    print(module.format_self_check(config["self_check"]))
     print(f"model saved in {model_dir}")
     return 0
 

@@ -44,7 +44,7 @@ from scipy import ndimage, optimize
 from . import metrics
 from .classic import CLASSICAL_METHODS, ClassicalInterpolator
 from .errors import InputError
-from .methods import ORACLES, is_learned, learned_module
+from .methods import ORACLES, is_learned, is_restoration, learned_module
 from .volume import Volume, check_volume
 
 CONVENTIONS = [
@@ -134,6 +134,8 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     check_volume(volume, min_planes=factor + 1)
     methods = list(dict.fromkeys(methods))
     for name in methods:
+        if is_restoration(name):
+            raise InputError(f"{name} restores isotropic volumes: evaluate it with --restore.")
         if name not in CLASSICAL_METHODS and name not in ORACLES and not is_learned(name):
             raise InputError(f"unknown method {name!r} for evaluation.")
     if oracle is None:
@@ -208,6 +210,8 @@ def _prepare(name: str, kept_volume: Volume, options: dict, log):
         with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
             model_dir = module.fit([kept_volume], Path(tmp) / "model", dict(options, method=name))
             model = module.load(model_dir, device=options.get("device", "auto"))
+    if hasattr(module, "format_self_check"):
+        log(module.format_self_check(model.config.self_check))
     summary = getattr(model, "training_summary", {})
     return model, {"training": summary} if summary else {}
 

@@ -107,3 +107,80 @@ def _save(fig, path: Path, plt) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
+    """``report.md``, ``results.json`` and figures for a restoration evaluation.
+
+    ``result`` must come from ``evaluate_restoration(..., keep_predictions=True)``
+    for the xz views and spectra; the table and sweep are written regardless.
+    """
+    from .evaluate_restore import format_restoration_table
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = result.get("arrays", {})
+    figures = []
+    if arrays:
+        figures.append(_xz_views(arrays, result, out / "xz_views.png"))
+        figures += _spectra_figures(arrays, result, out)
+    figures.append(_sweep_figure(result, out / "cf_psnr_sweep.png"))
+    plain = {k: v for k, v in result.items() if k != "arrays"}
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(plain, indent=2))
+    ref = result["reference"]
+    lines = [f"# zaug restoration evaluation, x{result['factor']:g} ({result['degradation']})", "",
+             f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
+             f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
+             "## Conventions", ""]
+    lines += [f"- {c}" for c in result["conventions"]]
+    lines += ["", "## Results", "",
+              "| method | PSNR dB | SSIM | CF-PSNR low | mid | high | sharpness | isotropy ratio | spectral extent ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for label, r in (("original (reference)", ref["original"]), ("simulated input", ref["input"])):
+        lines.append(f"| {label} | | | | | | | {r['isotropy_ratio']:.3f} | {r['spectral_extent_ratio']:.3f} |")
+    for name, r in result["methods"].items():
+        cf = r["cf_psnr"]
+        lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {cf['low']:.2f} | {cf['mid']:.2f} | "
+                     f"{cf['high']:.2f} | {r['sharpness']:.3f} | {r['isotropy_ratio']:.3f} | "
+                     f"{r['spectral_extent_ratio']:.3f} |")
+    lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+    lines += ["", "```", format_restoration_table(result), "```", ""]
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines))
+    return report
+
+
+def _xz_views(arrays: dict, result: dict, path: Path) -> Path:
+    plt = _pyplot()
+    truth, planes = arrays["truth"], arrays["planes"]
+    y = truth.shape[1] // 2
+    positions = arrays["input_positions"]
+    nearest = interpolate_stack(arrays["input"], positions, np.clip(planes.astype(np.float64), positions[0],
+                                                                    positions[-1]), "nearest")
+    panels = [("original", truth), ("input (nearest)", nearest)]
+    panels += [(name, arrays[name]) for name in result["methods"] if name in arrays]
+    aspect = result["voxel_size"][0] / result["voxel_size"][1]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.2), squeeze=False)
+    for col, (title, stack) in enumerate(panels):
+        axes[0, col].imshow(stack[:, y, :], cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
+        axes[0, col].set_title(title, fontsize=8)
+        axes[0, col].set_xticks([])
+        axes[0, col].set_yticks([])
+    axes[0, 0].set_ylabel(f"xz at y={y}", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, plt)
+
+
+def _spectra_figures(arrays: dict, result: dict, out: Path) -> list[Path]:
+    from .isotropy import axial_lateral_spectra, plot_spectra
+
+    voxel = tuple(result["voxel_size"])
+    paths = []
+    for name in ["truth"] + [m for m in result["methods"] if m in arrays]:
+        spectra = axial_lateral_spectra(arrays[name], voxel)
+        label = "original" if name == "truth" else name
+        paths.append(plot_spectra(spectra, out / f"spectra_{label.replace('+', 'plus')}.png",
+                                  title=f"{label}: xy vs xz spectra"))
+    return paths

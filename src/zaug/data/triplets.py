@@ -147,3 +147,73 @@ def _augment(planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     if rng.random() < 0.5:
         planes = planes[:, :, ::-1]
     return planes * np.float32(rng.uniform(0.7, 1.0))
+
+
+@dataclass
+class LateralTripletSampler:
+    """Triplets of axial planes along the finer lateral axes of the same stack.
+
+    In a stack with z spacing ``dz`` and pixel size ``dx``, the xz (or yz) planes
+    at ``y``, ``y + g``, ``y + 2g`` with ``2 g dx ~ dz`` form a triplet whose outer
+    planes are as far apart as the acquired planes the model interpolates
+    between at prediction (z triplets are twice as far). Only rows of training
+    planes are used, in contiguous runs, so validation planes never leak in.
+
+    Parameters
+    ----------
+    segments : list of numpy.ndarray
+        Normalised ZYX runs of consecutive training planes (at least 4 planes).
+    gaps : list of int
+        Lateral gap ``g`` (pixels) per segment.
+    patch : int
+        Patch width along the lateral axis; rows are the segment's planes.
+    """
+
+    segments: list
+    gaps: list
+    patch: int = 64
+
+    def __post_init__(self) -> None:
+        if not self.segments:
+            raise InputError("no run of 4 or more consecutive training planes for lateral triplets.")
+        self.rows = min(len(s) for s in self.segments)
+
+    def sample(self, batch: int, rng: np.random.Generator):
+        """A batch ``(I0, I1, target, t)`` of shape ``(B, 1, rows, patch)``, ``t = 0.5``."""
+        out = []
+        for _ in range(batch):
+            s = int(rng.integers(len(self.segments)))
+            seg, g = self.segments[s], self.gaps[s]
+            axis = int(rng.integers(1, 3))
+            n = seg.shape[axis]
+            p = int(rng.integers(0, n - 2 * g))
+            planes = np.stack([np.take(seg, p + k * g, axis=axis) for k in range(3)])  # (3, Z, W)
+            z0 = int(rng.integers(0, planes.shape[1] - self.rows + 1))
+            w = planes.shape[2]
+            width = min(self.patch, w)
+            x0 = int(rng.integers(0, w - width + 1))
+            planes = planes[:, z0:z0 + self.rows, x0:x0 + width]
+            if rng.random() < 0.5:
+                planes = planes[:, ::-1]
+            if rng.random() < 0.5:
+                planes = planes[:, :, ::-1]
+            if rng.random() < 0.5:
+                planes = planes[::-1]
+            out.append(planes * np.float32(rng.uniform(0.7, 1.0)))
+        arr = np.ascontiguousarray(np.stack(out), dtype=np.float32)  # (B, 3, R, W)
+        return arr[:, 0:1], arr[:, 2:3], arr[:, 1:2], np.full(batch, 0.5, np.float32)
+
+
+def training_runs(n_planes: int, train_planes: set[int], min_len: int = 4) -> list[list[int]]:
+    """Contiguous runs of training plane indices of at least ``min_len`` planes."""
+    runs, current = [], []
+    for i in range(n_planes):
+        if i in train_planes:
+            current.append(i)
+        else:
+            if len(current) >= min_len:
+                runs.append(current)
+            current = []
+    if len(current) >= min_len:
+        runs.append(current)
+    return runs

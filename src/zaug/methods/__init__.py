@@ -27,12 +27,20 @@ from ..errors import InputError
 LEARNED = {
     "zaugnet": "zaug.methods.zaugnet",
     "zaugnet+": "zaug.methods.zaugnet",
+    "niiv": "zaug.methods.niiv",
 }
+#: learned methods that restore whole volumes from axial planes (the rest interpolate planes).
+RESTORATION = ("niiv",)
 ORACLES = ("linear+smooth",)
 
 
 def is_learned(name: str) -> bool:
     return name in LEARNED
+
+
+def is_restoration(name: str) -> bool:
+    """True for methods that restore isotropic volumes (niiv, ...) rather than interpolate planes."""
+    return name in RESTORATION
 
 
 def learned_module(name: str):
@@ -47,7 +55,11 @@ def available() -> list[str]:
 
 
 def resolve(spec: str, device: str = "auto"):
-    """A ready z-interpolator from a classical method name or a model folder."""
+    """A ready method from a classical name or a model folder.
+
+    Returns a z-interpolator (:mod:`zaug.predict`) or, for restoration models,
+    a plane restorer (:mod:`zaug.restore`).
+    """
     if spec in CLASSICAL_METHODS:
         return ClassicalInterpolator(spec)
     path = Path(spec)

@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import math
-import shutil
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -36,10 +35,12 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from .. import __version__
+from ._common import prepare_run_dir, resolve_device
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state, save_model)
 from ..classic import interpolate_stack
-from ..data.triplets import TripletSampler, split_validation, triplet_indices
+from ..data.triplets import (LateralTripletSampler, TripletSampler, split_validation, training_runs,
+                             triplet_indices)
 from ..errors import InputError, OutputError
 from ..evaluate import smooth_oracle
 from ..losses import gradient_penalty, laplacian_pyramid_loss
@@ -89,6 +90,7 @@ class ZAugNetConfig(BaseModel):
     training: TrainingPreset
     adversarial: bool = True
     max_gap: int = 2
+    lateral: float = 0.0  # share of training batches drawn from lateral (xz/yz) triplets
     seed: int = 0
     normalisation: dict  # {"low": p0.1, "high": p99.99} of the training data
     train_voxel_size: list[float]
@@ -136,38 +138,45 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     stacks, z_coords = _training_stacks(volumes)
     max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
     plus = method == "zaugnet+"
-    train_trips, val_trips, val_info = [], [], {}
+    train_trips, val_trips, val_info, runs = [], [], {}, []
     for s, stack in enumerate(stacks):
         train_planes, val_planes = split_validation(len(stack), fraction=0.15, min_planes=5 if plus else 3)
         train_trips.append(triplet_indices(len(stack), max_gap, all_positions=plus, planes=train_planes))
         val_trips.append(triplet_indices(len(stack), 2, planes=val_planes))
         val_info[str(s)] = sorted(val_planes)
+        runs.append(training_runs(len(stack), train_planes))
     low, high = _normalisation(stacks)
     norm = [np.clip((s - low) / (high - low), 0, 1).astype(np.float32) for s in stacks]
     base = TRAINING_PRESETS[preset].model_copy(update={k: opts[k] for k in ("patch", "batch", "lr") if opts.get(k)})
     config = ZAugNetConfig(
-        method=method, preset=preset, net=dict(ifnet_preset(preset), position_input=plus),
+        method=method, preset=preset, net=dict(ifnet_preset(preset), **opts.get("net", {}), position_input=plus),
         critic=critic_preset(preset), training=base, adversarial=bool(opts.get("adversarial", True)),
-        max_gap=max_gap, seed=int(opts.get("seed") or 0), normalisation={"low": low, "high": high},
+        max_gap=max_gap, lateral=float(opts.get("lateral") or 0.0), seed=int(opts.get("seed") or 0), normalisation={"low": low, "high": high},
         train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit,
         train_plane_spacing=float(np.mean([np.mean(np.diff(z)) for z in z_coords])),
         triplet_spacing=sorted({round(float(z[k] - z[i]), 6) for z, trips in zip(z_coords, train_trips)
                                 for i, _, k in trips}),
         validation_planes=val_info,
     )
-    out = _prepare_run_dir(Path(out_dir), config, stacks, budget, bool(opts.get("overwrite")))
+    identity = {"method": config.method, "preset": config.preset, "seed": config.seed,
+                "adversarial": config.adversarial, "max_gap": config.max_gap, "lateral": config.lateral,
+                "data": [list(s.shape) for s in stacks], "normalisation": config.normalisation}
+    out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     device = resolve_device(opts.get("device", "auto"))
     sampler = TripletSampler(norm, train_trips, z_coords, patch=config.training.patch)
+    lateral = None
+    if config.lateral > 0:
+        gap = max(1, int(round(config.train_plane_spacing / (2 * float(np.mean(volumes[0].voxel_size[1:]))))))
+        segments = [norm[s][run] for s, stack_runs in enumerate(runs) for run in stack_runs]
+        lateral = LateralTripletSampler(segments, [gap] * len(segments), patch=config.training.patch)
     seed_everything(config.seed)  # the networks' initial weights too
-    task = ZAugNetTask(config, sampler, _validation_set(norm, val_trips, z_coords), device)
+    task = ZAugNetTask(config, sampler, _validation_set(norm, val_trips, z_coords), device, lateral)
     summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
                            description=method, checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
     config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
     config.self_check = self_check(task, norm, val_trips, z_coords)
     weights = {k: v for k, v in task.weights().items()}
     save_model(out, weights, config.model_dump(mode="json"))
-    if opts.get("progress", True):
-        print(format_self_check(config.self_check), flush=True)
     return out
 
 
@@ -195,50 +204,6 @@ def _normalisation(stacks: list[np.ndarray]) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _prepare_run_dir(out: Path, config: ZAugNetConfig, stacks, budget: Budget, overwrite: bool) -> Path:
-    """Create the model folder, resume an unfinished identical run, refuse to clobber."""
-    identity = {"method": config.method, "preset": config.preset, "seed": config.seed,
-                "adversarial": config.adversarial, "max_gap": config.max_gap,
-                "data": [list(s.shape) for s in stacks], "normalisation": config.normalisation,
-                "budget": {"steps": budget.steps, "minutes": budget.minutes}}
-    marker = out / "run.json"
-    if out.exists() and any(out.iterdir()):
-        ours = marker.exists() or (out / "config.json").exists()
-        if overwrite and ours:
-            shutil.rmtree(out)
-        elif overwrite:
-            raise OutputError(f"{out} is not empty and not a zaug model folder; choose another output.")
-        elif (out / "config.json").exists():
-            raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
-        elif not marker.exists():
-            raise OutputError(f"{out} is not empty and not a zaug model folder; choose another output.")
-        else:
-            import json
-
-            if json.loads(marker.read_text()) != identity:
-                raise OutputError(f"{out} holds an unfinished run with other settings; pass --overwrite "
-                                  "to start again, or use the same settings to resume it.")
-    out.mkdir(parents=True, exist_ok=True)
-    if not marker.exists():
-        import json
-
-        marker.write_text(json.dumps(identity, indent=1))
-    return out
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; refuse CUDA when absent."""
-    device = (device or "auto").lower()
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    try:
-        return torch.device(device)
-    except RuntimeError as exc:
-        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda.") from exc
-
-
 def _validation_set(norm, val_trips, z_coords):
     out = []
     for s, trips in enumerate(val_trips):
@@ -251,8 +216,10 @@ def _validation_set(norm, val_trips, z_coords):
 class ZAugNetTask:
     """One ZAugNet training run for :func:`zaug.train.run_training`."""
 
-    def __init__(self, config: ZAugNetConfig, sampler: TripletSampler, val, device: torch.device):
+    def __init__(self, config: ZAugNetConfig, sampler: TripletSampler, val, device: torch.device,
+                 lateral: LateralTripletSampler | None = None):
         self.config, self.sampler, self.val, self.device = config, sampler, val, device
+        self.lateral = lateral
         tp = config.training
         self.gen = IFNet(**config.net).to(device)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=tp.lr, betas=tp.betas)
@@ -270,7 +237,8 @@ class ZAugNetTask:
         for opt in filter(None, (self.opt_g, self.opt_d)):
             for group in opt.param_groups:
                 group["lr"] = self._lr(progress)
-        i0, i1, gt, t = (torch.from_numpy(a).to(self.device) for a in self.sampler.sample(tp.batch, rng))
+        source = self.lateral if self.lateral is not None and rng.random() < self.config.lateral else self.sampler
+        i0, i1, gt, t = (torch.from_numpy(a).to(self.device) for a in source.sample(tp.batch, rng))
         t_in = t if self.config.net["position_input"] else None
         self.gen.train()
         out = self.gen(i0, i1, t=t_in, gt=gt)
@@ -413,15 +381,17 @@ class ZAugNetModel:
         Planes larger than this are processed in overlapping tiles.
     batch : int
         Plane pairs per forward pass.
+    tta : bool
+        Average the prediction over the 8 flips/rotations of the planes.
     """
 
     def __init__(self, config: ZAugNetConfig, tensors: dict, device: torch.device, tile: int = 512,
-                 overlap: int = 32, batch: int = 4):
+                 overlap: int = 32, batch: int = 4, tta: bool = True):
         self.config, self.device = config, device
         self.name = config.method
         self.net = IFNet(**config.net).to(device).eval()
         load_module_tensors("generator", self.net, tensors)
-        self.tile, self.overlap, self.batch = tile, overlap, batch
+        self.tile, self.overlap, self.batch, self.tta = tile, overlap, batch, tta
         self.training_summary = {"steps": config.summary.get("steps"), "seconds": config.summary.get("seconds"),
                                  "self_check_gain_db": config.self_check.get("gain_db")}
 
@@ -501,18 +471,38 @@ class ZAugNetModel:
             results.extend(self._tiled(a, b, t).cpu().numpy()[:, 0])
         return results
 
+    def _net(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor | None) -> torch.Tensor:
+        """The network, averaged over the 8 flips and rotations of the plane when ``tta`` is on.
+
+        The interpolation task is invariant to them, so the average keeps the
+        structure and cancels part of the network's own errors.
+        """
+        if not self.tta:
+            return self.net(a, b, t=t).pred
+        total = torch.zeros_like(a)
+        for k in range(4):
+            for flip in (False, True):
+                def fwd(x, k=k, flip=flip):
+                    x = torch.rot90(x, k, (-2, -1))
+                    return x.flip(-1) if flip else x
+
+                pred = self.net(fwd(a), fwd(b), t=t).pred
+                pred = pred.flip(-1) if flip else pred
+                total += torch.rot90(pred, -k, (-2, -1))
+        return total / 8
+
     def _tiled(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         h, w = a.shape[-2:]
         tt = t if self.plus else None
         if h <= self.tile and w <= self.tile:
-            return self.net(a, b, t=tt).pred
+            return self._net(a, b, tt)
         out = torch.zeros_like(a)
         weight = torch.zeros((1, 1, h, w), device=a.device)
         step = self.tile - 2 * self.overlap
         for y in _tile_starts(h, self.tile, step):
             for x0 in _tile_starts(w, self.tile, step):
                 sl = (..., slice(y, y + self.tile), slice(x0, x0 + self.tile))
-                pred = self.net(a[sl], b[sl], t=tt).pred
+                pred = self._net(a[sl], b[sl], tt)
                 ramp = _ramp(pred.shape[-2:], self.overlap, a.device)
                 out[sl] += pred * ramp
                 weight[sl] += ramp

@@ -277,7 +277,7 @@ _PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(widths=(240, 150, 90), teacher_width=90, context_ch=16, refine=True),
     # CPU training (~0.38 M parameters).  On CPU these nets are bound by
     # per-op overhead, so narrower blocks would gain little more speed.
-    "fast": dict(widths=(32, 24, 16), teacher_width=16, context_ch=4, refine=True),
+    "fast": dict(widths=(64, 48, 32), teacher_width=32, context_ch=8, refine=True),
 }
 
 

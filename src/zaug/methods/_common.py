@@ -1,0 +1,54 @@
+"""What every learned method needs around training: devices and model folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError, OutputError
+from ..train import Budget
+
+
+def resolve_device(device: str | None) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; refuse CUDA when absent."""
+    device = (device or "auto").lower()
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {device!r}; use auto, cpu or cuda.") from exc
+
+
+def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) -> Path:
+    """Create the model folder, resume an unfinished identical run, refuse to clobber.
+
+    ``identity`` describes the run (method, settings, data); an unfinished run
+    in ``out`` is resumed only when it was started with the same identity and
+    budget. ``--overwrite`` deletes only folders that zaug itself wrote.
+    """
+    identity = dict(identity, budget={"steps": budget.steps, "minutes": budget.minutes})
+    identity = json.loads(json.dumps(identity))  # tuples -> lists, as read back
+    marker = out / "run.json"
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; give a folder for the model.")
+    if out.exists() and any(out.iterdir()):
+        ours = marker.exists() or (out / "config.json").exists()
+        if overwrite and ours:
+            shutil.rmtree(out)
+        elif overwrite or not ours:
+            raise OutputError(f"{out} is not empty and not a zaug model folder; choose another output.")
+        elif (out / "config.json").exists():
+            raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
+        elif json.loads(marker.read_text()) != identity:
+            raise OutputError(f"{out} holds an unfinished run with other settings; pass --overwrite "
+                              "to start again, or use the same settings to resume it.")
+    out.mkdir(parents=True, exist_ok=True)
+    if not marker.exists():
+        marker.write_text(json.dumps(identity, indent=1))
+    return out

@@ -1,0 +1,105 @@
+"""niiv training, model files, restoration through the CLI and the restoration evaluation."""
+
+import json
+
+import numpy as np
+import pytest
+
+from zaug import InputError, Volume
+from zaug.evaluate_restore import evaluate_restoration
+from zaug.io import read_volume, write_volume
+from zaug.methods import niiv, resolve
+from zaug.report import write_restoration_report
+from zaug.restore import restore_volume
+from zaug.sample import load_sample
+
+TINY = {"steps": 3, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def aniso():
+    """The sample made 4x anisotropic (every 4th plane kept)."""
+    vol = load_sample()
+    return vol.replace(data=np.ascontiguousarray(vol.data[::4, :64, :64]), voxel_size=(1.16, 0.26, 0.26))
+
+
+def test_fit_uses_the_voxel_size_factor_unrounded(aniso, tmp_path):
+    out = niiv.fit([aniso], tmp_path / "m", TINY)
+    config = json.loads((out / "config.json").read_text())
+    assert config["method"] == "niiv" and config["factor"] == pytest.approx(1.16 / 0.26)
+    assert config["summary"]["steps"] == 3 and {"model", "linear", "cubic"} <= set(config["self_check"])
+    assert (out / "model.safetensors").exists()
+
+
+def test_factor_override_and_nearly_isotropic_refused(aniso, tmp_path):
+    config = json.loads((niiv.fit([aniso], tmp_path / "m", dict(TINY, factor=3.0)) / "config.json").read_text())
+    assert config["factor"] == 3.0
+    with pytest.raises(InputError, match="isotropic"):
+        niiv.fit([aniso.replace(voxel_size=(0.3, 0.26, 0.26))], tmp_path / "n", TINY)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_restore_keeps_dtype_and_writes_isotropic_voxel_size(aniso, tmp_path, dtype):
+    data = (aniso.data.astype(np.float32) / aniso.data.max() * (200 if dtype == np.uint8 else 50000)).astype(dtype)
+    vol = aniso.replace(data=data)
+    model = niiv.load(niiv.fit([vol], tmp_path / "m", TINY))
+    out = restore_volume(vol, model)
+    assert out.dtype == dtype and out.voxel_size == pytest.approx((0.26, 0.26, 0.26))
+    assert out.nz == int(round((vol.nz - 1) * 1.16 / 0.26)) + 1 and out.spatial_shape[1:] == (64, 64)
+
+
+def test_untrained_niiv_is_bilinear_so_training_must_change_it(aniso, tmp_path):
+    """The decoder starts as bilinear interpolation: after training, outputs differ from linear."""
+    model = niiv.load(niiv.fit([aniso], tmp_path / "m", dict(TINY, steps=20)))
+    lin = resolve("linear")
+    planes = np.asarray(aniso.data, np.float32)[:, 10, :][None] / 40000
+    rows = np.linspace(0, aniso.nz - 1, 20)
+    from zaug.restore import ClassicalRestorer
+
+    assert np.abs(model.restore_planes(planes, rows) - ClassicalRestorer("linear").restore_planes(planes, rows)).max() > 1e-4
+    assert lin.name == "linear"
+
+
+def test_cli_train_predict_restoration(run_cli, aniso, tmp_path):
+    src = tmp_path / "a.tif"
+    write_volume(aniso, src)
+    proc = run_cli("train", src, "--method", "niiv", "--steps", "2", "-o", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    assert "self-check" in proc.stdout
+    proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "iso.zarr")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "iso.zarr")
+    assert out.voxel_size == pytest.approx((0.26, 0.26, 0.26)) and out.unit == "um"
+    proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "half.tif", "--z-spacing", "0.58")
+    assert proc.returncode == 0, proc.stderr
+    assert read_volume(tmp_path / "half.tif").voxel_size[0] == pytest.approx(0.58)
+
+
+def test_restoration_evaluation_classical_on_sample_and_report(tmp_path):
+    vol = load_sample()
+    vol = vol.replace(data=vol.data[:, :96, :96])
+    result = evaluate_restoration(vol, 4, "avgpool", ["linear", "cubic"], keep_predictions=True)
+    m = result["methods"]
+    assert set(m) == {"linear", "cubic"}
+    assert 20 < m["linear"]["psnr"] < 40 and set(m["cubic"]["cf_psnr"]) == {"low", "mid", "high"}
+    # the degraded input is more anisotropic than the original
+    assert result["reference"]["input"]["isotropy_ratio"] > result["reference"]["original"]["isotropy_ratio"]
+    report = write_restoration_report(result, tmp_path / "rep")
+    assert "isotropy ratio" in report.read_text()
+    assert (tmp_path / "rep" / "xz_views.png").stat().st_size > 5000
+    assert (tmp_path / "rep" / "spectra_original.png").exists()
+
+
+def test_restoration_evaluation_with_niiv_tiny(tmp_path):
+    vol = load_sample()
+    vol = vol.replace(data=vol.data[:, :64, :64])
+    result = evaluate_restoration(vol, 4, "gaussian", ["cubic", "niiv"], train_options=TINY)
+    assert set(result["methods"]) == {"cubic", "niiv"}
+    assert np.isfinite(result["methods"]["niiv"]["psnr"])
+
+
+def test_drop_slice_evaluation_refuses_restoration_methods(run_cli):
+    from zaug.sample import sample_path
+
+    proc = run_cli("evaluate", sample_path(), "--factor", "2", "--methods", "linear,niiv")
+    assert proc.returncode != 0 and "--restore" in proc.stderr
