@@ -172,3 +172,14 @@ def test_killed_write_leaves_no_final_file(tmp_path):
     proc.wait()
     assert not out.exists()
     assert all(p.name.startswith(".zaug-partial-") for p in tmp_path.iterdir())
+
+
+def test_predict_report_measures_isotropy_before_and_after(run_cli, tmp_path):
+    src = shared("neubias_xyz_8bit__chromosomes.tif")
+    proc = run_cli("predict", "cubic", src, "-o", tmp_path / "iso.tif", "--z-spacing", "0.0338542",
+                   "--report", tmp_path / "rep")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert results["input"]["isotropy_ratio"] > 1.5
+    assert results["output"]["voxel_size"][0] == pytest.approx(0.0338542)
+    assert (tmp_path / "rep" / "xz_views.png").exists() and (tmp_path / "rep" / "spectra_output.png").exists()

@@ -169,3 +169,34 @@ def test_cli_train_and_predict(run_cli, small, tmp_path):
     assert out.nz == 31 and out.voxel_size[0] == pytest.approx(0.145) and out.dtype == np.uint16
     proc = run_cli("train", src, "--method", "zaugnet", "--minutes", "0", "-o", tmp_path / "z")
     assert proc.returncode != 0 and "zero" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_lateral_triplets_use_training_rows_only_and_match_the_prediction_gap():
+    from zaug.data.triplets import LateralTripletSampler, training_runs
+
+    train, val = split_validation(20)
+    runs = training_runs(20, train)
+    assert all(not set(run) & val for run in runs) and sum(map(len, runs)) == len(train)
+    # plane value = plane index, constant within the plane: lateral triplets must only see training planes
+    stack = np.broadcast_to(np.arange(20, dtype=np.float32)[:, None, None], (20, 40, 40)) / 20
+    sampler = LateralTripletSampler([stack[run] for run in runs], [1] * len(runs), patch=32)
+    i0, i1, gt, t = sampler.sample(8, np.random.default_rng(0))
+    assert i0.shape == (8, 1, sampler.rows, 32) and np.all(t == 0.5)
+    rows_seen = {int(round(v * 20)) for seg in sampler.segments for v in np.unique(seg)}
+    assert rows_seen == train
+    # xz-plane triplet: along the lateral axis the planes are identical here, so gt == i0 == i1
+    np.testing.assert_allclose(gt, i0)
+
+
+def test_fit_with_lateral_triplets(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", dict(TINY, lateral=0.5))
+    assert json.loads((out / "config.json").read_text())["lateral"] == 0.5
+
+
+def test_moving_average_model_is_saved_and_resumable(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", dict(TINY, ema=0.99, adversarial=False))
+    assert json.loads((out / "config.json").read_text())["ema"] == 0.99
+    state = load_file(str(out / "checkpoint" / "state.safetensors"))
+    # the checkpoint keeps both the averaged model and the generator being trained
+    assert any(k.startswith("task.generator.") for k in state)
+    assert any(k.startswith("task.training_generator.") for k in state)

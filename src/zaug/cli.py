@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     _target_options(p, required=False)
     p.add_argument("--fuse", default="mean", choices=["mean", "geometric", "xz", "yz"],
                    help="restoration models: how to fuse the xz and yz results (default mean)")
+    p.add_argument("--report", metavar="DIR",
+                   help="write isotropy ratios, spectra and xz sections of input and output to DIR")
     _input_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("train", "Train a model on your own stacks (self-supervised).")
     p.add_argument("stacks", nargs="+")
-    p.add_argument("--method", required=True, help="zaugnet, zaugnet+ or niiv")
+    p.add_argument("--method", required=True, help="zaugnet, zaugnet+, niiv, selfnet or resin")
     p.add_argument("--factor", type=float, help="restoration: anisotropy (default: from the voxel size)")
     p.add_argument("-o", "--output", required=True, help="model folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing model folder")
@@ -108,7 +110,9 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--no-adversarial", action="store_true", help="generator only (smoother, better for segmentation)")
     p.add_argument("--degradation", choices=["avgpool", "gaussian"], default=None,
-                   help="restoration: how lateral planes are degraded to look axial (default avgpool)")
+                   help="restoration: how lateral planes are degraded to look axial (default: the method's)")
+    p.add_argument("--axial-angle", type=float, default=0.0,
+                   help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane")
 
 
 def _read(args, path):
@@ -119,7 +123,8 @@ def _read(args, path):
 
 def _training(args) -> dict:
     return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
-            "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation}
+            "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation,
+            "axial_angle": args.axial_angle}
 
 
 def cmd_info(args) -> int:
@@ -143,7 +148,12 @@ def cmd_predict(args) -> int:
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
     vol = _read(args, args.input)
     method = resolve(args.method, device=args.device)
-    if hasattr(method, "restore_planes"):  # isotropic restoration model
+    if hasattr(method, "restore_volume"):  # 3D restoration model (RESIN)
+        spacing = args.z_spacing
+        if args.factor is not None:
+            spacing = vol.voxel_size[0] / args.factor
+        out = method.restore_volume(vol, z_spacing=spacing)
+    elif hasattr(method, "restore_planes"):  # plane restoration model (niiv, Self-Net)
         from .restore import restore_volume
 
         spacing = args.z_spacing
@@ -164,6 +174,10 @@ def cmd_predict(args) -> int:
     write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
     vz = out.voxel_size[0]
     print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}")
+    if args.report:
+        from .report import write_prediction_report
+
+        print(f"report: {write_prediction_report(vol, out, args.report)}")
     return 0
 
 

@@ -73,8 +73,8 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         Simulated anisotropy.
     degradation : {'avgpool', 'gaussian'}
     methods : sequence of str
-        ``linear``, ``cubic`` and learned restoration methods (``niiv``), trained
-        here on the simulated stack.
+        ``linear``, ``cubic`` and learned restoration methods (``niiv``,
+        ``selfnet``, ``resin``), trained here on the simulated stack.
     train_options : dict, optional
         Passed to learned methods' ``fit``.
     keep_predictions : bool
@@ -108,7 +108,11 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     for name in dict.fromkeys(methods):
         start = time.perf_counter()
         restorer, extra = _restorer(name, sim, train_options or {}, log)
-        restored = restore_stack(sim_norm, restorer, rows, fuse="mean") * np.float32(s_hi - s_lo) + np.float32(s_lo)
+        if hasattr(restorer, "restore_normalised"):  # 3D restorers (RESIN)
+            restored = restorer.restore_normalised(sim_norm, rows)
+        else:  # plane restorers: xz and yz planes, fused
+            restored = restore_stack(sim_norm, restorer, rows, fuse="mean")
+        restored = restored * np.float32(s_hi - s_lo) + np.float32(s_lo)
         pred = norm(restored)
         seconds = time.perf_counter() - start
         scores = metrics.score(pred, truth)

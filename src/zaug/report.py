@@ -184,3 +184,68 @@ def _spectra_figures(arrays: dict, result: dict, out: Path) -> list[Path]:
         paths.append(plot_spectra(spectra, out / f"spectra_{label.replace('+', 'plus')}.png",
                                   title=f"{label}: xy vs xz spectra"))
     return paths
+
+
+def write_prediction_report(before, after, out_dir: str | Path) -> Path:
+    """How isotropic is the result? A report on a real prediction (no ground truth needed).
+
+    Measures the isotropy ratio (axial / lateral FWHM of thin structures) and
+    the axial vs lateral spectral extent of the input and of the output, each
+    at its own voxel size, and draws xz sections and spectra of both.
+
+    Parameters
+    ----------
+    before, after : Volume
+        The input and the output of ``zaug predict`` (first T/C stack used).
+    """
+    from .isotropy import axial_lateral_spectra, isotropy_ratio, plot_spectra
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, figures = {}, []
+    for label, vol in (("input", before), ("output", after)):
+        stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
+        iso = isotropy_ratio(stack, vol.voxel_size)
+        spectra = axial_lateral_spectra(stack, vol.voxel_size)
+        rows[label] = {"shape": list(stack.shape), "voxel_size": list(vol.voxel_size),
+                       "isotropy_ratio": float(iso["ratio"]), "axial_fwhm": float(iso["axial_fwhm"]),
+                       "lateral_fwhm": float(iso["lateral_fwhm"]), "profiles": int(iso["count"]),
+                       "spectral_extent_ratio": float(spectra["extent_ratio"])}
+        figures.append(plot_spectra(spectra, out / f"spectra_{label}.png", title=f"{label}: xy vs xz spectra"))
+    figures.insert(0, _before_after_xz(before, after, out / "xz_views.png"))
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=2))
+    unit = after.unit
+    lines = ["# zaug prediction report", "",
+             f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", "",
+             "| | shape | voxel size (z, y, x) | isotropy ratio | axial FWHM | lateral FWHM | profiles | "
+             "spectral extent ratio |", "|---|---|---|---|---|---|---|---|"]
+    for label, r in rows.items():
+        lines.append(f"| {label} | {r['shape']} | {', '.join(f'{v:.4g}' for v in r['voxel_size'])} {unit} | "
+                     f"{r['isotropy_ratio']:.3f} | {r['axial_fwhm']:.4g} | {r['lateral_fwhm']:.4g} | "
+                     f"{r['profiles']} | {r['spectral_extent_ratio']:.3f} |")
+    lines += ["", "Isotropy ratio: median axial / lateral FWHM of line profiles through thin bright structures "
+              "(1 = isotropic). Spectral extent ratio: lateral / axial extent of the power spectrum above the "
+              "noise floor (1 = isotropic). No ground truth is involved: these say how isotropic the output "
+              "is, not whether it is right; use `zaug evaluate` for that.", "", "## Figures", ""]
+    lines += [f"![{f.stem}]({f.name})" for f in figures]
+    report = out / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def _before_after_xz(before, after, path: Path) -> Path:
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 4), squeeze=False)
+    for ax, (label, vol) in zip(axes[0], (("input", before), ("output", after))):
+        stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
+        lo, hi = np.percentile(stack, (0.1, 99.9))
+        section = stack[:, stack.shape[1] // 2, :]
+        ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect=vol.voxel_size[0] / vol.voxel_size[2],
+                  interpolation="nearest")
+        ax.set_title(f"{label}: xz section ({vol.voxel_size[0]:.3g} {vol.unit} z step)", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, path, plt)

@@ -396,3 +396,18 @@ def simulate_anisotropy(volume: Volume, factor: float, degradation: str = "avgpo
                     simulated_factor=factor, degradation=degradation)
     return volume.replace(data=out, voxel_size=(volume.voxel_size[0] * factor,) + volume.voxel_size[1:],
                           z_positions=None, z_origin=float(z0), metadata=metadata)
+
+
+def split_lateral_validation(volumes: list[Volume]) -> tuple[list[Volume], Volume, list[int]]:
+    """Hold out a block of xy planes of the first stack for validation (never trained on)."""
+    first = volumes[0]
+    n = first.nz
+    n_val = max(1, int(round(0.15 * n)))
+    if n - n_val < 1:
+        raise InputError(f"the stack has {n} planes: too few to train on some and validate on others.")
+    start = (n - n_val) // 2
+    val_idx = list(range(start, start + n_val))
+    keep = [i for i in range(n) if i not in val_idx]
+    train = [first.replace(data=np.asarray(first.data)[..., keep, :, :], z_positions=None)] + list(volumes[1:])
+    val = first.replace(data=np.asarray(first.data)[..., val_idx, :, :], z_positions=None)
+    return train, val, val_idx

@@ -28,9 +28,11 @@ LEARNED = {
     "zaugnet": "zaug.methods.zaugnet",
     "zaugnet+": "zaug.methods.zaugnet",
     "niiv": "zaug.methods.niiv",
+    "selfnet": "zaug.methods.selfnet",
+    "resin": "zaug.methods.resin",
 }
-#: learned methods that restore whole volumes from axial planes (the rest interpolate planes).
-RESTORATION = ("niiv",)
+#: learned methods that restore isotropic volumes (the rest interpolate planes).
+RESTORATION = ("niiv", "selfnet", "resin")
 ORACLES = ("linear+smooth",)
 
 

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import __version__
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state, save_model)
-from ..data.lateral import anisotropy_factor, lateral_pairs, n_samples
+from ..data.lateral import anisotropy_factor, lateral_pairs, n_samples, split_lateral_validation
 from ..errors import InputError
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
@@ -108,7 +108,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     config = NiivConfig(preset=preset, net=niiv_preset(preset), training=tp, factor=factor,
                         degradation=degradation, sigma=opts.get("sigma"), seed=int(opts.get("seed") or 0),
                         train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit)
-    train_vols, val_vol, config.validation_planes = _split_lateral(volumes)
+    train_vols, val_vol, config.validation_planes = split_lateral_validation(volumes)
     patch = _patch_size(tp, factor, degradation, volumes)
     identity = {"method": "niiv", "preset": preset, "seed": config.seed, "factor": factor,
                 "degradation": degradation, "sigma": config.sigma,
@@ -125,21 +125,6 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     config.self_check = task.self_check()
     save_model(out, task.weights(), config.model_dump(mode="json"))
     return out
-
-
-def _split_lateral(volumes: list[Volume]) -> tuple[list[Volume], Volume, list[int]]:
-    """Hold out a block of xy planes of the first stack for validation (never trained on)."""
-    first = volumes[0]
-    n = first.nz
-    n_val = max(1, int(round(0.15 * n)))
-    if n - n_val < 1:
-        raise InputError(f"the stack has {n} planes: too few to train on some and validate on others.")
-    start = (n - n_val) // 2
-    val_idx = list(range(start, start + n_val))
-    keep = [i for i in range(n) if i not in val_idx]
-    train = [first.replace(data=np.asarray(first.data)[..., keep, :, :], z_positions=None)] + list(volumes[1:])
-    val = first.replace(data=np.asarray(first.data)[..., val_idx, :, :], z_positions=None)
-    return train, val, val_idx
 
 
 def _patch_size(tp: NiivTraining, factor: float, degradation: str, volumes: list[Volume]) -> tuple[int, int]:
