@@ -10,6 +10,7 @@ import numpy as np
 from .classic import interpolate_stack
 from .evaluate import format_table, verdict
 from .io import atomic_path
+from .volume import Volume
 
 
 def _pyplot():
@@ -179,7 +180,7 @@ def _spectra_figures(arrays: dict, result: dict, out: Path) -> list[Path]:
     voxel = tuple(result["voxel_size"])
     paths = []
     for name in ["truth"] + [m for m in result["methods"] if m in arrays]:
-        spectra = axial_lateral_spectra(arrays[name], voxel)
+        spectra = axial_lateral_spectra(Volume(arrays[name], voxel, result["unit"]))
         label = "original" if name == "truth" else name
         paths.append(plot_spectra(spectra, out / f"spectra_{label.replace('+', 'plus')}.png",
                                   title=f"{label}: xy vs xz spectra"))
@@ -205,8 +206,9 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
     rows, figures = {}, []
     for label, vol in (("input", before), ("output", after)):
         stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
-        iso = isotropy_ratio(stack, vol.voxel_size)
-        spectra = axial_lateral_spectra(stack, vol.voxel_size)
+        single = Volume(stack, vol.voxel_size, vol.unit)  # keeps the unit for the figure axes
+        iso = isotropy_ratio(single)
+        spectra = axial_lateral_spectra(single)
         rows[label] = {"shape": list(stack.shape), "voxel_size": list(vol.voxel_size),
                        "isotropy_ratio": float(iso["ratio"]), "axial_fwhm": float(iso["axial_fwhm"]),
                        "lateral_fwhm": float(iso["lateral_fwhm"]), "profiles": int(iso["count"]),

@@ -15,7 +15,7 @@ Examples
 >>> from zaug.io import read_volume, write_volume
 >>> vol = Volume(np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8), (0.5, 0.1, 0.1), "um")
 >>> path = os.path.join(tempfile.mkdtemp(), "stack.tif")
->>> write_volume(vol, path)
+>>> _ = write_volume(vol, path)
 >>> read_volume(path)
 Volume(shape=(4, 8, 8), dtype=uint16, axes='ZYX', voxel_size=(0.5, 0.1, 0.1) um)
 """
