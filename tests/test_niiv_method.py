@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from zaug import InputError, Volume
+from zaug import InputError
 from zaug.evaluate_restore import evaluate_restoration
 from zaug.io import read_volume, write_volume
 from zaug.methods import niiv, resolve

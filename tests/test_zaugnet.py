@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from zaug import InputError, OutputError, Volume, ZaugError
+from zaug import InputError, OutputError, ZaugError
 from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.io import read_volume, write_volume
 from zaug.methods import zaugnet

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from ..volume import CANONICAL_AXES, Volume
 from ._atomic import atomic_path, check_output_path
 from ._units import normalize_unit

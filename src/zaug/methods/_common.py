@@ -7,9 +7,32 @@ import shutil
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, ConfigDict
 
+from .. import __version__
 from ..errors import InputError, OutputError
 from ..train import Budget
+
+
+class ModelConfig(BaseModel):
+    """Fields every saved model has in its ``config.json``."""
+
+    model_config = ConfigDict(extra="forbid")
+    zaug_version: str = __version__
+    seed: int = 0
+    train_voxel_size: list[float]
+    train_unit: str
+    summary: dict = {}
+    self_check: dict = {}
+
+
+def preset_and_budget(opts: dict, presets: dict) -> tuple[str, Budget]:
+    """The preset name (checked) and the training budget from fit options."""
+    preset = opts.get("preset") or "fast"
+    if preset not in presets:
+        raise InputError(f"unknown preset {preset!r}; use {' or '.join(presets)}.")
+    steps = opts.get("steps")
+    return preset, Budget(steps=steps, minutes=None if steps else opts.get("minutes"))
 
 
 def resolve_device(device: str | None) -> torch.device:

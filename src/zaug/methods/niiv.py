@@ -28,7 +28,6 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from .. import __version__
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state, save_model)
 from ..data.lateral import anisotropy_factor, lateral_pairs, n_samples, split_lateral_validation
@@ -36,9 +35,9 @@ from ..errors import InputError
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
 from ..restore import ClassicalRestorer
-from ..train import Budget, run_training, seed_everything
+from ..train import run_training, seed_everything
 from ..volume import Volume, check_volume
-from ._common import prepare_run_dir, resolve_device
+from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
 
 
 class NiivTraining(BaseModel):
@@ -57,11 +56,9 @@ TRAINING_PRESETS = {
 }
 
 
-class NiivConfig(BaseModel):
+class NiivConfig(ModelConfig):
     """Everything needed to rebuild and use a trained niiv model (``config.json``)."""
 
-    model_config = ConfigDict(extra="forbid")
-    zaug_version: str = __version__
     method: Literal["niiv"] = "niiv"
     preset: Literal["fast", "paper"] = "fast"
     net: dict
@@ -69,12 +66,7 @@ class NiivConfig(BaseModel):
     factor: float
     degradation: Literal["avgpool", "gaussian"] = "avgpool"
     sigma: float | None = None
-    seed: int = 0
-    train_voxel_size: list[float]
-    train_unit: str
     validation_planes: list[int] = []
-    summary: dict = {}
-    self_check: dict = {}
 
 
 def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None) -> Path:
@@ -91,10 +83,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``progress``, ``overwrite``.
     """
     opts = dict(options or {})
-    preset = opts.get("preset") or "fast"
-    if preset not in TRAINING_PRESETS:
-        raise InputError(f"unknown preset {preset!r}; use fast or paper.")
-    budget = Budget(steps=opts.get("steps"), minutes=opts.get("minutes") if not opts.get("steps") else None)
+    preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     if not volumes:
         raise InputError("no training stack was given.")
     for vol in volumes:

@@ -78,7 +78,6 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
-from .. import __version__
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state, save_model)
 from ..classic import interpolate_stack
@@ -89,9 +88,9 @@ from ..losses_ssim import ssim_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.unet3d import PatchDiscriminatorND, UNet3D, resin_preset
 from ..predict import cast_like, output_positions
-from ..train import Budget, run_training, seed_everything
+from ..train import run_training, seed_everything
 from ..volume import Volume, check_volume
-from ._common import prepare_run_dir, resolve_device
+from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
 from .selfnet import iso_rows
 
 MIN_CUBE = 16
@@ -119,11 +118,9 @@ TRAINING_PRESETS = {
 }
 
 
-class ResinConfig(BaseModel):
+class ResinConfig(ModelConfig):
     """Everything needed to rebuild and use a trained RESIN model (``config.json``)."""
 
-    model_config = ConfigDict(extra="forbid")
-    zaug_version: str = __version__
     method: Literal["resin"] = "resin"
     preset: Literal["fast", "paper"] = "fast"
     net: dict
@@ -132,13 +129,8 @@ class ResinConfig(BaseModel):
     axial_angle: float = 0.0
     degradation: Literal["avgpool", "gaussian"] = "gaussian"  # validation degradation only
     sigma: float | None = None  # validation blur (voxels); default factor / 2
-    seed: int = 0
     cube: int
-    train_voxel_size: list[float]
-    train_unit: str
     validation_region: dict = {}
-    summary: dict = {}
-    self_check: dict = {}
 
 
 # -- fit ----------------------------------------------------------------------------
@@ -165,10 +157,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         The model folder (``model.safetensors`` + ``config.json``).
     """
     opts = dict(options or {})
-    preset = opts.get("preset") or "fast"
-    if preset not in TRAINING_PRESETS:
-        raise InputError(f"unknown preset {preset!r}; use fast or paper.")
-    budget = Budget(steps=opts.get("steps"), minutes=opts.get("minutes") if not opts.get("steps") else None)
+    preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     angle = _check_angle(opts.get("axial_angle"))
     factor = _check_inputs(volumes, opts.get("factor"), angle)
     degradation = opts.get("degradation") or "gaussian"

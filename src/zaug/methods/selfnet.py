@@ -57,7 +57,6 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from .. import __version__
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state, save_model)
 from ..data.lateral import (DEGRADATIONS, anisotropy_factor, lateral_pairs, n_samples, normalise,
@@ -70,9 +69,9 @@ from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.resnet2d import PatchDiscriminator, ResNetGenerator, selfnet_preset
 from ..predict import output_positions
 from ..restore import ClassicalRestorer
-from ..train import Budget, run_training, seed_everything
+from ..train import run_training, seed_everything
 from ..volume import Volume, check_volume
-from ._common import prepare_run_dir, resolve_device
+from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
 
 MIN_PATCH = 16  # smallest patch side the discriminators and SSIM work well on
 
@@ -102,11 +101,9 @@ TRAINING_PRESETS = {
 }
 
 
-class SelfNetConfig(BaseModel):
+class SelfNetConfig(ModelConfig):
     """Everything needed to rebuild and use a trained Self-Net model (``config.json``)."""
 
-    model_config = ConfigDict(extra="forbid")
-    zaug_version: str = __version__
     method: Literal["selfnet"] = "selfnet"
     preset: Literal["fast", "paper"] = "fast"
     net: dict
@@ -114,13 +111,8 @@ class SelfNetConfig(BaseModel):
     factor: float
     degradation: Literal["avgpool", "gaussian"] = "gaussian"
     sigma: float | None = None
-    seed: int = 0
     patch: list[int] = []  # (rows, columns) of the training patches after cropping to sampled rows
-    train_voxel_size: list[float]
-    train_unit: str
     validation_planes: list[int] = []
-    summary: dict = {}
-    self_check: dict = {}
 
 
 # -- fit ----------------------------------------------------------------------------
@@ -146,10 +138,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         The model folder (``model.safetensors`` + ``config.json``).
     """
     opts = dict(options or {})
-    preset = opts.get("preset") or "fast"
-    if preset not in TRAINING_PRESETS:
-        raise InputError(f"unknown preset {preset!r}; use fast or paper.")
-    budget = Budget(steps=opts.get("steps"), minutes=opts.get("minutes") if not opts.get("steps") else None)
+    preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     factor = _check_inputs(volumes, opts.get("factor"))
     degradation = opts.get("degradation") or "gaussian"
     if degradation not in DEGRADATIONS:

@@ -35,20 +35,19 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from .. import __version__
-from ._common import prepare_run_dir, resolve_device
+from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state, save_model)
 from ..classic import interpolate_stack
 from ..data.triplets import (LateralTripletSampler, TripletSampler, split_validation, training_runs,
                              triplet_indices)
-from ..errors import InputError, OutputError
+from ..errors import InputError
 from ..evaluate import smooth_oracle
 from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.critic import Critic, critic_preset
 from ..nets.ifnet import IFNet, ifnet_preset
-from ..train import Budget, run_training, seed_everything
+from ..train import run_training, seed_everything
 from ..volume import Volume, check_volume
 
 
@@ -79,11 +78,9 @@ TRAINING_PRESETS = {
 }
 
 
-class ZAugNetConfig(BaseModel):
+class ZAugNetConfig(ModelConfig):
     """Everything needed to rebuild and use a trained model (saved as ``config.json``)."""
 
-    model_config = ConfigDict(extra="forbid")
-    zaug_version: str = __version__
     method: Literal["zaugnet", "zaugnet+"] = "zaugnet"
     preset: Literal["fast", "paper"] = "fast"
     net: dict
@@ -93,15 +90,10 @@ class ZAugNetConfig(BaseModel):
     max_gap: int = 2
     lateral: float = 0.0  # share of training batches drawn from lateral (xz/yz) triplets
     ema: float = 0.0  # decay of the moving average of the generator's weights (0: off)
-    seed: int = 0
     normalisation: dict  # {"low": p0.1, "high": p99.99} of the training data
-    train_voxel_size: list[float]
-    train_unit: str
     train_plane_spacing: float  # mean z spacing of the training stacks
     triplet_spacing: list[float]  # outer-plane distances seen in training (physical)
     validation_planes: dict = {}
-    summary: dict = {}
-    self_check: dict = {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -133,10 +125,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     method = opts.get("method") or "zaugnet"
     if method not in ("zaugnet", "zaugnet+"):
         raise InputError(f"unknown method {method!r}; use zaugnet or zaugnet+.")
-    preset = opts.get("preset") or "fast"
-    if preset not in TRAINING_PRESETS:
-        raise InputError(f"unknown preset {preset!r}; use fast or paper.")
-    budget = Budget(steps=opts.get("steps"), minutes=opts.get("minutes") if not opts.get("steps") else None)
+    preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     stacks, z_coords = _training_stacks(volumes)
     max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
     plus = method == "zaugnet+"
