@@ -200,3 +200,9 @@ def test_moving_average_model_is_saved_and_resumable(small, tmp_path):
     # the checkpoint keeps both the averaged model and the generator being trained
     assert any(k.startswith("task.generator.") for k in state)
     assert any(k.startswith("task.training_generator.") for k in state)
+
+
+def test_prediction_between_closer_planes_than_trained_says_so(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    with pytest.warns(UserWarning, match="self-check measured the former only"):
+        upsample_z(small, model, factor=2)
