@@ -90,3 +90,18 @@ def test_report_writes_markdown_json_and_figures(tmp_path):
     assert (tmp_path / "rep" / "cf_psnr_sweep.png").stat().st_size > 10_000
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert data["factor"] == 4 and "arrays" not in data
+
+
+def test_verdict_does_not_call_low_band_losses_structure():
+    from zaug.evaluate import verdict
+
+    cf = lambda low: {"low": low, "mid": 30.0, "high": 25.0}  # noqa: E731
+    results = {"linear": {"psnr": 30.0, "sharpness": 1, "cf_psnr": cf(46.5)},
+               "cubic": {"psnr": 29.6, "sharpness": 1, "cf_psnr": cf(48.0)},
+               "linear+smooth": {"psnr": 30.7, "sharpness": 0.8, "cf_psnr": cf(46.4)},
+               "zaugnet": {"psnr": 31.0, "sharpness": 0.8, "cf_psnr": cf(46.2)}}
+    g = gains(results)["zaugnet"]
+    assert g["best_low_band"] == "cubic" and g["low_band_gain_db"] == pytest.approx(-1.8)
+    assert "noise removal" in verdict("zaugnet", g)
+    results["zaugnet"]["cf_psnr"] = cf(48.5)
+    assert "recovers structure" in verdict("zaugnet", gains(results)["zaugnet"])

@@ -237,6 +237,10 @@ def gains(results: dict[str, dict]) -> dict[str, dict]:
             "gain_over_baselines_db": r["psnr"] - with_smooth[best_any],
             "sharpness": r["sharpness"],
         }
+        if "cf_psnr" in r:  # structure: the lowest band, where noise weighs least
+            low = {m: results[m]["cf_psnr"]["low"] for m in classical if "cf_psnr" in results[m]}
+            best_low = max(low, key=low.get)
+            out[name].update(best_low_band=best_low, low_band_gain_db=r["cf_psnr"]["low"] - low[best_low])
     return out
 
 
@@ -247,8 +251,12 @@ def verdict(name: str, gain: dict) -> str:
     line = (f"{name}: {g:+.2f} dB vs the best interpolation ({gain['best_classical']}), "
             f"{gs:+.2f} dB vs the best of interpolation and smoothing ({gain['best_baseline']}); "
             f"sharpness {gain['sharpness']:.2f} (1.00 = as sharp as the real planes). ")
+    low = gain.get("low_band_gain_db")
     if g > 0.05 and gs <= 0.05:
         line += "Its gain is no more than smoothing would give: it mostly denoises."
+    elif word == "better" and low is not None and low < 0:
+        line += (f"But at low spatial frequencies (structure) it is {-low:.2f} dB below {gain['best_low_band']}: "
+                 "its gain is noise removal, not better-recovered structure.")
     elif word == "better":
         line += "It recovers structure beyond interpolation and smoothing."
     else:
