@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 from .. import __version__
 from ..errors import InputError, OutputError
-from ..train import Budget
+from ..checkpoint import save_model
+from ..train import Budget, run_training
 
 
 class ModelConfig(BaseModel):
@@ -74,4 +75,19 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
     out.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         marker.write_text(json.dumps(identity, indent=1))
+    return out
+
+
+def train_and_save(task, config: ModelConfig, out: Path, budget: Budget, opts: dict, description: str,
+                   self_check=None) -> Path:
+    """Run the shared training loop, then store summary, self-check and weights in ``out``.
+
+    ``self_check`` computes the held-out scores (default: ``task.self_check()``).
+    """
+    summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
+                           description=description,
+                           checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
+    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
+    config.self_check = self_check() if self_check is not None else task.self_check()
+    save_model(out, task.weights(), config.model_dump(mode="json"))
     return out

@@ -29,15 +29,15 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
-                          optimizer_state, save_model)
+                          optimizer_state)
 from ..data.lateral import anisotropy_factor, lateral_pairs, n_samples, split_lateral_validation
 from ..errors import InputError
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
 from ..restore import ClassicalRestorer
-from ..train import run_training, seed_everything
+from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
+from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
 
 
 class NiivTraining(BaseModel):
@@ -108,12 +108,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     val = _pairs([val_vol], config, patch, 64, np.random.default_rng(config.seed + 1))
     device = resolve_device(opts.get("device", "auto"))
     task = NiivTask(config, pool, val, device)
-    summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
-                           description="niiv", checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
-    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
-    config.self_check = task.self_check()
-    save_model(out, task.weights(), config.model_dump(mode="json"))
-    return out
+    return train_and_save(task, config, out, budget, opts, "niiv")
 
 
 def _patch_size(tp: NiivTraining, factor: float, degradation: str, volumes: list[Volume]) -> tuple[int, int]:

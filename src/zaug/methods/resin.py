@@ -79,7 +79,7 @@ from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
-                          optimizer_state, save_model)
+                          optimizer_state)
 from ..classic import interpolate_stack
 from ..data.lateral import (DEGRADATIONS, anisotropy_factor, degrade, n_samples, normalise, percentile_range,
                             target_rows)
@@ -88,9 +88,9 @@ from ..losses_ssim import ssim_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.unet3d import PatchDiscriminatorND, UNet3D, resin_preset
 from ..predict import cast_like, output_positions
-from ..train import run_training, seed_everything
+from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
+from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
 from .selfnet import iso_rows
 
 MIN_CUBE = 16
@@ -182,12 +182,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     val_rng = np.random.default_rng(config.seed + 1)
     val = validation_set(cube_pool(val, val_cube, tp.val_cubes, val_rng), config)
     task = ResinTask(config, pool, val, resolve_device(opts.get("device", "auto")))
-    summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
-                           description="resin", checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
-    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
-    config.self_check = task.self_check()
-    save_model(out, task.weights(), config.model_dump(mode="json"))
-    return out
+    return train_and_save(task, config, out, budget, opts, "resin")
 
 
 def _check_angle(angle) -> float:

@@ -58,7 +58,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
-                          optimizer_state, save_model)
+                          optimizer_state)
 from ..data.lateral import (DEGRADATIONS, anisotropy_factor, lateral_pairs, n_samples, normalise,
                             split_lateral_validation,
                             percentile_range, target_rows)
@@ -69,9 +69,9 @@ from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.resnet2d import PatchDiscriminator, ResNetGenerator, selfnet_preset
 from ..predict import output_positions
 from ..restore import ClassicalRestorer
-from ..train import run_training, seed_everything
+from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
+from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
 
 MIN_PATCH = 16  # smallest patch side the discriminators and SSIM work well on
 
@@ -157,12 +157,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     pools["b"] = axial_domain(volumes, factor, tuple(config.patch), tp.pool, rng)
     val = lateral_domain([val_vol], config, hr_patch, tp.val_patches, np.random.default_rng(config.seed + 1))
     task = SelfNetTask(config, pools, val, resolve_device(opts.get("device", "auto")))
-    summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
-                           description="selfnet", checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
-    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
-    config.self_check = task.self_check()
-    save_model(out, task.weights(), config.model_dump(mode="json"))
-    return out
+    return train_and_save(task, config, out, budget, opts, "selfnet")
 
 
 def _check_inputs(volumes: list[Volume], factor: float | None) -> float:

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ._common import ModelConfig, prepare_run_dir, preset_and_budget, resolve_device
+from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
-                          optimizer_state, save_model)
+                          optimizer_state)
 from ..classic import interpolate_stack
 from ..data.triplets import (LateralTripletSampler, TripletSampler, split_validation, training_runs,
                              triplet_indices)
@@ -47,7 +47,7 @@ from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.critic import Critic, critic_preset
 from ..nets.ifnet import IFNet, ifnet_preset
-from ..train import run_training, seed_everything
+from ..train import seed_everything
 from ..volume import Volume, check_volume
 
 
@@ -164,13 +164,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         lateral = LateralTripletSampler(segments, [gap] * len(segments), patch=config.training.patch)
     seed_everything(config.seed)  # the networks' initial weights too
     task = ZAugNetTask(config, sampler, _validation_set(norm, val_trips, z_coords), device, lateral)
-    summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
-                           description=method, checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
-    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
-    config.self_check = self_check(task, norm, val_trips, z_coords)
-    weights = {k: v for k, v in task.weights().items()}
-    save_model(out, weights, config.model_dump(mode="json"))
-    return out
+    return train_and_save(task, config, out, budget, opts, method,
+                          self_check=lambda: self_check(task, norm, val_trips, z_coords))
 
 
 def _training_stacks(volumes: list[Volume]) -> tuple[list[np.ndarray], list[np.ndarray]]:
