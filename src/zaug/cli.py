@@ -23,7 +23,8 @@ EXAMPLES = {
                 "  zaug predict runs/my_model stack.tif -o stack_x4.tif --factor 4"),
     "evaluate": ("examples:\n  zaug evaluate stack.tif --factor 2 --methods linear,cubic\n"
                  "  zaug evaluate stack.tif --factor 4 --methods linear,cubic,zaugnet --minutes 10 --report report/\n"
-                 "  zaug evaluate stack.tif --restore --degradation avgpool --factor 4 --methods linear,cubic,niiv"),
+                 "  zaug evaluate stack.tif --restore --degradation avgpool --factor 4 --methods linear,cubic,niiv\n"
+                 "  zaug evaluate iso.tif --restore --axial-angle 45 --factor 4 --methods input,richardson-lucy,resin"),
     "train": ("examples:\n  zaug train stack.tif --method zaugnet --preset fast --minutes 10 -o runs/model\n"
               "  zaug train a.tif b.tif --method zaugnet+ --steps 5000 -o runs/model_plus\n"
               "  zaug train aniso.tif --method niiv --degradation gaussian --minutes 10 -o runs/niiv"),
@@ -188,7 +189,14 @@ def cmd_evaluate(args) -> int:
     vol = _read(args, args.input)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
-    if args.restore:
+    if args.restore and args.axial_angle:
+        from .evaluate_oblique import evaluate_oblique, format_oblique_table
+        from .report import write_oblique_report
+
+        result = evaluate_oblique(vol, args.axial_angle, args.factor, methods, train_options=_training(args),
+                                  keep_predictions=bool(args.report), log=log)
+        writer, table = write_oblique_report, format_oblique_table
+    elif args.restore:
         from .evaluate_restore import evaluate_restoration, format_restoration_table
         from .report import write_restoration_report
 
