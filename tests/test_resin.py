@@ -58,8 +58,13 @@ def test_training_steps_change_the_weights_and_lower_the_generator_loss():
     before = {k: v.clone() for k, v in task.weights().items()}
     disc_before = task.disc_volume.net[0].weight.detach().clone()
     rng = np.random.default_rng(0)
-    losses = task.step(rng, progress=0.0)
-    assert {"loss", "cycle1", "cycle2", "adv_volume", "adv_mip_iso", "adv_mip_aniso", "disc"} <= set(losses)
+    warm_f = {k: v.clone() for k, v in task.weights().items() if k.startswith("f.")}
+    assert set(task.step(rng, progress=0.0)) == {"loss", "imitation"}  # warm-up: self-imitation only
+    assert any(not torch.equal(warm_f[k], task.weights()[k]) for k in warm_f)
+    assert torch.equal(disc_before, task.disc_volume.net[0].weight)  # discriminators wait for the full loss
+    losses = task.step(rng, progress=0.6)
+    assert {"loss", "cycle1", "cycle2", "imitation", "adv_volume", "adv_mip_iso", "adv_mip_aniso",
+            "disc"} <= set(losses)
     after = task.weights()
     for prefix in ("f.", "d."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
