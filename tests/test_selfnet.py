@@ -76,7 +76,7 @@ def test_training_steps_change_every_network_and_lower_the_deblur_loss():
     disc_before = task.d_b.net[0].weight.detach().clone()
     rng = np.random.default_rng(0)
     losses = [task.step(rng, progress=0.5) for _ in range(2)]
-    assert {"gan", "cycle", "feedback", "deblur", "disc", "loss"} <= set(losses[0])
+    assert {"gan", "cycle", "flux", "feedback", "deblur", "disc", "loss"} <= set(losses[0])
     after = task.weights()
     for prefix in ("deblur.", "g_ab.", "g_ba."):
         assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix)), prefix
@@ -85,6 +85,17 @@ def test_training_steps_change_every_network_and_lower_the_deblur_loss():
     target = torch.from_numpy(task.pools["c"][:4])[:, None]
     deblur = [task._deblur_step(fake_b, target) for _ in range(15)]
     assert deblur[-1] < deblur[0]
+
+
+def test_flux_loss_allows_blur_but_not_a_change_of_contrast():
+    task = _tiny_task()  # factor 4: windows of 8 pixels
+    spots = (np.random.default_rng(1).random((4, 1, 48, 48)) > 0.99).astype(np.float32)
+    nuclei = ndimage.gaussian_filter(spots, (0, 0, 3, 3))
+    x = torch.from_numpy(nuclei / nuclei.max())
+    blurred = torch.from_numpy(ndimage.gaussian_filter1d(x.numpy(), 2, axis=2))  # sigma factor / 2
+    more_contrast = x.mean() + 1.45 * (x - x.mean())  # what G_AB learnt on cellseg3d without it
+    assert float(task._flux(x, x)) == pytest.approx(1e-3, rel=1e-3)  # Charbonnier's floor: eps
+    assert float(task._flux(blurred, x)) < 0.25 * float(task._flux(more_contrast, x))
 
 
 def test_stage_one_trains_the_cyclegan_only():
