@@ -1,0 +1,15 @@
+"""ZAugNet drop-slice experiment: python za_exp.py DATA FACTOR OUT.json minutes=10 key=value ..."""
+import json, sys
+from zaug.io import read_volume
+from zaug.evaluate import evaluate_drop_slice, format_table
+path, factor, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+kv = dict(a.split("=") for a in sys.argv[4:])
+opts = {"minutes": float(kv.pop("minutes", 10)), "progress": False}
+method = kv.pop("method", "zaugnet")
+for k, v in kv.items():
+    opts[k] = v.lower() == "true" if v.lower() in ("true", "false") else float(v)
+vol = read_volume(path)
+res = evaluate_drop_slice(vol, factor, ["linear", "cubic", method], train_options=opts,
+                          log=lambda m: print(m, file=sys.stderr, flush=True))
+print(format_table(res), file=sys.stderr)
+json.dump(res, open(out, "w"), default=str, indent=1)
