@@ -10,6 +10,7 @@ import pytest
 from safetensors.torch import load_file
 
 from zaug import InputError, OutputError, ZaugError
+from zaug.classic import interpolate_stack
 from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.io import read_volume, write_volume
 from zaug.methods import zaugnet
@@ -167,6 +168,9 @@ def test_cli_train_and_predict(run_cli, small, tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = read_volume(tmp_path / "o.tif")
     assert out.nz == 31 and out.voxel_size[0] == pytest.approx(0.145) and out.dtype == np.uint16
+    assert "calibration: between planes 0.29 um apart, linear interpolation +" in proc.stdout
+    proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "raw.tif", "--factor", "2", "--no-calibrate")
+    assert proc.returncode == 0 and "calibration" not in proc.stdout
     proc = run_cli("train", src, "--method", "zaugnet", "--minutes", "0", "-o", tmp_path / "z")
     assert proc.returncode != 0 and "zero" in proc.stderr and "Traceback" not in proc.stderr
 
@@ -206,3 +210,64 @@ def test_prediction_between_closer_planes_than_trained_says_so(small, tmp_path):
     model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
     with pytest.warns(UserWarning, match="self-check measured the former only"):
         upsample_z(small, model, factor=2)
+
+
+def _stand_in(model, correction):
+    """Replace the network: linear interpolation minus ``correction`` (a number)."""
+    model._pairs = lambda planes, jobs: [0.5 * (planes[a] + planes[b]) - correction for a, b, _ in jobs]
+
+
+def test_calibration_weights_are_fitted_on_lateral_triplets_at_the_spacing_of_use(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+
+    def paraboloid(n):  # linear interpolation between rows 2g apart misses the middle row by -c g^2
+        y, x = np.mgrid[:n, :n]
+        return np.repeat((1e-3 * (y ** 2 + x ** 2))[None], 6, 0).astype(np.float32)
+
+    _stand_in(model, 2 * 1e-3 * 2 ** 2)  # twice the right correction for rows 4 apart (g = 2)
+    # lateral pixel 0.26: planes 1.04 apart are matched by rows 4 apart; on 8 rows the spline has two knots
+    # (cubic = linear), so only the model's weight is fitted
+    assert model.calibration_weights(paraboloid(8), 1.04) == pytest.approx((0.5, 0.0), abs=1e-5)
+    # planes 0.52 apart: rows 2 apart (g = 1; 4 rows), where the stand-in's correction is 8x too large
+    assert model.calibration_weights(paraboloid(4), 0.52) == pytest.approx((1 / 8, 0.0), abs=1e-5)
+
+
+def test_calibration_prefers_cubic_on_smooth_data_and_linear_on_noise(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    _stand_in(model, 0.0)  # a model that adds nothing to linear interpolation
+    y, x = np.mgrid[:48, :56]
+    smooth = np.repeat((0.5 + 0.4 * np.sin(y / 5.0) * np.cos(x / 7.0))[None], 6, 0).astype(np.float32)
+    assert model.calibration_weights(smooth, 1.04)[1] > 0.9
+    noise = np.random.default_rng(0).random((6, 48, 56), dtype=np.float32)
+    model.calibration.clear()  # kept per spacing within one stack
+    assert model.calibration_weights(noise, 1.04)[1] < 0.1
+
+
+def test_best_weights_minimise_over_the_unit_square():
+    rng = np.random.default_rng(1)
+    grid = np.linspace(0, 1, 201)
+    w = np.stack(np.meshgrid(grid, grid, indexing="ij"), -1).reshape(-1, 2)
+    for _ in range(20):
+        parts, target = rng.normal(size=(2, 50)), rng.normal(size=50)
+        gram, rhs = parts @ parts.T, parts @ target
+        best = np.array(zaugnet._best_weights(gram, rhs))
+        assert ((best >= 0) & (best <= 1)).all()
+        cost = lambda v: np.einsum("...i,ij,...j->...", v, gram, v) - 2 * v @ rhs  # noqa: E731
+        assert cost(best) <= cost(w).min() + 1e-9
+
+
+def test_calibrated_prediction_blends_model_cubic_and_linear(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    model.config.normalisation = {"low": 0.0, "high": 1.0}
+    stack = np.asarray(small.data, np.float32)[:15] / small.data.max()
+    z = small.z_coords()[:15]
+    plane = np.full(stack.shape[1:], 0.3, np.float32)
+    model._pairs = lambda planes, jobs: [plane for _ in jobs]
+    model.calibration_weights = lambda x, spacing: (0.25, 0.5)
+    kept, zk = stack[::2], z[::2]
+    out = model.interpolate(kept, zk, z)
+    linear = 0.5 * (kept[:-1] + kept[1:])
+    cubic = interpolate_stack(kept, zk, z[1::2], "cubic")
+    np.testing.assert_allclose(out[1::2], linear + 0.25 * (plane - linear) + 0.5 * (cubic - linear), atol=1e-5)
+    model.calibrate = False
+    np.testing.assert_allclose(model.interpolate(kept, zk, z)[1::2], np.broadcast_to(plane, linear.shape))

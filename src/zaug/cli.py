@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="ZAugNet: keep the model's whole departure from linear interpolation (see the README)")
 
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
                         "restoration of simulated anisotropy.")
@@ -69,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--report", metavar="DIR", help="write a Markdown report with figures to DIR")
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="ZAugNet: keep the model's whole departure from linear interpolation (see the README)")
     _input_options(p)
     _training_options(p)
 
@@ -125,7 +129,7 @@ def _read(args, path):
 def _training(args) -> dict:
     return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
             "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation,
-            "axial_angle": args.axial_angle}
+            "axial_angle": args.axial_angle, "calibrate": not getattr(args, "no_calibrate", False)}
 
 
 def cmd_info(args) -> int:
@@ -171,7 +175,12 @@ def cmd_predict(args) -> int:
             if float(args.factor) != int(args.factor):
                 raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
             factor = int(args.factor)
+        if hasattr(method, "calibrate"):
+            method.calibrate = not args.no_calibrate
         out = upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
+        for spacing, (a_model, a_cubic) in getattr(method, "calibration", {}).items():
+            print(f"calibration: between planes {spacing:g} {vol.unit} apart, linear interpolation + {a_model:.2f} x "
+                  f"(model - linear) + {a_cubic:.2f} x (cubic - linear), as fitted on lateral triplets of the input")
     write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
     vz = out.voxel_size[0]
     print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}")

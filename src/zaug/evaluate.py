@@ -168,6 +168,9 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
             interpolator, extra = _prepare(name, kept_volume, train_options or {}, log)
             log(f"{name}: reconstructing {len(removed)} planes")
             full = norm(interpolator.interpolate(data[kept], z_all[kept], z_all))
+            if getattr(interpolator, "calibration", None):
+                extra["calibration"] = {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)}
+                                        for k, (a, c) in interpolator.calibration.items()}
         seconds = time.perf_counter() - start
         predictions[name] = full
         results[name] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
@@ -210,6 +213,8 @@ def _prepare(name: str, kept_volume: Volume, options: dict, log):
         with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
             model_dir = module.fit([kept_volume], Path(tmp) / "model", dict(options, method=name))
             model = module.load(model_dir, device=options.get("device", "auto"))
+    if hasattr(model, "calibrate"):
+        model.calibrate = bool(options.get("calibrate", True))
     if hasattr(module, "format_self_check"):
         log(module.format_self_check(model.config.self_check))
     summary = getattr(model, "training_summary", {})
