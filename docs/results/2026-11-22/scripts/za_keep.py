@@ -1,4 +1,4 @@
-"""Drop-slice with the trained model kept: python za_keep.py DATA FACTOR KEEPDIR minutes=10 key=value
+"""Drop-slice with the trained model kept: python za_keep.py DATA FACTOR KEEPDIR minutes=10 key=value [widths=96,72,48 context_ch=12]
 
 The kept model is scored a second time without the lateral calibration ("uncalibrated" in eval.json)."""
 import json, shutil, sys
@@ -9,6 +9,9 @@ path, factor, keep = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 kv = dict(a.split("=") for a in sys.argv[4:])
 opts = {"minutes": float(kv.pop("minutes", 10)), "progress": False}
 method = kv.pop("method", "zaugnet")
+if "widths" in kv:  # wider fast-preset blocks, e.g. widths=96,72,48 context_ch=12
+    w = tuple(int(v) for v in kv.pop("widths").split(","))
+    opts["net"] = dict(widths=w, teacher_width=w[-1], context_ch=int(kv.pop("context_ch", 8)))
 for k, v in kv.items():
     opts[k] = v.lower() == "true" if v.lower() in ("true", "false") else float(v)
 orig_fit = zaugnet.fit
