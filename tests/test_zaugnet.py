@@ -51,6 +51,13 @@ def test_validation_planes_never_reach_training():
         assert i0.min() >= 0 and i0.max() <= 1 and gt.shape == (4, 1, 32, 32)
 
 
+def test_progress_bar_shows_loss_and_stays_short_in_a_log(small, tmp_path, capsys):
+    zaugnet.fit([small], tmp_path / "m", dict(TINY, steps=8, progress=True))
+    err = capsys.readouterr().err  # not a terminal: redrawn at most every 10 s
+    assert "loss=" in err and "8/8" in err
+    assert err.count("\r") <= 3, err
+
+
 def test_zero_step_runs_are_refused(small, tmp_path):
     with pytest.raises(ZaugError, match="zero"):
         Budget(steps=0)

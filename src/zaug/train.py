@@ -170,12 +170,14 @@ def _due(state: dict, next_val: float, every: tuple[str, float]) -> bool:
 
 
 def _progress_bar(budget: Budget, state: dict, enabled: bool, description: str):
+    # into a log file (a cluster job, a pipe) a bar redrawn ten times a second writes megabytes
+    every = 0.1 if sys.stderr.isatty() else 10.0
     if budget.steps is not None:
         return tqdm(total=budget.steps, initial=state["step"], desc=description, unit="step",
-                    disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+                    disable=not enabled, file=sys.stderr, dynamic_ncols=True, mininterval=every)
     total = int(round(60 * budget.minutes))
     return tqdm(total=total, initial=int(state["elapsed"]), desc=description, unit="s", disable=not enabled,
-                file=sys.stderr, dynamic_ncols=True,
+                file=sys.stderr, dynamic_ncols=True, mininterval=every,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [left {remaining}{postfix}]")
 
 
