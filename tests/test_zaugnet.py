@@ -239,6 +239,23 @@ def test_calibration_weights_are_fitted_on_lateral_triplets_at_the_spacing_of_us
     assert model.calibration_weights(paraboloid(4), 0.52) == pytest.approx((1 / 8, 0.0), abs=1e-5)
 
 
+def test_calibration_uses_the_pixel_size_of_the_stack_it_interpolates(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))  # trained with 0.26 pixels
+    y, x = np.mgrid[:4, :4]
+    paraboloid = np.repeat((1e-3 * (y ** 2 + x ** 2))[None], 6, 0).astype(np.float32)
+    _stand_in(model, 2 * 1e-3 * 2 ** 2)
+    # planes 1.04 apart: with 0.52 pixels, rows 2 apart (g = 1) fit in 4 rows; with the training
+    # stack's 0.26 pixels, rows 4 apart would not, and the model alone would be used
+    assert model.calibration_weights(paraboloid, 1.04, (0.52, 0.52)) == pytest.approx((1 / 8, 0.0), abs=1e-5)
+    model.calibration.clear()
+    assert model.calibration_weights(paraboloid, 1.04) == (1.0, 0.0)
+    # and a whole-volume prediction passes the input's pixel size on
+    seen = []
+    model.calibration_weights = lambda x, spacing, pixel_size=None: seen.append(pixel_size) or (1.0, 0.0)
+    upsample_z(small.replace(voxel_size=(small.voxel_size[0], 0.5, 0.7)), model, factor=2)
+    assert seen and set(seen) == {(0.5, 0.7)}
+
+
 def test_calibration_prefers_cubic_on_smooth_data_and_linear_on_noise(small, tmp_path):
     model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
     _stand_in(model, 0.0)  # a model that adds nothing to linear interpolation
@@ -270,7 +287,7 @@ def test_calibrated_prediction_blends_model_cubic_and_linear(small, tmp_path):
     z = small.z_coords()[:15]
     plane = np.full(stack.shape[1:], 0.3, np.float32)
     model._pairs = lambda planes, jobs: [plane for _ in jobs]
-    model.calibration_weights = lambda x, spacing: (0.25, 0.5)
+    model.calibration_weights = lambda x, spacing, pixel_size=None: (0.25, 0.5)
     kept, zk = stack[::2], z[::2]
     out = model.interpolate(kept, zk, z)
     linear = 0.5 * (kept[:-1] + kept[1:])

@@ -79,7 +79,8 @@ class ClassicalInterpolator:
             raise InputError(f"unknown interpolation {method!r}; choose one of {', '.join(CLASSICAL_METHODS)}.")
         self.name = method
 
-    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
+    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
+                    pixel_size: tuple[float, float] | None = None) -> np.ndarray:
         return interpolate_stack(stack, z_in, z_out, self.name)
 
     def __repr__(self) -> str:

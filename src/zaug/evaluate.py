@@ -167,7 +167,8 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         else:
             interpolator, extra = _prepare(name, kept_volume, train_options or {}, log)
             log(f"{name}: reconstructing {len(removed)} planes")
-            full = norm(interpolator.interpolate(data[kept], z_all[kept], z_all))
+            full = norm(interpolator.interpolate(data[kept], z_all[kept], z_all,
+                                                 pixel_size=volume.voxel_size[1:]))
             if getattr(interpolator, "calibration", None):
                 extra["calibration"] = {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)}
                                         for k, (a, c) in interpolator.calibration.items()}

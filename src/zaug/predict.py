@@ -34,8 +34,13 @@ class ZInterpolator(Protocol):
 
     name: str
 
-    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
-        """Planes at ``z_out`` from a float32 ZYX ``stack`` whose planes lie at ``z_in``."""
+    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
+                    pixel_size: tuple[float, float] | None = None) -> np.ndarray:
+        """Planes at ``z_out`` from a float32 ZYX ``stack`` whose planes lie at ``z_in``.
+
+        ``pixel_size`` is the stack's (y, x) pixel size in the unit of ``z_in``,
+        for methods that compare axial and lateral distances.
+        """
         ...
 
 
@@ -114,7 +119,8 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
         z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing)
     out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
     for index, stack in volume.stacks():
-        planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out)
+        planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
+                                    pixel_size=volume.voxel_size[1:])
         out[index] = cast_like(planes, volume.dtype)
     spacing = np.diff(z_out)
     uniform = np.allclose(spacing, spacing.mean(), rtol=1e-6, atol=0)

@@ -407,6 +407,7 @@ class ZAugNetModel:
                  overlap: int = 32, batch: int = 4, tta: bool = True, calibrate: bool = True):
         self.config, self.device = config, device
         self.calibrate, self.calibration = calibrate, {}
+        self._pixel_size = None  # (y, x) of the stack being interpolated, when known
         self.name = config.method
         self.net = IFNet(**config.net).to(device).eval()
         load_module_tensors("generator", self.net, tensors)
@@ -418,11 +419,17 @@ class ZAugNetModel:
     def plus(self) -> bool:
         return bool(self.config.net["position_input"])
 
-    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
-        """Planes at ``z_out`` (see :class:`zaug.predict.ZInterpolator`)."""
+    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
+                    pixel_size: tuple[float, float] | None = None) -> np.ndarray:
+        """Planes at ``z_out`` (see :class:`zaug.predict.ZInterpolator`).
+
+        ``pixel_size`` (y, x) sets the lateral triplets of the calibration; the
+        training stack's is assumed when it is not given.
+        """
         z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
         self._check_spacing(z_in)
         self.calibration = {}  # measured on this stack (each channel / time point its own)
+        self._pixel_size = tuple(pixel_size) if pixel_size is not None else None
         low, high = self.config.normalisation["low"], self.config.normalisation["high"]
         x = np.clip((np.asarray(stack, np.float32) - low) / (high - low), 0, 1)
         out = self._positions(x, z_in, z_out) if self.plus else self._doubling(x, z_in, z_out)
@@ -450,7 +457,8 @@ class ZAugNetModel:
                 f"interpolates here between planes {spacing:g} {unit} apart; its self-check measured the "
                 "former only: 'zaug evaluate' on a finely sampled stack measures the latter."), stacklevel=3)
 
-    def calibration_weights(self, x: np.ndarray, spacing: float) -> tuple[float, float]:
+    def calibration_weights(self, x: np.ndarray, spacing: float,
+                            pixel_size: tuple[float, float] | None = None) -> tuple[float, float]:
         """How far the prediction moves from linear interpolation towards the model and towards cubic.
 
         A model that learnt from the stack's own triplets saw outer planes twice
@@ -471,17 +479,21 @@ class ZAugNetModel:
             Normalised ZYX input stack.
         spacing : float
             Distance between the planes to be interpolated between (z units).
+        pixel_size : (float, float), optional
+            The stack's (y, x) pixel size in z units; by default the training
+            stack's.
         """
         key = round(float(spacing), 9)
         if key not in self.calibration:
-            self.calibration[key] = self._measure_weights(x, spacing)
+            pixel = tuple(pixel_size) if pixel_size is not None else tuple(self.config.train_voxel_size[1:])
+            self.calibration[key] = self._measure_weights(x, spacing, pixel)
         return self.calibration[key]
 
-    def _measure_weights(self, x: np.ndarray, spacing: float, per_axis: int = 16, rows: int = 96,
-                       cols: int = 256, line: int = 48) -> tuple[float, float]:
+    def _measure_weights(self, x: np.ndarray, spacing: float, pixel: tuple[float, float], per_axis: int = 16,
+                         rows: int = 96, cols: int = 256, line: int = 48) -> tuple[float, float]:
         gram, rhs = np.zeros((2, 2)), np.zeros(2)
         for axis in (1, 2):
-            gap = int(round(spacing / (2 * self.config.train_voxel_size[axis])))
+            gap = int(round(spacing / (2 * pixel[axis - 1])))
             n = x.shape[axis]
             if gap < 1 or n <= 2 * gap:
                 continue
@@ -510,7 +522,8 @@ class ZAugNetModel:
         preds = self._pairs(stack, jobs)
         if not self.calibrate:
             return preds
-        a_model, a_cubic = (np.float32(w) for w in self.calibration_weights(source, spacing))
+        weights = self.calibration_weights(source, spacing, self._pixel_size)
+        a_model, a_cubic = (np.float32(w) for w in weights)
         at = np.array([z[a] + t * (z[b] - z[a]) for a, b, t in jobs])
         cubic = interpolate_stack(stack, z, at, "cubic") if a_cubic > 0 else None
         out = []

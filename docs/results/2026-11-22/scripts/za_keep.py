@@ -13,7 +13,7 @@ if "widths" in kv:  # wider fast-preset blocks, e.g. widths=96,72,48 context_ch=
     w = tuple(int(v) for v in kv.pop("widths").split(","))
     opts["net"] = dict(widths=w, teacher_width=w[-1], context_ch=int(kv.pop("context_ch", 8)))
 for k, v in kv.items():
-    opts[k] = v.lower() == "true" if v.lower() in ("true", "false") else float(v)
+    opts[k] = v.lower() == "true" if v.lower() in ("true", "false") else int(v) if v.isdigit() else float(v)
 orig_fit = zaugnet.fit
 def fit(vols, out, o):
     p = orig_fit(vols, out, o)
