@@ -59,8 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="ZAugNet: keep the model's whole departure from linear interpolation (see the README)")
+    _calibrate_option(p)
 
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
                         "restoration of simulated anisotropy.")
@@ -71,8 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--report", metavar="DIR", help="write a Markdown report with figures to DIR")
-    p.add_argument("--no-calibrate", action="store_true",
-                   help="ZAugNet: keep the model's whole departure from linear interpolation (see the README)")
+    _calibrate_option(p)
     _input_options(p)
     _training_options(p)
 
@@ -91,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-train", action="store_true", help="only classical methods")
     p.add_argument("--device", default="auto")
     return parser
+
+
+def _calibrate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-calibrate", action="store_true",
+                   help="ZAugNet: keep the model's whole departure from linear interpolation (see the README)")
 
 
 def _input_options(p: argparse.ArgumentParser) -> None:
