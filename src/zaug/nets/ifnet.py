@@ -279,7 +279,8 @@ _PRESETS: dict[str, dict[str, Any]] = {
     # nets are bound by per-op overhead: (32, 24, 16) ran only ~15% more steps in 3 minutes
     # and scored 0.03 dB lower on cells3d x2, so the wider blocks are kept. The refinement
     # (context net + U-Net) has 16 base channels rather than 8: it does the denoising that
-    # noisy stacks need, and gained 0.02-0.05 dB despite 10-20% fewer steps per minute.
+    # noisy stacks need. Across the ten drop-slice runs it gained up to 0.26 dB (cells3d x2
+    # +0.05), lost 0.08 (gala x4) and 0.23 (cellseg3d x2), and made inference 2.5x slower.
     "fast": dict(widths=(64, 48, 32), teacher_width=32, context_ch=16, refine=True),
 }
 

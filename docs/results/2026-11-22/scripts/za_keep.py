@@ -12,7 +12,7 @@ method = kv.pop("method", "zaugnet")
 if "widths" in kv:  # wider fast-preset blocks, e.g. widths=96,72,48 context_ch=12
     w = tuple(int(v) for v in kv.pop("widths").split(","))
     opts["net"] = dict(widths=w, teacher_width=w[-1], context_ch=int(kv.pop("context_ch", 8)))
-if "denoise_input" in kv:  # non-local-means denoised inputs for the refinement (nets/nlm.py)
+if "denoise_input" in kv:  # needs scripts/nlm_input.patch applied (experiment, not in the package)
     opts.setdefault("net", {})["denoise_input"] = kv.pop("denoise_input").lower() == "true"
 for k, v in kv.items():
     opts[k] = v.lower() == "true" if v.lower() in ("true", "false") else int(v) if v.isdigit() else float(v)
