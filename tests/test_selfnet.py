@@ -12,6 +12,7 @@ from zaug import InputError, methods
 from zaug.evaluate_restore import evaluate_restoration
 from zaug.losses_ssim import ssim, ssim_loss
 from zaug.methods import selfnet
+from zaug.nets.axial_kernel import AxialBlurKernel
 from zaug.nets.resnet2d import PatchDiscriminator, ResNetGenerator, count_parameters, selfnet_preset
 from zaug.restore import restore_volume
 from zaug.sample import load_sample
@@ -46,6 +47,30 @@ def test_preset_sizes_and_shapes():
         selfnet_preset("huge")
 
 
+def test_axial_kernel_learns_a_row_blur_and_cannot_touch_columns():
+    torch.manual_seed(0)
+    x = torch.from_numpy(ndimage.gaussian_filter(np.random.default_rng(0).random((8, 1, 40, 40)), 1)
+                         .astype(np.float32))
+    target = torch.from_numpy(ndimage.gaussian_filter1d(x.numpy(), 1.5, axis=2, mode="nearest"))
+    blur = AxialBlurKernel(6)
+    opt = torch.optim.Adam(blur.parameters(), lr=0.05)
+    start = float(torch.mean((blur(x) - target) ** 2).detach())
+    for _ in range(300):
+        opt.zero_grad()
+        loss = torch.mean((blur(x) - target) ** 2)
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 0.01 * start
+    k = blur.kernel().detach()
+    assert torch.all(k >= 0) and torch.allclose(k, k.flip(0)) and float(k.sum()) == pytest.approx(1.0)
+    columns_only = x[:, :, :1].expand(-1, -1, 40, -1)  # constant along rows: a z blur leaves it alone
+    assert torch.allclose(blur(columns_only), columns_only, atol=1e-6)
+    assert selfnet.TRAINING_PRESETS["fast"].degradation_net == "kernel"
+    assert isinstance(_tiny_task().g_ab, AxialBlurKernel)
+    paper = selfnet.TRAINING_PRESETS["paper"]
+    assert isinstance(_tiny_task(training=paper).g_ab, ResNetGenerator)
+
+
 def test_ssim_is_differentiable_in_2d_and_3d():
     x = torch.rand(2, 1, 24, 24)
     assert float(ssim(x, x)) == pytest.approx(1.0, abs=1e-5)
@@ -56,12 +81,12 @@ def test_ssim_is_differentiable_in_2d_and_3d():
     assert 0 < float(loss.detach()) <= 2 and pred.grad.abs().sum() > 0
 
 
-def _tiny_task(lr: float = 1e-3) -> selfnet.SelfNetTask:
+def _tiny_task(lr: float = 1e-3, training=None) -> selfnet.SelfNetTask:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     sharp = ndimage.gaussian_filter(rng.random((16, 24, 24)), (0, 1, 1)).astype(np.float32)
     blurred = ndimage.gaussian_filter1d(sharp, 2, axis=1)
-    tp = selfnet.TRAINING_PRESETS["fast"].model_copy(update={"batch": 4, "lr": lr, "lr_final": lr})
+    tp = (training or selfnet.TRAINING_PRESETS["fast"]).model_copy(update={"batch": 4, "lr": lr, "lr_final": lr})
     config = selfnet.SelfNetConfig(net=selfnet_preset("fast"), training=tp, factor=4.0, train_voxel_size=[1, 1, 1],
                                    train_unit="um")
     pools = {"a": blurred, "c": sharp, "b": ndimage.gaussian_filter1d(rng.random((16, 24, 24)), 2, axis=1)
