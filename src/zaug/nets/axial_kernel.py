@@ -15,7 +15,7 @@ Examples
 >>> blur = AxialBlurKernel(half_width=8)
 >>> blur(torch.rand(2, 1, 20, 13)).shape
 torch.Size([2, 1, 20, 13])
->>> round(float(blur.kernel().sum()), 6)
+>>> round(float(blur.kernel().detach().sum()), 6)
 1.0
 """
 
