@@ -103,3 +103,19 @@ def test_drop_slice_evaluation_refuses_restoration_methods(run_cli):
 
     proc = run_cli("evaluate", sample_path(), "--factor", "2", "--methods", "linear,niiv")
     assert proc.returncode != 0 and "--restore" in proc.stderr
+
+
+def test_cli_sigma_reaches_the_model_and_is_refused_where_it_means_nothing(run_cli, aniso, tmp_path):
+    src = tmp_path / "a.tif"
+    write_volume(aniso, src)
+    for extra, phrase in ((["--sigma", "1.5"], "gaussian degradation only"),  # niiv's default is avgpool
+                          (["--degradation", "gaussian", "--sigma", "-1"], "zero or positive")):
+        proc = run_cli("train", src, "--method", "niiv", "--steps", "1", "-o", tmp_path / "bad", *extra)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert phrase in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert not (tmp_path / "bad" / "config.json").exists()
+    proc = run_cli("train", src, "--method", "niiv", "--steps", "1", "--degradation", "gaussian",
+                   "--sigma", "1.5", "-o", tmp_path / "m")
+    assert proc.returncode == 0, proc.stderr
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert (config["degradation"], config["sigma"]) == ("gaussian", 1.5)

@@ -119,6 +119,9 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-adversarial", action="store_true", help="generator only (smoother, better for segmentation)")
     p.add_argument("--degradation", choices=["avgpool", "gaussian"], default=None,
                    help="restoration: how lateral planes are degraded to look axial (default: the method's)")
+    p.add_argument("--sigma", type=float, default=None,
+                   help="restoration, gaussian degradation: axial blur sigma of the model in lateral pixels "
+                        "(default factor/2; evaluate --restore still simulates with factor/2)")
     p.add_argument("--axial-angle", type=float, default=0.0,
                    help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane")
 
@@ -132,7 +135,8 @@ def _read(args, path):
 def _training(args) -> dict:
     return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
             "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation,
-            "axial_angle": args.axial_angle, "calibrate": not getattr(args, "no_calibrate", False)}
+            "sigma": args.sigma, "axial_angle": args.axial_angle,
+            "calibrate": not getattr(args, "no_calibrate", False)}
 
 
 def cmd_info(args) -> int:

@@ -92,6 +92,33 @@ def _check_degradation(degradation: str) -> None:
         raise InputError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
 
 
+def degradation_model(options: dict, default: str) -> tuple[str, float | None]:
+    """The user's degradation model from training ``options``: ``(degradation, sigma)``.
+
+    ``sigma`` (high-res pixels; ``None``: ``factor / 2``) belongs to the
+    Gaussian model only, so it is refused with ``avgpool`` rather than ignored.
+
+    Examples
+    --------
+    >>> degradation_model({"sigma": 1.5}, "gaussian")
+    ('gaussian', 1.5)
+    >>> degradation_model({}, "avgpool")
+    ('avgpool', None)
+    """
+    degradation = options.get("degradation") or default
+    _check_degradation(degradation)
+    sigma = options.get("sigma")
+    if sigma is None:
+        return degradation, None
+    sigma = float(sigma)
+    if degradation != "gaussian":
+        raise InputError(f"a blur sigma applies to the gaussian degradation only, not to {degradation!r}; "
+                         "pass --degradation gaussian or leave out --sigma.")
+    if not np.isfinite(sigma) or sigma < 0:
+        raise InputError(f"the blur sigma must be zero or positive (pixels), got {sigma:g}.")
+    return degradation, sigma
+
+
 def n_samples(n_hr: int, factor: float, degradation: str) -> int:
     """Number of low-res samples a degradation keeps from ``n_hr`` pixels.
 

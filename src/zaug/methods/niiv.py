@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
-from ..data.lateral import anisotropy_factor, lateral_pairs, n_samples, split_lateral_validation
+from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples,
+                            split_lateral_validation)
 from ..errors import InputError
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
@@ -92,10 +93,10 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     if factor < 1.5:
         raise InputError(f"the stack is nearly isotropic (anisotropy {factor:.2f}); nothing to restore. "
                          "Pass --factor if the voxel size in the file is wrong.")
-    degradation = opts.get("degradation") or "avgpool"
+    degradation, sigma = degradation_model(opts, "avgpool")
     tp = TRAINING_PRESETS[preset]
     config = NiivConfig(preset=preset, net=niiv_preset(preset), training=tp, factor=factor,
-                        degradation=degradation, sigma=opts.get("sigma"), seed=int(opts.get("seed") or 0),
+                        degradation=degradation, sigma=sigma, seed=int(opts.get("seed") or 0),
                         train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit)
     train_vols, val_vol, config.validation_planes = split_lateral_validation(volumes)
     patch = _patch_size(tp, factor, degradation, volumes)

@@ -94,7 +94,7 @@ from scipy import ndimage
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
-from ..data.lateral import (DEGRADATIONS, anisotropy_factor, degrade, n_samples, normalise, percentile_range,
+from ..data.lateral import (anisotropy_factor, degradation_model, degrade, n_samples, normalise, percentile_range,
                             target_rows)
 from ..errors import InputError
 from ..evaluate_oblique import line_blur_kernel
@@ -176,9 +176,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     angle = _check_angle(opts.get("axial_angle"))
     factor = _check_inputs(volumes, opts.get("factor"), angle)
-    degradation = opts.get("degradation") or "gaussian"
-    if degradation not in DEGRADATIONS:
-        raise InputError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
+    degradation, sigma = degradation_model(opts, "gaussian")
     tp = TRAINING_PRESETS[preset]
     sources = [(normalise(s, *percentile_range(s)), iso_rows(v, factor))
                for v in volumes for s in (np.asarray(s) for _, s in v.stacks())]
@@ -186,7 +184,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     train, val, region = _split(sources, n_first)
     cube, val_cube = _cube_sizes(int(opts.get("cube") or tp.cube), train, val)
     config = ResinConfig(preset=preset, net=resin_preset(preset), training=tp, factor=factor, axial_angle=angle,
-                         degradation=degradation, sigma=opts.get("sigma"), seed=int(opts.get("seed") or 0),
+                         degradation=degradation, sigma=sigma, seed=int(opts.get("seed") or 0),
                          cube=cube, train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit,
                          validation_region=region)
     identity = {"method": "resin", "preset": preset, "seed": config.seed, "factor": factor, "axial_angle": angle,

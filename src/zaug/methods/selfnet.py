@@ -70,7 +70,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
-from ..data.lateral import (DEGRADATIONS, anisotropy_factor, lateral_pairs, n_samples, normalise,
+from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, normalise,
                             split_lateral_validation,
                             percentile_range, target_rows)
 from ..errors import InputError
@@ -158,12 +158,10 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     opts = dict(options or {})
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     factor = _check_inputs(volumes, opts.get("factor"))
-    degradation = opts.get("degradation") or "gaussian"
-    if degradation not in DEGRADATIONS:
-        raise InputError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
+    degradation, sigma = degradation_model(opts, "gaussian")
     tp = TRAINING_PRESETS[preset]
     config = SelfNetConfig(preset=preset, net=selfnet_preset(preset), training=tp, factor=factor,
-                           degradation=degradation, sigma=opts.get("sigma"), seed=int(opts.get("seed") or 0),
+                           degradation=degradation, sigma=sigma, seed=int(opts.get("seed") or 0),
                            train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit)
     train_vols, val_vol, config.validation_planes = split_lateral_validation(volumes)
     hr_patch, config.patch = _patch_sizes(tp.patch, factor, degradation, volumes)
