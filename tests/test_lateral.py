@@ -1,12 +1,20 @@
+import warnings
+
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from zaug import InputError, Volume
 from zaug.data.lateral import (
     anisotropy_factor,
+    degradation_model,
     degrade_avgpool,
     degrade_gaussian,
+    estimate_axial_sigma,
+    gaussian_weights,
     lateral_pairs,
+    renoise_option,
+    resolve_sigma,
     sample_positions,
     simulate_anisotropy,
     target_rows,
@@ -132,3 +140,61 @@ def test_simulate_anisotropy_shapes_voxel_size_and_positions():
     assert gauss.metadata["degradation"] == "gaussian" and gauss.metadata["simulated_factor"] == 2.5
     with pytest.raises(InputError):
         simulate_anisotropy(vol, 13)
+
+
+def _spots(axial_sigma: float, lateral_sigma: float = 1.0, factor: int = 4, n: int = 64, seed: int = 0) -> Volume:
+    """Point sources blurred by a Gaussian PSF, then every ``factor``-th plane kept."""
+    rng = np.random.default_rng(seed)
+    spots = np.zeros((n, n, n), np.float32)
+    spots[tuple(rng.integers(6, n - 6, (3, 40)))] = 1.0
+    blurred = ndimage.gaussian_filter(spots, (axial_sigma, lateral_sigma, lateral_sigma))[::factor]
+    return Volume(blurred, (float(factor), 1.0, 1.0))
+
+
+@pytest.mark.parametrize("axial_sigma", [2.0, 4.0])
+def test_axial_sigma_estimate_recovers_the_blur_beyond_the_lateral_psf(axial_sigma):
+    est = estimate_axial_sigma(_spots(axial_sigma), 4.0)
+    # the degradation is applied to lateral planes that already carry the lateral PSF (sigma 1)
+    assert est["sigma"] == pytest.approx(np.sqrt(axial_sigma**2 - 1.0), abs=0.25), est
+    assert est["profiles"] >= 20 and est["axial_fwhm"] > est["lateral_fwhm_sampled"]
+
+
+def test_axial_sigma_estimate_declines_when_structures_are_wider_across():
+    flat = _spots(1.0, lateral_sigma=3.0)  # flat discs: wider laterally than along z
+    est = estimate_axial_sigma(flat, 4.0)
+    assert est["sigma"] is None and "at least as wide across" in est["reason"]
+    with pytest.warns(UserWarning, match="default sigma 2.00 pixels"):
+        assert resolve_sigma("auto", flat, 4.0) == (None, est)
+    assert resolve_sigma(1.5, flat, 4.0) == (1.5, {})
+
+
+def test_sigma_auto_is_a_gaussian_option():
+    assert degradation_model({"sigma": "AUTO"}, "gaussian") == ("gaussian", "auto")
+    with pytest.raises(InputError, match="gaussian degradation only"):
+        degradation_model({"sigma": "auto"}, "avgpool")
+    with pytest.raises(InputError, match="a number of pixels or 'auto'"):
+        degradation_model({"sigma": "wide"}, "gaussian")
+
+
+def test_renoise_gives_degraded_planes_the_noise_of_real_axial_samples():
+    rng = np.random.default_rng(0)
+    noisy = Volume(0.5 + 0.05 * rng.standard_normal((8, 96, 96)).astype(np.float32), (4.0, 1.0, 1.0))
+    smooth, _, _ = lateral_pairs(noisy, 4.0, "gaussian", patch=48, rng=1, n=24, percentiles=(0, 100))
+    renoised, _, _ = lateral_pairs(noisy, 4.0, "gaussian", patch=48, rng=1, n=24, percentiles=(0, 100),
+                                   renoise=True)
+    voxel = np.std(np.asarray(noisy.data)) / np.ptp(np.asarray(noisy.data))  # normalised voxel noise
+    assert np.std(smooth) == pytest.approx(voxel * np.sqrt(np.sum(gaussian_weights(2.0) ** 2)), rel=0.15)
+    assert np.std(renoised) == pytest.approx(voxel, rel=0.1)  # the blur took 62% of the noise's std away
+    assert renoise_option({}, "gaussian", None) is False
+    with pytest.raises(InputError, match="gaussian degradation only"):
+        renoise_option({"renoise": True}, "avgpool", None)
+
+
+def test_default_sigma_far_from_the_measured_blur_is_pointed_out():
+    wide = _spots(4.0)  # measured 3.87 pixels; factor / 2 assumes 2
+    with pytest.warns(UserWarning, match=r"measure an axial blur of sigma 3\.[6-9]\d"):
+        assert resolve_sigma(None, wide, 4.0, advise=True) == (None, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_sigma(None, _spots(2.2), 4.0, advise=True) == (None, {})  # 1.96: close to 2
+        assert resolve_sigma(None, wide, 4.0) == (None, {})  # no advice asked

@@ -4,8 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from zaug import InputError
+from zaug import InputError, Volume
 from zaug.evaluate_restore import evaluate_restoration
 from zaug.io import read_volume, write_volume
 from zaug.methods import niiv, resolve
@@ -119,3 +120,22 @@ def test_cli_sigma_reaches_the_model_and_is_refused_where_it_means_nothing(run_c
     assert proc.returncode == 0, proc.stderr
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert (config["degradation"], config["sigma"]) == ("gaussian", 1.5)
+
+
+def test_cli_sigma_auto_measures_the_blur_or_says_why_not(run_cli, aniso, tmp_path):
+    rng = np.random.default_rng(1)
+    spots = np.zeros((64, 64, 64), np.float32)
+    spots[tuple(rng.integers(6, 58, (3, 40)))] = 1.0
+    points = Volume((ndimage.gaussian_filter(spots, (3.0, 1.0, 1.0))[::4] * 60000).astype(np.uint16), (4.0, 1.0, 1.0))
+    for vol, name in ((points, "points"), (aniso, "nuclei")):
+        write_volume(vol, tmp_path / f"{name}.tif")
+        proc = run_cli("train", tmp_path / f"{name}.tif", "--method", "niiv", "--steps", "1", "--degradation",
+                       "gaussian", "--sigma", "auto", "-o", tmp_path / name)
+        assert proc.returncode == 0, proc.stderr
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        assert config["renoise"] is True
+        if name == "points":  # sqrt(3^2 - 1^2) = 2.83 beyond the lateral PSF
+            assert config["sigma"] == pytest.approx(2.83, abs=0.3) and "axial blur measured" in proc.stdout
+        else:  # the sample's nuclei are wider across than along z: the default, and why
+            assert config["sigma"] is None and "at least as wide across" in config["sigma_estimate"]["reason"]
+            assert "default sigma" in proc.stderr and "Traceback" not in proc.stderr

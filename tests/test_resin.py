@@ -187,3 +187,6 @@ def test_bad_inputs_are_refused(aniso, tmp_path):
         resin.fit([aniso.replace(data=aniso.data[:, :20, :20])], tmp_path / "c", TINY)
     with pytest.raises(InputError, match="degradation"):
         resin.fit([aniso], tmp_path / "d", dict(TINY, degradation="box"))
+    with pytest.raises(InputError, match="Leave out --renoise"):
+        resin.fit([aniso], tmp_path / "e", dict(TINY, renoise=True))
+    assert not (tmp_path / "e" / "config.json").exists()

@@ -119,11 +119,24 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-adversarial", action="store_true", help="generator only (smoother, better for segmentation)")
     p.add_argument("--degradation", choices=["avgpool", "gaussian"], default=None,
                    help="restoration: how lateral planes are degraded to look axial (default: the method's)")
-    p.add_argument("--sigma", type=float, default=None,
-                   help="restoration, gaussian degradation: axial blur sigma of the model in lateral pixels "
-                        "(default factor/2; evaluate --restore still simulates with factor/2)")
+    p.add_argument("--sigma", type=_sigma, default=None, metavar="S|auto",
+                   help="restoration, gaussian degradation: axial blur sigma of the model in lateral pixels, "
+                        "or 'auto' to measure it from the stack's thin structures (default factor/2; "
+                        "evaluate --restore still simulates with factor/2)")
+    p.add_argument("--renoise", action=argparse.BooleanOptionalAction, default=None,
+                   help="restoration, gaussian degradation: add back to the degraded lateral planes the noise the "
+                        "blur averaged away, as real axial planes still carry it (default: with --sigma auto)")
     p.add_argument("--axial-angle", type=float, default=0.0,
                    help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane")
+
+
+def _sigma(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got {text!r}") from None
 
 
 def _read(args, path):
@@ -135,7 +148,7 @@ def _read(args, path):
 def _training(args) -> dict:
     return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
             "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation,
-            "sigma": args.sigma, "axial_angle": args.axial_angle,
+            "sigma": args.sigma, "renoise": args.renoise, "axial_angle": args.axial_angle,
             "calibrate": not getattr(args, "no_calibrate", False)}
 
 
@@ -243,6 +256,10 @@ def cmd_train(args) -> int:
                    factor=args.factor)
     model_dir = module.fit(vols, args.output, options)
     config = json.loads((Path(model_dir) / "config.json").read_text())
+    if config.get("sigma_estimate", {}).get("sigma") is not None:
+        from .data.lateral import format_sigma_estimate
+
+        print(format_sigma_estimate(config["sigma_estimate"]))
     print(module.format_self_check(config["self_check"]))
     print(f"model saved in {model_dir}")
     return 0

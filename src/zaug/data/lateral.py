@@ -36,6 +36,8 @@ array([1., 4.])
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage
 
@@ -92,16 +94,19 @@ def _check_degradation(degradation: str) -> None:
         raise InputError(f"unknown degradation {degradation!r}; choose one of {', '.join(DEGRADATIONS)}.")
 
 
-def degradation_model(options: dict, default: str) -> tuple[str, float | None]:
+def degradation_model(options: dict, default: str) -> tuple[str, float | str | None]:
     """The user's degradation model from training ``options``: ``(degradation, sigma)``.
 
-    ``sigma`` (high-res pixels; ``None``: ``factor / 2``) belongs to the
-    Gaussian model only, so it is refused with ``avgpool`` rather than ignored.
+    ``sigma`` (high-res pixels; ``None``: ``factor / 2``; ``"auto"``: measured
+    from the stack by :func:`resolve_sigma`) belongs to the Gaussian model
+    only, so it is refused with ``avgpool`` rather than ignored.
 
     Examples
     --------
     >>> degradation_model({"sigma": 1.5}, "gaussian")
     ('gaussian', 1.5)
+    >>> degradation_model({"sigma": "auto"}, "gaussian")
+    ('gaussian', 'auto')
     >>> degradation_model({}, "avgpool")
     ('avgpool', None)
     """
@@ -110,13 +115,168 @@ def degradation_model(options: dict, default: str) -> tuple[str, float | None]:
     sigma = options.get("sigma")
     if sigma is None:
         return degradation, None
-    sigma = float(sigma)
     if degradation != "gaussian":
         raise InputError(f"a blur sigma applies to the gaussian degradation only, not to {degradation!r}; "
                          "pass --degradation gaussian or leave out --sigma.")
+    if isinstance(sigma, str) and sigma.strip().lower() == "auto":
+        return degradation, "auto"
+    try:
+        sigma = float(sigma)
+    except ValueError:
+        raise InputError(f"the blur sigma must be a number of pixels or 'auto', got {sigma!r}.") from None
     if not np.isfinite(sigma) or sigma < 0:
         raise InputError(f"the blur sigma must be zero or positive (pixels), got {sigma:g}.")
     return degradation, sigma
+
+
+def renoise_option(options: dict, degradation: str, sigma: float | str | None) -> bool:
+    """Whether the degraded lateral planes get their noise back (:func:`lateral_pairs`).
+
+    ``options["renoise"]`` when given (refused with ``avgpool``: pooling models
+    a thick axial sample, whose noise is averaged as well), else on with
+    ``sigma`` ``"auto"``.
+
+    >>> renoise_option({}, "gaussian", "auto"), renoise_option({"renoise": False}, "gaussian", "auto")
+    (True, False)
+    """
+    renoise = options.get("renoise")
+    if renoise is None:
+        return sigma == "auto"
+    if renoise and degradation != "gaussian":
+        raise InputError(f"adding back the noise applies to the gaussian degradation only, not to {degradation!r}; "
+                         "pass --degradation gaussian or leave out --renoise.")
+    return bool(renoise)
+
+
+def resolve_sigma(sigma: float | str | None, volume: Volume, factor: float,
+                  advise: bool = False) -> tuple[float | None, dict]:
+    """The degradation sigma to train with, and the measurement behind it when ``sigma`` is ``"auto"``.
+
+    ``"auto"`` runs :func:`estimate_axial_sigma` on ``volume``; when the stack
+    gives no usable estimate the default (``factor / 2``) is used with a
+    warning that says why. Numbers pass through. With ``advise``, the default
+    (``None``) is checked against the measurement too, and a warning names
+    ``--sigma auto`` when they differ by more than half.
+
+    Returns
+    -------
+    (float or None, dict)
+        The sigma (``None``: ``factor / 2``) and the estimate (empty unless
+        ``"auto"``).
+    """
+    if sigma is None and advise:
+        measured = estimate_axial_sigma(volume, factor)["sigma"]
+        if measured is not None and not 1 / 1.5 <= measured / (0.5 * factor) <= 1.5:
+            warnings.warn(f"the stack's thin structures measure an axial blur of sigma {measured:.2f} lateral "
+                          f"pixels, but the degradation model assumes factor / 2 = {0.5 * factor:.2f}; --sigma auto "
+                          "trains with the measured blur, --renoise (on with auto) keeps a noisy stack's noise "
+                          "from being sharpened into texture; check the xz views of the output.", stacklevel=2)
+    if sigma != "auto":
+        return sigma, {}
+    estimate = estimate_axial_sigma(volume, factor)
+    if estimate["sigma"] is None:
+        warnings.warn(f"--sigma auto: {estimate['reason']}; training with the default sigma "
+                      f"{0.5 * factor:.2f} pixels (factor / 2) instead.", stacklevel=2)
+    return estimate["sigma"], estimate
+
+
+def format_sigma_estimate(estimate: dict) -> str:
+    """:func:`estimate_axial_sigma`'s result in words."""
+    unit = estimate.get("unit", "")
+    return (f"axial blur measured on {estimate['profiles']} thin structures: median FWHM "
+            f"{estimate['axial_fwhm']:.4g} {unit} along z vs {estimate['lateral_fwhm_sampled']:.4g} {unit} "
+            f"across (sampled like z); degradation sigma {estimate['sigma']:.2f} lateral pixels.")
+
+
+def estimate_axial_sigma(volume: Volume, factor: float, *, crop: int = 384, planes: int = 96,
+                         min_profiles: int = 20) -> dict:
+    """The Gaussian degradation sigma that makes lateral profiles as wide as the stack's axial ones.
+
+    Thin bright structures are as wide along z as their axial PSF makes them;
+    along y and x they are as wide as the lateral PSF. Blurring the stack by
+    ``sigma`` (lateral pixels) along y, keeping every ``factor``-th row, and
+    measuring the profiles along y exactly as along z (:func:`zaug.isotropy.axis_fwhms`,
+    same peaks rule, same coarse sampling), then likewise along x, gives a
+    median FWHM that grows with ``sigma``; the ``sigma`` at which it equals
+    the median axial FWHM is returned (bisection). Self-Net's and niiv's
+    degradation model then makes lateral planes as blurred as the axial ones,
+    which ``factor / 2`` only guesses. It measures widths, so it assumes the
+    structures are as wide along z as across: where they are wider laterally
+    (large flat nuclei) the lateral profiles are already at least as wide as
+    the axial ones, and no estimate is given.
+
+    Parameters
+    ----------
+    volume : Volume
+        The anisotropic stack (its first channel / time point is measured).
+    factor : float
+        Axial / lateral sampling ratio.
+    crop, planes : int
+        Largest lateral window and number of planes measured (central).
+    min_profiles : int
+        Fewest axial profiles for an estimate.
+
+    Returns
+    -------
+    dict
+        ``sigma`` (lateral pixels, or None with a ``reason``), ``axial_fwhm``
+        (median, physical), ``lateral_fwhm_sampled`` (median width of the
+        unblurred lateral profiles sampled every ``factor`` pixels),
+        ``profiles`` and ``unit``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy import ndimage
+    >>> from zaug import Volume
+    >>> spots = np.zeros((64, 64, 64), np.float32)
+    >>> spots[tuple(np.random.default_rng(0).integers(6, 58, (3, 40)))] = 1.0
+    >>> blurred = ndimage.gaussian_filter(spots, (4.0, 1.0, 1.0))[::4]  # axial sigma 4, then every 4th plane
+    >>> est = estimate_axial_sigma(Volume(blurred, (4.0, 1.0, 1.0)), 4.0)
+    >>> round(est["sigma"], 1)  # the blur beyond the lateral PSF: sqrt(4**2 - 1**2) = 3.87
+    3.9
+    """
+    from ..isotropy import axis_fwhms
+
+    factor = _check_factor(factor)
+    stack = np.asarray(next(iter(volume.stacks()))[1], dtype=np.float32)
+    z0 = max(0, (stack.shape[0] - planes) // 2)
+    y0, x0 = (max(0, (n - crop) // 2) for n in stack.shape[1:])
+    stack = np.ascontiguousarray(stack[z0:z0 + planes, y0:y0 + crop, x0:x0 + crop])
+    lateral_px = tuple(float(v) for v in volume.voxel_size[1:])
+    voxel = (factor * 0.5 * sum(lateral_px), *lateral_px)  # z as the factor says (it may override the file)
+    axial = axis_fwhms(stack, voxel, 0)
+    out = {"sigma": None, "axial_fwhm": float(np.median(axial)) if axial.size else float("nan"),
+           "lateral_fwhm_sampled": float("nan"), "profiles": int(axial.size), "unit": volume.unit, "reason": ""}
+    if axial.size < min_profiles:
+        out["reason"] = (f"only {axial.size} thin bright structures could be measured along z "
+                         f"(at least {min_profiles} are needed)")
+        return out
+
+    def lateral_width(sigma: float) -> float:
+        widths = []
+        for axis in (1, 2):
+            degraded = subsample_axis(blur_axis(stack, factor, axis, sigma), factor, axis)
+            v = list(voxel)
+            v[axis] *= factor
+            widths.append(axis_fwhms(degraded, tuple(v), axis))
+        widths = np.concatenate(widths)
+        return float(np.median(widths)) if widths.size else float("nan")
+
+    target, low, high = out["axial_fwhm"], 0.0, 4.0 * factor
+    out["lateral_fwhm_sampled"] = width0 = lateral_width(0.0)
+    if not np.isfinite(width0) or width0 >= target:
+        out["reason"] = ("the structures are at least as wide across as along z, so their widths say "
+                         "nothing about the axial blur")
+        return out
+    if lateral_width(high) < target:
+        out["reason"] = f"the axial profiles are wider than a blur of {high:g} pixels makes the lateral ones"
+        return out
+    for _ in range(12):  # to 1e-3 of the range
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if lateral_width(mid) < target else (low, mid)
+    out["sigma"] = round(0.5 * (low + high), 3)
+    return out
 
 
 def n_samples(n_hr: int, factor: float, degradation: str) -> int:
@@ -226,6 +386,27 @@ def blur_axis(plane: np.ndarray, factor: float, axis: int = 0, sigma: float | No
     return ndimage.gaussian_filter1d(data, sigma, axis=axis, mode="reflect") if sigma > 0 else data
 
 
+def gaussian_weights(sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """The taps of :func:`blur_axis`'s kernel (scipy's ``gaussian_filter1d``, summing to 1).
+
+    >>> round(float(np.sum(gaussian_weights(2.0) ** 2)), 3)  # white noise keeps this share of its variance
+    0.141
+    """
+    if sigma <= 0:
+        return np.ones(1)
+    radius = int(truncate * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    return taps / taps.sum()
+
+
+def noise_level(stack: np.ndarray, planes: int = 8) -> float:
+    """Noise standard deviation of a stack's voxels: the mean of skimage's wavelet estimate on a few xy planes."""
+    from skimage.restoration import estimate_sigma
+
+    index = np.unique(np.linspace(0, len(stack) - 1, min(planes, len(stack))).round().astype(int))
+    return float(np.mean([estimate_sigma(np.asarray(stack[i], dtype=np.float64)) for i in index]))
+
+
 def subsample_axis(data: np.ndarray, factor: float, axis: int = 0) -> np.ndarray:
     """The sampling step of :func:`degrade_gaussian`: values at ``i * factor`` along ``axis``."""
     moved = np.moveaxis(np.asarray(data, dtype=np.float32), axis, 0)
@@ -268,7 +449,7 @@ def normalise(data: np.ndarray, lo: float, hi: float) -> np.ndarray:
 def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgpool",
                   patch: int | tuple[int, int] = 64, rng: np.random.Generator | int | None = None,
                   n: int = 16, candidates: int = 4, sigma: float | None = None,
-                  percentiles: tuple[float, float] = DEFAULT_PERCENTILES
+                  percentiles: tuple[float, float] = DEFAULT_PERCENTILES, renoise: bool = False
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Random (degraded, original) patches of xy planes.
 
@@ -298,6 +479,14 @@ def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgp
         Gaussian blur sigma in pixels (``gaussian`` only; default ``factor / 2``).
     percentiles : (float, float)
         Normalisation percentiles.
+    renoise : bool
+        ``gaussian`` only: add back the noise the blur removed. The optics blur
+        the real axial profile before the camera adds noise, so axial samples
+        are as noisy as any voxel; blurring a lateral plane also averages its
+        noise away, and a network trained on such smooth inputs reads the noise
+        of real axial planes as structure to sharpen. White noise of variance
+        ``s^2 (1 - sum(k^2))`` (``k`` the blur kernel, ``s`` the plane's noise
+        level by :func:`noise_level`) restores the voxel noise.
 
     Returns
     -------
@@ -329,10 +518,11 @@ def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgp
     rng = np.random.default_rng(rng)
     stacks = [normalise(s, *percentile_range(s, percentiles))
               for s in (np.asarray(s) for _, s in volume.stacks())]
+    noise = {id(s): noise_level(s) for s in stacks} if renoise and degradation == "gaussian" else {}
     low, high = [], []
     for _ in range(n):
-        crop, axis, plane = _best_crop(stacks, (h, w), rng, candidates)
-        lr, hr = _degrade_crop(plane, crop, axis, factor, degradation, sigma, rng)
+        crop, axis, plane, stack = _best_crop(stacks, (h, w), rng, candidates)
+        lr, hr = _degrade_crop(plane, crop, axis, factor, degradation, sigma, rng, noise.get(id(stack), 0.0))
         low.append(lr)
         high.append(hr)
     rows = target_rows(h, factor, degradation).astype(np.float32)
@@ -340,8 +530,8 @@ def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgp
 
 
 def _best_crop(stacks: list[np.ndarray], size: tuple[int, int], rng: np.random.Generator,
-               candidates: int) -> tuple[tuple[slice, slice], int, np.ndarray]:
-    """The brightest of ``candidates`` random crops (plane, window, degraded axis)."""
+               candidates: int) -> tuple[tuple[slice, slice], int, np.ndarray, np.ndarray]:
+    """The brightest of ``candidates`` random crops (window, degraded axis, plane, its stack)."""
     best, best_mean = None, -np.inf
     for _ in range(max(1, candidates)):
         stack = stacks[rng.integers(len(stacks))]
@@ -353,16 +543,19 @@ def _best_crop(stacks: list[np.ndarray], size: tuple[int, int], rng: np.random.G
         crop = (slice(y0, y0 + shape[0]), slice(x0, x0 + shape[1]))
         mean = float(plane[crop].mean())
         if mean > best_mean:
-            best, best_mean = (crop, axis, plane), mean
+            best, best_mean = (crop, axis, plane, stack), mean
     return best
 
 
 def _degrade_crop(plane: np.ndarray, crop: tuple[slice, slice], axis: int, factor: float,
-                  degradation: str, sigma: float | None, rng: np.random.Generator
+                  degradation: str, sigma: float | None, rng: np.random.Generator, noise: float = 0.0
                   ) -> tuple[np.ndarray, np.ndarray]:
     # Blur the whole plane so the crop has no artificial border; pooling needs no context.
     source = blur_axis(plane, factor, axis, sigma) if degradation == "gaussian" else plane
     hr, src = plane[crop], source[crop]
+    if noise > 0:
+        lost = 1.0 - float(np.sum(gaussian_weights(0.5 * factor if sigma is None else sigma) ** 2))
+        src = src + rng.normal(0.0, noise * np.sqrt(max(lost, 0.0)), src.shape).astype(np.float32)
     if axis == 1:
         hr, src = hr.T, src.T
     # Flip before degrading so low-res samples stay where target_rows says.

@@ -30,8 +30,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
-from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples,
-                            split_lateral_validation)
+from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, renoise_option,
+                            resolve_sigma, split_lateral_validation)
 from ..errors import InputError
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
@@ -67,6 +67,8 @@ class NiivConfig(ModelConfig):
     factor: float
     degradation: Literal["avgpool", "gaussian"] = "avgpool"
     sigma: float | None = None
+    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (estimate_axial_sigma)
+    renoise: bool = False  # lateral_pairs(renoise=)
     validation_planes: list[int] = []
 
 
@@ -94,14 +96,17 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         raise InputError(f"the stack is nearly isotropic (anisotropy {factor:.2f}); nothing to restore. "
                          "Pass --factor if the voxel size in the file is wrong.")
     degradation, sigma = degradation_model(opts, "avgpool")
+    renoise = renoise_option(opts, degradation, sigma)
+    sigma, sigma_estimate = resolve_sigma(sigma, volumes[0], factor, advise=degradation == "gaussian")
     tp = TRAINING_PRESETS[preset]
     config = NiivConfig(preset=preset, net=niiv_preset(preset), training=tp, factor=factor,
-                        degradation=degradation, sigma=sigma, seed=int(opts.get("seed") or 0),
+                        degradation=degradation, sigma=sigma, sigma_estimate=sigma_estimate, renoise=renoise,
+                        seed=int(opts.get("seed") or 0),
                         train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit)
     train_vols, val_vol, config.validation_planes = split_lateral_validation(volumes)
     patch = _patch_size(tp, factor, degradation, volumes)
     identity = {"method": "niiv", "preset": preset, "seed": config.seed, "factor": factor,
-                "degradation": degradation, "sigma": config.sigma,
+                "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
                 "data": [list(v.data.shape) for v in volumes]}
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
@@ -127,7 +132,7 @@ def _pairs(volumes: list[Volume], config: NiivConfig, patch, n: int, rng) -> dic
     lows, highs, rows = [], [], None
     for vol in volumes:
         lo, hi, rows = lateral_pairs(vol, config.factor, config.degradation, patch, rng, per_volume,
-                                     sigma=config.sigma)
+                                     sigma=config.sigma, renoise=config.renoise)
         lows.append(lo)
         highs.append(hi)
     return {"low": np.concatenate(lows), "high": np.concatenate(highs), "rows": rows}

@@ -95,7 +95,7 @@ from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state,
                           optimizer_state)
 from ..classic import interpolate_stack
 from ..data.lateral import (anisotropy_factor, degradation_model, degrade, n_samples, normalise, percentile_range,
-                            target_rows)
+                            resolve_sigma, target_rows)
 from ..errors import InputError
 from ..evaluate_oblique import line_blur_kernel
 from ..losses_ssim import ssim_loss
@@ -145,6 +145,7 @@ class ResinConfig(ModelConfig):
     axial_angle: float = 0.0
     degradation: Literal["avgpool", "gaussian"] = "gaussian"  # validation degradation only
     sigma: float | None = None  # validation blur (voxels); default factor / 2
+    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (estimate_axial_sigma)
     cube: int
     validation_region: dict = {}
 
@@ -177,6 +178,10 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     angle = _check_angle(opts.get("axial_angle"))
     factor = _check_inputs(volumes, opts.get("factor"), angle)
     degradation, sigma = degradation_model(opts, "gaussian")
+    if opts.get("renoise"):
+        raise InputError("--renoise applies to the lateral training planes of niiv and selfnet; RESIN learns "
+                         "its degradation in 3D. Leave out --renoise.")
+    sigma, sigma_estimate = resolve_sigma(sigma, volumes[0], factor)
     tp = TRAINING_PRESETS[preset]
     sources = [(normalise(s, *percentile_range(s)), iso_rows(v, factor))
                for v in volumes for s in (np.asarray(s) for _, s in v.stacks())]
@@ -184,7 +189,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     train, val, region = _split(sources, n_first)
     cube, val_cube = _cube_sizes(int(opts.get("cube") or tp.cube), train, val)
     config = ResinConfig(preset=preset, net=resin_preset(preset), training=tp, factor=factor, axial_angle=angle,
-                         degradation=degradation, sigma=sigma, seed=int(opts.get("seed") or 0),
+                         degradation=degradation, sigma=sigma, sigma_estimate=sigma_estimate,
+                         seed=int(opts.get("seed") or 0),
                          cube=cube, train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit,
                          validation_region=region)
     identity = {"method": "resin", "preset": preset, "seed": config.seed, "factor": factor, "axial_angle": angle,

@@ -71,8 +71,8 @@ from pydantic import BaseModel, ConfigDict
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, normalise,
-                            split_lateral_validation,
-                            percentile_range, target_rows)
+                            percentile_range, renoise_option, resolve_sigma, split_lateral_validation,
+                            target_rows)
 from ..errors import InputError
 from ..losses import charbonnier
 from ..losses_ssim import ssim_loss
@@ -129,6 +129,8 @@ class SelfNetConfig(ModelConfig):
     factor: float
     degradation: Literal["avgpool", "gaussian"] = "gaussian"
     sigma: float | None = None
+    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (estimate_axial_sigma)
+    renoise: bool = False  # lateral_pairs(renoise=)
     patch: list[int] = []  # (rows, columns) of the training patches after cropping to sampled rows
     validation_planes: list[int] = []
 
@@ -159,14 +161,18 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     factor = _check_inputs(volumes, opts.get("factor"))
     degradation, sigma = degradation_model(opts, "gaussian")
+    renoise = renoise_option(opts, degradation, sigma)
+    sigma, sigma_estimate = resolve_sigma(sigma, volumes[0], factor, advise=degradation == "gaussian")
     tp = TRAINING_PRESETS[preset]
     config = SelfNetConfig(preset=preset, net=selfnet_preset(preset), training=tp, factor=factor,
-                           degradation=degradation, sigma=sigma, seed=int(opts.get("seed") or 0),
+                           degradation=degradation, sigma=sigma, sigma_estimate=sigma_estimate, renoise=renoise,
+                           seed=int(opts.get("seed") or 0),
                            train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit)
     train_vols, val_vol, config.validation_planes = split_lateral_validation(volumes)
     hr_patch, config.patch = _patch_sizes(tp.patch, factor, degradation, volumes)
     identity = {"method": "selfnet", "preset": preset, "seed": config.seed, "factor": factor,
-                "degradation": degradation, "sigma": config.sigma, "data": [list(v.data.shape) for v in volumes]}
+                "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
+                "data": [list(v.data.shape) for v in volumes]}
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pools = lateral_domain(train_vols, config, hr_patch, tp.pool, rng)
@@ -242,7 +248,7 @@ def lateral_domain(volumes: list[Volume], config: SelfNetConfig, hr_patch: tuple
     lows, highs, rows = [], [], None
     for vol in volumes:
         lo, hi, rows = lateral_pairs(vol, config.factor, config.degradation, hr_patch, rng, per_volume,
-                                     sigma=config.sigma)
+                                     sigma=config.sigma, renoise=config.renoise)
         lows.append(lo)
         highs.append(hi)
     keep = _sampled_rows(hr_patch[0], config.factor, config.degradation)
