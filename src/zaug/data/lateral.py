@@ -518,11 +518,11 @@ def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgp
     rng = np.random.default_rng(rng)
     stacks = [normalise(s, *percentile_range(s, percentiles))
               for s in (np.asarray(s) for _, s in volume.stacks())]
-    noise = {id(s): noise_level(s) for s in stacks} if renoise and degradation == "gaussian" else {}
+    noise = [noise_level(s) if renoise and degradation == "gaussian" else 0.0 for s in stacks]
     low, high = [], []
     for _ in range(n):
-        crop, axis, plane, stack = _best_crop(stacks, (h, w), rng, candidates)
-        lr, hr = _degrade_crop(plane, crop, axis, factor, degradation, sigma, rng, noise.get(id(stack), 0.0))
+        crop, axis, plane, s = _best_crop(stacks, (h, w), rng, candidates)
+        lr, hr = _degrade_crop(plane, crop, axis, factor, degradation, sigma, rng, noise[s])
         low.append(lr)
         high.append(hr)
     rows = target_rows(h, factor, degradation).astype(np.float32)
@@ -530,12 +530,12 @@ def lateral_pairs(volume: Volume, factor: float | None, degradation: str = "avgp
 
 
 def _best_crop(stacks: list[np.ndarray], size: tuple[int, int], rng: np.random.Generator,
-               candidates: int) -> tuple[tuple[slice, slice], int, np.ndarray, np.ndarray]:
-    """The brightest of ``candidates`` random crops (window, degraded axis, plane, its stack)."""
+               candidates: int) -> tuple[tuple[slice, slice], int, np.ndarray, int]:
+    """The brightest of ``candidates`` random crops (window, degraded axis, plane, index of its stack)."""
     best, best_mean = None, -np.inf
     for _ in range(max(1, candidates)):
-        stack = stacks[rng.integers(len(stacks))]
-        plane = stack[rng.integers(stack.shape[0])]
+        index = int(rng.integers(len(stacks)))
+        plane = stacks[index][rng.integers(stacks[index].shape[0])]
         axis = int(rng.integers(2))
         shape = size if axis == 0 else size[::-1]  # h along the degraded axis
         y0 = rng.integers(plane.shape[0] - shape[0] + 1)
@@ -543,7 +543,7 @@ def _best_crop(stacks: list[np.ndarray], size: tuple[int, int], rng: np.random.G
         crop = (slice(y0, y0 + shape[0]), slice(x0, x0 + shape[1]))
         mean = float(plane[crop].mean())
         if mean > best_mean:
-            best, best_mean = (crop, axis, plane, stack), mean
+            best, best_mean = (crop, axis, plane, index), mean
     return best
 
 
