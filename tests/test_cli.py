@@ -181,5 +181,6 @@ def test_predict_report_measures_isotropy_before_and_after(run_cli, tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert results["input"]["isotropy_ratio"] > 1.5
+    assert results["warnings"] == []  # cubic keeps lateral widths (0.233 vs 0.256 um)
     assert results["output"]["voxel_size"][0] == pytest.approx(0.0338542)
     assert (tmp_path / "rep" / "xz_views.png").exists() and (tmp_path / "rep" / "spectra_output.png").exists()

@@ -1,4 +1,6 @@
+import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ from scipy import ndimage
 from zaug import Volume
 from zaug.io import read_volume
 from zaug.isotropy import axial_lateral_spectra, isotropy_ratio, plot_spectra, spectrum_extent
+from zaug.report import write_prediction_report
 
 from .conftest import shared
 
@@ -81,3 +84,24 @@ def test_real_anisotropic_stack_is_measured_anisotropic():
     r = isotropy_ratio(vol)
     assert r["count"] > 0 and math.isfinite(r["ratio"]) and r["ratio"] > 1.5
     assert axial_lateral_spectra(vol)["extent_ratio"] > 1.5
+
+
+def _blobs(lateral_sigma: float, n: int = 48, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    points = np.zeros((n, n, n), np.float32)
+    points[tuple(rng.integers(4, n - 4, (3, 30)))] = 1.0
+    return ndimage.gaussian_filter(points, (3.0, lateral_sigma, lateral_sigma))
+
+
+def test_prediction_report_warns_when_the_output_is_narrower_across_than_the_input(tmp_path):
+    before = Volume(_blobs(2.0)[::4], (4.0, 1.0, 1.0), "um", metadata={"source": "in.tif"})
+    kept = Volume(_blobs(2.0), (1.0, 1.0, 1.0), "um")  # restored along z only: no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_prediction_report(before, kept, tmp_path / "kept")
+    assert json.loads((tmp_path / "kept" / "results.json").read_text())["warnings"] == []
+    grains = Volume(_blobs(0.7), (1.0, 1.0, 1.0), "um")  # narrower across than the input could hold
+    with pytest.warns(UserWarning, match="noise sharpened into grains"):
+        report = write_prediction_report(before, grains, tmp_path / "grains")
+    assert "**Warning:** the output's thin structures are" in report.read_text()
+    assert json.loads((tmp_path / "grains" / "results.json").read_text())["warnings"]

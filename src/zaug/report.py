@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -215,9 +216,12 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
                        "spectral_extent_ratio": float(spectra["extent_ratio"])}
         figures.append(plot_spectra(spectra, out / f"spectra_{label}.png", title=f"{label}: xy vs xz spectra"))
     figures.insert(0, _before_after_xz(before, after, out / "xz_views.png"))
-    with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(rows, indent=2))
     unit = after.unit
+    grains = sharpened_noise(rows, unit)
+    if grains:
+        warnings.warn(grains, stacklevel=2)
+    with atomic_path(out / "results.json") as tmp:
+        tmp.write_text(json.dumps(dict(rows, warnings=[grains] if grains else []), indent=2))
     lines = ["# zaug prediction report", "",
              f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", "",
              "| | shape | voxel size (z, y, x) | isotropy ratio | axial FWHM | lateral FWHM | profiles | "
@@ -229,12 +233,35 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
     lines += ["", "Isotropy ratio: median axial / lateral FWHM of line profiles through thin bright structures "
               "(1 = isotropic). Spectral extent ratio: lateral / axial extent of the power spectrum above the "
               "noise floor (1 = isotropic). No ground truth is involved: these say how isotropic the output "
-              "is, not whether it is right; use `zaug evaluate` for that.", "", "## Figures", ""]
-    lines += [f"![{f.stem}]({f.name})" for f in figures]
+              "is, not whether it is right; use `zaug evaluate` for that.", ""]
+    lines += [f"**Warning:** {grains}", ""] if grains else []
+    lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     report = out / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
     return report
+
+
+def sharpened_noise(rows: dict, unit: str = "", shrink: float = 0.75) -> str | None:
+    """A warning when the output's thin structures are much narrower across than the input's, else None.
+
+    Restoring along z leaves the lateral resolution as it was, so a median
+    lateral FWHM below ``shrink`` times the input's means that the narrowest
+    structures of the output are new ones: on noisy stacks, noise sharpened
+    into grains, which also lowers the isotropy ratio (Self-Net's default on
+    the chromosomes stack: 0.12 against 0.26 um, from 426 structures against 78).
+
+    >>> sharpened_noise({"input": {"lateral_fwhm": 0.26, "profiles": 78},
+    ...                  "output": {"lateral_fwhm": 0.25, "profiles": 190}}) is None
+    True
+    """
+    before, after = rows["input"], rows["output"]
+    if not (before["lateral_fwhm"] > 0 and after["lateral_fwhm"] < shrink * before["lateral_fwhm"]):
+        return None
+    return (f"the output's thin structures are {after['lateral_fwhm']:.3g} {unit} wide across against "
+            f"{before['lateral_fwhm']:.3g} {unit} in the input ({after['profiles']} structures against "
+            f"{before['profiles']}); a restoration along z cannot narrow them, so these are new structures, "
+            "likely noise sharpened into grains. Look at the xz views before trusting the isotropy ratio.")
 
 
 def _before_after_xz(before, after, path: Path) -> Path:
