@@ -139,3 +139,16 @@ def test_cli_sigma_auto_measures_the_blur_or_says_why_not(run_cli, aniso, tmp_pa
         else:  # the sample's nuclei are wider across than along z: the default, and why
             assert config["sigma"] is None and "at least as wide across" in config["sigma_estimate"]["reason"]
             assert "default sigma" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_options_a_method_does_not_use_are_refused(run_cli, aniso, tmp_path):
+    src = tmp_path / "a.tif"
+    write_volume(aniso, src)
+    for method, extra, flag in (("zaugnet", ["--sigma", "2"], "--sigma"), ("niiv", ["--axial-angle", "30"], "--axial-angle"),
+                                ("selfnet", ["--axial-angle", "45"], "--axial-angle")):
+        proc = run_cli("train", src, "--method", method, "--steps", "1", "-o", tmp_path / method, *extra)
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr
+        assert f"{flag} does not apply to {method}" in proc.stderr, proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / method).exists()
+    proc = run_cli("evaluate", src, "--factor", "2", "--simulate-sigma", "3")
+    assert proc.returncode != 0 and "--simulate-sigma needs --restore" in proc.stderr

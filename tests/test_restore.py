@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from zaug import InputError, Volume
 from zaug.data.lateral import simulate_anisotropy
@@ -95,3 +96,19 @@ def test_simulated_anisotropy_round_trip_can_be_scored_against_the_original():
     a = normalize_percentile(out.data, reference=reference)
     b = normalize_percentile(reference)
     assert out.nz == 28 and psnr(a, b) > 40
+
+
+def test_restoration_evaluation_can_simulate_a_blur_the_methods_are_not_told():
+    from zaug.evaluate_restore import evaluate_restoration
+
+    rng = np.random.default_rng(0)
+    spots = np.zeros((33, 24, 24))
+    spots[tuple(rng.integers(2, 22, (3, 30)))] = 1.0
+    fine = Volume((ndimage.gaussian_filter(spots, 1.0) * 4000).astype(np.uint16), (0.5, 0.5, 0.5), "um")
+    default = evaluate_restoration(fine, 4, "gaussian", ["cubic"])
+    wider = evaluate_restoration(fine, 4, "gaussian", ["cubic"], simulate_sigma=3.0)
+    assert (default["simulated_sigma"], wider["simulated_sigma"]) == (2.0, 3.0)
+    assert wider["methods"]["cubic"]["psnr"] < default["methods"]["cubic"]["psnr"] - 0.5
+    assert evaluate_restoration(fine, 4, "avgpool", ["cubic"])["simulated_sigma"] is None
+    with pytest.raises(InputError, match="gaussian degradation"):
+        evaluate_restoration(fine, 4, "avgpool", ["cubic"], simulate_sigma=3.0)

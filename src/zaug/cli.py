@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--report", metavar="DIR", help="write a Markdown report with figures to DIR")
+    p.add_argument("--simulate-sigma", type=float, metavar="S",
+                   help="--restore, gaussian: sigma in planes of the simulated blur (default factor/2); the "
+                        "methods are not told it (their model of the blur is --sigma)")
     _calibrate_option(p)
     _input_options(p)
     _training_options(p)
@@ -122,7 +125,7 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=_sigma, default=None, metavar="S|auto",
                    help="restoration, gaussian degradation: axial blur sigma of the model in lateral pixels, "
                         "or 'auto' to measure it from the stack's thin structures (default factor/2; "
-                        "evaluate --restore still simulates with factor/2)")
+                        "evaluate --restore simulates with --simulate-sigma)")
     p.add_argument("--renoise", action=argparse.BooleanOptionalAction, default=None,
                    help="restoration, gaussian degradation: add back to the degraded lateral planes the noise the "
                         "blur averaged away, as real axial planes still carry it (default: with --sigma auto)")
@@ -218,6 +221,10 @@ def cmd_evaluate(args) -> int:
     vol = _read(args, args.input)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    if args.simulate_sigma is not None and not (args.restore and not args.axial_angle
+                                                and args.degradation == "gaussian" and args.simulate_sigma > 0):
+        raise ZaugError("--simulate-sigma needs --restore with --degradation gaussian (no --axial-angle) and a "
+                        "positive value.")
     if args.restore and args.axial_angle:
         from .evaluate_oblique import evaluate_oblique, format_oblique_table
         from .report import write_oblique_report
@@ -230,7 +237,8 @@ def cmd_evaluate(args) -> int:
         from .report import write_restoration_report
 
         result = evaluate_restoration(vol, args.factor, args.degradation or "avgpool", methods,
-                                      train_options=_training(args), keep_predictions=bool(args.report), log=log)
+                                      train_options=_training(args), keep_predictions=bool(args.report), log=log,
+                                      simulate_sigma=args.simulate_sigma)
         writer, table = write_restoration_report, format_restoration_table
     else:
         if float(args.factor) != int(args.factor):

@@ -62,7 +62,8 @@ CONVENTIONS = [
 
 def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgpool",
                          methods: Sequence[str] = ("linear", "cubic"), train_options: dict | None = None,
-                         keep_predictions: bool = False, log: Callable[[str], None] | None = None) -> dict:
+                         keep_predictions: bool = False, log: Callable[[str], None] | None = None,
+                         simulate_sigma: float | None = None) -> dict:
     """Score restoration methods on a stack made anisotropic by simulation.
 
     Parameters
@@ -79,6 +80,10 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         Passed to learned methods' ``fit``.
     keep_predictions : bool
         Return normalised stacks under ``"arrays"`` for reports.
+    simulate_sigma : float, optional
+        Sigma (planes) of the simulated Gaussian blur, default ``factor / 2``.
+        Independent of the methods' own model of the blur (``train_options
+        ["sigma"]``), so a method can be tested on a blur it was not told.
 
     Returns
     -------
@@ -89,7 +94,9 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     check_volume(volume, min_planes=3)
     log = log or (lambda msg: None)
     fine = np.asarray(volume.data, dtype=np.float32)
-    sim = simulate_anisotropy(volume, factor, degradation)
+    if simulate_sigma is not None and degradation != "gaussian":
+        raise InputError("a simulated sigma needs the gaussian degradation.")
+    sim = simulate_anisotropy(volume, factor, degradation, sigma=simulate_sigma)
     positions = np.asarray(sim.metadata["z_sample_positions"])
     planes = np.arange(int(np.ceil(positions[0] - 1e-9)), int(np.floor(positions[-1] + 1e-9)) + 1)
     if len(planes) < 2:
@@ -123,6 +130,8 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     result = {
         "input": volume.metadata.get("source", "array"), "shape": list(volume.data.shape),
         "voxel_size": list(voxel), "unit": volume.unit, "factor": float(factor), "degradation": degradation,
+        "simulated_sigma": (float(simulate_sigma if simulate_sigma is not None else factor / 2)
+                            if degradation == "gaussian" else None),
         "conventions": CONVENTIONS, "planes": planes.tolist(),
         "reference": {"original": reference, "input": input_iso},
         "methods": results,

@@ -36,6 +36,18 @@ def preset_and_budget(opts: dict, presets: dict) -> tuple[str, Budget]:
     return preset, Budget(steps=steps, minutes=None if steps else opts.get("minutes"))
 
 
+# fit options that only some methods use, with the command-line flag that sets them
+METHOD_OPTIONS = {"degradation": "--degradation", "sigma": "--sigma", "renoise": "--renoise",
+                  "axial_angle": "--axial-angle"}
+
+
+def refuse_options(opts: dict, method: str, names: tuple[str, ...]) -> None:
+    """Refuse, in one sentence, an option ``method`` does not use (rather than ignore it silently)."""
+    for key in names:
+        if opts.get(key) not in (None, False, 0, 0.0):
+            raise InputError(f"{METHOD_OPTIONS[key]} does not apply to {method}; leave it out.")
+
+
 def resolve_device(device: str | None) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; refuse CUDA when absent."""
     device = (device or "auto").lower()

@@ -38,7 +38,8 @@ from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
+from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
+                      train_and_save)
 
 
 class NiivTraining(BaseModel):
@@ -86,6 +87,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``progress``, ``overwrite``.
     """
     opts = dict(options or {})
+    refuse_options(opts, "niiv", ("axial_angle",))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     if not volumes:
         raise InputError("no training stack was given.")

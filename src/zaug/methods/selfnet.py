@@ -83,7 +83,8 @@ from ..predict import output_positions
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
+from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
+                      train_and_save)
 
 MIN_PATCH = 16  # smallest patch side the discriminators and SSIM work well on
 
@@ -158,6 +159,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         The model folder (``model.safetensors`` + ``config.json``).
     """
     opts = dict(options or {})
+    refuse_options(opts, "selfnet", ("axial_angle",))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     factor = _check_inputs(volumes, opts.get("factor"))
     degradation, sigma = degradation_model(opts, "gaussian")

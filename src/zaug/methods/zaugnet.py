@@ -41,7 +41,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
+from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
+                      train_and_save)
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
@@ -131,6 +132,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     method = opts.get("method") or "zaugnet"
     if method not in ("zaugnet", "zaugnet+"):
         raise InputError(f"unknown method {method!r}; use zaugnet or zaugnet+.")
+    refuse_options(opts, method, ("degradation", "sigma", "renoise", "axial_angle"))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     stacks, z_coords = _training_stacks(volumes)
     max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
