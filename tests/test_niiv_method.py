@@ -152,3 +152,5 @@ def test_cli_options_a_method_does_not_use_are_refused(run_cli, aniso, tmp_path)
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / method).exists()
     proc = run_cli("evaluate", src, "--factor", "2", "--simulate-sigma", "3")
     assert proc.returncode != 0 and "--simulate-sigma needs --restore" in proc.stderr
+    proc = run_cli("evaluate", src, "--factor", "4", "--restore", "--simulate-sigma", "3")  # avgpool by default
+    assert proc.returncode != 0 and "needs the gaussian degradation" in proc.stderr and "Traceback" not in proc.stderr

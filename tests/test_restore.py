@@ -112,3 +112,5 @@ def test_restoration_evaluation_can_simulate_a_blur_the_methods_are_not_told():
     assert evaluate_restoration(fine, 4, "avgpool", ["cubic"])["simulated_sigma"] is None
     with pytest.raises(InputError, match="gaussian degradation"):
         evaluate_restoration(fine, 4, "avgpool", ["cubic"], simulate_sigma=3.0)
+    with pytest.raises(InputError, match="positive"):
+        evaluate_restoration(fine, 4, "gaussian", ["cubic"], simulate_sigma=-1.0)

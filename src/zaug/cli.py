@@ -221,10 +221,8 @@ def cmd_evaluate(args) -> int:
     vol = _read(args, args.input)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
-    if args.simulate_sigma is not None and not (args.restore and not args.axial_angle
-                                                and args.degradation == "gaussian" and args.simulate_sigma > 0):
-        raise ZaugError("--simulate-sigma needs --restore with --degradation gaussian (no --axial-angle) and a "
-                        "positive value.")
+    if args.simulate_sigma is not None and not (args.restore and not args.axial_angle):
+        raise ZaugError("--simulate-sigma needs --restore (without --axial-angle).")
     if args.restore and args.axial_angle:
         from .evaluate_oblique import evaluate_oblique, format_oblique_table
         from .report import write_oblique_report

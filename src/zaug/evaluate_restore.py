@@ -94,8 +94,8 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     check_volume(volume, min_planes=3)
     log = log or (lambda msg: None)
     fine = np.asarray(volume.data, dtype=np.float32)
-    if simulate_sigma is not None and degradation != "gaussian":
-        raise InputError("a simulated sigma needs the gaussian degradation.")
+    if simulate_sigma is not None and (degradation != "gaussian" or simulate_sigma <= 0):
+        raise InputError("a simulated sigma needs the gaussian degradation and a positive value.")
     sim = simulate_anisotropy(volume, factor, degradation, sigma=simulate_sigma)
     positions = np.asarray(sim.metadata["z_sample_positions"])
     planes = np.arange(int(np.ceil(positions[0] - 1e-9)), int(np.floor(positions[-1] + 1e-9)) + 1)
