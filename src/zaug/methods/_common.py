@@ -44,7 +44,7 @@ METHOD_OPTIONS = {"degradation": "--degradation", "sigma": "--sigma", "renoise":
 def refuse_options(opts: dict, method: str, names: tuple[str, ...]) -> None:
     """Refuse, in one sentence, an option ``method`` does not use (rather than ignore it silently)."""
     for key in names:
-        if opts.get(key) not in (None, False, 0, 0.0):
+        if opts.get(key) not in (None, False):  # (0 and 0.0 equal False: the defaults)
             raise InputError(f"{METHOD_OPTIONS[key]} does not apply to {method}; leave it out.")
 
 
