@@ -7,6 +7,7 @@ set ``ZAUG_DEBUG=1`` to see tracebacks of unexpected errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -20,7 +21,9 @@ EXAMPLES = {
     "info": "examples:\n  zaug info stack.tif\n  zaug info stack.ome.zarr --json",
     "predict": ("examples:\n  zaug predict cubic stack.tif -o stack_x2.tif --factor 2\n"
                 "  zaug predict linear stack.tif -o iso.ome.zarr --z-spacing 0.26\n"
-                "  zaug predict runs/my_model stack.tif -o stack_x4.tif --factor 4"),
+                "  zaug predict runs/my_model stack.tif -o stack_x4.tif --factor 4\n"
+                "  zaug predict runs/my_model big.ome.zarr -o big_x2.ome.zarr --factor 2 --tile 512\n"
+                "  zaug predict runs/my_model big.ome.zarr -o big_x2.ome.zarr --factor 2 --scheduler tcp://head:8786"),
     "evaluate": ("examples:\n  zaug evaluate stack.tif --factor 2 --methods linear,cubic\n"
                  "  zaug evaluate stack.tif --factor 4 --methods linear,cubic,zaugnet --minutes 10 --report report/\n"
                  "  zaug evaluate stack.tif --restore --degradation avgpool --factor 4 --methods linear,cubic,niiv\n"
@@ -59,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     _input_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
+    p.add_argument("--tile", type=int, metavar="N",
+                   help="process the stack in lateral tiles of N x N pixels that span every plane, so memory holds "
+                        "a few tiles, not the stack (default: whole planes; 512 for an OME-Zarr input, which is "
+                        "then read lazily; write to .zarr to stream the output too)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the tiles on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786; "
+                        "needs pip install 'zaug[cluster]' and input and output on a file system the workers see)")
     _calibrate_option(p)
 
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
@@ -142,10 +152,10 @@ def _sigma(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got {text!r}") from None
 
 
-def _read(args, path):
+def _read(args, path, lazy: bool = False):
     from .io import read_volume
 
-    return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=args.unit)
+    return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=args.unit, lazy=lazy)
 
 
 def _training(args) -> dict:
@@ -169,49 +179,102 @@ def cmd_info(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .io import check_output_path, write_volume
+    from .classic import ClassicalInterpolator
+    from .io import check_output_path, format_of, write_volume
     from .methods import resolve
-    from .predict import upsample_z
 
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
-    vol = _read(args, args.input)
     method = resolve(args.method, device=args.device)
-    if hasattr(method, "restore_volume"):  # 3D restoration model (RESIN)
-        spacing = args.z_spacing
-        if args.factor is not None:
-            spacing = vol.voxel_size[0] / args.factor
-        out = method.restore_volume(vol, z_spacing=spacing)
-    elif hasattr(method, "restore_planes"):  # plane restoration model (niiv, Self-Net)
-        from .restore import restore_volume
-
-        spacing = args.z_spacing
-        if args.factor is not None:
-            if args.factor < 1:
-                raise ZaugError(f"--factor must be 1 or more, got {args.factor:g}.")
-            spacing = vol.voxel_size[0] / args.factor
-        out = restore_volume(vol, method, z_spacing=spacing, fuse=args.fuse)
+    restoring = hasattr(method, "restore_volume") or hasattr(method, "restore_planes")
+    blockwise = args.tile is not None or bool(args.scheduler) or format_of(args.input) == "ome-zarr"
+    vol = _read(args, args.input, lazy=blockwise)
+    if restoring:
+        out = _restore(args, vol, method, blockwise)
     else:
-        if args.factor is None and args.z_spacing is None:
-            raise ZaugError("give --factor K or --z-spacing S.")
-        factor = None
-        if args.factor is not None:
-            if float(args.factor) != int(args.factor):
-                raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
-            factor = int(args.factor)
-        if hasattr(method, "calibrate"):
-            method.calibrate = not args.no_calibrate
-        out = upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
+        out = _interpolate(args, vol, method, blockwise)
+    classical = isinstance(method, ClassicalInterpolator)
+    with _scheduler(args.scheduler, threads=classical) if blockwise else contextlib.nullcontext():
+        write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
         for spacing, (a_model, a_cubic) in getattr(method, "calibration", {}).items():
             print(f"calibration: between planes {spacing:g} {vol.unit} apart, linear interpolation + {a_model:.2f} x "
                   f"(model - linear) + {a_cubic:.2f} x (cubic - linear), as fitted on lateral triplets of the input")
-    write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
-    vz = out.voxel_size[0]
-    print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}")
-    if args.report:
-        from .report import write_prediction_report
+        vz = out.voxel_size[0]
+        print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}"
+              + (f", in {out.data.npartitions} tiles" if blockwise else ""))
+        if args.report:
+            from .report import write_prediction_report
 
-        print(f"report: {write_prediction_report(vol, out, args.report)}")
+            if blockwise:  # a report on the central tiles: the whole stack may not fit in memory
+                from .blockwise import central_crop
+
+                vol, out = central_crop(vol), central_crop(out)
+            print(f"report: {write_prediction_report(vol, out, args.report)}")
     return 0
+
+
+def _restore(args, vol, method, blockwise: bool):
+    from .restore import RestorationTiles, default_z_spacing, restore_volume
+
+    spacing = args.z_spacing
+    if args.factor is not None:
+        if args.factor < 1:
+            raise ZaugError(f"--factor must be 1 or more, got {args.factor:g}.")
+        spacing = vol.voxel_size[0] / args.factor
+    if blockwise:
+        from .blockwise import upsample_z_blockwise
+
+        if spacing is None:
+            spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
+        return upsample_z_blockwise(vol, RestorationTiles(method, args.fuse), z_spacing=spacing,
+                                    tile=args.tile or 512)
+    if hasattr(method, "restore_volume"):  # 3D restoration model (RESIN)
+        return method.restore_volume(vol, z_spacing=spacing)
+    return restore_volume(vol, method, z_spacing=spacing, fuse=args.fuse)  # plane restorer (niiv, Self-Net)
+
+
+def _interpolate(args, vol, method, blockwise: bool):
+    from .predict import upsample_z
+
+    if args.factor is None and args.z_spacing is None:
+        raise ZaugError("give --factor K or --z-spacing S.")
+    factor = None
+    if args.factor is not None:
+        if float(args.factor) != int(args.factor):
+            raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
+        factor = int(args.factor)
+    if hasattr(method, "calibrate"):
+        method.calibrate = not args.no_calibrate
+    if not blockwise:
+        return upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
+    from .blockwise import upsample_z_blockwise
+
+    return upsample_z_blockwise(vol, method, factor=factor, z_spacing=args.z_spacing, tile=args.tile or 512)
+
+
+@contextlib.contextmanager
+def _scheduler(address: str | None, threads: bool):
+    """Where the tiles run: a dask.distributed cluster, else this machine.
+
+    Here, a learned model runs one tile at a time (torch uses every core for
+    it); classical methods run a tile per core.
+    """
+    import dask
+
+    if not address:
+        with dask.config.set(scheduler="threads" if threads else "synchronous"):
+            yield
+        return
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise ZaugError("--scheduler needs dask.distributed: pip install 'zaug[cluster]'.") from None
+    try:
+        client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise ZaugError(f"cannot reach the dask scheduler at {address} ({exc}).") from None
+    with client:
+        print(f"running on the dask cluster at {address} ({len(client.scheduler_info()['workers'])} workers)")
+        yield
 
 
 def cmd_evaluate(args) -> int:

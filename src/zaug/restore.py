@@ -127,7 +127,7 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
     if fuse not in FUSIONS:
         raise InputError(f"unknown fusion {fuse!r}; choose one of {', '.join(FUSIONS)}.")
     if z_spacing is None:
-        z_spacing = 0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
+        z_spacing = default_z_spacing(volume)
     z_in = volume.z_coords()
     z_out = output_positions(z_in, z_spacing=float(z_spacing))
     rows = np.interp(z_out, z_in, np.arange(volume.nz, dtype=np.float64))
@@ -140,6 +140,11 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
     metadata = dict(volume.metadata, method=getattr(restorer, "name", type(restorer).__name__), fuse=fuse)
     return Volume(out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], unit=volume.unit,
                   axes=volume.axes, z_origin=float(z_out[0]), metadata=metadata)
+
+
+def default_z_spacing(volume: Volume) -> float:
+    """The output z spacing of a restoration: the mean lateral voxel size (isotropic voxels)."""
+    return 0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
 
 
 def restore_stack(stack: np.ndarray, restorer: PlaneRestorer, rows: np.ndarray, fuse: str = "mean",
@@ -168,3 +173,49 @@ def _restore_planes(planes: np.ndarray, restorer: PlaneRestorer, rows: np.ndarra
                              f"{(len(chunk), len(rows), planes.shape[2])}")
         out[start:start + batch] = result
     return out
+
+
+class RestorationTiles:
+    """A restoration model as a z-interpolator, for tile-by-tile restoration (:mod:`zaug.blockwise`).
+
+    Tiles must share one intensity normalisation, so :meth:`for_stack`
+    measures the percentiles on the stack's central window (the whole-stack
+    path measures them on the whole stack) and every tile uses them.
+
+    Parameters
+    ----------
+    method : PlaneRestorer or a volume restorer with ``restore_normalised``
+        niiv and Self-Net restore planes; RESIN restores the stack in 3D.
+    fuse : str
+        Fusion of the xz and yz results (plane restorers).
+    percentiles : (float, float)
+        As in :func:`restore_volume`.
+    """
+
+    lateral_margin = 32  # context each side of a tile: more than the networks' receptive field reaches
+
+    def __init__(self, method, fuse: str = "mean", percentiles: tuple[float, float] = DEFAULT_PERCENTILES):
+        if fuse not in FUSIONS:
+            raise InputError(f"unknown fusion {fuse!r}; choose one of {', '.join(FUSIONS)}.")
+        self.method, self.fuse, self.percentiles = method, fuse, percentiles
+        self.name = getattr(method, "name", type(method).__name__)
+        self.range: tuple[float, float] | None = None
+
+    def for_stack(self, sample: np.ndarray, z_in, z_out, pixel_size=None) -> "RestorationTiles":
+        """A copy that normalises every tile with the percentiles of ``sample``."""
+        tiles = RestorationTiles(self.method, self.fuse, self.percentiles)
+        tiles.range = percentile_range(sample, self.percentiles)
+        return tiles
+
+    def interpolate(self, stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
+                    pixel_size: tuple[float, float] | None = None) -> np.ndarray:
+        """Restored planes at ``z_out`` (see :class:`zaug.predict.ZInterpolator`)."""
+        lo, hi = self.range if self.range is not None else percentile_range(stack, self.percentiles)
+        rows = np.interp(z_out, z_in, np.arange(len(z_in), dtype=np.float64))
+        x = normalise(np.asarray(stack), lo, hi)
+        if hasattr(self.method, "restore_normalised"):
+            restored = self.method.restore_normalised(x, rows)
+        else:
+            restored = restore_stack(x, self.method, rows, self.fuse)
+        return restored * np.float32(hi - lo) + np.float32(lo)
+

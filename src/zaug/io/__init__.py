@@ -74,7 +74,9 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         Unit of ``voxel_size`` (default: the file's, else ``"um"`` when
         ``voxel_size`` is given).
     lazy : bool
-        Keep OME-Zarr data on disk as a dask array.
+        Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
+        dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only).
+        Other files are read into memory.
 
     Returns
     -------
@@ -86,13 +88,13 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     fmt = format_of(path)
     try:
         if fmt == "tiff":
-            data, file_axes, physical = read_tiff(path)
+            data, file_axes, physical = read_tiff(path, lazy=lazy)
         elif fmt == "ome-zarr":
             if not is_ome_zarr(path):
                 raise InputError(f"{path} is not an OME-Zarr image folder.")
             data, file_axes, physical = read_ome_zarr(path, lazy=lazy)
         else:
-            data, file_axes, physical = read_numpy(path)
+            data, file_axes, physical = read_numpy(path, lazy=lazy)
     except InputError:
         raise
     except Exception as exc:  # a corrupt or foreign file: say so in one sentence

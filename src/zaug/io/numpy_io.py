@@ -9,10 +9,10 @@ import numpy as np
 from ..volume import Volume
 
 
-def read_numpy(path: Path):
-    """Read ``.npy`` or ``.npz`` (never unpickles objects)."""
+def read_numpy(path: Path, lazy: bool = False):
+    """Read ``.npy`` (memory-mapped read-only with ``lazy``) or ``.npz`` (never unpickles objects)."""
     if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False), None, {}
+        return np.load(path, allow_pickle=False, mmap_mode="r" if lazy else None), None, {}
     with np.load(path, allow_pickle=False) as npz:
         key = "data" if "data" in npz.files else npz.files[0]
         data = npz[key]

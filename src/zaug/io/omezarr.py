@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -73,14 +74,22 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
         axes.append(entry)
     scale = [1.0] * (len(volume.axes) - 3) + list(volume.voxel_size)
     translation = [0.0] * (len(volume.axes) - 3) + [float(volume.z_coords()[0]), 0.0, 0.0]
-    chunks = tuple([1] * (len(volume.axes) - 3) + [1, chunk_yx, chunk_yx])
-    root = zarr.open_group(str(path), mode="w")
-    target = root.create_dataset("0", shape=volume.data.shape, dtype=volume.data.dtype,
-                                 chunks=tuple(min(c, s) for c, s in zip(chunks, volume.data.shape)))
-    if hasattr(volume.data, "dask"):
-        volume.data.store(target, lock=False)
+    data = volume.data
+    lazy = hasattr(data, "dask")
+    if lazy:
+        # every dask chunk must cover whole zarr chunks, or two tasks would write into one (a race)
+        chunk_y, chunk_x = data.chunks[-2][0], data.chunks[-1][0]
+        data = data.rechunk({data.ndim - 2: chunk_y, data.ndim - 1: chunk_x})
     else:
-        target[...] = np.asarray(volume.data)
+        chunk_y = chunk_x = chunk_yx
+    chunks = tuple([1] * (len(volume.axes) - 3) + [1, chunk_y, chunk_x])
+    root = zarr.open_group(str(path), mode="w")
+    target = root.create_dataset("0", shape=data.shape, dtype=data.dtype,
+                                 chunks=tuple(min(c, s) for c, s in zip(chunks, data.shape)))
+    if lazy:
+        _store(data, target)
+    else:
+        target[...] = np.asarray(data)
     root.attrs["multiscales"] = [{
         "version": NGFF_VERSION,
         "name": volume.metadata.get("name", path.stem),
@@ -92,3 +101,26 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     }]
     if volume.z_positions is not None:
         root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}
+
+
+def _store(data, target) -> None:
+    """Compute a dask array into ``target``, chunk by chunk.
+
+    With dask's local threads, they run in a pool of our own: when a chunk fails,
+    the chunks already running finish before the error reaches the caller, who
+    then removes the partial store (they would otherwise write into it again).
+    """
+    import dask
+    import dask.threaded
+    from concurrent.futures import ThreadPoolExecutor
+
+    if dask.base.get_scheduler(collections=[data]) is not dask.threaded.get:
+        data.store(target, lock=False)
+        return
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+    try:
+        with dask.config.set(pool=pool):
+            data.store(target, lock=False)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+

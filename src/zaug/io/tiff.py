@@ -15,8 +15,11 @@ from ._units import imagej_unit, normalize_unit, ome_unit
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 
 
-def read_tiff(path: Path) -> tuple[np.ndarray, str, dict]:
+def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
     """Read the first series of a TIFF file.
+
+    With ``lazy``, an uncompressed, contiguously stored series is memory-mapped
+    (read-only) instead of read; any other file is read.
 
     Returns
     -------
@@ -26,13 +29,22 @@ def read_tiff(path: Path) -> tuple[np.ndarray, str, dict]:
     """
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        data = series.asarray()
+        data = _memmap(path) if lazy else None
+        if data is None or data.shape != tuple(series.shape):
+            data = series.asarray()
         axes = series.axes
         if tif.is_ome and tif.ome_metadata:
             physical = _ome_physical(tif.ome_metadata)
         else:
             physical = _imagej_physical(tif)
     return data, axes, physical
+
+
+def _memmap(path: Path) -> np.ndarray | None:
+    try:
+        return tifffile.memmap(path, series=0, mode="r")
+    except ValueError:  # compressed or not contiguous: cannot be mapped
+        return None
 
 
 def _imagej_physical(tif: tifffile.TiffFile) -> dict:

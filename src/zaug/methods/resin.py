@@ -619,6 +619,12 @@ class ResinRestorer:
         iso = interpolate_stack(stack, np.arange(stack.shape[0], dtype=np.float64), np.asarray(rows), "cubic")
         return apply_tiled(self.net, iso, self.device, self.tile, self.overlap)
 
+    def default_z_spacing(self, volume: Volume) -> float:
+        """The mean lateral voxel size; for a file without voxel size, the z step over the training factor."""
+        if volume.unit == "pixel" and volume.voxel_size == (1.0, 1.0, 1.0):
+            return volume.voxel_size[0] / self.config.factor
+        return 0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
+
     def restore_volume(self, volume: Volume, z_spacing: float | None = None) -> Volume:
         """Isotropic restoration of every (T, C) stack.
 
@@ -638,9 +644,7 @@ class ResinRestorer:
         """
         check_volume(volume)
         if z_spacing is None:
-            no_size = volume.unit == "pixel" and volume.voxel_size == (1.0, 1.0, 1.0)
-            z_spacing = volume.voxel_size[0] / self.config.factor if no_size else \
-                0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
+            z_spacing = self.default_z_spacing(volume)
         z_in = volume.z_coords()
         z_out = output_positions(z_in, z_spacing=float(z_spacing))
         rows = np.interp(z_out, z_in, np.arange(volume.nz, dtype=np.float64))

@@ -405,10 +405,15 @@ class ZAugNetModel:
         per spacing.
     """
 
+    # context each side of a tile in blockwise prediction (zaug.blockwise): the coarsest flow block
+    # works at a quarter of the resolution, so features reach that far
+    lateral_margin = 64
+
     def __init__(self, config: ZAugNetConfig, tensors: dict, device: torch.device, tile: int = 512,
                  overlap: int = 32, batch: int = 4, tta: bool = True, calibrate: bool = True):
         self.config, self.device = config, device
         self.calibrate, self.calibration = calibrate, {}
+        self.fixed_calibration: dict | None = None  # set by for_stack: the same weights for every tile
         self._pixel_size = None  # (y, x) of the stack being interpolated, when known
         self.name = config.method
         self.net = IFNet(**config.net).to(device).eval()
@@ -430,7 +435,8 @@ class ZAugNetModel:
         """
         z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
         self._check_spacing(z_in)
-        self.calibration = {}  # measured on this stack (each channel / time point its own)
+        # measured on this stack (each channel / time point its own), unless fixed for all its tiles
+        self.calibration = {} if self.fixed_calibration is None else dict(self.fixed_calibration)
         self._pixel_size = tuple(pixel_size) if pixel_size is not None else None
         low, high = self.config.normalisation["low"], self.config.normalisation["high"]
         x = np.clip((np.asarray(stack, np.float32) - low) / (high - low), 0, 1)
@@ -442,6 +448,22 @@ class ZAugNetModel:
         for n in np.flatnonzero(np.abs(z_in[idx] - z_out) <= tol):
             out[n] = stack[idx[n]]
         return out
+
+    def for_stack(self, sample: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
+                  pixel_size: tuple[float, float] | None = None) -> "ZAugNetModel":
+        """A copy that uses the calibration weights of ``sample`` for every tile of one stack.
+
+        Blockwise prediction (:mod:`zaug.blockwise`) cuts a stack into lateral
+        tiles; weights measured per tile would differ from tile to tile and
+        show as seams. ``sample`` (a central crop of the stack, float ZYX) is
+        interpolated once to measure them.
+        """
+        model = copy.copy(self)
+        model.fixed_calibration = None
+        if model.calibrate:
+            model.interpolate(sample, z_in, z_out, pixel_size=pixel_size)
+        model.fixed_calibration = dict(model.calibration)
+        return model
 
     def _check_spacing(self, z_in: np.ndarray) -> None:
         spacing = float(np.mean(np.diff(z_in)))

@@ -1,0 +1,167 @@
+"""Z-upsampling of volumes larger than memory, tile by tile, with dask.
+
+The volume is cut laterally into tiles that span every z plane. Each tile,
+with the lateral margin that the method needs for context, is upsampled on
+its own and cropped back. Memory then holds a few tiles at a time, and the
+tiles can run on the workers of a dask cluster. State that must be the same
+for every tile (ZAugNet's calibration weights, the intensity percentiles of a
+restoration) is measured once per stack, on a central crop, before the tiles
+are cut. Restoration models (niiv, Self-Net, RESIN) take part through
+:class:`zaug.restore.RestorationTiles`.
+
+The result is a lazy :class:`~zaug.volume.Volume`: nothing is computed until
+it is written (:func:`zaug.io.write_volume` streams it into an OME-Zarr store)
+or computed. With a ``dask.distributed.Client`` active, the tiles run on its
+workers.
+
+Examples
+--------
+>>> import numpy as np
+>>> from zaug import Volume
+>>> from zaug.blockwise import upsample_z_blockwise
+>>> from zaug.classic import ClassicalInterpolator
+>>> vol = Volume(np.arange(5 * 40 * 40, dtype=np.uint16).reshape(5, 40, 40), (1.0, 0.25, 0.25), "um")
+>>> out = upsample_z_blockwise(vol, ClassicalInterpolator("linear"), factor=2, tile=16)
+>>> out.data.shape, out.data.chunksize, out.voxel_size
+((9, 40, 40), (9, 16, 16), (0.5, 0.25, 0.25))
+>>> int(out.data[1, 0, 0].compute())  # half-way between planes 0 and 1
+800
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import dask
+import dask.array as da
+import numpy as np
+
+from .errors import InputError
+from .predict import ZInterpolator, cast_like, output_positions
+from .volume import Volume
+
+SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
+
+
+def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | None = None,
+                         z_spacing: float | None = None, z_out: np.ndarray | None = None,
+                         tile: int = 512) -> Volume:
+    """Resample ``volume`` along z with ``method``, lazily, in lateral tiles.
+
+    Parameters
+    ----------
+    volume : Volume
+        Input; its data may be a NumPy, memory-mapped, zarr or dask array.
+    method : ZInterpolator
+        A classical interpolator or a loaded model. A method may declare
+        ``lateral_margin`` (pixels of context each side of a tile; default 0)
+        and ``for_stack(sample, z_in, z_out, pixel_size)`` (a copy of itself
+        with per-stack state fixed on ``sample``, a central crop).
+    factor, z_spacing, z_out : optional
+        As in :func:`zaug.predict.upsample_z`.
+    tile : int
+        Lateral size of a tile in pixels (the margin comes on top). Memory per
+        tile is about ``(nz_in + nz_out) * (tile + 2 margin)^2 * 4`` bytes.
+
+    Returns
+    -------
+    Volume
+        Lazy (dask) data, chunked one tile per chunk; same dtype, axes and
+        lateral voxel size as the input, z voxel size updated.
+    """
+    _check_lazy(volume)
+    tile = int(tile)
+    if tile < 16:
+        raise InputError(f"the tile size must be at least 16 pixels, got {tile}.")
+    z_in = volume.z_coords()
+    if z_out is None:
+        z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing)
+    z_out = np.asarray(z_out, np.float64)
+    data = volume.data if isinstance(volume.data, da.Array) else da.from_array(volume.data, name=False)
+    margin = int(getattr(method, "lateral_margin", 0))
+    pixel_size = volume.voxel_size[1:]
+    lead = volume.data.shape[:-3]
+    stacks = [_upsample_stack(data[index], method, z_in, z_out, pixel_size, tile, margin, volume.dtype)
+              for index in np.ndindex(*lead)]
+    out = stacks[0] if not lead else da.stack(stacks).reshape(lead + stacks[0].shape)
+    spacing = np.diff(z_out)
+    uniform = np.allclose(spacing, spacing.mean(), rtol=1e-6, atol=0)
+    voxel = (float(spacing.mean()),) + volume.voxel_size[1:]
+    metadata = dict(volume.metadata, method=getattr(method, "name", "method"))
+    return Volume(out, voxel_size=voxel, unit=volume.unit, axes=volume.axes,
+                  z_positions=None if uniform else z_out, z_origin=float(z_out[0]), metadata=metadata)
+
+
+def central_crop(volume: Volume, side: int = SAMPLE_SIDE) -> Volume:
+    """The central ``side`` x ``side`` lateral window of every plane, in memory (for reports)."""
+    ny, nx = volume.spatial_shape[1:]
+    y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
+    window = volume.data[..., y0:y0 + side, x0:x0 + side]
+    data = window.compute() if isinstance(window, da.Array) else np.array(window)
+    return volume.replace(data=data, metadata=dict(volume.metadata, crop=[y0, x0, side]))
+
+
+def _check_lazy(volume: Volume) -> None:
+    """The checks of :func:`zaug.volume.check_volume` that need no pass over the data.
+
+    Non-finite values are found tile by tile, as the tiles are computed.
+    """
+    from .volume import MIN_PLANES
+
+    if volume.nz < MIN_PLANES:
+        raise InputError(f"the stack has {volume.nz} z plane(s); at least {MIN_PLANES} are needed "
+                         "(is it a 2D image, or are the axes wrong? see --axes).")
+    ny, nx = volume.spatial_shape[1:]
+    if ny < 4 or nx < 4:
+        raise InputError(f"the planes are {ny}x{nx} pixels; at least 4x4 are needed (check --axes).")
+    if np.issubdtype(volume.dtype, np.complexfloating) or volume.dtype == bool:
+        raise InputError(f"images of type {volume.dtype} are not supported; use integer or float data.")
+
+
+def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int, margin: int,
+                    dtype: np.dtype) -> da.Array:
+    """One ZYX stack as a grid of lazily upsampled tiles."""
+    nz, ny, nx = stack.shape
+    if hasattr(method, "for_stack"):
+        prepared = method.for_stack(_central_crop(stack), z_in, z_out, pixel_size)
+        if hasattr(prepared, "calibration"):  # what was used, as after a whole-stack prediction
+            method.calibration = dict(prepared.calibration)
+        method = prepared
+    # one graph node for the method, shared by every tile (not hashed or copied per tile)
+    method_node = dask.delayed(method, name=f"zaug-method-{uuid.uuid4().hex}")
+    rows = []
+    for y0 in range(0, ny, tile):
+        y1 = min(ny, y0 + tile)
+        row = []
+        for x0 in range(0, nx, tile):
+            x1 = min(nx, x0 + tile)
+            ya, yb, xa, xb = max(0, y0 - margin), min(ny, y1 + margin), max(0, x0 - margin), min(nx, x1 + margin)
+            crop = (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
+            task = dask.delayed(_upsample_tile, pure=True)(stack[:, ya:yb, xa:xb], method_node, z_in, z_out,
+                                                         pixel_size, crop, dtype, (y0, x0))
+            row.append(da.from_delayed(task, shape=(len(z_out), y1 - y0, x1 - x0), dtype=dtype))
+        rows.append(row)
+    return da.block(rows)
+
+
+def _central_crop(stack: da.Array) -> np.ndarray:
+    ny, nx = stack.shape[1:]
+    y0, x0 = max(0, (ny - SAMPLE_SIDE) // 2), max(0, (nx - SAMPLE_SIDE) // 2)
+    sample = np.asarray(stack[:, y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE], dtype=np.float32)
+    _check_finite(sample, (y0, x0))
+    return sample
+
+
+def _upsample_tile(block, method, z_in, z_out, pixel_size, crop, dtype, origin) -> np.ndarray:
+    x = np.asarray(block, dtype=np.float32)
+    _check_finite(x, origin)
+    planes = method.interpolate(x, z_in, z_out, pixel_size=pixel_size)
+    y0, y1, x0, x1 = crop
+    return cast_like(planes[:, y0:y1, x0:x1], dtype)
+
+
+def _check_finite(x: np.ndarray, origin: tuple[int, int]) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise InputError(f"the image contains {int(bad.sum())} NaN or infinite value(s) in the tile at y {origin[0]}, "
+                         f"x {origin[1]}; replace them before processing.")

@@ -1,0 +1,195 @@
+"""Blockwise (out-of-core) z-upsampling: tiles give the whole-volume answer, memory-mapped and lazy inputs."""
+
+import importlib.util
+
+import dask
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from zaug import InputError, Volume
+from zaug.blockwise import central_crop, upsample_z_blockwise
+from zaug.classic import ClassicalInterpolator
+from zaug.io import read_volume, write_volume
+from zaug.methods import resin, selfnet, zaugnet
+from zaug.predict import upsample_z
+from zaug.restore import ClassicalRestorer, RestorationTiles, restore_volume
+from zaug.sample import load_sample
+
+HAS_DISTRIBUTED = importlib.util.find_spec("distributed") is not None
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    vol = load_sample()
+    small = vol.replace(data=np.ascontiguousarray(vol.data[:16, :96, :112]))
+    path = zaugnet.fit([small], tmp_path_factory.mktemp("m") / "m",
+                       {"steps": 20, "progress": False, "patch": 32, "batch": 2})
+    net = zaugnet.load(path, device="cpu")
+    net.tta = False  # 8 times faster; the tiles do not depend on it
+    return net, small
+
+
+@pytest.mark.parametrize("kind", ["linear", "cubic"])
+def test_classical_tiles_equal_the_whole_volume(blobs, kind):
+    vol = Volume(blobs, (1.0, 0.25, 0.25), "um")
+    whole = upsample_z(vol, ClassicalInterpolator(kind), z_spacing=0.3)
+    tiled = upsample_z_blockwise(vol, ClassicalInterpolator(kind), z_spacing=0.3, tile=16)
+    assert tiled.data.npartitions == 4
+    assert tiled.voxel_size == whole.voxel_size and tiled.dtype == whole.dtype
+    np.testing.assert_array_equal(tiled.data.compute(), whole.data)
+
+
+def test_channels_and_time_points_are_tiled_one_stack_at_a_time(blobs):
+    data = np.stack([np.stack([blobs, blobs[:, ::-1]]), np.stack([blobs[:, :, ::-1], blobs])])  # TCZYX
+    vol = Volume(data, (1.0, 0.25, 0.25), "um", axes="TCZYX")
+    whole = upsample_z(vol, ClassicalInterpolator("linear"), factor=2)
+    tiled = upsample_z_blockwise(vol, ClassicalInterpolator("linear"), factor=2, tile=20)
+    assert tiled.data.shape == whole.data.shape == (2, 2, 33, 32, 32)
+    np.testing.assert_array_equal(tiled.data.compute(), whole.data)
+
+
+def test_zaugnet_tiles_with_margins_match_the_whole_volume(model):
+    net, small = model
+    whole = upsample_z(small, net, factor=2).data[1::2].astype(np.float64)
+    calibration = dict(net.calibration)
+    with dask.config.set(scheduler="synchronous"):
+        tiled = upsample_z_blockwise(small, net, factor=2, tile=32)
+        assert tiled.data.npartitions == 12
+        planes = tiled.data.compute()[1::2].astype(np.float64)
+    # same calibration for every tile: that of the (here whole) central crop
+    assert net.calibration == calibration
+    contrast = np.abs(whole - whole.mean()).mean()
+    assert np.abs(planes - whole).mean() < 0.01 * contrast
+    # without context the tile borders differ more: the margin is what makes the tiles agree
+    net.lateral_margin = 0
+    try:
+        with dask.config.set(scheduler="synchronous"):
+            bare = upsample_z_blockwise(small, net, factor=2, tile=32).data.compute()[1::2].astype(np.float64)
+    finally:
+        del net.lateral_margin
+    assert np.abs(bare - whole).mean() > np.abs(planes - whole).mean()
+
+
+def test_restoration_tiles_equal_the_whole_stack_for_a_classical_restorer(blobs):
+    vol = Volume(blobs, (1.0, 0.25, 0.25), "um")
+    whole = restore_volume(vol, ClassicalRestorer("cubic"))
+    tiled = upsample_z_blockwise(vol, RestorationTiles(ClassicalRestorer("cubic")), z_spacing=0.25, tile=16)
+    assert tiled.data.npartitions == 4 and tiled.voxel_size == whole.voxel_size
+    np.testing.assert_array_equal(tiled.data.compute(), whole.data)
+
+
+@pytest.mark.parametrize("module", [selfnet, resin], ids=["selfnet", "resin"])
+def test_learned_restoration_tiles_match_the_whole_stack(module, tmp_path):
+    sample = load_sample()
+    aniso = sample.replace(data=np.ascontiguousarray(sample.data[::4, :96, :96]), voxel_size=(1.16, 0.26, 0.26))
+    options = {"steps": 2, "progress": False} | ({"cube": 16} if module is resin else {})
+    model = module.load(module.fit([aniso], tmp_path / "m", options), device="cpu")
+    whole = (model.restore_volume(aniso) if module is resin else restore_volume(aniso, model)).data
+    with dask.config.set(scheduler="synchronous"):
+        tiled = upsample_z_blockwise(aniso, RestorationTiles(model), z_spacing=0.26, tile=32)
+        assert tiled.data.npartitions == 9
+        planes = tiled.data.compute()
+    assert planes.shape == whole.shape
+    contrast = np.abs(whole - whole.mean()).mean()
+    assert np.abs(planes.astype(np.float64) - whole).mean() < 0.01 * contrast
+
+
+def test_non_finite_values_are_reported_with_the_tile_and_nothing_is_written(blobs, tmp_path):
+    data = blobs.astype(np.float32)
+    data[3, 8, 20] = np.nan
+    vol = Volume(data, (1.0, 0.25, 0.25), "um")
+    out = upsample_z_blockwise(vol, ClassicalInterpolator("linear"), factor=2, tile=16)
+    with pytest.raises(InputError, match="NaN or infinite value.*tile at y 0, x 16"):
+        write_volume(out, tmp_path / "out.ome.zarr")
+    assert not list(tmp_path.rglob("*")), list(tmp_path.rglob("*"))
+
+
+def test_lazy_output_streams_into_ome_zarr_with_aligned_chunks(blobs, tmp_path):
+    vol = Volume(np.tile(blobs, (1, 10, 10)), (1.0, 0.25, 0.25), "um")  # 17 x 320 x 320
+    out = upsample_z_blockwise(vol, ClassicalInterpolator("linear"), factor=2, tile=300)
+    write_volume(out, tmp_path / "out.ome.zarr")
+    arr = zarr.open(str(tmp_path / "out.ome.zarr" / "0"), mode="r")
+    assert arr.chunks == (1, 300, 300)  # a tile covers whole zarr chunks: no two tasks write one chunk
+    back = read_volume(tmp_path / "out.ome.zarr")
+    assert back.voxel_size == (0.5, 0.25, 0.25) and back.dtype == np.uint16
+    np.testing.assert_array_equal(back.data, upsample_z(vol, ClassicalInterpolator("linear"), factor=2).data)
+
+
+def test_lazy_reading_maps_npy_and_uncompressed_tiff(blobs, tmp_path):
+    np.save(tmp_path / "a.npy", blobs)
+    assert isinstance(read_volume(tmp_path / "a.npy", lazy=True).data, np.memmap)
+    tifffile.imwrite(tmp_path / "raw.tif", blobs, imagej=True, metadata={"spacing": 0.5, "unit": "um", "axes": "ZYX"},
+                     resolution=(4.0, 4.0))
+    raw = read_volume(tmp_path / "raw.tif", lazy=True)
+    assert isinstance(raw.data, np.memmap) and raw.voxel_size == pytest.approx((0.5, 0.25, 0.25))
+    np.testing.assert_array_equal(raw.data, blobs)
+    write_volume(Volume(blobs, (0.5, 0.25, 0.25), "um"), tmp_path / "packed.tif")  # zlib: cannot be mapped
+    packed = read_volume(tmp_path / "packed.tif", lazy=True)
+    assert not isinstance(packed.data, np.memmap)
+    np.testing.assert_array_equal(packed.data, blobs)
+
+
+def test_central_crop_is_in_memory_and_centred(blobs):
+    vol = Volume(np.tile(blobs, (1, 2, 3)), (1.0, 0.25, 0.25), "um")  # 17 x 64 x 96
+    lazy = upsample_z_blockwise(vol, ClassicalInterpolator("linear"), factor=2, tile=16)
+    crop = central_crop(lazy, side=32)
+    assert isinstance(crop.data, np.ndarray) and crop.data.shape == (33, 32, 32)
+    np.testing.assert_array_equal(crop.data, lazy.data[:, 16:48, 32:64].compute())
+
+
+def test_tiles_smaller_than_16_pixels_are_refused(blobs):
+    with pytest.raises(InputError, match="at least 16"):
+        upsample_z_blockwise(Volume(blobs), ClassicalInterpolator("linear"), factor=2, tile=8)
+
+
+def test_cli_reads_ome_zarr_lazily_and_writes_tiles(run_cli, blobs, tmp_path):
+    write_volume(Volume(np.tile(blobs, (1, 20, 20)), (1.0, 0.25, 0.25), "um"), tmp_path / "in.ome.zarr")
+    res = run_cli("predict", "cubic", tmp_path / "in.ome.zarr", "-o", tmp_path / "out.ome.zarr", "--factor", "2",
+                  "--report", tmp_path / "rep")
+    assert res.returncode == 0, res.stderr
+    assert "in 4 tiles" in res.stdout  # 640 x 640 planes, default tile 512
+    out = read_volume(tmp_path / "out.ome.zarr")
+    assert out.data.shape == (33, 640, 640) and out.voxel_size == (0.5, 0.25, 0.25)
+    assert (tmp_path / "rep" / "report.md").exists()
+    res = run_cli("predict", "cubic", tmp_path / "in.ome.zarr", "-o", tmp_path / "x.tif", "--factor", "2",
+                  "--tile", "8")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "at least 16" in res.stderr
+
+
+def test_cli_restores_an_ome_zarr_input_tile_by_tile(run_cli, tmp_path):
+    sample = load_sample()
+    aniso = sample.replace(data=np.ascontiguousarray(sample.data[::4, :64, :64]), voxel_size=(1.16, 0.26, 0.26))
+    model_dir = selfnet.fit([aniso], tmp_path / "m", {"steps": 2, "progress": False})
+    write_volume(aniso, tmp_path / "in.ome.zarr")
+    res = run_cli("predict", model_dir, tmp_path / "in.ome.zarr", "-o", tmp_path / "iso.ome.zarr", "--tile", "32")
+    assert res.returncode == 0, res.stderr
+    assert "in 4 tiles" in res.stdout
+    out = read_volume(tmp_path / "iso.ome.zarr")
+    assert out.voxel_size == pytest.approx((0.26, 0.26, 0.26)) and out.dtype == aniso.dtype
+    assert out.data.shape[1:] == (64, 64)
+
+
+def test_cli_scheduler_that_cannot_be_used_is_one_sentence_and_no_output(run_cli, blobs, tmp_path):
+    write_volume(Volume(blobs, (1.0, 0.25, 0.25), "um"), tmp_path / "in.tif")
+    res = run_cli("predict", "linear", tmp_path / "in.tif", "-o", tmp_path / "o.tif", "--factor", "2",
+                  "--scheduler", "tcp://127.0.0.1:1")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    expected = "cannot reach the dask scheduler at tcp://127.0.0.1:1" if HAS_DISTRIBUTED else "zaug[cluster]"
+    assert expected in res.stderr
+    assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.skipif(not HAS_DISTRIBUTED, reason="dask.distributed is not installed (pip install 'zaug[cluster]')")
+def test_zaugnet_tiles_on_a_dask_cluster_match_this_machine(model):
+    from dask.distributed import Client, LocalCluster
+
+    net, small = model
+    with dask.config.set(scheduler="synchronous"):
+        here = upsample_z_blockwise(small, net, factor=2, tile=48).data.compute()
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        lazy = upsample_z_blockwise(small, net, factor=2, tile=48)
+        there = client.compute(lazy.data).result()
+    np.testing.assert_allclose(there.astype(np.float64), here.astype(np.float64), atol=1)
