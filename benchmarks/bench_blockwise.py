@@ -64,20 +64,32 @@ def run_case(method_name: str, mode: str, folder: Path, tile: int) -> dict:
         vol = read_volume(folder / f"{stem}.npy", voxel_size=(1.0, 0.2, 0.2))
         out = upsample_z(vol, method, factor=2)
         write_volume(out, out_path)
-        tiles = 1
+        tiles, tile = 1, "-"
     else:
         from zaug.blockwise import upsample_z_blockwise
 
         vol = read_volume(folder / f"{stem}.ome.zarr", lazy=True)
         out = upsample_z_blockwise(vol, method, factor=2, tile=tile)
-        tiles = out.data.npartitions
+        tiles, tile = out.data.npartitions, out.data.chunksize[-1]
         with dask.config.set(scheduler="threads" if method_name == "cubic" else "synchronous"):
             write_volume(out, out_path)
     seconds = time.perf_counter() - start
     shape = out.data.shape
     return {"case": method_name, "mode": mode, "input": "x".join(map(str, vol.data.shape)),
-            "output": "x".join(map(str, shape)), "tiles": tiles, "seconds": seconds,
+            "output": "x".join(map(str, shape)), "tile": tile, "tiles": tiles, "seconds": seconds,
             "voxels_per_s": float(shape[0]) * shape[1] * shape[2] / seconds}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. getrusage's ru_maxrss survives exec, so a child started
+    by a large parent would report the parent's size; Linux's VmHWM starts afresh with the program."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _make_inputs(folder: Path, side: int, planes: int) -> None:
@@ -111,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", type=int, default=2048, help="lateral size of the cubic stack (ZAugNet: half)")
     parser.add_argument("--planes", type=int, default=24, help="planes of the cubic stack (ZAugNet: half)")
-    parser.add_argument("--tile", type=int, default=512)
+    parser.add_argument("--tile", type=int, help="tile size (default: the method's, ZAugNet 448, cubic 512)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -120,7 +132,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         result = run_case(args.case[0], args.case[1], Path(args.case[2]), args.tile)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mb"] = _peak_rss_mb()
         print(json.dumps(result))
         return
     folder = Path(tempfile.mkdtemp(prefix="zaug-bench-"))
@@ -128,20 +140,21 @@ def main() -> None:
         _make_inputs(folder, args.side, args.planes)
         rows = []
         for method_name, mode in CASES:
-            proc = subprocess.run([sys.executable, __file__, "--case", method_name, mode, str(folder),
-                                   "--tile", str(args.tile), "--threads", str(args.threads)],
+            tile = ["--tile", str(args.tile)] if args.tile else []
+            proc = subprocess.run([sys.executable, __file__, "--case", method_name, mode, str(folder), *tile,
+                                   "--threads", str(args.threads)],
                                   capture_output=True, text=True, check=True)
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             if mode == "tiles":
                 rows[-1]["max_diff"] = _max_difference(folder, method_name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    print(f"x2 along z, uint16, OME-Zarr output; {args.threads} threads; tiles of {args.tile} pixels")
-    print(f"{'case':<14}{'mode':<8}{'input':>16}{'output':>16}{'tiles':>7}{'seconds':>9}{'Mvox/s':>8}"
+    print(f"x2 along z, uint16, OME-Zarr output; {args.threads} threads")
+    print(f"{'case':<14}{'mode':<8}{'input':>16}{'output':>16}{'tile':>6}{'tiles':>7}{'seconds':>9}{'Mvox/s':>8}"
           f"{'peak RSS MB':>13}{'max diff':>10}")
     for r in rows:
         diff = f"{r['max_diff']:.0f}" if "max_diff" in r else "-"
-        print(f"{r['case']:<14}{r['mode']:<8}{r['input']:>16}{r['output']:>16}{r['tiles']:>7}{r['seconds']:>9.1f}"
+        print(f"{r['case']:<14}{r['mode']:<8}{r['input']:>16}{r['output']:>16}{r['tile']:>6}{r['tiles']:>7}{r['seconds']:>9.1f}"
               f"{r['voxels_per_s'] / 1e6:>8.2f}{r['peak_rss_mb']:>13.0f}{diff:>10}")
 
 

@@ -41,11 +41,12 @@ from .predict import ZInterpolator, cast_like, output_positions
 from .volume import Volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
+DEFAULT_TILE = 512
 
 
 def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | None = None,
                          z_spacing: float | None = None, z_out: np.ndarray | None = None,
-                         tile: int = 512) -> Volume:
+                         tile: int | None = None) -> Volume:
     """Resample ``volume`` along z with ``method``, lazily, in lateral tiles.
 
     Parameters
@@ -59,9 +60,11 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
         with per-stack state fixed on ``sample``, a central crop).
     factor, z_spacing, z_out : optional
         As in :func:`zaug.predict.upsample_z`.
-    tile : int
-        Lateral size of a tile in pixels (the margin comes on top). Memory per
-        tile is about ``(nz_in + nz_out) * (tile + 2 margin)^2 * 4`` bytes.
+    tile : int, optional
+        Lateral size of a tile in pixels (the margin comes on top); default the
+        method's ``block_tile`` (ZAugNet: 448, so that a tile and its margins
+        make one pass of the network), else 512. Memory per tile is about
+        ``(nz_in + nz_out) * (tile + 2 margin)^2 * 4`` bytes.
 
     Returns
     -------
@@ -70,7 +73,7 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
         lateral voxel size as the input, z voxel size updated.
     """
     _check_lazy(volume)
-    tile = int(tile)
+    tile = int(tile if tile is not None else getattr(method, "block_tile", DEFAULT_TILE))
     if tile < 16:
         raise InputError(f"the tile size must be at least 16 pixels, got {tile}.")
     z_in = volume.z_coords()

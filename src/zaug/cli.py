@@ -64,8 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
     p.add_argument("--tile", type=int, metavar="N",
                    help="process the stack in lateral tiles of N x N pixels that span every plane, so memory holds "
-                        "a few tiles, not the stack (default: whole planes; 512 for an OME-Zarr input, which is "
-                        "then read lazily; write to .zarr to stream the output too)")
+                        "a few tiles, not the stack (default: whole planes; for an OME-Zarr input, which is then "
+                        "read lazily, 448 for ZAugNet and 512 otherwise; write to .zarr to stream the output too)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the tiles on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786; "
                         "needs pip install 'zaug[cluster]' and input and output on a file system the workers see)")
@@ -226,7 +226,7 @@ def _restore(args, vol, method, blockwise: bool):
         if spacing is None:
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
         return upsample_z_blockwise(vol, RestorationTiles(method, args.fuse), z_spacing=spacing,
-                                    tile=args.tile or 512)
+                                    tile=args.tile)
     if hasattr(method, "restore_volume"):  # 3D restoration model (RESIN)
         return method.restore_volume(vol, z_spacing=spacing)
     return restore_volume(vol, method, z_spacing=spacing, fuse=args.fuse)  # plane restorer (niiv, Self-Net)
@@ -248,7 +248,7 @@ def _interpolate(args, vol, method, blockwise: bool):
         return upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
     from .blockwise import upsample_z_blockwise
 
-    return upsample_z_blockwise(vol, method, factor=factor, z_spacing=args.z_spacing, tile=args.tile or 512)
+    return upsample_z_blockwise(vol, method, factor=factor, z_spacing=args.z_spacing, tile=args.tile)
 
 
 @contextlib.contextmanager

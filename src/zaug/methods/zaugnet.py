@@ -405,9 +405,9 @@ class ZAugNetModel:
         per spacing.
     """
 
-    # context each side of a tile in blockwise prediction (zaug.blockwise): the coarsest flow block
-    # works at a quarter of the resolution, so features reach that far
-    lateral_margin = 64
+    # context each side of a tile in blockwise prediction (zaug.blockwise), as much as the overlap of the
+    # model's own tiles of large planes
+    lateral_margin = 32
 
     def __init__(self, config: ZAugNetConfig, tensors: dict, device: torch.device, tile: int = 512,
                  overlap: int = 32, batch: int = 4, tta: bool = True, calibrate: bool = True):
@@ -421,6 +421,11 @@ class ZAugNetModel:
         self.tile, self.overlap, self.batch, self.tta = tile, overlap, batch, tta
         self.training_summary = {"steps": config.summary.get("steps"), "seconds": config.summary.get("seconds"),
                                  "self_check_gain_db": config.self_check.get("gain_db")}
+
+    @property
+    def block_tile(self) -> int:
+        """Blockwise tile size whose tile plus margins is one pass of the network."""
+        return max(16, self.tile - 2 * self.lateral_margin)
 
     @property
     def plus(self) -> bool:
