@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _memory import peak_rss_mb  # benchmarks/ is on the path when a script there runs
 
 CASES = [("cubic", "memory"), ("cubic", "tiles"), ("zaugnet-fast", "memory"), ("zaugnet-fast", "tiles")]
 
@@ -80,18 +81,6 @@ def run_case(method_name: str, mode: str, folder: Path, tile: int) -> dict:
             "voxels_per_s": float(shape[0]) * shape[1] * shape[2] / seconds}
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory. getrusage's ru_maxrss survives exec, so a child started
-    by a large parent would report the parent's size; Linux's VmHWM starts afresh with the program."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _make_inputs(folder: Path, side: int, planes: int) -> None:
     import numpy as np
 
@@ -132,7 +121,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         result = run_case(args.case[0], args.case[1], Path(args.case[2]), args.tile)
-        result["peak_rss_mb"] = _peak_rss_mb()
+        result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
     folder = Path(tempfile.mkdtemp(prefix="zaug-bench-"))

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
+
+from _memory import peak_rss_mb  # benchmarks/ is on the path when a script there runs
 
 CASES = ["cubic", "zaugnet-fast", "zaugnet-fast-uncalibrated", "zaugnet-paper", "niiv-fast", "niiv-paper"]
 
@@ -106,7 +107,7 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
         result = run_case(args.case, args.device, args.repeats)
-        result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         return
     rows = []
