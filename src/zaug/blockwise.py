@@ -38,7 +38,7 @@ import numpy as np
 
 from .errors import InputError
 from .predict import ZInterpolator, cast_like, output_positions
-from .volume import Volume
+from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
 DEFAULT_TILE = 512
@@ -72,7 +72,7 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
         Lazy (dask) data, chunked one tile per chunk; same dtype, axes and
         lateral voxel size as the input, z voxel size updated.
     """
-    _check_lazy(volume)
+    check_volume(volume, scan_values=False)  # non-finite values are found tile by tile
     tile = int(tile if tile is not None else getattr(method, "block_tile", DEFAULT_TILE))
     if tile < 16:
         raise InputError(f"the tile size must be at least 16 pixels, got {tile}.")
@@ -102,23 +102,6 @@ def central_crop(volume: Volume, side: int = SAMPLE_SIDE) -> Volume:
     window = volume.data[..., y0:y0 + side, x0:x0 + side]
     data = window.compute() if isinstance(window, da.Array) else np.array(window)
     return volume.replace(data=data, metadata=dict(volume.metadata, crop=[y0, x0, side]))
-
-
-def _check_lazy(volume: Volume) -> None:
-    """The checks of :func:`zaug.volume.check_volume` that need no pass over the data.
-
-    Non-finite values are found tile by tile, as the tiles are computed.
-    """
-    from .volume import MIN_PLANES
-
-    if volume.nz < MIN_PLANES:
-        raise InputError(f"the stack has {volume.nz} z plane(s); at least {MIN_PLANES} are needed "
-                         "(is it a 2D image, or are the axes wrong? see --axes).")
-    ny, nx = volume.spatial_shape[1:]
-    if ny < 4 or nx < 4:
-        raise InputError(f"the planes are {ny}x{nx} pixels; at least 4x4 are needed (check --axes).")
-    if np.issubdtype(volume.dtype, np.complexfloating) or volume.dtype == bool:
-        raise InputError(f"images of type {volume.dtype} are not supported; use integer or float data.")
 
 
 def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int, margin: int,

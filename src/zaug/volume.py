@@ -166,7 +166,7 @@ def _is_canonical(axes: str) -> bool:
     return all(a in it for a in axes)
 
 
-def check_volume(volume: Volume, min_planes: int = MIN_PLANES) -> None:
+def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool = True) -> None:
     """Refuse data that no method can use, with a sentence that says why.
 
     Parameters
@@ -175,6 +175,9 @@ def check_volume(volume: Volume, min_planes: int = MIN_PLANES) -> None:
         The volume to check.
     min_planes : int
         Fewest z planes the caller needs.
+    scan_values : bool
+        Also look at the pixels (non-finite values, a constant image): a pass
+        over the data, which tile-by-tile processing leaves to each tile.
 
     Raises
     ------
@@ -191,6 +194,8 @@ def check_volume(volume: Volume, min_planes: int = MIN_PLANES) -> None:
         raise InputError(f"the planes are {ny}x{nx} pixels; at least 4x4 are needed (check --axes).")
     if np.issubdtype(volume.dtype, np.complexfloating) or volume.dtype == bool:
         raise InputError(f"images of type {volume.dtype} are not supported; use integer or float data.")
+    if not scan_values:
+        return
     if np.issubdtype(volume.dtype, np.floating):
         finite = np.isfinite(np.asarray(volume.data))
         if not finite.all():
