@@ -37,7 +37,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import InputError
-from .predict import ZInterpolator, cast_like, output_positions
+from .predict import ZInterpolator, cast_like, output_positions, resampled_volume
 from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
@@ -87,12 +87,7 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     stacks = [_upsample_stack(data[index], method, z_in, z_out, pixel_size, tile, margin, volume.dtype)
               for index in np.ndindex(*lead)]
     out = stacks[0] if not lead else da.stack(stacks).reshape(lead + stacks[0].shape)
-    spacing = np.diff(z_out)
-    uniform = np.allclose(spacing, spacing.mean(), rtol=1e-6, atol=0)
-    voxel = (float(spacing.mean()),) + volume.voxel_size[1:]
-    metadata = dict(volume.metadata, method=getattr(method, "name", "method"))
-    return Volume(out, voxel_size=voxel, unit=volume.unit, axes=volume.axes,
-                  z_positions=None if uniform else z_out, z_origin=float(z_out[0]), metadata=metadata)
+    return resampled_volume(volume, out, z_out, getattr(method, "name", "method"))
 
 
 def central_crop(volume: Volume, side: int = SAMPLE_SIDE) -> Volume:

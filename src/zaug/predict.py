@@ -122,9 +122,14 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
         planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
                                     pixel_size=volume.voxel_size[1:])
         out[index] = cast_like(planes, volume.dtype)
+    return resampled_volume(volume, out, z_out, method.name)
+
+
+def resampled_volume(volume: Volume, data, z_out: np.ndarray, method_name: str) -> Volume:
+    """``volume``'s axes, unit and lateral voxel size around new ``data`` with planes at ``z_out``."""
     spacing = np.diff(z_out)
     uniform = np.allclose(spacing, spacing.mean(), rtol=1e-6, atol=0)
     voxel = (float(spacing.mean()),) + volume.voxel_size[1:]
-    metadata = dict(volume.metadata, method=method.name)
-    return Volume(out, voxel_size=voxel, unit=volume.unit, axes=volume.axes,
+    metadata = dict(volume.metadata, method=method_name)
+    return Volume(data, voxel_size=voxel, unit=volume.unit, axes=volume.axes,
                   z_positions=None if uniform else z_out, z_origin=float(z_out[0]), metadata=metadata)
