@@ -44,6 +44,7 @@ from scipy import ndimage, optimize
 from . import metrics
 from .classic import CLASSICAL_METHODS, ClassicalInterpolator
 from .errors import InputError
+from .downstream import check_downstream, downstream_checks, format_downstream
 from .methods import ORACLES, is_learned, is_restoration, learned_module
 from .volume import Volume, check_volume
 
@@ -102,7 +103,7 @@ def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
 def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("linear", "cubic"),
                         train_options: dict | None = None, oracle: bool | None = None,
                         keep_predictions: bool = False,
-                        log: Callable[[str], None] | None = None) -> dict:
+                        log: Callable[[str], None] | None = None, downstream: str | None = None) -> dict:
     """Score methods on planes removed from a finely sampled stack.
 
     Parameters
@@ -122,16 +123,22 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         Return the normalised stacks under ``"arrays"`` (for reports).
     log : callable, optional
         Receives progress messages.
+    downstream : {'objects', 'filaments'}, optional
+        Also segment the truth and every reconstruction with one pipeline and
+        compare objects (volumes, roughness) or filaments (lengths); see
+        :mod:`zaug.downstream`.
 
     Returns
     -------
     dict
-        ``{"input", "factor", "conventions", "planes", "methods": {name: scores}, "gains"}``.
+        ``{"input", "factor", "conventions", "planes", "methods": {name: scores}, "gains"}``, and
+        ``"downstream"`` when asked.
     """
     if volume.axes != "ZYX":
         raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}; "
                          "select one channel/time point first.")
     check_volume(volume, min_planes=factor + 1)
+    check_downstream(downstream)
     methods = list(dict.fromkeys(methods))
     for name in methods:
         if is_restoration(name):
@@ -188,6 +195,9 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         "methods": results,
         "gains": gains(results),
     }
+    if downstream:
+        log(f"downstream: segmenting the truth and {len(predictions)} reconstructions ({downstream})")
+        result["downstream"] = downstream_checks(norm(data[:used]), predictions, volume.voxel_size, downstream)
     if keep_predictions:
         result["arrays"] = {"truth": norm(data[:used]), "kept": kept, "removed": removed, **predictions}
     return result
@@ -283,4 +293,6 @@ def format_table(result: dict) -> str:
                      f"{cf['mid']:>8.2f}{cf['high']:>9.2f}{r['sharpness']:>7.3f}{r['seconds']:>9.2f}")
     for name, g in result["gains"].items():
         lines.append(verdict(name, g))
+    if "downstream" in result:
+        lines.append(format_downstream(result["downstream"], result["unit"]))
     return "\n".join(lines)

@@ -39,6 +39,7 @@ import numpy as np
 
 from . import metrics
 from .classic import CLASSICAL_METHODS
+from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError
 from .isotropy import axial_lateral_spectra, isotropy_ratio
@@ -63,7 +64,7 @@ CONVENTIONS = [
 def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgpool",
                          methods: Sequence[str] = ("linear", "cubic"), train_options: dict | None = None,
                          keep_predictions: bool = False, log: Callable[[str], None] | None = None,
-                         simulate_sigma: float | None = None) -> dict:
+                         simulate_sigma: float | None = None, downstream: str | None = None) -> dict:
     """Score restoration methods on a stack made anisotropic by simulation.
 
     Parameters
@@ -84,6 +85,9 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         Sigma (planes) of the simulated Gaussian blur, default ``factor / 2``.
         Independent of the methods' own model of the blur (``train_options
         ["sigma"]``), so a method can be tested on a blur it was not told.
+    downstream : {'objects', 'filaments'}, optional
+        Also compare objects or filaments segmented in the truth and in every
+        restoration with one pipeline (:mod:`zaug.downstream`).
 
     Returns
     -------
@@ -92,6 +96,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     if volume.axes != "ZYX":
         raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}.")
     check_volume(volume, min_planes=3)
+    check_downstream(downstream)
     log = log or (lambda msg: None)
     fine = np.asarray(volume.data, dtype=np.float32)
     if simulate_sigma is not None and (degradation != "gaussian" or simulate_sigma <= 0):
@@ -136,6 +141,9 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         "reference": {"original": reference, "input": input_iso},
         "methods": results,
     }
+    if downstream:
+        log(f"downstream: segmenting the truth and {len(arrays)} restorations ({downstream})")
+        result["downstream"] = downstream_checks(truth, arrays, voxel, downstream)
     if keep_predictions:
         result["arrays"] = dict(arrays, truth=truth, input=norm(sim_stack), input_positions=positions,
                                 planes=planes)
@@ -185,4 +193,6 @@ def format_restoration_table(result: dict) -> str:
     lines.append(f"isotropy ratio: original {ref['original']['isotropy_ratio']:.3f}, simulated input "
                  f"{ref['input']['isotropy_ratio']:.3f}; spectral extent ratio: original "
                  f"{ref['original']['spectral_extent_ratio']:.3f}, input {ref['input']['spectral_extent_ratio']:.3f}")
+    if "downstream" in result:
+        lines.append(format_downstream(result["downstream"], result["unit"]))
     return "\n".join(lines)

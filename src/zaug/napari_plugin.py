@@ -1,0 +1,174 @@
+"""napari plugin: read and write stacks with their voxel size, upsample z, measure objects.
+
+Declared in ``napari.yaml`` (npe2). Every function here is a thin layer over the
+Python API and takes plain layer data, so it works (and is tested) without
+napari; napari itself is needed only to show the widgets (``pip install
+'zaug[napari]'``). Voxel sizes travel as the layers' ``scale``; zaug keeps the
+unit, axes and z positions in ``metadata["zaug"]``.
+
+Examples
+--------
+>>> import numpy as np
+>>> data = np.linspace(0, 1, 5 * 8 * 8, dtype=np.float32).reshape(5, 8, 8)
+>>> layer = LayerData(data, scale=(2.0, 0.5, 0.5), name="stack")
+>>> out, attributes, kind = upsample_z_layer(layer, Method.cubic, factor=2.0)
+>>> out.shape, attributes["scale"], kind
+((9, 8, 8), (1.0, 0.5, 0.5), 'image')
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+
+from .errors import InputError
+
+READ_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy", ".npz")
+AXES_BY_NDIM = {3: "ZYX", 4: "TZYX", 5: "TCZYX"}
+
+
+class Method(enum.Enum):
+    """What fills the new planes: a classical interpolation or the trained model in ``model_folder``."""
+
+    nearest = "nearest"
+    linear = "linear"
+    cubic = "cubic"
+    trained_model = "trained model"
+
+
+class Kind(enum.Enum):
+    """What :func:`measure_layer` segments."""
+
+    objects = "objects"
+    filaments = "filaments"
+
+
+@dataclass
+class LayerData:
+    """The parts of a napari Image layer that zaug uses (a napari layer works the same)."""
+
+    data: Any
+    scale: tuple = (1.0, 1.0, 1.0)
+    name: str = "image"
+    translate: tuple = ()
+    metadata: dict = field(default_factory=dict)
+
+
+def _volume_of(layer):
+    from .volume import Volume
+
+    data = layer.data
+    if getattr(layer, "multiscale", False):
+        data = data[0]  # the full-resolution level
+    data = np.asarray(data)
+    info = dict(getattr(layer, "metadata", {}) or {}).get("zaug", {})
+    axes = info.get("axes") or AXES_BY_NDIM.get(data.ndim)
+    if axes is None or len(axes) != data.ndim:
+        raise InputError(f"the layer {layer.name!r} has {data.ndim} dimensions; zaug needs a 3D stack "
+                         "(z, y, x), optionally with time and channel axes before them.")
+    scale = tuple(float(s) for s in layer.scale)[-3:]
+    return Volume(data, voxel_size=scale, unit=info.get("unit", "um"), axes=axes,
+                  z_positions=info.get("z_positions"), metadata={"name": layer.name})
+
+
+def _layer_tuple(volume, name: str, translate=(), kind: str = "image") -> tuple:
+    scale = tuple(1.0 for _ in volume.axes[:-3]) + tuple(volume.voxel_size)
+    attributes = {"name": name, "scale": scale,
+                  "metadata": {"zaug": {"unit": volume.unit, "axes": volume.axes,
+                                        "z_positions": None if volume.is_uniform else
+                                        [float(z) for z in volume.z_coords()]}}}
+    if len(translate) == len(scale):
+        attributes["translate"] = tuple(translate)
+    return np.asarray(volume.data), attributes, kind
+
+
+def get_reader(path):
+    """npe2 reader hook: a reader for the files zaug understands, else None."""
+    if isinstance(path, list):
+        return None
+    name = str(path).lower().rstrip("/")
+    return read_layers if name.endswith(READ_SUFFIXES) else None
+
+
+def read_layers(path) -> list[tuple]:
+    """Read a stack with its voxel size (ImageJ/OME TIFF, OME-Zarr, NumPy) as one image layer."""
+    from .io import read_volume
+
+    volume = read_volume(path)
+    return [_layer_tuple(volume, Path(str(path).rstrip("/")).name.split(".")[0])]
+
+
+def write_image(path: str, data, attributes: dict) -> list[str]:
+    """npe2 writer: one image layer to .ome.tif, .tif, .ome.zarr or .npy, its scale as the voxel size.
+
+    An existing file is never replaced: choose a new name.
+    """
+    from .io import write_volume
+
+    layer = LayerData(data, scale=tuple(attributes.get("scale", (1.0,) * np.ndim(data))),
+                      name=attributes.get("name", "image"), metadata=attributes.get("metadata", {}))
+    return [str(write_volume(_volume_of(layer), path))]
+
+
+# annotations are strings (PEP 563): magicgui resolves "napari..." ones inside napari, and zaug never imports napari
+def upsample_z_layer(image: napari.layers.Image, method: Method = Method.cubic,
+                     model_folder: Annotated[Path, {"mode": "d"}] = Path("."), factor: float = 2.0,
+                     z_spacing: float = 0.0, device: str = "auto") -> napari.types.LayerDataTuple:
+    """Upsample an image layer along z; the new layer carries the new z voxel size.
+
+    Parameters
+    ----------
+    image : napari Image layer (or :class:`LayerData`)
+    method : Method
+        ``trained model`` uses the model saved by ``zaug train`` in ``model_folder``.
+    factor : float
+        N planes -> (N - 1) * factor + 1; ignored when ``z_spacing`` is above 0.
+    z_spacing : float
+        Target z spacing in the layer's unit (0: use ``factor``).
+    device : str
+        auto, cpu or cuda (trained models).
+    """
+    from .methods import resolve
+    from .predict import upsample_z
+
+    volume = _volume_of(image)
+    if method is Method.trained_model:
+        if not (Path(model_folder) / "config.json").is_file():
+            raise InputError("choose the folder of a model trained with zaug train (it holds config.json).")
+        chosen = resolve(str(model_folder), device=device)
+        label = Path(model_folder).name
+    else:
+        chosen, label = resolve(method.value), method.value
+    if hasattr(chosen, "restore_volume") or hasattr(chosen, "restore_planes"):  # niiv, Self-Net, RESIN
+        from .restore import restore_volume
+
+        spacing = float(z_spacing) if z_spacing and z_spacing > 0 else volume.voxel_size[0] / float(factor)
+        out = (chosen.restore_volume(volume, z_spacing=spacing) if hasattr(chosen, "restore_volume")
+               else restore_volume(volume, chosen, z_spacing=spacing))
+    else:
+        target = {"z_spacing": float(z_spacing)} if z_spacing and z_spacing > 0 else {"factor": float(factor)}
+        out = upsample_z(volume, chosen, **target)
+    return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})", getattr(image, "translate", ()))
+
+
+def measure_layer(image: napari.layers.Image, kind: Kind = Kind.objects,
+                  threshold: float = 0.0) -> napari.types.LayerDataTuple:
+    """Segment an image layer as ``zaug measure`` does; a labels layer of objects, or the filament skeleton.
+
+    ``threshold`` 0 uses Otsu's. The measurements go into the new layer's ``metadata["zaug_measure"]``.
+    """
+    from .downstream import measure_stack
+
+    volume = _volume_of(image)
+    if volume.axes != "ZYX":
+        raise InputError("measure one 3D stack (z, y, x): pick a single time point or channel first.")
+    kind = Kind(kind).value
+    result, segmentation = measure_stack(volume, kind, threshold or None, return_segmentation=True)
+    labels = segmentation.astype(np.int32)
+    _, attributes, _ = _layer_tuple(volume, f"{image.name} {kind}", getattr(image, "translate", ()))
+    attributes["metadata"]["zaug_measure"] = result
+    return labels, attributes, "labels"

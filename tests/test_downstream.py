@@ -1,0 +1,170 @@
+"""Downstream checks: segmentation, volumes, roughness, filament lengths, and their use in evaluations."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from zaug import Volume
+from zaug.downstream import (downstream_checks, measure_stack, object_volumes, segment_filaments,
+                             segment_objects, skeleton_lengths, surface_roughness, surface_spectrum)
+from zaug.errors import InputError
+from zaug.evaluate import evaluate_drop_slice
+from zaug.evaluate_restore import evaluate_restoration
+from zaug.io import read_volume
+from zaug.sample import load_sample
+
+from .conftest import shared
+
+
+def _ball_grid(shape, voxel, centre_um):
+    grids = np.meshgrid(*[np.arange(n) * v for n, v in zip(shape, voxel)], indexing="ij")
+    return [g - c for g, c in zip(grids, centre_um)]
+
+
+def test_volume_in_physical_units_with_anisotropic_voxels():
+    voxel = (1.0, 0.25, 0.25)
+    z, y, x = _ball_grid((20, 80, 80), voxel, (10, 10, 10))
+    ball = (np.sqrt(z**2 + y**2 + x**2) < 6.0).astype(np.float32)
+    labels = segment_objects(ball, voxel, threshold=0.5)
+    assert labels.max() == 1
+    assert object_volumes(labels, voxel)[1] == pytest.approx(4 / 3 * np.pi * 6.0**3, rel=0.05)
+
+
+def test_touching_balls_are_split_and_components_are_not():
+    z, y, x = np.mgrid[0:30, 0:30, 0:50].astype(float)
+    pair = ((z - 15)**2 + (y - 15)**2 + (x - 15)**2 < 81) | ((z - 15)**2 + (y - 15)**2 + (x - 31)**2 < 81)
+    stack = pair.astype(np.float32)
+    assert segment_objects(stack, (1, 1, 1), threshold=0.5).max() == 2
+    assert segment_objects(stack, (1, 1, 1), threshold=0.5, split_um=None).max() == 1
+
+
+def test_roughness_ignores_shape_and_voxel_size_but_sees_bumps():
+    z, y, x = np.mgrid[-24:25, -24:25, -24:25].astype(float)
+    r = np.sqrt(z**2 + y**2 + x**2)
+    azimuth = np.arctan2(y, x)
+    sphere = r < 15
+    ellipsoid = (z / 20) ** 2 + (y / 12) ** 2 + (x / 15) ** 2 < 1  # long-wavelength shape only
+    bumpy = r < 15 * (1 + 0.1 * np.cos(8 * azimuth))
+    assert surface_roughness(sphere, (1, 1, 1)) < 0.01
+    assert surface_roughness(ellipsoid, (1, 1, 1)) < 0.01
+    # cos(8 phi) * 0.1 R has an RMS of 0.071 R over the sphere; most of it lies in degrees 8..12
+    assert 0.04 < surface_roughness(bumpy, (1, 1, 1)) < 0.08
+    # the same round object sampled with 2x coarser z planes is still round, and as large
+    zz, yy, xx = _ball_grid((25, 49, 49), (2.0, 1.0, 1.0), (24, 24, 24))
+    coarse = np.sqrt(zz**2 + yy**2 + xx**2) < 15
+    assert surface_roughness(coarse, (2.0, 1.0, 1.0)) < 0.02
+    assert surface_spectrum(coarse, (2.0, 1.0, 1.0))[1] == pytest.approx(15, rel=0.05)
+
+
+def test_skeleton_lengths_of_a_ring_and_separate_filaments():
+    stack = np.zeros((9, 60, 90), np.float32)
+    t = np.linspace(0, 2 * np.pi, 2000)
+    stack[4, np.round(30 + 20 * np.sin(t)).astype(int), np.round(30 + 20 * np.cos(t)).astype(int)] = 1
+    stack[4, 30, 60:85] = 1  # a straight filament of 24 steps, apart from the ring
+    from scipy import ndimage
+
+    stack = ndimage.gaussian_filter(stack, 1.0)
+    mask, skeleton = segment_filaments(stack, (1, 1, 1), threshold=0.5 * stack.max() / 4)
+    lengths = sorted(skeleton_lengths(skeleton, (1, 1, 1)))
+    assert len(lengths) == 2
+    assert lengths[0] == pytest.approx(24, abs=4)
+    assert lengths[1] == pytest.approx(2 * np.pi * 20, rel=0.12)
+
+
+def test_identical_reconstruction_matches_the_truth():
+    vol = load_sample()
+    truth = np.asarray(vol.data, np.float32) / 65535
+    out = downstream_checks(truth, {"same": truth.copy()}, vol.voxel_size, "objects")
+    same = out["methods"]["same"]
+    assert out["truth"]["count"] >= 3
+    assert same["matched_fraction"] == 1.0 and same["volume_error"] == 0.0 and same["dice"] == 1.0
+    assert same["roughness_error"] == 0.0
+
+
+def test_drop_slice_objects_on_the_sample_rank_nearest_below_cubic():
+    """Real nuclei, x4: nearest-plane copies give staircase surfaces that cubic does not."""
+    result = evaluate_drop_slice(load_sample(), 4, ["nearest", "cubic"], downstream="objects")
+    down = result["downstream"]["methods"]
+    truth_rough = result["downstream"]["truth"]["mean_roughness"]
+    assert down["nearest"]["roughness_error"] > 2 * down["cubic"]["roughness_error"]
+    assert down["nearest"]["mean_roughness"] > truth_rough
+    assert down["cubic"]["dice"] > down["nearest"]["dice"]
+
+
+def test_drop_slice_filaments_on_real_vessels():
+    vol = read_volume(shared("vesselexpress_lsfm_vessels_000.tif"))
+    result = evaluate_drop_slice(vol, 4, ["nearest", "cubic"], downstream="filaments")
+    down = result["downstream"]["methods"]
+    assert result["downstream"]["truth"]["count"] > 5
+    assert down["cubic"]["skeleton_iou"] > down["nearest"]["skeleton_iou"]
+    assert 0.3 < down["cubic"]["length_ratio"] < 1.5
+
+
+def test_restoration_evaluation_runs_the_same_checks():
+    vol = load_sample()
+    result = evaluate_restoration(vol.replace(data=np.asarray(vol.data)[:, :64, :64]), 4, "avgpool",
+                                  ["linear", "cubic"], downstream="objects")
+    down = result["downstream"]
+    assert set(down["methods"]) == {"linear", "cubic"} and down["truth"]["count"] >= 1
+    assert all(0 < r["dice"] <= 1 for r in down["methods"].values())
+
+
+def test_unknown_check_is_refused_before_training():
+    with pytest.raises(InputError, match="unknown downstream check"):
+        evaluate_drop_slice(load_sample(), 2, ["zaugnet"], train_options={"steps": 10**6}, downstream="cells")
+
+
+def test_measure_stack_reports_objects_in_physical_units():
+    z, y, x = np.mgrid[0:20, 0:40, 0:40]
+    a = (z - 10)**2 + (y - 12)**2 + (x - 12)**2 < 36
+    b = (z - 10)**2 + (y - 28)**2 + (x - 28)**2 < 36
+    vol = Volume(((a | b) * 1000).astype(np.uint16), (0.5, 0.2, 0.2), "um")
+    out = measure_stack(vol, "objects")
+    assert out["summary"]["count"] == 2
+    rows = sorted(out["items"], key=lambda r: r["centroid_x_um"])
+    assert rows[0]["centroid_x_um"] == pytest.approx(12 * 0.2, abs=0.05)
+    assert rows[0]["centroid_z_um"] == pytest.approx(10 * 0.5, abs=0.05)
+    assert not rows[0]["touches_border"] and rows[0]["roughness"] is not None
+
+
+def test_measure_refuses_2d_and_multichannel():
+    with pytest.raises(InputError):
+        measure_stack(Volume(np.zeros((1, 8, 8), np.uint16), (1, 1, 1), "um"))
+    with pytest.raises(InputError, match="single ZYX"):
+        measure_stack(Volume(np.zeros((2, 5, 8, 8), np.uint16), (1, 1, 1), "um", axes="CZYX"))
+
+
+def test_cli_measure_writes_csv_and_refuses_to_clobber(tmp_path, run_cli):
+    z, y, x = np.mgrid[0:20, 0:40, 0:40]
+    stack = (((z - 10)**2 + (y - 20)**2 + (x - 20)**2 < 49) * 900 + 100).astype(np.uint16)
+    path = tmp_path / "ball.tif"
+    tifffile.imwrite(path, stack, imagej=True, resolution=(5, 5), metadata={"spacing": 0.5, "unit": "um", "axes": "ZYX"})
+    table = tmp_path / "objects.csv"
+    done = run_cli("measure", path, "--objects", "--csv", table)
+    assert done.returncode == 0, done.stderr
+    assert "1 objects" in done.stdout
+    rows = list(csv.DictReader(table.open()))
+    assert len(rows) == 1 and float(rows[0]["volume_um3"]) == pytest.approx(4 / 3 * np.pi * 49**1.5 * 0.02,
+                                                                               rel=0.15)
+    again = run_cli("measure", path, "--objects", "--csv", table)
+    assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
+    as_json = run_cli("measure", path, "--filaments", "--json")
+    assert as_json.returncode == 0 and json.loads(as_json.stdout)["kind"] == "filaments"
+
+
+def test_cli_evaluate_prints_and_reports_downstream(tmp_path, run_cli):
+    path = tmp_path / "sample.tif"
+    vol = load_sample()
+    tifffile.imwrite(path, np.asarray(vol.data)[:, :64, :64], imagej=True,
+                     resolution=(1 / 0.26, 1 / 0.26), metadata={"spacing": 0.29, "unit": "um", "axes": "ZYX"})
+    done = run_cli("evaluate", path, "--factor", "2", "--methods", "linear,cubic", "--downstream", "objects",
+                   "--report", tmp_path / "report")
+    assert done.returncode == 0, done.stderr
+    assert "downstream: objects" in done.stdout
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "## Downstream: objects" in report and "| cubic |" in report
+    saved = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert set(saved["downstream"]["methods"]) == {"linear", "cubic"}

@@ -1,0 +1,79 @@
+"""The napari plugin: its manifest, reader, writer and widgets' functions (napari itself is not needed)."""
+
+from importlib import resources
+
+import numpy as np
+import pytest
+import tifffile
+
+from zaug.errors import InputError
+from zaug.io import read_volume
+from zaug.napari_plugin import Kind, LayerData, Method, get_reader, measure_layer, upsample_z_layer, write_image
+
+
+def _imagej(path, data, z=0.5, xy=0.2):
+    tifffile.imwrite(path, data, imagej=True, resolution=(1 / xy, 1 / xy), metadata={"spacing": z, "unit": "um", "axes": "ZYX"})
+    return path
+
+
+def test_manifest_is_valid_and_names_existing_functions():
+    npe2 = pytest.importorskip("npe2", reason="npe2 (in the dev extra) validates napari manifests")
+    manifest = npe2.PluginManifest.from_file(str(resources.files("zaug") / "napari.yaml"))
+    assert manifest.name == "zaug"
+    import importlib
+
+    for command in manifest.contributions.commands:
+        module, _, name = command.python_name.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), command.python_name
+    assert {w.command for w in manifest.contributions.widgets} == {"zaug.upsample_z", "zaug.measure"}
+
+
+def test_manifest_is_registered_as_an_entry_point():
+    from importlib.metadata import entry_points
+
+    found = [ep for ep in entry_points(group="napari.manifest") if ep.name == "zaug"]
+    assert found and found[0].value == "zaug:napari.yaml"
+
+
+def test_reader_keeps_the_voxel_size(tmp_path):
+    path = _imagej(tmp_path / "stack.tif", np.arange(5 * 8 * 8, dtype=np.uint16).reshape(5, 8, 8))
+    assert get_reader(str(tmp_path / "notes.txt")) is None
+    [(data, attributes, kind)] = get_reader(str(path))(str(path))
+    assert kind == "image" and data.shape == (5, 8, 8) and data.dtype == np.uint16
+    assert attributes["scale"] == pytest.approx((0.5, 0.2, 0.2))
+    assert attributes["metadata"]["zaug"]["unit"] == "um"
+
+
+def test_upsample_layer_carries_the_new_voxel_size_and_dtype(tmp_path):
+    path = _imagej(tmp_path / "stack.tif", (np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16))
+    [(data, attributes, _)] = get_reader(str(path))(str(path))
+    layer = LayerData(data, scale=attributes["scale"], name="stack", metadata=attributes["metadata"])
+    out, new, kind = upsample_z_layer(layer, Method.linear, z_spacing=0.25)
+    assert kind == "image" and out.shape == (9, 16, 16) and out.dtype == np.uint16
+    assert new["scale"] == pytest.approx((0.25, 0.2, 0.2))
+    np.testing.assert_array_equal(out[::2], data)
+    # the writer stores the scale as the voxel size, and never replaces a file
+    written = write_image(str(tmp_path / "up.ome.tif"), out, new)
+    assert read_volume(written[0]).voxel_size == pytest.approx((0.25, 0.2, 0.2))
+    with pytest.raises(Exception, match="already exists"):
+        write_image(str(tmp_path / "up.ome.tif"), out, new)
+
+
+def test_trained_model_needs_a_model_folder(tmp_path):
+    layer = LayerData(np.zeros((5, 8, 8), np.float32), scale=(1, 1, 1))
+    with pytest.raises(InputError, match="zaug train"):
+        upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path)
+
+
+def test_2d_layer_gets_one_sentence():
+    with pytest.raises(InputError, match="3D stack"):
+        upsample_z_layer(LayerData(np.zeros((8, 8), np.float32), scale=(1, 1)), Method.cubic)
+
+
+def test_measure_layer_returns_labels_and_measurements():
+    z, y, x = np.mgrid[0:20, 0:40, 0:40]
+    two = ((z - 10)**2 + (y - 12)**2 + (x - 12)**2 < 36) | ((z - 10)**2 + (y - 28)**2 + (x - 28)**2 < 36)
+    layer = LayerData((two * 1000).astype(np.uint16), scale=(0.5, 0.2, 0.2), name="cells")
+    labels, attributes, kind = measure_layer(layer, Kind.objects)
+    assert kind == "labels" and labels.max() == 2 and attributes["scale"] == (0.5, 0.2, 0.2)
+    assert attributes["metadata"]["zaug_measure"]["summary"]["count"] == 2
