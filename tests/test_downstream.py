@@ -143,9 +143,11 @@ def test_cli_measure_writes_csv_and_refuses_to_clobber(tmp_path, run_cli):
     path = tmp_path / "ball.tif"
     tifffile.imwrite(path, stack, imagej=True, resolution=(5, 5), metadata={"spacing": 0.5, "unit": "um", "axes": "ZYX"})
     table = tmp_path / "objects.csv"
-    done = run_cli("measure", path, "--objects", "--csv", table)
+    done = run_cli("measure", path, "--objects", "--csv", table, "--labels", tmp_path / "labels.ome.tif")
     assert done.returncode == 0, done.stderr
     assert "1 objects" in done.stdout
+    labels = read_volume(tmp_path / "labels.ome.tif")
+    assert labels.voxel_size == pytest.approx((0.5, 0.2, 0.2)) and set(np.unique(labels.data)) == {0, 1}
     rows = list(csv.DictReader(table.open()))
     assert len(rows) == 1 and float(rows[0]["volume_um3"]) == pytest.approx(4 / 3 * np.pi * 49**1.5 * 0.02,
                                                                                rel=0.15)

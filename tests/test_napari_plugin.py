@@ -77,3 +77,28 @@ def test_measure_layer_returns_labels_and_measurements():
     labels, attributes, kind = measure_layer(layer, Kind.objects)
     assert kind == "labels" and labels.max() == 2 and attributes["scale"] == (0.5, 0.2, 0.2)
     assert attributes["metadata"]["zaug_measure"]["summary"]["count"] == 2
+
+
+def test_in_a_headless_napari_viewer(tmp_path):
+    """With napari installed (not in the dev extra: it is large), the plugin works through napari itself."""
+    pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
+    from magicgui import type_map
+    from magicgui.signature import magic_signature
+    from napari.components import ViewerModel
+
+    from zaug.sample import sample_path
+
+    import npe2
+
+    npe2.PluginManager.instance().discover()  # what napari's application does at start-up
+    viewer = ViewerModel()
+    [layer] = viewer.open(str(sample_path()), plugin="zaug")
+    assert tuple(layer.scale) == pytest.approx((0.29, 0.26, 0.26))
+    viewer._add_layer_from_data(*upsample_z_layer(layer, Method.cubic, factor=2.0))
+    assert tuple(viewer.layers[-1].scale) == pytest.approx((0.145, 0.26, 0.26))
+    saved = viewer.layers[-1].save(str(tmp_path / "up.ome.tif"), plugin="zaug")
+    assert read_volume(saved[0]).voxel_size == pytest.approx((0.145, 0.26, 0.26))
+    for function in (upsample_z_layer, measure_layer):  # every parameter gets a widget
+        for parameter in magic_signature(function).parameters.values():
+            default = None if parameter.default is parameter.empty else parameter.default
+            type_map.get_widget_class(value=default, annotation=parameter.annotation)

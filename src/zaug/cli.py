@@ -114,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="foreground threshold in the stack's intensities "
                                                      "(default Otsu's, after smoothing by one pixel)")
     p.add_argument("--csv", metavar="FILE", help="write one row per object or filament to FILE")
+    p.add_argument("--labels", metavar="FILE", help="write the object labels (or the filament skeleton) as a stack "
+                                                   "with the input's voxel size (.tif, .ome.tif, .zarr, .npy)")
     p.add_argument("--json", action="store_true", help="print JSON (summary and rows)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
+    p.add_argument("--overwrite", action="store_true", help="replace existing --csv and --labels files")
     _input_options(p)
 
     p = add("demo", "Run zaug on the sample stack shipped with the package and write a report.")
@@ -359,11 +361,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_measure(args) -> int:
+    import numpy as np
+
     from .downstream import format_measurement, measure_stack
-    from .io import atomic_path, check_output_path
+    from .io import atomic_path, check_output_path, write_volume
 
     csv_path = check_output_path(args.csv, args.overwrite, inputs=[args.input]) if args.csv else None
-    result = measure_stack(_read(args, args.input), args.kind, args.threshold)
+    if args.labels:
+        check_output_path(args.labels, args.overwrite, inputs=[args.input])
+    volume = _read(args, args.input)
+    result, segmentation = measure_stack(volume, args.kind, args.threshold, return_segmentation=True)
+    if args.labels:
+        labels = segmentation.astype(np.uint16 if segmentation.max() < 65536 else np.uint32)
+        write_volume(volume.replace(data=labels), args.labels, overwrite=args.overwrite, inputs=[args.input])
     if csv_path is not None:
         import csv
 

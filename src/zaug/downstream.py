@@ -499,24 +499,41 @@ def _summary(measures: dict) -> dict:
     return {k: v for k, v in measures.items() if k not in ("volumes", "roughness", "lengths")}
 
 
-def format_downstream(result: dict, unit: str = "") -> str:
-    """Plain-text table of :func:`downstream_checks`."""
+# (header, key, format) of each column of the downstream tables, shared by the plain-text and Markdown reports
+TABLE_COLUMNS = {
+    "objects": [("objects", "count", "d"), ("matched", "matched_fraction", ".2f"), ("mean IoU", "mean_iou", ".3f"),
+                ("volume error", "volume_error", ".1%"), ("volume bias", "volume_bias", "+.1%"),
+                ("roughness", "mean_roughness", ".4f"), ("roughness error", "roughness_error", ".1%"),
+                ("Dice", "dice", ".3f")],
+    "filaments": [("filaments", "count", "d"), ("total length", "total_length", ".1f"),
+                  ("ratio to truth", "length_ratio", ".3f"), ("median length", "median_length", ".2f"),
+                  ("mask IoU", "mask_iou", ".3f"), ("skeleton IoU", "skeleton_iou", ".3f")],
+}
+
+
+def truth_line(result: dict, unit: str = "") -> str:
+    """One sentence on what the truth's segmentation holds."""
     t = result["truth"]
     if result["kind"] == "objects":
-        lines = [f"downstream: objects (threshold {result['threshold']:.3f}); truth: {t['count']} objects, "
-                 f"median volume {t['median_volume']:.1f} {unit}^3, mean roughness {t['mean_roughness']:.4f}",
-                 f"{'method':<24}{'objects':>8}{'matched':>9}{'mean IoU':>9}{'vol err':>9}{'vol bias':>9}"
-                 f"{'rough':>8}{'rough err':>10}{'Dice':>7}"]
-        for name, r in result["methods"].items():
-            lines.append(f"{name:<24}{r['count']:>8}{r['matched_fraction']:>9.2f}{r['mean_iou']:>9.3f}"
-                         f"{r['volume_error']:>9.1%}{r['volume_bias']:>+9.1%}{r['mean_roughness']:>8.4f}"
-                         f"{r['roughness_error']:>10.1%}{r['dice']:>7.3f}")
-    else:
-        lines = [f"downstream: filaments (threshold {result['threshold']:.3f}); truth: {t['count']} filaments, "
-                 f"total length {t['total_length']:.1f} {unit}, median {t['median_length']:.2f} {unit}",
-                 f"{'method':<24}{'filaments':>10}{'length':>10}{'ratio':>7}{'median':>8}{'mask IoU':>9}"
-                 f"{'skel IoU':>9}"]
-        for name, r in result["methods"].items():
-            lines.append(f"{name:<24}{r['count']:>10}{r['total_length']:>10.1f}{r['length_ratio']:>7.3f}"
-                         f"{r['median_length']:>8.2f}{r['mask_iou']:>9.3f}{r['skeleton_iou']:>9.3f}")
+        return (f"truth: {t['count']} objects ({t['inside']} inside the stack), median volume "
+                f"{t['median_volume']:.1f} {unit}^3, mean roughness {t['mean_roughness']:.4f}")
+    return (f"truth: {t['count']} filaments, total length {t['total_length']:.1f} {unit}, median "
+            f"{t['median_length']:.2f} {unit}")
+
+
+def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted rows (method first) of a :func:`downstream_checks` result."""
+    columns = TABLE_COLUMNS[result["kind"]]
+    rows = [[name] + [format(r[key], fmt) for _, key, fmt in columns] for name, r in result["methods"].items()]
+    return ["method"] + [header for header, _, _ in columns], rows
+
+
+def format_downstream(result: dict, unit: str = "") -> str:
+    """Plain-text table of :func:`downstream_checks`."""
+    headers, rows = table_rows(result)
+    widths = [24] + [max(len(h), 6) + 2 for h in headers[1:]]
+    lines = [f"downstream: {result['kind']} (threshold {result['threshold']:.3f}); {truth_line(result, unit)}",
+             "".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(headers, widths)))]
+    lines += ["".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}" for i, (c, w) in enumerate(zip(row, widths)))
+              for row in rows]
     return "\n".join(lines)

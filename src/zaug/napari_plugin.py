@@ -16,8 +16,6 @@ Examples
 ((9, 8, 8), (1.0, 0.5, 0.5), 'image')
 """
 
-from __future__ import annotations
-
 import enum
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,10 +112,14 @@ def write_image(path: str, data, attributes: dict) -> list[str]:
     return [str(write_volume(_volume_of(layer), path))]
 
 
-# annotations are strings (PEP 563): magicgui resolves "napari..." ones inside napari, and zaug never imports napari
-def upsample_z_layer(image: napari.layers.Image, method: Method = Method.cubic,
-                     model_folder: Annotated[Path, {"mode": "d"}] = Path("."), factor: float = 2.0,
-                     z_spacing: float = 0.0, device: str = "auto") -> napari.types.LayerDataTuple:
+# The napari types are forward references that magicgui resolves inside napari: zaug never imports napari.
+# The other annotations are real types (no `from __future__ import annotations`), so magicgui needs no
+# lookup in this module to build the widgets.
+def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic,  # noqa: F821
+                     model_folder: Annotated[Path, {"mode": "d"}] = Path("."),
+                     factor: Annotated[float, {"min": 1.0, "max": 64.0, "step": 1.0}] = 2.0,
+                     z_spacing: Annotated[float, {"min": 0.0, "max": 1e6, "step": 0.01}] = 0.0,
+                     device: str = "auto") -> "napari.types.LayerDataTuple":  # noqa: F821
     """Upsample an image layer along z; the new layer carries the new z voxel size.
 
     Parameters
@@ -155,8 +157,8 @@ def upsample_z_layer(image: napari.layers.Image, method: Method = Method.cubic,
     return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})", getattr(image, "translate", ()))
 
 
-def measure_layer(image: napari.layers.Image, kind: Kind = Kind.objects,
-                  threshold: float = 0.0) -> napari.types.LayerDataTuple:
+def measure_layer(image: "napari.layers.Image", kind: Kind = Kind.objects,  # noqa: F821
+                  threshold: Annotated[float, {"min": 0.0, "max": 1e12}] = 0.0) -> "napari.types.LayerDataTuple":  # noqa: F821
     """Segment an image layer as ``zaug measure`` does; a labels layer of objects, or the filament skeleton.
 
     ``threshold`` 0 uses Otsu's. The measurements go into the new layer's ``metadata["zaug_measure"]``.

@@ -66,28 +66,17 @@ def write_drop_slice_report(result: dict, out_dir: str | Path) -> Path:
 
 def downstream_section(result: dict) -> list[str]:
     """Markdown lines for the downstream checks of an evaluation, if it ran them."""
+    from .downstream import table_rows, truth_line
+
     down = result.get("downstream")
     if not down:
         return []
-    unit, t = result["unit"], down["truth"]
+    headers, rows = table_rows(down)
     lines = ["", f"## Downstream: {down['kind']}", ""] + [f"- {c}" for c in down["conventions"]]
-    lines.append(f"- threshold {down['threshold']:.3f} on the [0, 1] data")
-    if down["kind"] == "objects":
-        lines += ["", f"Truth: {t['count']} objects ({t['inside']} inside the stack), median volume "
-                      f"{t['median_volume']:.1f} {unit}^3, mean roughness {t['mean_roughness']:.4f}.", "",
-                  "| method | objects | matched | mean IoU | volume error | volume bias | roughness | roughness error "
-                  "| Dice |", "|---|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {n} | {r['count']} | {r['matched_fraction']:.2f} | {r['mean_iou']:.3f} | "
-                  f"{r['volume_error']:.1%} | {r['volume_bias']:+.1%} | {r['mean_roughness']:.4f} | "
-                  f"{r['roughness_error']:.1%} | {r['dice']:.3f} |" for n, r in down["methods"].items()]
-    else:
-        lines += ["", f"Truth: {t['count']} filaments, total length {t['total_length']:.1f} {unit}, median "
-                      f"{t['median_length']:.2f} {unit}.", "",
-                  f"| method | filaments | total length {unit} | ratio to truth | median length | mask IoU "
-                  "| skeleton IoU |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {n} | {r['count']} | {r['total_length']:.1f} | {r['length_ratio']:.3f} | "
-                  f"{r['median_length']:.2f} | {r['mask_iou']:.3f} | {r['skeleton_iou']:.3f} |"
-                  for n, r in down["methods"].items()]
+    lines += [f"- threshold {down['threshold']:.3f} on the [0, 1] data", "",
+              truth_line(down, result["unit"]).capitalize() + ".", "",
+              "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return lines
 
 
