@@ -209,7 +209,9 @@ def cmd_predict(args) -> int:
 
     check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
     method = resolve(args.method, device=args.device)
-    restoring = hasattr(method, "restore_volume") or hasattr(method, "restore_planes")
+    from .restore import is_restorer
+
+    restoring = is_restorer(method)
     blockwise = args.tile is not None or bool(args.scheduler) or format_of(args.input) == "ome-zarr"
     vol = _read(args, args.input, lazy=blockwise)
     if restoring:
@@ -237,7 +239,7 @@ def cmd_predict(args) -> int:
 
 
 def _restore(args, vol, method, blockwise: bool):
-    from .restore import RestorationTiles, default_z_spacing, restore_volume
+    from .restore import RestorationTiles, default_z_spacing, restore_with
 
     spacing = args.z_spacing
     if args.factor is not None:
@@ -251,9 +253,7 @@ def _restore(args, vol, method, blockwise: bool):
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
         return upsample_z_blockwise(vol, RestorationTiles(method, args.fuse), z_spacing=spacing,
                                     tile=args.tile)
-    if hasattr(method, "restore_volume"):  # 3D restoration model (RESIN)
-        return method.restore_volume(vol, z_spacing=spacing)
-    return restore_volume(vol, method, z_spacing=spacing, fuse=args.fuse)  # plane restorer (niiv, Self-Net)
+    return restore_with(vol, method, z_spacing=spacing, fuse=args.fuse)
 
 
 def _interpolate(args, vol, method, blockwise: bool):

@@ -195,11 +195,12 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         "methods": results,
         "gains": gains(results),
     }
+    full_truth = norm(data[:used]) if downstream or keep_predictions else None
     if downstream:
         log(f"downstream: segmenting the truth and {len(predictions)} reconstructions ({downstream})")
-        result["downstream"] = downstream_checks(norm(data[:used]), predictions, volume.voxel_size, downstream)
+        result["downstream"] = downstream_checks(full_truth, predictions, volume.voxel_size, downstream)
     if keep_predictions:
-        result["arrays"] = {"truth": norm(data[:used]), "kept": kept, "removed": removed, **predictions}
+        result["arrays"] = {"truth": full_truth, "kept": kept, "removed": removed, **predictions}
     return result
 
 

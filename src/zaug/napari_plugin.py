@@ -136,6 +136,7 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
     """
     from .methods import resolve
     from .predict import upsample_z
+    from .restore import is_restorer, restore_with
 
     volume = _volume_of(image)
     if method is Method.trained_model:
@@ -145,12 +146,9 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         label = Path(model_folder).name
     else:
         chosen, label = resolve(method.value), method.value
-    if hasattr(chosen, "restore_volume") or hasattr(chosen, "restore_planes"):  # niiv, Self-Net, RESIN
-        from .restore import restore_volume
-
+    if is_restorer(chosen):  # niiv, Self-Net, RESIN
         spacing = float(z_spacing) if z_spacing and z_spacing > 0 else volume.voxel_size[0] / float(factor)
-        out = (chosen.restore_volume(volume, z_spacing=spacing) if hasattr(chosen, "restore_volume")
-               else restore_volume(volume, chosen, z_spacing=spacing))
+        out = restore_with(volume, chosen, z_spacing=spacing)
     else:
         target = {"z_spacing": float(z_spacing)} if z_spacing and z_spacing > 0 else {"factor": float(factor)}
         out = upsample_z(volume, chosen, **target)

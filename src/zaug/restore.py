@@ -219,3 +219,16 @@ class RestorationTiles:
             restored = restore_stack(x, self.method, rows, self.fuse)
         return restored * np.float32(hi - lo) + np.float32(lo)
 
+
+
+def is_restorer(method) -> bool:
+    """Whether ``method`` restores volumes (a plane restorer or a 3D model) rather than interpolating planes."""
+    return hasattr(method, "restore_volume") or hasattr(method, "restore_planes")
+
+
+def restore_with(volume: Volume, method, z_spacing: float | None = None, fuse: str = "mean") -> Volume:
+    """Restore ``volume`` with a 3D model (RESIN: its own ``restore_volume``) or a plane restorer (niiv,
+    Self-Net, classical: xz and yz planes fused by :func:`restore_volume`)."""
+    if hasattr(method, "restore_volume"):
+        return method.restore_volume(volume, z_spacing=z_spacing)
+    return restore_volume(volume, method, z_spacing=z_spacing, fuse=fuse)
