@@ -193,3 +193,28 @@ def test_zaugnet_tiles_on_a_dask_cluster_match_this_machine(model):
         lazy = upsample_z_blockwise(small, net, factor=2, tile=48)
         there = client.compute(lazy.data).result()
     np.testing.assert_allclose(there.astype(np.float64), here.astype(np.float64), atol=1)
+
+
+@pytest.mark.skipif(not HAS_DISTRIBUTED, reason="dask.distributed is not installed (pip install 'zaug[cluster]')")
+def test_a_failing_tile_on_a_cluster_leaves_no_partial_output(tmp_path):
+    import time
+
+    import dask.array as da
+    from dask.distributed import Client, LocalCluster
+
+    def tile(block, block_info=None):
+        import time
+
+        if block_info[0]["chunk-location"][-1] == 0:
+            time.sleep(0.2)
+            raise ValueError("tile 0 fails")
+        time.sleep(2.0)  # with two threads, some tile is still running when tile 0 fails
+        return block + 1
+
+    data = da.zeros((4, 32, 64), dtype=np.uint16, chunks=(4, 32, 16)).map_blocks(tile, dtype=np.uint16)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster):
+        with pytest.raises(ValueError, match="tile 0 fails"):
+            write_volume(Volume(data, (1.0, 0.5, 0.5), "um"), tmp_path / "out.ome.zarr")
+        time.sleep(2.5)  # a tile that was still running would have written by now
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a hidden partial store

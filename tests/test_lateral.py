@@ -164,7 +164,10 @@ def test_axial_sigma_estimate_declines_when_structures_are_wider_across():
     est = estimate_axial_sigma(flat, 4.0)
     assert est["sigma"] is None and "at least as wide across" in est["reason"]
     with pytest.warns(UserWarning, match="default sigma 2.00 pixels"):
-        assert resolve_sigma("auto", flat, 4.0) == (None, est)
+        sigma, measured = resolve_sigma("auto", flat, 4.0)
+    # the power spectrum declines as well (a few sparse spots stand above no noise floor)
+    assert sigma is None and measured["reason"].startswith(est["reason"])
+    assert measured["spectrum_reason"] and measured["spectrum_reason"] in measured["reason"]
     assert resolve_sigma(1.5, flat, 4.0) == (1.5, {})
 
 

@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from zaug import InputError, Volume
-from zaug.evaluate_restore import evaluate_restoration
+from zaug.evaluate_restore import evaluate_restoration, format_restoration_table
 from zaug.io import read_volume, write_volume
 from zaug.methods import niiv, resolve
 from zaug.report import write_restoration_report
@@ -97,6 +97,10 @@ def test_restoration_evaluation_with_niiv_tiny(tmp_path):
     result = evaluate_restoration(vol, 4, "gaussian", ["cubic", "niiv"], train_options=TINY)
     assert set(result["methods"]) == {"cubic", "niiv"}
     assert np.isfinite(result["methods"]["niiv"]["psnr"])
+    # the blur the model assumed is reported next to the simulated one (both factor / 2 here)
+    assert result["methods"]["niiv"]["training"]["sigma"] is None
+    assert "niiv: " in (table := format_restoration_table(result)) and "blur model sigma 2.00 (factor / 2)" in table
+    assert "simulated 2.00" in table and "cubic: " not in table
 
 
 def test_drop_slice_evaluation_refuses_restoration_methods(run_cli):
@@ -136,9 +140,11 @@ def test_cli_sigma_auto_measures_the_blur_or_says_why_not(run_cli, aniso, tmp_pa
         assert config["renoise"] is True
         if name == "points":  # sqrt(3^2 - 1^2) = 2.83 beyond the lateral PSF
             assert config["sigma"] == pytest.approx(2.83, abs=0.3) and "axial blur measured" in proc.stdout
-        else:  # the sample's nuclei are wider across than along z: the default, and why
-            assert config["sigma"] is None and "at least as wide across" in config["sigma_estimate"]["reason"]
-            assert "default sigma" in proc.stderr and "Traceback" not in proc.stderr
+        else:  # the sample's nuclei are wider across than along z: their widths say nothing, the spectrum does
+            estimate = config["sigma_estimate"]
+            assert estimate["method"] == "spectrum" and "at least as wide across" in estimate["widths_reason"]
+            assert 0 < config["sigma"] < 2 and "measured from the power spectra" in proc.stdout
+            assert "default sigma" not in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_cli_options_a_method_does_not_use_are_refused(run_cli, aniso, tmp_path):

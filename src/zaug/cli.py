@@ -158,8 +158,8 @@ def _training_options(p: argparse.ArgumentParser) -> None:
                    help="restoration: how lateral planes are degraded to look axial (default: the method's)")
     p.add_argument("--sigma", type=_sigma, default=None, metavar="S|auto",
                    help="restoration, gaussian degradation: axial blur sigma of the model in lateral pixels, "
-                        "or 'auto' to measure it from the stack's thin structures (default factor/2; "
-                        "evaluate --restore simulates with --simulate-sigma)")
+                        "or 'auto' to measure it from the stack (thin structures' widths, else power spectra; "
+                        "default factor/2; evaluate --restore simulates with --simulate-sigma)")
     p.add_argument("--renoise", action=argparse.BooleanOptionalAction, default=None,
                    help="restoration, gaussian degradation: add back to the degraded lateral planes the noise the "
                         "blur averaged away, as real axial planes still carry it (default: with --sigma auto)")

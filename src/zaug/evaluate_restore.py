@@ -193,6 +193,19 @@ def format_restoration_table(result: dict) -> str:
     lines.append(f"isotropy ratio: original {ref['original']['isotropy_ratio']:.3f}, simulated input "
                  f"{ref['input']['isotropy_ratio']:.3f}; spectral extent ratio: original "
                  f"{ref['original']['spectral_extent_ratio']:.3f}, input {ref['input']['spectral_extent_ratio']:.3f}")
+    lines += [_blur_model_line(name, r["training"], result) for name, r in result["methods"].items()
+              if "sigma" in r.get("training", {})]
     if "downstream" in result:
         lines.append(format_downstream(result["downstream"], result["unit"]))
     return "\n".join(lines)
+
+
+def _blur_model_line(name: str, training: dict, result: dict) -> str:
+    """Which blur a learned method assumed, against the simulated one: a wrong PSF model is the usual loss."""
+    sigma = training["sigma"]
+    assumed = f"{0.5 * result['factor']:.2f} (factor / 2)" if sigma is None else f"{sigma:.2f}"
+    source = {"widths": ", measured from thin structures", "spectrum": ", measured from the power spectra"}
+    simulated = result.get("simulated_sigma")
+    return (f"{name}: {training.get('steps')} steps; blur model sigma {assumed}"
+            f"{source.get(training.get('sigma_measured_by'), '')}{', noise put back' if training.get('renoise') else ''}"
+            + (f"; simulated {simulated:.2f}" if simulated is not None else ""))

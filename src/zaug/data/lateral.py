@@ -152,7 +152,7 @@ def resolve_sigma(sigma: float | str | None, volume: Volume, factor: float,
                   advise: bool = False) -> tuple[float | None, dict]:
     """The degradation sigma to train with, and the measurement behind it when ``sigma`` is ``"auto"``.
 
-    ``"auto"`` runs :func:`estimate_axial_sigma` on ``volume``; when the stack
+    ``"auto"`` runs :func:`measure_axial_sigma` on ``volume``; when the stack
     gives no usable estimate the default (``factor / 2``) is used with a
     warning that says why. Numbers pass through. With ``advise``, the default
     (``None``) is checked against the measurement too, and a warning names
@@ -165,23 +165,51 @@ def resolve_sigma(sigma: float | str | None, volume: Volume, factor: float,
         ``"auto"``).
     """
     if sigma is None and advise:
-        measured = estimate_axial_sigma(volume, factor)["sigma"]
+        estimate = measure_axial_sigma(volume, factor)
+        measured = estimate["sigma"]
         if measured is not None and not 1 / 1.5 <= measured / (0.5 * factor) <= 1.5:
-            warnings.warn(f"the stack's thin structures measure an axial blur of sigma {measured:.2f} lateral "
+            source = "thin structures" if estimate["method"] == "widths" else "power spectra"
+            warnings.warn(f"the stack's {source} measure an axial blur of sigma {measured:.2f} lateral "
                           f"pixels, but the degradation model assumes factor / 2 = {0.5 * factor:.2f}; --sigma auto "
                           "trains with the measured blur, --renoise (on with auto) keeps a noisy stack's noise "
                           "from being sharpened into texture; check the xz views of the output.", stacklevel=2)
     if sigma != "auto":
         return sigma, {}
-    estimate = estimate_axial_sigma(volume, factor)
+    estimate = measure_axial_sigma(volume, factor)
     if estimate["sigma"] is None:
         warnings.warn(f"--sigma auto: {estimate['reason']}; training with the default sigma "
                       f"{0.5 * factor:.2f} pixels (factor / 2) instead.", stacklevel=2)
     return estimate["sigma"], estimate
 
 
+def measure_axial_sigma(volume: Volume, factor: float) -> dict:
+    """The stack's axial blur as a degradation sigma: from thin structures' widths, else from power spectra.
+
+    :func:`estimate_axial_sigma` (widths of thin bright structures) comes first:
+    it reads the blur where it is seen. Where it declines (no such structures,
+    as in electron microscopy or dense tissue, or structures wider across than
+    along z), :func:`zaug.data.spectral_blur.estimate_axial_sigma_spectral`
+    fits the shape of the z spectrum. The result has ``method`` (``"widths"``
+    or ``"spectrum"``); when both decline, ``sigma`` is None and ``reason``
+    gives both reasons.
+    """
+    from .spectral_blur import estimate_axial_sigma_spectral
+
+    widths = dict(estimate_axial_sigma(volume, factor), method="widths")
+    if widths["sigma"] is not None:
+        return widths
+    spectrum = estimate_axial_sigma_spectral(volume, factor)
+    if spectrum["sigma"] is not None:
+        return dict(spectrum, widths_reason=widths["reason"])
+    return dict(widths, reason=f"{widths['reason']}, and {spectrum['reason']}", spectrum_reason=spectrum["reason"])
+
+
 def format_sigma_estimate(estimate: dict) -> str:
-    """:func:`estimate_axial_sigma`'s result in words."""
+    """:func:`measure_axial_sigma`'s result in words."""
+    if estimate.get("method") == "spectrum":
+        return (f"axial blur measured from the power spectra ({estimate['frequencies']} frequencies along z, "
+                f"{estimate['signal_bins']} above the noise; log misfit {estimate['misfit']:.3f}): degradation "
+                f"sigma {estimate['sigma']:.2f} lateral pixels.")
     unit = estimate.get("unit", "")
     return (f"axial blur measured on {estimate['profiles']} thin structures: median FWHM "
             f"{estimate['axial_fwhm']:.4g} {unit} along z vs {estimate['lateral_fwhm_sampled']:.4g} {unit} "

@@ -106,15 +106,22 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
 def _store(data, target) -> None:
     """Compute a dask array into ``target``, chunk by chunk.
 
-    With dask's local threads, they run in a pool of our own: when a chunk fails,
-    the chunks already running finish before the error reaches the caller, who
-    then removes the partial store (they would otherwise write into it again).
+    When a chunk fails, the chunks already running finish before the error
+    reaches the caller, who then removes the partial store (they would
+    otherwise write into it again, after its removal). With dask's local
+    threads they run in a pool of our own; on a ``dask.distributed`` cluster
+    the workers are watched until none runs a chunk of this store.
     """
     import dask
     import dask.threaded
     from concurrent.futures import ThreadPoolExecutor
 
-    if dask.base.get_scheduler(collections=[data]) is not dask.threaded.get:
+    scheduler = dask.base.get_scheduler(collections=[data])
+    client = getattr(scheduler, "__self__", None)
+    if type(client).__name__ == "Client" and type(client).__module__.startswith("distributed"):
+        _store_on_cluster(data, target, client)
+        return
+    if scheduler is not dask.threaded.get:
         data.store(target, lock=False)
         return
     pool = ThreadPoolExecutor(os.cpu_count() or 1)
@@ -124,3 +131,32 @@ def _store(data, target) -> None:
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
+
+def _store_on_cluster(data, target, client, timeout: float = 600.0) -> None:
+    stored = data.store(target, lock=False, compute=False)
+    names = [str(name) for name in stored.__dask_graph__().layers if "store" in str(name)]
+    future = client.compute(stored)
+    try:
+        future.result()
+    except BaseException:
+        client.cancel(future, force=True)
+        _wait_until_idle(client, names, timeout)
+        raise
+
+
+def _wait_until_idle(client, names: list[str], timeout: float) -> None:
+    """Wait until no worker runs a task whose key contains one of ``names`` (a cancelled task still runs)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = [key for keys in client.run(_running_keys).values() for key in keys]
+        if not any(name in key for key in running for name in names):
+            return
+        time.sleep(0.1)
+
+
+def _running_keys(dask_worker) -> list[str]:
+    """Keys of the tasks a worker runs now, cancelled ones included (run on the worker)."""
+    state = dask_worker.state
+    return [str(ts.key) for ts in (*state.executing, *state.long_running)]

@@ -27,6 +27,15 @@ class ModelConfig(BaseModel):
     self_check: dict = {}
 
 
+def restoration_summary(config) -> dict:
+    """What an evaluation reports of a restoration model's training: steps, self-check, the blur it assumed."""
+    estimate = getattr(config, "sigma_estimate", {}) or {}
+    return {"steps": config.summary.get("steps"), "self_check_gain_db": config.self_check.get("gain_db"),
+            "sigma": config.sigma,  # None: factor / 2
+            "sigma_measured_by": estimate.get("method") if estimate.get("sigma") is not None else None,
+            "renoise": getattr(config, "renoise", False)}
+
+
 def preset_and_budget(opts: dict, presets: dict) -> tuple[str, Budget]:
     """The preset name (checked) and the training budget from fit options."""
     preset = opts.get("preset") or "fast"

@@ -39,7 +39,7 @@ from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
-                      train_and_save)
+                      restoration_summary, train_and_save)
 
 
 class NiivTraining(BaseModel):
@@ -68,7 +68,7 @@ class NiivConfig(ModelConfig):
     factor: float
     degradation: Literal["avgpool", "gaussian"] = "avgpool"
     sigma: float | None = None
-    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (estimate_axial_sigma)
+    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (measure_axial_sigma)
     renoise: bool = False  # lateral_pairs(renoise=)
     validation_planes: list[int] = []
 
@@ -226,8 +226,7 @@ class NiivRestorer:
     def __init__(self, net: NIIV, config: NiivConfig, device: torch.device, chunk: int = 1 << 16):
         self.net, self.config, self.device, self.chunk = net, config, device, chunk
         self.name = "niiv"
-        self.training_summary = {"steps": config.summary.get("steps"),
-                                 "self_check_gain_db": config.self_check.get("gain_db")}
+        self.training_summary = restoration_summary(config)
 
     @torch.no_grad()
     def restore_planes(self, planes_lr: np.ndarray, out_rows: np.ndarray) -> np.ndarray:

@@ -104,7 +104,8 @@ from ..nets.unet3d import PatchDiscriminatorND, UNet3D, resin_preset
 from ..predict import cast_like, output_positions
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import ModelConfig, prepare_run_dir, train_and_save, preset_and_budget, resolve_device
+from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, resolve_device, restoration_summary,
+                      train_and_save)
 from .selfnet import iso_rows
 
 MIN_CUBE = 16
@@ -145,7 +146,7 @@ class ResinConfig(ModelConfig):
     axial_angle: float = 0.0
     degradation: Literal["avgpool", "gaussian"] = "gaussian"  # validation degradation only
     sigma: float | None = None  # validation blur (voxels); default factor / 2
-    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (estimate_axial_sigma)
+    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (measure_axial_sigma)
     cube: int
     validation_region: dict = {}
 
@@ -610,8 +611,7 @@ class ResinRestorer:
         overlap = int(overlap if overlap is not None else config.training.overlap)
         self.overlap = max(0, min(overlap, self.tile // 2))  # tiles must advance
         self.name = "resin"
-        self.training_summary = {"steps": config.summary.get("steps"),
-                                 "self_check_gain_db": config.self_check.get("gain_db")}
+        self.training_summary = restoration_summary(config)
 
     def restore_normalised(self, stack: np.ndarray, rows: np.ndarray) -> np.ndarray:
         """Restore a normalised float ZYX stack at axial positions ``rows`` (plane-index units)."""

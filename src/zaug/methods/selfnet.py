@@ -84,7 +84,7 @@ from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
-                      train_and_save)
+                      restoration_summary, train_and_save)
 
 MIN_PATCH = 16  # smallest patch side the discriminators and SSIM work well on
 
@@ -130,7 +130,7 @@ class SelfNetConfig(ModelConfig):
     factor: float
     degradation: Literal["avgpool", "gaussian"] = "gaussian"
     sigma: float | None = None
-    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (estimate_axial_sigma)
+    sigma_estimate: dict = {}  # the measurement behind sigma 'auto' (measure_axial_sigma)
     renoise: bool = False  # lateral_pairs(renoise=)
     patch: list[int] = []  # (rows, columns) of the training patches after cropping to sampled rows
     validation_planes: list[int] = []
@@ -541,8 +541,7 @@ class SelfNetRestorer:
     def __init__(self, net: ResNetGenerator, config: SelfNetConfig, device: torch.device, tile: int = 256):
         self.net, self.config, self.device, self.tile = net, config, device, tile
         self.name = "selfnet"
-        self.training_summary = {"steps": config.summary.get("steps"),
-                                 "self_check_gain_db": config.self_check.get("gain_db")}
+        self.training_summary = restoration_summary(config)
 
     def restore_planes(self, planes_lr: np.ndarray, out_rows: np.ndarray) -> np.ndarray:
         """Cubic resampling of the axial axis to ``out_rows``, then deblurring."""
