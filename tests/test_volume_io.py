@@ -100,6 +100,37 @@ def test_ome_zarr_metadata_is_ngff(tmp_path):
     assert [a["name"] for a in ms["axes"]] == ["z", "y", "x"]
     assert ms["axes"][0]["unit"] == "micrometer"
     assert ms["datasets"][0]["coordinateTransformations"][0]["scale"] == [0.5, 0.1, 0.1]
+    # NGFF 0.4 requires nested chunk keys
+    assert json.loads((tmp_path / "a.zarr" / "0" / ".zarray").read_text())["dimension_separator"] == "/"
+
+
+def test_reads_ome_zarr_0_5(tmp_path):
+    # an NGFF 0.5 image as other tools write it: zarr v3, the metadata under "ome", two levels
+    import zarr
+
+    data = np.arange(4 * 6 * 8, dtype=np.uint16).reshape(4, 6, 8)
+    root = zarr.open_group(str(tmp_path / "v05.ome.zarr"), mode="w", zarr_format=3)
+    root.create_array("s0", data=data, chunks=(1, 6, 8))
+    root.create_array("s1", data=data[:, ::2, ::2], chunks=(1, 3, 4))
+    axes = [{"name": "z", "type": "space", "unit": "micrometer"}, {"name": "y", "type": "space", "unit": "micrometer"},
+            {"name": "x", "type": "space", "unit": "micrometer"}]
+    root.attrs["ome"] = {"version": "0.5", "multiscales": [{"axes": axes, "datasets": [
+        {"path": "s0", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.3, 0.3]}]},
+        {"path": "s1", "coordinateTransformations": [{"type": "scale", "scale": [2.0, 0.6, 0.6]}]}]}]}
+    assert not (tmp_path / "v05.ome.zarr" / ".zattrs").exists()
+    for lazy in (False, True):
+        vol = read_volume(tmp_path / "v05.ome.zarr", lazy=lazy)
+        assert vol.voxel_size == (2.0, 0.3, 0.3) and vol.unit == "um" and vol.axes == "ZYX"
+        np.testing.assert_array_equal(np.asarray(vol.data), data)
+    assert hasattr(read_volume(tmp_path / "v05.ome.zarr", lazy=True).data, "dask")
+
+
+def test_a_zarr_folder_without_ngff_metadata_is_refused(tmp_path):
+    import zarr
+
+    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w").create_array("0", data=np.zeros((3, 4, 4), np.uint8))
+    with pytest.raises(InputError, match="without OME-NGFF 'multiscales'"):
+        read_volume(tmp_path / "plain.zarr")
 
 
 def test_write_refuses_to_clobber_and_to_overwrite_input(tmp_path):

@@ -1,8 +1,10 @@
-"""OME-Zarr (NGFF 0.4, zarr v2): the full-resolution level, scale in and out."""
+"""OME-Zarr: the full-resolution level, scale in and out.
+
+Reads NGFF 0.4 (zarr v2) and 0.5 (zarr v3); writes NGFF 0.4, which more viewers read today.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -22,7 +24,7 @@ def is_ome_zarr(path: Path) -> bool:
 
 
 def read_ome_zarr(path: Path, lazy: bool = False):
-    """Read level 0 of an OME-Zarr image.
+    """Read level 0 of an OME-Zarr image: NGFF 0.4 (zarr v2) or 0.5 (zarr v3).
 
     Returns
     -------
@@ -30,16 +32,18 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         The array (a dask array when ``lazy``), the axis letters (upper case)
         and the physical sizes found in the ``scale`` transformation.
     """
-    if (path / "zarr.json").exists() and not (path / ".zattrs").exists():
-        raise InputError(f"{path} is OME-Zarr 0.5 (zarr v3), which zaug cannot read yet; "
-                         "convert it to NGFF 0.4 or TIFF.")
-    attrs = json.loads((path / ".zattrs").read_text())
-    multiscales = attrs.get("multiscales")
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except Exception as exc:  # noqa: BLE001 - zarr raises several kinds for a folder it cannot read
+        raise InputError(f"{path} cannot be read as a zarr group ({exc}).") from exc
+    attrs = root.attrs.asdict()
+    ngff = attrs.get("ome", attrs)  # NGFF 0.5 keeps its metadata under "ome"
+    multiscales = ngff.get("multiscales")
     if not multiscales:
         raise InputError(f"{path} is a zarr folder without OME-NGFF 'multiscales' metadata.")
     ms = multiscales[0]
     dataset = ms["datasets"][0]
-    arr = zarr.open(str(path / dataset["path"]), mode="r")
+    arr = root[dataset["path"]]
     axes_meta = ms.get("axes") or [{"name": a} for a in "tczyx"[-arr.ndim:]]  # NGFF < 0.3
     names = [(a["name"] if isinstance(a, dict) else a).upper() for a in axes_meta]
     if lazy:
@@ -83,9 +87,10 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     else:
         chunk_y = chunk_x = chunk_yx
     chunks = tuple([1] * (len(volume.axes) - 3) + [1, chunk_y, chunk_x])
-    root = zarr.open_group(str(path), mode="w")
-    target = root.create_dataset("0", shape=data.shape, dtype=data.dtype,
-                                 chunks=tuple(min(c, s) for c, s in zip(chunks, data.shape)))
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    target = root.create_array("0", shape=data.shape, dtype=data.dtype,
+                               chunks=tuple(min(c, s) for c, s in zip(chunks, data.shape)),
+                               chunk_key_encoding={"name": "v2", "separator": "/"})  # NGFF 0.4 requires "/"
     if lazy:
         _store(data, target)
     else:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -13,13 +15,16 @@ from ..volume import Volume
 from ._units import imagej_unit, normalize_unit, ome_unit
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
+LAZY_CHUNK = 512  # lateral chunk side of a compressed TIFF read lazily (zaug.blockwise's default tile)
 
 
 def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
     """Read the first series of a TIFF file.
 
     With ``lazy``, an uncompressed, contiguously stored series is memory-mapped
-    (read-only) instead of read; any other file is read.
+    (read-only); a compressed one of one page per plane becomes a dask array
+    that decodes pages when they are needed (:class:`TiffPlanes`); any other
+    file is read.
 
     Returns
     -------
@@ -30,7 +35,16 @@ def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
         data = _memmap(path) if lazy else None
-        if data is None or data.shape != tuple(series.shape):
+        if data is not None and data.shape != tuple(series.shape):
+            data = None
+        if data is None and lazy and TiffPlanes.fits(series):
+            import dask.array as da
+
+            planes = TiffPlanes(path, tuple(series.shape), series.dtype)
+            # lateral chunks of about a tile, so a tile's task holds only its part of each plane
+            chunks = (1,) * (planes.ndim - 2) + tuple(min(LAZY_CHUNK, n) for n in planes.shape[-2:])
+            data = da.from_array(planes, chunks=chunks, asarray=False)
+        if data is None:
             data = series.asarray()
         axes = series.axes
         if tif.is_ome and tif.ome_metadata:
@@ -38,6 +52,56 @@ def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
         else:
             physical = _imagej_physical(tif)
     return data, axes, physical
+
+
+class TiffPlanes:
+    """The planes of a TIFF file's first series as an array-like read on demand.
+
+    One page holds one plane. Indexing decodes only the pages it touches (each
+    whole: a compressed page cannot be read in part), so a dask array of lateral
+    chunks holds a tile's part of each plane, never the stack; a tile reads each
+    of its pages again. It pickles as its path: the workers of a dask cluster
+    open the file themselves (each thread keeps its own handle).
+    """
+
+    def __init__(self, path: Path, shape: tuple, dtype):
+        self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._local = threading.local()
+
+    @staticmethod
+    def fits(series) -> bool:
+        """Whether ``series`` stores one plane per page (not RGB samples, not tiles of planes)."""
+        shape = tuple(series.shape)
+        return (len(shape) >= 3 and len(series.pages) == int(np.prod(shape[:-2]))
+                and tuple(series.keyframe.shape) == shape[-2:])
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["path"], state["shape"], state["dtype"])
+
+    def _pages(self):
+        if getattr(self._local, "pages", None) is None:
+            tif = tifffile.TiffFile(self.path)
+            self._local.tif, self._local.pages = tif, tif.series[0].pages
+        return self._local.pages
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        key = key + (slice(None),) * (self.ndim - len(key))
+        lead, plane_key = key[:-2], key[-2:]
+        ranges = [range(*k.indices(n)) if isinstance(k, slice) else [k] for k, n in zip(lead, self.shape)]
+        pages = self._pages()
+        out = np.empty([len(r) for r in ranges] + [len(range(*k.indices(n))) if isinstance(k, slice) else 1
+                                                   for k, n in zip(plane_key, self.shape[-2:])], self.dtype)
+        for index in itertools.product(*[enumerate(r) for r in ranges]):
+            at, where = tuple(i for i, _ in index), tuple(w for _, w in index)
+            plane = pages[int(np.ravel_multi_index(where, self.shape[:-2]))].asarray()
+            out[at] = np.asarray(plane[plane_key]).reshape(out.shape[len(at):])
+        drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
+        return out[drop]
 
 
 def _memmap(path: Path) -> np.ndarray | None:
