@@ -24,6 +24,19 @@ def test_cubic_is_exact_for_cubic_polynomials_on_non_uniform_z():
     np.testing.assert_allclose(out, f(zq), rtol=1e-4, atol=1e-3)
 
 
+def test_cubic_in_bands_of_rows_equals_one_spline_over_the_stack():
+    from scipy.interpolate import CubicSpline
+
+    from zaug.classic import _cubic
+
+    rng = np.random.default_rng(0)
+    stack = rng.random((12, 37, 5)).astype(np.float32)
+    z = np.cumsum(rng.uniform(0.5, 2.0, 12))  # non-uniform
+    zq = np.linspace(z[0], z[-1], 40)
+    whole = CubicSpline(z, stack, axis=0, bc_type="not-a-knot")(zq).astype(np.float32)
+    np.testing.assert_array_equal(_cubic(stack, z, zq, voxels=12 * 5 * 3), whole)  # bands of 3 rows, one of 1
+
+
 def test_interpolation_passes_through_input_planes():
     rng = np.random.default_rng(0)
     stack = rng.random((5, 6, 6)).astype(np.float32)

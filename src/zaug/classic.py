@@ -61,9 +61,24 @@ def interpolate_stack(stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
         w = ((z_out - z_in[lo]) / (z_in[hi] - z_in[lo])).astype(np.float32)[:, None, None]
         return (data[lo] * (1 - w) + data[hi] * w).astype(np.float32)
     if method == "cubic":
-        spline = CubicSpline(z_in, data, axis=0, bc_type="not-a-knot")
-        return spline(z_out).astype(np.float32)
+        return _cubic(data, z_in, z_out)
     raise InputError(f"unknown interpolation {method!r}; choose one of {', '.join(CLASSICAL_METHODS)}.")
+
+
+def _cubic(data: np.ndarray, z_in: np.ndarray, z_out: np.ndarray, voxels: int = 1 << 22) -> np.ndarray:
+    """Not-a-knot cubic spline along z, a band of rows at a time.
+
+    Each (y, x) column is its own spline, so bands give the same result; the
+    spline's float64 coefficients (4 per input plane and voxel) then stay at
+    about ``voxels`` columns' worth instead of the whole stack's.
+    """
+    nz, ny = data.shape[:2]
+    out = np.empty((len(z_out),) + data.shape[1:], np.float32)
+    rows = max(1, voxels // max(1, nz * int(np.prod(data.shape[2:]))))
+    for y0 in range(0, ny, rows):
+        band = CubicSpline(z_in, data[:, y0:y0 + rows], axis=0, bc_type="not-a-knot")
+        out[:, y0:y0 + rows] = band(z_out)
+    return out
 
 
 class ClassicalInterpolator:
