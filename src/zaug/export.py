@@ -1,0 +1,402 @@
+"""Export a trained ZAugNet / ZAugNet+ model as a bioimage.io model package.
+
+The package (a ``.zip`` of the bioimage.io model format 0.5) runs without zaug
+in consumers that read ``pytorch_state_dict`` weights (tested with
+bioimageio.core; not TorchScript-only ones): its architecture is
+:class:`zaug.nets.zstack.ZStackInterpolator` and the IFNet, one source file that
+needs torch, numpy and scipy. Its input is a ``(batch, z, y, x)`` stack in the
+stack's intensity units; its output the stack with ``factor`` times finer z
+sampling, in float32, with the z scale divided by ``factor``.
+
+What the package cannot carry is zaug's per-stack calibration (the weights of
+the model against linear and cubic interpolation, fitted on lateral triplets of
+each stack it interpolates). It is measured once here, on the stack given, and
+fixed in the package: use that stack, or one of the same kind and sampling.
+
+Needs ``pip install 'zaug[bioimageio]'`` (bioimageio.spec to write and validate
+the description, bioimageio.core to test-run it).
+
+Examples
+--------
+>>> from zaug.export import check_export_factor
+>>> check_export_factor(4, plus=False)
+4
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import InputError, ZaugError
+from .io import check_output_path
+from .io._atomic import atomic_path
+from .io._units import normalize_unit
+from .nets import ifnet, zstack
+from .predict import output_positions
+from .volume import Volume, check_volume
+
+#: Largest lateral side and number of planes of the test tensor shipped in the package.
+TEST_SIDE, TEST_PLANES = 64, 6
+
+ZAUGNET_CITATION = {
+    "text": "Pasqui et al., Self-supervised z-slice augmentation for 3D bio-imaging via knowledge distillation "
+            "(ZAugNet)",
+    "url": "https://github.com/VirtualEmbryo/ZAugNet",
+}
+
+
+class ExportError(ZaugError):
+    """The model cannot be exported (missing packages, unsupported method, failed test)."""
+
+
+def check_export_factor(factor: int, plus: bool) -> int:
+    """The z factor of an exported model: a power of two for ZAugNet (x2 per pass), any integer for ZAugNet+."""
+    if int(factor) != factor or factor < 2:
+        raise InputError(f"--factor must be an integer of at least 2 for an export, got {factor:g}.")
+    factor = int(factor)
+    if not plus and factor & (factor - 1):
+        raise InputError(f"a ZAugNet model doubles the planes per pass, so --factor must be 2, 4, 8, ...; "
+                         f"got {factor} (a ZAugNet+ model takes any integer).")
+    if factor > 16:
+        raise InputError(f"--factor {factor} is more than 16; export a smaller factor.")
+    return factor
+
+
+#: Powers of ten of the units an exported axis may be given in, coarsest first (zaug's short names).
+_EXPONENTS = {"m": 0, "cm": -2, "mm": -3, "um": -6, "nm": -9, "A": -10}
+_FINER = (("um", -6), ("nm", -9), ("pm", -12))
+_NAMES = {"m": "meter", "cm": "centimeter", "mm": "millimeter", "um": "micrometer", "nm": "nanometer",
+          "A": "angstrom", "pm": "picometer"}
+
+
+def axis_scales(voxel_size, unit: str, factor: int) -> tuple[str | None, list[float], float]:
+    """Unit name, input (z, y, x) scales and output z scale of an exported package.
+
+    bioimage.io sizes the output z axis as ``n * input scale / output scale +
+    offset``, in floating point: it checks the test tensor for equality and
+    truncates when run, so ``0.29 / 0.145`` or ``0.58 / (0.58 / 3)``, a hair
+    off, would cost a plane. Whole numbers divide exactly, so the scales are
+    given in the coarsest unit (the stack's, nanometres or picometres) in which
+    the output z scale is a whole number to within a millionth (else in whole
+    picometres), and the input z scale is exactly ``factor`` times it.
+
+    >>> axis_scales((0.29, 0.26, 0.26), "um", 2)
+    ('nanometer', [290.0, 260.0, 260.0], 145.0)
+    >>> axis_scales((0.58, 0.26, 0.26), "um", 3)[2]
+    193333.0
+    """
+    unit = normalize_unit(unit)
+    vz, vy, vx = (float(v) for v in voxel_size)
+    if unit not in _EXPONENTS:  # pixels or an unknown unit: unitless scales, multiplied by a power of ten
+        candidates = [(None, 10.0**k) for k in range(7)]
+    else:
+        own = _EXPONENTS[unit]
+        candidates = [(unit, 1.0)] + [(u, 10.0 ** (own - e)) for u, e in _FINER if e < own]
+    for name, mult in candidates:
+        out = round(vz * mult / factor)
+        if out >= 1 and abs(out * factor - vz * mult) <= 1e-6 * vz * mult:
+            break
+    out = max(1, out)
+    lateral = [_whole(v * mult) for v in (vy, vx)]
+    return (_NAMES[name] if name else None), [float(out * factor)] + lateral, float(out)
+
+
+def _whole(value: float) -> float:
+    return float(round(value)) if abs(value - round(value)) <= 1e-9 * abs(value) else value
+
+
+def _bioimageio():
+    try:
+        import bioimageio.core  # noqa: F401
+        from bioimageio.spec import save_bioimageio_package
+        from bioimageio.spec.model import v0_5
+    except ImportError as exc:
+        raise ExportError("exporting to bioimage.io needs bioimageio.spec and bioimageio.core: "
+                          "pip install 'zaug[bioimageio]'.") from exc
+    return v0_5, save_bioimageio_package
+
+
+def architecture_source() -> str:
+    """One Python file holding the IFNet and :class:`ZStackInterpolator` (torch, numpy and scipy only)."""
+    net = inspect.getsource(ifnet)
+    wrapper = inspect.getsource(zstack)
+    wrapper = "\n".join(line for line in wrapper.splitlines() if "# zaug-bundle" not in line)
+    # one module: the second file's docstring and its `from __future__` go, its imports stay
+    wrapper = wrapper.replace("from __future__ import annotations\n", "")
+    header = (f'"""ZAugNet z-stack interpolator, exported by zaug {__version__} for bioimage.io.\n\n'
+              "The IFNet generator (zaug/nets/ifnet.py) followed by the stack wrapper (zaug/nets/zstack.py).\n"
+              '"""\n\n')
+    net = re.sub(r'^""".*?"""\n', "", net, count=1, flags=re.S)
+    wrapper = re.sub(r'^""".*?"""\n', "", wrapper, count=1, flags=re.S)
+    return header + net + "\n\n# ---- zaug/nets/zstack.py ----\n" + wrapper
+
+
+def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path, *, factor: int = 2,
+                      name: str | None = None, authors: list[str] | None = None, license: str = "CC-BY-4.0",
+                      calibrate: bool = True, overwrite: bool = False, test: bool = True) -> dict:
+    """Write ``model_dir`` as a bioimage.io model package (``output``, a ``.zip``).
+
+    Parameters
+    ----------
+    model_dir : path
+        A ZAugNet or ZAugNet+ model folder from ``zaug train``.
+    volume : Volume
+        A stack of the kind the package is for (uniform z spacing): the
+        calibration weights are measured on it (its central 512 x 512 window),
+        a crop of it becomes the package's test input, and its voxel size the
+        axes' scale.
+    output : path
+        The package to write; must end in ``.zip``; never replaced without ``overwrite``.
+    factor : int
+        How many times finer the output's z sampling is.
+    name, authors, license
+        For the description (defaults: from the model folder, ``["zaug user"]``, CC-BY-4.0).
+    calibrate : bool
+        False fixes the weights at the model alone, as ``zaug predict --no-calibrate``.
+    test : bool
+        Run bioimageio.core's test of the package before it is written.
+
+    Returns
+    -------
+    dict
+        ``path``, ``weights`` (the calibration pair per pass), ``test`` (the test's
+        status, or None), ``max_difference`` (package vs zaug on the test input).
+    """
+    from .methods import resolve
+    from .methods.zaugnet import ZAugNetModel
+
+    v0_5, save_package = _bioimageio()
+    output = Path(output)
+    if output.suffix != ".zip":
+        raise InputError(f"a bioimage.io package is a .zip file; {output.name} does not end in .zip.")
+    check_output_path(output, overwrite=overwrite)
+    model = resolve(str(model_dir), device="cpu")
+    if not isinstance(model, ZAugNetModel):
+        raise ExportError(f"only ZAugNet and ZAugNet+ models can be exported to bioimage.io so far; "
+                          f"{model_dir} is a {model.name} model.")
+    factor = check_export_factor(factor, model.plus)
+    stack, z_in = _check_volume(volume)
+    model.calibrate = calibrate
+    weights = _calibration_weights(model, stack, z_in, factor, volume.voxel_size[1:])
+    wrapper = _wrapper(model, factor, weights)
+    test_input = _test_input(stack)
+    test_output = wrapper(torch.from_numpy(test_input)).numpy()
+    reference = _zaug_prediction(model, weights, test_input[0], z_in[:test_input.shape[1]], factor)
+    difference = float(np.max(np.abs(test_output[0] - reference)))
+    with tempfile.TemporaryDirectory(prefix="zaug-bioimageio-") as tmp:
+        folder = Path(tmp)
+        descr = _description(v0_5, model, volume, wrapper, weights, factor, folder, test_input, test_output,
+                             name or f"{'ZAugNet+' if model.plus else 'ZAugNet'} x{factor} z-interpolation "
+                             f"({Path(model_dir).resolve().name})", authors or ["zaug user"], license)
+        status = _run_test(descr) if test else None
+        with atomic_path(output) as part:
+            save_package(descr, output_path=part)
+    return {"path": output, "weights": weights, "test": status, "max_difference": difference}
+
+
+def _check_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
+    check_volume(volume, min_planes=2)
+    if not volume.is_uniform:
+        raise InputError("the stack's z spacing is not uniform; a bioimage.io package describes one z scale, "
+                         "so export with a uniformly sampled stack.")
+    stack = np.asarray(next(iter(volume.stacks()))[1], np.float32)
+    return stack, volume.z_coords()
+
+
+def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int, pixel_size) -> list:
+    """(model, cubic) weights per pass, measured as blockwise ``zaug predict`` does (central window)."""
+    from .blockwise import SAMPLE_SIDE
+
+    ny, nx = stack.shape[1:]
+    y0, x0 = max(0, (ny - SAMPLE_SIDE) // 2), max(0, (nx - SAMPLE_SIDE) // 2)
+    window = stack[:, y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE]
+    z_out = output_positions(z_in, factor=factor)
+    spacing = float(np.mean(np.diff(z_in)))
+    spacings = [spacing] if model.plus else [spacing / 2**p for p in range(int(np.log2(factor)))]
+    if not model.calibrate:
+        return [[1.0, 0.0] for _ in spacings]
+    fixed = model.for_stack(window, z_in, z_out, pixel_size=tuple(pixel_size)).fixed_calibration
+    return [list(fixed[min(fixed, key=lambda k: abs(k - s))]) for s in spacings]
+
+
+def _wrapper(model, factor: int, weights: list) -> zstack.ZStackInterpolator:
+    norm = model.config.normalisation
+    wrapper = zstack.ZStackInterpolator(model.config.net, norm["low"], norm["high"], factor, weights,
+                                        tta=model.tta, tile=model.tile, overlap=model.overlap, batch=model.batch)
+    wrapper.generator.load_state_dict(model.net.state_dict())
+    return wrapper.eval()
+
+
+def _test_input(stack: np.ndarray) -> np.ndarray:
+    nz, ny, nx = stack.shape
+    z0, y0, x0 = max(0, (nz - TEST_PLANES) // 2), max(0, (ny - TEST_SIDE) // 2), max(0, (nx - TEST_SIDE) // 2)
+    crop = stack[z0:z0 + TEST_PLANES, y0:y0 + TEST_SIDE, x0:x0 + TEST_SIDE]
+    return np.ascontiguousarray(crop[None], np.float32)
+
+
+def _zaug_prediction(model, weights, stack, z_in, factor) -> np.ndarray:
+    """What ``zaug predict`` gives on ``stack`` with the same (fixed) calibration weights."""
+    spacing = float(np.mean(np.diff(z_in)))
+    spacings = [spacing] if model.plus else [spacing / 2**p for p in range(len(weights))]
+    fixed = copy.copy(model)
+    fixed.calibrate = True
+    fixed.fixed_calibration = {round(s, 9): tuple(w) for s, w in zip(spacings, weights)}
+    with warnings.catch_warnings():  # the spacing advice was given when the weights were measured
+        warnings.simplefilter("ignore")
+        out = fixed.interpolate(stack, z_in, output_positions(z_in, factor=factor))
+    if set(fixed.calibration) != set(fixed.fixed_calibration):  # a pass measured weights of its own
+        raise ExportError("the exported passes do not match zaug's (spacings "
+                          f"{sorted(fixed.calibration)} vs {sorted(fixed.fixed_calibration)}).")
+    return out
+
+
+def _run_test(descr) -> str:
+    from bioimageio.core import test_model
+
+    summary = test_model(descr)
+    if summary.status != "passed":
+        failed = [d for d in summary.details if d.status == "failed"]
+        reason = "; ".join(f"{d.name}: {e.msg}" for d in failed for e in d.errors) or "see bioimageio.core"
+        raise ExportError(f"the package failed bioimageio.core's test ({reason[:400]}); nothing was written.")
+    return summary.status
+
+
+def _description(v0_5, model, volume: Volume, wrapper, weights, factor: int, folder: Path, test_input,
+                 test_output, name: str, authors: list[str], license: str):
+    """The bioimage.io model description, its files written to ``folder``."""
+    files = {"weights": folder / "weights.pt", "arch": folder / "zaug_zstack.py",
+             "env": folder / "environment.yaml", "input": folder / "test_input.npy",
+             "output": folder / "test_output.npy", "doc": folder / "README.md", "cover": folder / "cover.png"}
+    # the bioimage.io format for PyTorch weights is torch.save's state dict; consumers load it with
+    # weights_only=True, and zaug itself never reads it back (its own models are safetensors)
+    torch.save(wrapper.state_dict(), files["weights"])
+    files["arch"].write_text(architecture_source())
+    files["env"].write_text(_environment())
+    np.save(files["input"], test_input)
+    np.save(files["output"], test_output)
+    files["doc"].write_text(_documentation(model, volume, weights, factor))
+    _cover(files["cover"], test_input[0], test_output[0], factor)
+
+    unit, (vz, vy, vx), out_z = axis_scales(volume.voxel_size, volume.unit, factor)
+    space = dict(unit=unit) if unit else {}
+    in_axes = [v0_5.BatchAxis(),
+               v0_5.SpaceInputAxis(id=v0_5.AxisId("z"), size=v0_5.ParameterizedSize(min=2, step=1), scale=vz,
+                                   **space),
+               v0_5.SpaceInputAxis(id=v0_5.AxisId("y"), size=v0_5.ParameterizedSize(min=16, step=1), scale=vy,
+                                   **space),
+               v0_5.SpaceInputAxis(id=v0_5.AxisId("x"), size=v0_5.ParameterizedSize(min=16, step=1), scale=vx,
+                                   **space)]
+    raw = v0_5.TensorId("raw")
+    ref = lambda axis, offset=0: v0_5.SizeReference(tensor_id=raw, axis_id=v0_5.AxisId(axis), offset=offset)  # noqa: E731
+    out_axes = [v0_5.BatchAxis(),
+                v0_5.SpaceOutputAxis(id=v0_5.AxisId("z"), size=ref("z", 1 - factor), scale=out_z,
+                                 **space),
+                v0_5.SpaceOutputAxis(id=v0_5.AxisId("y"), size=ref("y"), scale=vy, **space),
+                v0_5.SpaceOutputAxis(id=v0_5.AxisId("x"), size=ref("x"), scale=vx, **space)]
+    inputs = [v0_5.InputTensorDescr(
+        id=raw, axes=in_axes, test_tensor=v0_5.FileDescr(source=files["input"]),
+        description="z-stack in its own intensity units (float32); uniform z spacing")]
+    outputs = [v0_5.OutputTensorDescr(
+        id=v0_5.TensorId("interpolated"), axes=out_axes, test_tensor=v0_5.FileDescr(source=files["output"]),
+        description=f"the stack with {factor} times finer z sampling; acquired planes unchanged")]
+    kwargs = {"net": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.net.items()},
+              "low": float(wrapper.low), "high": float(wrapper.high), "factor": factor, "weights": weights,
+              "tta": wrapper.tta, "tile": wrapper.tile, "overlap": wrapper.overlap, "batch": wrapper.batch}
+    state_dict = v0_5.PytorchStateDictWeightsDescr(
+        source=files["weights"], pytorch_version=v0_5.Version(torch.__version__.split("+")[0]),
+        architecture=v0_5.ArchitectureFromFileDescr(source=files["arch"], callable="ZStackInterpolator",
+                                                    kwargs=kwargs),
+        dependencies=v0_5.FileDescr(source=files["env"]))
+    method = "ZAugNet+" if model.plus else "ZAugNet"
+    return v0_5.ModelDescr(
+        name=name,
+        description=(f"{method} trained with zaug on the user's own stack: {factor} times finer z sampling "
+                     "of fluorescence / EM z-stacks (self-supervised, no ground truth)."),
+        authors=[v0_5.Author(name=a) for a in authors],
+        cite=[v0_5.CiteEntry(**ZAUGNET_CITATION)],
+        license=license,
+        documentation=v0_5.FileDescr(source=files["doc"]),
+        covers=[v0_5.FileDescr(source=files["cover"])],
+        tags=["zaug", method.lower(), "z-interpolation", "3d", "self-supervised", "pytorch"],
+        inputs=inputs, outputs=outputs,
+        weights=v0_5.WeightsDescr(pytorch_state_dict=state_dict),
+        config={"zaug": {"version": __version__, "method": model.config.method, "preset": model.config.preset,
+                         "factor": factor, "calibration_weights": weights,
+                         "train_voxel_size": list(model.config.train_voxel_size),
+                         "train_unit": model.config.train_unit, "self_check": _jsonable(model.config.self_check),
+                         "steps": model.config.summary.get("steps")}},
+    )
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return value
+
+
+def _environment() -> str:
+    import scipy
+
+    return ("name: zaug-zstack\nchannels:\n  - conda-forge\n  - nodefaults\ndependencies:\n"
+            f"  - pytorch>={torch.__version__.split('+')[0]}\n  - numpy\n  - scipy>={scipy.__version__}\n")
+
+
+def _documentation(model, volume: Volume, weights: list, factor: int) -> str:
+    cfg = model.config
+    sc = cfg.self_check or {}
+    method = "ZAugNet+" if model.plus else "ZAugNet"
+    lines = [f"# {method} z-interpolation (exported by zaug {__version__})", "",
+             f"Input: a `(batch, z, y, x)` float32 stack in its own intensity units, uniformly sampled in z. "
+             f"Output: the same stack with {factor} times finer z sampling, `{factor} (z - 1) + 1` planes; the "
+             "acquired planes are passed through unchanged.", "",
+             "## Training", "",
+             f"Trained with `zaug train --method {cfg.method} --preset {cfg.preset}` on the user's own stack "
+             f"({cfg.summary.get('steps')} steps), self-supervised from its own plane triplets; training voxel "
+             f"size (z, y, x) {tuple(cfg.train_voxel_size)} {cfg.train_unit}.", ""]
+    if sc.get("gain_db") is not None:
+        lines += [f"Self-check on held-out planes of the training stack: {sc['gain_db']:+.2f} dB PSNR over the "
+                  "better of linear and cubic interpolation.", ""]
+    lines += ["## Calibration (fixed in this package)", "",
+              "Each new plane is `linear + a (model - linear) + c (cubic - linear)`. zaug fits `(a, c)` on "
+              "every stack it interpolates; this package fixed them on the stack it was exported with "
+              f"(voxel size {tuple(volume.voxel_size)} {volume.unit}):", ""]
+    lines += [f"- pass {p + 1}: a = {a:.3f}, c = {c:.3f}" for p, (a, c) in enumerate(weights)]
+    lines += ["", "Use it on stacks of the same kind and z sampling; for others, train and predict with zaug, "
+              "which measures the weights per stack.", "",
+              "## Limits", "",
+              "- Trained on one stack: measure it on yours with `zaug evaluate` before trusting it.",
+              "- The output is float32; cast it back to your stack's data type (zaug predict does).", ""]
+    return "\n".join(lines)
+
+
+def _cover(path: Path, stack: np.ndarray, out: np.ndarray, factor: int) -> None:
+    """Input and output xz sections side by side (the z axis stretched to the output's sampling)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    row = stack.shape[1] // 2
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    vmin, vmax = np.percentile(stack, [1, 99.5])
+    for ax, planes, title in ((axes[0], np.repeat(stack, factor, axis=0)[: out.shape[0]], "input (xz)"),
+                              (axes[1], out, f"x{factor} in z (xz)")):
+        ax.imshow(planes[:, row], cmap="gray", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,143 @@
+"""bioimage.io export: the packaged stack interpolator is zaug's prediction, and consumers can run it."""
+
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from zaug import InputError, OutputError
+from zaug.cli import main
+from zaug.export import (ExportError, _calibration_weights, _wrapper, architecture_source, axis_scales,
+                         export_bioimageio)
+from zaug.methods import resolve, selfnet, zaugnet
+from zaug.predict import output_positions
+from zaug.sample import load_sample, sample_path
+
+TINY = {"steps": 3, "progress": False, "patch": 32, "batch": 2}
+
+
+@pytest.fixture(scope="module")
+def small():
+    vol = load_sample()
+    return vol.replace(data=np.ascontiguousarray(vol.data[:16, 32:80, 40:96]))
+
+
+@pytest.fixture(scope="module")
+def models(small, tmp_path_factory):
+    root = tmp_path_factory.mktemp("models")
+    return {name: str(zaugnet.fit([small], root / name.replace("+", "_plus"), dict(TINY, method=name)))
+            for name in ("zaugnet", "zaugnet+")}
+
+
+def _zaug(model, weights, stack, z, factor):
+    """zaug's own prediction with the package's fixed calibration weights."""
+    spacing = float(np.mean(np.diff(z)))
+    spacings = [spacing] if model.plus else [spacing / 2**p for p in range(len(weights))]
+    model.fixed_calibration = {round(s, 9): tuple(w) for s, w in zip(spacings, weights)}
+    return model.interpolate(stack, z, output_positions(z, factor=factor))
+
+
+@pytest.mark.parametrize("name,factor,tile", [("zaugnet", 4, 512), ("zaugnet+", 3, 512), ("zaugnet", 2, 32)])
+def test_stack_module_equals_zaug_prediction(models, small, name, factor, tile):
+    model = resolve(models[name], device="cpu")
+    model.tile, model.overlap = tile, 8  # tile 32 < the 48 x 56 planes: the blended-tile path
+    stack, z = np.asarray(small.data, np.float32), small.z_coords()
+    weights = _calibration_weights(model, stack, z, factor, small.voxel_size[1:])
+    assert len(weights) == (1 if model.plus else int(np.log2(factor)))
+    assert all(0 <= w <= 1 for pair in weights for w in pair)
+    packaged = _wrapper(model, factor, weights)(torch.from_numpy(stack[None])).numpy()[0]
+    expected = _zaug(model, weights, stack, z, factor)
+    assert packaged.shape == expected.shape == (factor * (len(z) - 1) + 1,) + stack.shape[1:]
+    np.testing.assert_array_equal(packaged[::factor], stack)  # acquired planes as measured
+    assert np.abs(packaged - expected).max() < 1e-4 * (stack.max() - stack.min())
+    assert np.abs(packaged[1::factor] - stack[:-1]).max() > 1  # new planes are not copies
+
+
+def test_architecture_file_runs_without_zaug(tmp_path):
+    (tmp_path / "arch.py").write_text(architecture_source())
+    script = (
+        "import sys, importlib.abc, importlib.util\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'zaug': raise ImportError('zaug is not installed here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"spec = importlib.util.spec_from_file_location('arch', {str(tmp_path / 'arch.py')!r})\n"
+        "arch = importlib.util.module_from_spec(spec); sys.modules['arch'] = arch; spec.loader.exec_module(arch)\n"
+        "import torch\n"
+        "net = dict(widths=(16, 16, 16), teacher_width=8, context_ch=4, refine=True, position_input=True)\n"
+        "m = arch.ZStackInterpolator(net, 0.0, 1.0, 3, [[0.5, 0.5]], tta=False).eval()\n"
+        "print(tuple(m(torch.rand(1, 4, 20, 17)).shape))\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(1, 10, 20, 17)"
+
+
+def test_axis_scales_give_whole_plane_counts():
+    for voxel, unit, factor in [((0.29, 0.26, 0.26), "um", 2), ((0.58, 0.1, 0.1), "um", 3),
+                                ((2.0, 1.0, 1.0), "pixel", 4), ((1.17, 0.2, 0.2), "micron", 8)]:
+        name, (vz, vy, vx), out = axis_scales(voxel, unit, factor)
+        assert vz == factor * out and out == round(out)
+        sizes = np.arange(2, 5000)
+        assert np.all(sizes * vz / out + (1 - factor) == factor * (sizes - 1) + 1)
+        assert name == (None if unit == "pixel" else {"nanometer": "nanometer", "picometer": "picometer"}[name])
+        assert abs(vz / vy - voxel[0] / voxel[1]) < 1e-5 * voxel[0] / voxel[1]
+
+
+def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_path, capsys):
+    core = pytest.importorskip("bioimageio.core", reason="pip install 'zaug[bioimageio]' to test the export")
+    out = tmp_path / "za.zip"
+    result = export_bioimageio(models["zaugnet"], small, out, factor=2, authors=["A. Tester"])
+    assert result["test"] == "passed" and out.exists()
+    assert result["max_difference"] < 1e-4 * float(small.data.max())
+    with zipfile.ZipFile(out) as package:
+        names = set(package.namelist())
+        rdf = package.read("rdf.yaml").decode()
+    assert {"rdf.yaml", "weights.pt", "zaug_zstack.py", "test_input.npy", "test_output.npy"} <= names
+    assert "zaug" in rdf and "A. Tester" in rdf and "calibration_weights" in rdf
+
+    # a consumer runs it on a stack of another size: zaug's prediction with the same weights
+    descr = core.load_description(out)
+    stack = np.asarray(small.data[2:11, :40, :52], np.float32)
+    axes = descr.inputs[0].axes
+    assert axes[1].scale == 2 * descr.outputs[0].axes[1].scale
+    sample = core.predict(model=descr, inputs={"raw": core.Tensor.from_numpy(stack[None], dims=("batch", "z", "y", "x"))})
+    got = sample.members["interpolated"].data.values[0]
+    model = resolve(models["zaugnet"], device="cpu")
+    expected = _zaug(model, result["weights"], stack, small.z_coords()[:9], 2)
+    assert got.shape == (17, 40, 52)
+    assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+
+    with pytest.raises(OutputError, match="--overwrite"):
+        export_bioimageio(models["zaugnet"], small, out)
+    assert main(["export", models["zaugnet+"], str(tmp_path / "missing.tif"), "-o", str(tmp_path / "p.zip")]) == 2
+    assert "zaug: error:" in capsys.readouterr().err and not (tmp_path / "p.zip").exists()
+
+
+def test_export_refuses_what_it_cannot_package(models, small, tmp_path):
+    with pytest.raises(InputError, match=r"\.zip"):
+        export_bioimageio(models["zaugnet"], small, tmp_path / "model.tar")
+    with pytest.raises(InputError, match="2, 4, 8"):
+        export_bioimageio(models["zaugnet"], small, tmp_path / "m.zip", factor=3)
+    with pytest.raises(InputError, match="at least 2"):
+        export_bioimageio(models["zaugnet+"], small, tmp_path / "m.zip", factor=1)
+    uneven = small.replace(z_positions=np.cumsum(np.r_[0.0, np.linspace(0.2, 0.4, small.nz - 1)]))
+    with pytest.raises(InputError, match="not uniform"):
+        export_bioimageio(models["zaugnet"], uneven, tmp_path / "m.zip")
+    full = load_sample()
+    coarse = full.replace(data=full.data[::4, 40:72, 40:72], voxel_size=(1.16, 0.26, 0.26))
+    restorer = selfnet.fit([coarse], tmp_path / "sn", {"steps": 2, "progress": False})
+    with pytest.raises(ExportError, match="only ZAugNet"):
+        export_bioimageio(restorer, small, tmp_path / "m.zip")
+    assert not list(tmp_path.glob("*.zip"))
+
+
+def test_export_without_bioimageio_says_how_to_install(models, small, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "bioimageio.core", None)  # import fails as if not installed
+    with pytest.raises(ExportError, match=r"pip install 'zaug\[bioimageio\]'"):
+        export_bioimageio(models["zaugnet"], small, tmp_path / "m.zip")
+    assert main(["export", models["zaugnet"], str(sample_path()), "-o", str(tmp_path / "m.zip")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "zaug[bioimageio]" in err
