@@ -112,6 +112,9 @@ def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_
 
     with pytest.raises(OutputError, match="--overwrite"):
         export_bioimageio(models["zaugnet"], small, out)
+    two = small.replace(data=np.stack([small.data, small.data[:, ::-1]]), axes="CZYX")
+    with pytest.warns(UserWarning, match="the first"):
+        export_bioimageio(models["zaugnet"], two, tmp_path / "two.zip", test=False)
     assert main(["export", models["zaugnet+"], str(tmp_path / "missing.tif"), "-o", str(tmp_path / "p.zip")]) == 2
     assert "zaug: error:" in capsys.readouterr().err and not (tmp_path / "p.zip").exists()
 

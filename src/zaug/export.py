@@ -41,6 +41,7 @@ from .io import check_output_path
 from .io._atomic import atomic_path
 from .io._units import normalize_unit
 from .nets import ifnet, zstack
+from .methods.zaugnet import ZaugWarning
 from .predict import output_positions
 from .volume import Volume, check_volume
 
@@ -151,9 +152,9 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
         A ZAugNet or ZAugNet+ model folder from ``zaug train``.
     volume : Volume
         A stack of the kind the package is for (uniform z spacing): the
-        calibration weights are measured on it (its central 512 x 512 window),
-        a crop of it becomes the package's test input, and its voxel size the
-        axes' scale.
+        calibration weights are measured on it (its central 512 x 512 window;
+        the first channel / time point), a crop of it becomes the package's
+        test input, and its voxel size the axes' scale.
     output : path
         The package to write; must end in ``.zip``; never replaced without ``overwrite``.
     factor : int
@@ -208,6 +209,10 @@ def _check_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     if not volume.is_uniform:
         raise InputError("the stack's z spacing is not uniform; a bioimage.io package describes one z scale, "
                          "so export with a uniformly sampled stack.")
+    if volume.data.ndim > 3:
+        warnings.warn(ZaugWarning(
+            f"the stack has {int(np.prod(volume.data.shape[:-3]))} channels / time points; the package takes one "
+            "z-stack at a time, and its calibration and test input come from the first."), stacklevel=3)
     stack = np.asarray(next(iter(volume.stacks()))[1], np.float32)
     return stack, volume.z_coords()
 
