@@ -94,11 +94,13 @@ def axis_scales(voxel_size, unit: str, factor: int) -> tuple[str | None, list[fl
     ('nanometer', [290.0, 260.0, 260.0], 145.0)
     >>> axis_scales((0.58, 0.26, 0.26), "um", 3)[2]
     193333.0
+    >>> axis_scales((2.0, 1.0, 1.0), "pixel", 3)
+    (None, [6.0, 3.0, 3.0], 2.0)
     """
     unit = normalize_unit(unit)
     vz, vy, vx = (float(v) for v in voxel_size)
-    if unit not in _EXPONENTS:  # pixels or an unknown unit: unitless scales, multiplied by a power of ten
-        candidates = [(None, 10.0**k) for k in range(7)]
+    if unit not in _EXPONENTS:  # pixels or an unknown unit: relative scales, free up to a common multiple
+        candidates = [(None, factor * 10.0**k) for k in range(7)]
     else:
         own = _EXPONENTS[unit]
         candidates = [(unit, 1.0)] + [(u, 10.0 ** (own - e)) for u, e in _FINER if e < own]
