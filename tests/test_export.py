@@ -134,6 +134,8 @@ def test_export_refuses_what_it_cannot_package(models, small, tmp_path):
     restorer = selfnet.fit([coarse], tmp_path / "sn", {"steps": 2, "progress": False})
     with pytest.raises(ExportError, match="only ZAugNet"):
         export_bioimageio(restorer, small, tmp_path / "m.zip")
+    with pytest.raises(ExportError, match="not an SPDX licence"):
+        export_bioimageio(models["zaugnet"], small, tmp_path / "m.zip", license="MY-OWN", test=False)
     assert not list(tmp_path.glob("*.zip"))
 
 

@@ -324,6 +324,20 @@ def _description(v0_5, model, volume: Volume, wrapper, weights, factor: int, fol
                                                     kwargs=kwargs),
         dependencies=v0_5.FileDescr(source=files["env"]))
     method = "ZAugNet+" if model.plus else "ZAugNet"
+    try:
+        return _model_descr(v0_5, method, name, authors, license, files, factor, inputs, outputs, state_dict,
+                            model, weights)
+    except ValueError as exc:  # pydantic's ValidationError: a bad --name, --license, ...
+        errors = getattr(exc, "errors", lambda: [])()
+        where = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else "description"
+        message = errors[0]["msg"] if errors else str(exc)
+        if where == "license":
+            message = f"{license!r} is not an SPDX licence identifier such as CC-BY-4.0, MIT or BSD-3-Clause"
+        raise ExportError(f"the bioimage.io description is not valid ({where}: {message[:200]}).") from exc
+
+
+def _model_descr(v0_5, method, name, authors, license, files, factor, inputs, outputs, state_dict, model,
+                 weights):
     return v0_5.ModelDescr(
         name=name,
         description=(f"{method} trained with zaug on the user's own stack: {factor} times finer z sampling "
