@@ -12,8 +12,9 @@ from zaug import InputError, OutputError
 from zaug.cli import main
 from zaug.export import (ExportError, _calibration_weights, _wrapper, architecture_source, axis_scales,
                          export_bioimageio)
-from zaug.methods import resolve, selfnet, zaugnet
+from zaug.methods import niiv, resolve, selfnet, zaugnet
 from zaug.predict import output_positions
+from zaug.restore import RestorationTiles
 from zaug.sample import load_sample, sample_path
 
 TINY = {"steps": 3, "progress": False, "patch": 32, "batch": 2}
@@ -104,9 +105,9 @@ def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_
     axes = descr.inputs[0].axes
     assert axes[1].scale == 2 * descr.outputs[0].axes[1].scale
     sample = core.predict(model=descr, inputs={"raw": core.Tensor.from_numpy(stack[None], dims=("batch", "z", "y", "x"))})
-    got = sample.members["interpolated"].data.values[0]
+    got = sample.members["output"].data.values[0]
     model = resolve(models["zaugnet"], device="cpu")
-    expected = _zaug(model, result["weights"], stack, small.z_coords()[:9], 2)
+    expected = _zaug(model, result["fixed"]["calibration_weights"], stack, small.z_coords()[:9], 2)
     assert got.shape == (17, 40, 52)
     assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
 
@@ -131,12 +132,34 @@ def test_export_refuses_what_it_cannot_package(models, small, tmp_path):
         export_bioimageio(models["zaugnet"], uneven, tmp_path / "m.zip")
     full = load_sample()
     coarse = full.replace(data=full.data[::4, 40:72, 40:72], voxel_size=(1.16, 0.26, 0.26))
-    restorer = selfnet.fit([coarse], tmp_path / "sn", {"steps": 2, "progress": False})
-    with pytest.raises(ExportError, match="only ZAugNet"):
-        export_bioimageio(restorer, small, tmp_path / "m.zip")
+    other = niiv.fit([coarse], tmp_path / "niiv", {"steps": 2, "progress": False})
+    with pytest.raises(ExportError, match="only ZAugNet, ZAugNet. and Self-Net"):
+        export_bioimageio(other, coarse, tmp_path / "m.zip")
     with pytest.raises(ExportError, match="not an SPDX licence"):
         export_bioimageio(models["zaugnet"], small, tmp_path / "m.zip", license="MY-OWN", test=False)
     assert not list(tmp_path.glob("*.zip"))
+
+
+def test_selfnet_package_restores_like_zaug(tmp_path):
+    core = pytest.importorskip("bioimageio.core", reason="pip install 'zaug[bioimageio]' to test the export")
+    full = load_sample()
+    coarse = full.replace(data=full.data[::4, 40:88, 40:96], voxel_size=(1.16, 0.26, 0.26))
+    model_dir = selfnet.fit([coarse], tmp_path / "sn", {"steps": 2, "progress": False})
+    with pytest.warns(UserWarning, match="resamples its axial planes"):  # 4.46-fold anisotropy, sampled x3
+        export_bioimageio(model_dir, coarse, tmp_path / "x3.zip", factor=3, test=False)
+    result = export_bioimageio(model_dir, coarse, tmp_path / "sn.zip")  # x4: the anisotropy rounded
+    assert result["test"] == "passed" and set(result["fixed"]) == {"intensity_range"}
+    descr = core.load_description(tmp_path / "sn.zip")
+    assert descr.outputs[0].axes[1].scale * 4 == descr.inputs[0].axes[1].scale
+    stack = np.asarray(coarse.data[3:11, :40, :44], np.float32)  # another size than the test tensor
+    sample = core.predict(model=descr, inputs={"raw": core.Tensor.from_numpy(stack[None], dims=("batch", "z", "y", "x"))})
+    got = sample.members["output"].data.values[0]
+    z = np.arange(8) * 1.16
+    tiles = RestorationTiles(resolve(str(model_dir), device="cpu"), "mean")
+    tiles.range = tuple(result["fixed"]["intensity_range"])
+    expected = tiles.interpolate(stack, z, output_positions(z, z_spacing=0.29))
+    assert got.shape == expected.shape == (29, 40, 44)
+    assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
 
 
 def test_export_without_bioimageio_says_how_to_install(models, small, tmp_path, monkeypatch, capsys):

@@ -37,7 +37,8 @@ EXAMPLES = {
                 "  zaug measure vessels_x4.tif --filaments --threshold 800 --json"),
     "demo": "examples:\n  zaug demo\n  zaug demo --output demo_output --minutes 4",
     "export": ("examples:\n  zaug export runs/my_model stack.tif -o my_model.zip\n"
-               "  zaug export runs/model_plus stack.tif -o plus_x3.zip --factor 3 --author 'A. Researcher'"),
+               "  zaug export runs/model_plus stack.tif -o plus_x3.zip --factor 3 --author 'A. Researcher'\n"
+               "  zaug export runs/selfnet aniso.tif -o selfnet.zip"),
 }
 
 
@@ -122,14 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing --csv and --labels files")
     _input_options(p)
 
-    p = add("export", "Write a trained ZAugNet / ZAugNet+ model as a bioimage.io model package (.zip), "
+    p = add("export", "Write a trained ZAugNet, ZAugNet+ or Self-Net model as a bioimage.io model package (.zip), "
                       "tested with bioimageio.core (needs pip install 'zaug[bioimageio]').")
-    p.add_argument("model", help="model folder from zaug train (zaugnet or zaugnet+)")
-    p.add_argument("stack", help="a stack of the kind the package is for: its calibration weights are measured on "
-                                 "it, a crop of it is the package's test input, its voxel size the axes' scale")
+    p.add_argument("model", help="model folder from zaug train (zaugnet, zaugnet+ or selfnet)")
+    p.add_argument("stack", help="a stack of the kind the package is for: what zaug measures per stack (ZAugNet's "
+                                 "calibration, Self-Net's intensity range) is measured on it and fixed, a crop of "
+                                 "it is the package's test input, its voxel size the axes' scale")
     p.add_argument("-o", "--output", required=True, help="package to write (.zip)")
-    p.add_argument("--factor", type=int, default=2,
-                   help="times finer z sampling (ZAugNet: 2, 4, 8; ZAugNet+: any integer; default 2)")
+    p.add_argument("--factor", type=int,
+                   help="times finer z sampling (ZAugNet: 2, 4, 8, default 2; ZAugNet+: any integer, default 2; "
+                        "Self-Net: any integer, default the trained anisotropy rounded)")
     p.add_argument("--name", help="model name in the description (default: from the model folder)")
     p.add_argument("--author", action="append", help="author's name (repeat for several)")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the package (default CC-BY-4.0)")
@@ -412,9 +415,8 @@ def cmd_export(args) -> int:
     result = export_bioimageio(args.model, _read(args, args.stack), args.output, factor=args.factor,
                                name=args.name, authors=args.author, license=args.license,
                                calibrate=not args.no_calibrate, overwrite=args.overwrite, test=not args.no_test)
-    for n, (a_model, a_cubic) in enumerate(result["weights"], 1):
-        print(f"calibration, pass {n}: linear + {a_model:.2f} x (model - linear) + {a_cubic:.2f} x (cubic - linear), "
-              f"fixed in the package (measured on {args.stack})")
+    for line in result["fixed_lines"]:
+        print(f"{line}: fixed in the package (measured on {args.stack})")
     test = "passed bioimageio.core's test" if result["test"] else "not tested (--no-test)"
     print(f"wrote {result['path']}: {test}; it differs from zaug predict by at most "
           f"{result['max_difference']:.3g} on its test input")

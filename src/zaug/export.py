@@ -25,11 +25,14 @@ Examples
 
 from __future__ import annotations
 
+import ast
 import copy
 import inspect
 import re
 import tempfile
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +43,19 @@ from .errors import InputError, ZaugError
 from .io import check_output_path
 from .io._atomic import atomic_path
 from .io._units import normalize_unit
-from .nets import ifnet, zstack
+from .nets import ifnet, resnet2d, zstack
 from .methods.zaugnet import ZaugWarning
 from .predict import output_positions
 from .volume import Volume, check_volume
 
 #: Largest lateral side and number of planes of the test tensor shipped in the package.
 TEST_SIDE, TEST_PLANES = 64, 6
+
+SELFNET_CITATION = {
+    "text": "Ning, Lu et al., Deep self-learning enables fast, high-fidelity isotropic resolution restoration for "
+            "volumetric fluorescence microscopy (Self-Net), Light: Science & Applications 12, 204 (2023)",
+    "doi": "10.1038/s41377-023-01230-2",
+}
 
 ZAUGNET_CITATION = {
     "text": "Pasqui et al., Self-supervised z-slice augmentation for 3D bio-imaging via knowledge distillation "
@@ -129,21 +138,41 @@ def _bioimageio():
 
 
 def architecture_source() -> str:
-    """One Python file holding the IFNet and :class:`ZStackInterpolator` (torch, numpy and scipy only)."""
-    net = inspect.getsource(ifnet)
-    wrapper = inspect.getsource(zstack)
-    wrapper = "\n".join(line for line in wrapper.splitlines() if "# zaug-bundle" not in line)
-    # one module: the second file's docstring and its `from __future__` go, its imports stay
-    wrapper = wrapper.replace("from __future__ import annotations\n", "")
-    header = (f'"""ZAugNet z-stack interpolator, exported by zaug {__version__} for bioimage.io.\n\n'
-              "The IFNet generator (zaug/nets/ifnet.py) followed by the stack wrapper (zaug/nets/zstack.py).\n"
-              '"""\n\n')
-    net = re.sub(r'^""".*?"""\n', "", net, count=1, flags=re.S)
-    wrapper = re.sub(r'^""".*?"""\n', "", wrapper, count=1, flags=re.S)
-    return header + net + "\n\n# ---- zaug/nets/zstack.py ----\n" + wrapper
+    """One Python file holding the IFNet, the ResNet and the stack modules (torch, numpy and scipy only)."""
+    parts, defined = [], {}
+    for module in (ifnet, resnet2d, zstack):
+        for node in ast.parse(inspect.getsource(module)).body:  # one namespace: no name may be defined twice
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                if node.name in defined:
+                    raise RuntimeError(f"{node.name} is defined in both {defined[node.name]} and {module.__name__}; "
+                                       "rename one so that the bundled architecture file keeps both.")
+                defined[node.name] = module.__name__
+        source = re.sub(r'^""".*?"""\n', "", inspect.getsource(module), count=1, flags=re.S)
+        lines = [line for line in source.splitlines()
+                 if "# zaug-bundle" not in line and line != "from __future__ import annotations"]
+        parts.append(f"# ---- zaug/nets/{module.__name__.rsplit('.', 1)[-1]}.py ----\n" + "\n".join(lines))
+    header = (f'"""zaug {__version__} networks for bioimage.io: zaug/nets/ifnet.py, resnet2d.py and zstack.py."""\n\n'
+              "from __future__ import annotations\n\n")
+    return header + "\n\n".join(parts) + "\n"
 
 
-def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path, *, factor: int = 2,
+@dataclass
+class _Plan:
+    """What one kind of model puts in a package."""
+
+    method: str  # ZAugNet, ZAugNet+ or Self-Net
+    factor: int  # how many times finer the output's z sampling is
+    module: torch.nn.Module  # the packaged network (zaug.nets.zstack)
+    kwargs: dict  # its constructor's arguments
+    fixed: dict  # what was measured on the stack and fixed in the package
+    fixed_lines: list  # the same, in words
+    reference: Callable  # (ZYX crop, z positions) -> zaug's own prediction with the same fixed values
+    summary: str  # what the package does, one sentence
+    tags: list
+    cite: dict
+
+
+def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path, *, factor: int | None = None,
                       name: str | None = None, authors: list[str] | None = None, license: str = "CC-BY-4.0",
                       calibrate: bool = True, overwrite: bool = False, test: bool = True) -> dict:
     """Write ``model_dir`` as a bioimage.io model package (``output``, a ``.zip``).
@@ -151,31 +180,33 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
     Parameters
     ----------
     model_dir : path
-        A ZAugNet or ZAugNet+ model folder from ``zaug train``.
+        A ZAugNet, ZAugNet+ or Self-Net model folder from ``zaug train``.
     volume : Volume
-        A stack of the kind the package is for (uniform z spacing): the
-        calibration weights are measured on it (its central 512 x 512 window;
-        the first channel / time point), a crop of it becomes the package's
-        test input, and its voxel size the axes' scale.
+        A stack of the kind the package is for (uniform z spacing): what
+        zaug measures per stack (ZAugNet's calibration weights, Self-Net's
+        intensity range) is measured on it (its central 512 x 512 window;
+        the first channel / time point) and fixed in the package; a crop of
+        it becomes the package's test input, and its voxel size the axes' scale.
     output : path
         The package to write; must end in ``.zip``; never replaced without ``overwrite``.
-    factor : int
-        How many times finer the output's z sampling is.
+    factor : int, optional
+        How many times finer the output's z sampling is (default 2 for
+        ZAugNet, the trained anisotropy rounded for Self-Net).
     name, authors, license
         For the description (defaults: from the model folder, ``["zaug user"]``, CC-BY-4.0).
     calibrate : bool
-        False fixes the weights at the model alone, as ``zaug predict --no-calibrate``.
+        ZAugNet: False fixes the weights at the model alone, as ``zaug predict --no-calibrate``.
     test : bool
         Run bioimageio.core's test of the package before it is written.
 
     Returns
     -------
     dict
-        ``path``, ``weights`` (the calibration pair per pass), ``test`` (the test's
-        status, or None), ``max_difference`` (package vs zaug on the test input).
+        ``path``, ``fixed`` (what was fixed on the stack) and ``fixed_lines`` (in
+        words), ``test`` (the test's status, or None), ``max_difference``
+        (package vs zaug on the test input, in intensity units).
     """
     from .methods import resolve
-    from .methods.zaugnet import ZAugNetModel
 
     v0_5, save_package = _bioimageio()
     output = Path(output)
@@ -183,27 +214,83 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
         raise InputError(f"a bioimage.io package is a .zip file; {output.name} does not end in .zip.")
     check_output_path(output, overwrite=overwrite)
     model = resolve(str(model_dir), device="cpu")
-    if not isinstance(model, ZAugNetModel):
-        raise ExportError(f"only ZAugNet and ZAugNet+ models can be exported to bioimage.io so far; "
-                          f"{model_dir} is a {model.name} model.")
-    factor = check_export_factor(factor, model.plus)
     stack, z_in = _check_volume(volume)
-    model.calibrate = calibrate
-    weights = _calibration_weights(model, stack, z_in, factor, volume.voxel_size[1:])
-    wrapper = _wrapper(model, factor, weights)
+    plan = _plan(model, stack, z_in, volume, factor, calibrate, Path(model_dir).resolve().name)
+    factor = plan.factor
     test_input = _test_input(stack)
-    test_output = wrapper(torch.from_numpy(test_input)).numpy()
-    reference = _zaug_prediction(model, weights, test_input[0], z_in[:test_input.shape[1]], factor)
+    test_output = plan.module(torch.from_numpy(test_input)).numpy()
+    reference = plan.reference(test_input[0], z_in[:test_input.shape[1]])
     difference = float(np.max(np.abs(test_output[0] - reference)))
     with tempfile.TemporaryDirectory(prefix="zaug-bioimageio-") as tmp:
-        folder = Path(tmp)
-        descr = _description(v0_5, model, volume, wrapper, weights, factor, folder, test_input, test_output,
-                             name or f"{'ZAugNet+' if model.plus else 'ZAugNet'} x{factor} z-interpolation "
-                             f"({Path(model_dir).resolve().name})", authors or ["zaug user"], license)
+        descr = _description(v0_5, plan, model, volume, Path(tmp), test_input, test_output,
+                             name or f"{plan.method} x{factor} z ({Path(model_dir).resolve().name})",
+                             authors or ["zaug user"], license)
         status = _run_test(descr) if test else None
         with atomic_path(output) as part:
             save_package(descr, output_path=part)
-    return {"path": output, "weights": weights, "test": status, "max_difference": difference}
+    return {"path": output, "fixed": plan.fixed, "fixed_lines": plan.fixed_lines, "test": status,
+            "max_difference": difference}
+
+
+def _plan(model, stack, z_in, volume: Volume, factor, calibrate: bool, folder: str) -> _Plan:
+    from .methods.selfnet import SelfNetRestorer
+    from .methods.zaugnet import ZAugNetModel
+
+    if isinstance(model, ZAugNetModel):
+        return _interpolation_plan(model, stack, z_in, volume, 2 if factor is None else factor, calibrate)
+    if isinstance(model, SelfNetRestorer):
+        return _restoration_plan(model, stack, z_in, factor)
+    raise ExportError(f"only ZAugNet, ZAugNet+ and Self-Net models can be exported to bioimage.io so far; "
+                      f"{folder} is a {model.name} model.")
+
+
+def _interpolation_plan(model, stack, z_in, volume: Volume, factor, calibrate: bool) -> _Plan:
+    factor = check_export_factor(factor, model.plus)
+    model.calibrate = calibrate
+    weights = _calibration_weights(model, stack, z_in, factor, volume.voxel_size[1:])
+    module = _wrapper(model, factor, weights)
+    kwargs = {"net": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.net.items()},
+              "low": module.low, "high": module.high, "factor": factor, "weights": weights,
+              "tta": module.tta, "tile": module.tile, "overlap": module.overlap, "batch": module.batch}
+    method = "ZAugNet+" if model.plus else "ZAugNet"
+    lines = [f"calibration, pass {n}: linear + {a:.2f} x (model - linear) + {c:.2f} x (cubic - linear)"
+             for n, (a, c) in enumerate(weights, 1)]
+    return _Plan(method, factor, module, kwargs, {"calibration_weights": weights}, lines,
+                 lambda crop, z: _zaug_prediction(model, weights, crop, z, factor),
+                 f"{method} trained with zaug on the user's own stack: {factor} times finer z sampling "
+                 "of fluorescence / EM z-stacks (self-supervised, no ground truth).",
+                 ["zaug", method.lower(), "z-interpolation", "3d", "self-supervised", "pytorch"],
+                 ZAUGNET_CITATION)
+
+
+def _restoration_plan(model, stack, z_in, factor) -> _Plan:
+    from .restore import RestorationTiles
+
+    trained = float(model.config.factor)
+    factor = check_export_factor(max(2, round(trained)) if factor is None else factor, plus=True)
+    if abs(factor / trained - 1) > 0.15:
+        warnings.warn(ZaugWarning(
+            f"the model restores a {trained:.2f}-fold anisotropy; a package that samples z {factor} times "
+            "finer resamples its axial planes to another spacing than it learnt."), stacklevel=4)
+    tiles = RestorationTiles(model, "mean").for_stack(_central_window(stack), z_in, None)
+    low, high = tiles.range
+    module = zstack.ZStackRestorer(model.config.net["generator"], low, high, 1.0 / factor, "mean",
+                                   model.tile)
+    module.deblur.load_state_dict(model.net.state_dict())
+    module.eval()
+    spacing = float(np.mean(np.diff(z_in))) / factor
+
+    def reference(crop, z):
+        return tiles.interpolate(crop, z, output_positions(z, z_spacing=spacing))
+
+    kwargs = {"net": dict(model.config.net["generator"]), "low": low, "high": high, "step": 1.0 / factor,
+              "fuse": "mean", "tile": module.tile}
+    return _Plan("Self-Net", factor, module, kwargs, {"intensity_range": [low, high]},
+                 [f"intensity range {low:g} to {high:g} mapped to 0 and 1 (percentiles of the stack)"], reference,
+                 f"Self-Net trained with zaug on the user's own stack: isotropic restoration, z sampled {factor} "
+                 "times finer and the xz and yz planes deblurred (self-supervised, from the stack's lateral "
+                 "planes).", ["zaug", "self-net", "isotropic-restoration", "3d", "self-supervised", "pytorch"],
+                 SELFNET_CITATION)
 
 
 def _check_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
@@ -219,13 +306,18 @@ def _check_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
     return stack, volume.z_coords()
 
 
-def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int, pixel_size) -> list:
-    """(model, cubic) weights per pass, measured as blockwise ``zaug predict`` does (central window)."""
+def _central_window(stack: np.ndarray) -> np.ndarray:
+    """The central 512 x 512 window, on which blockwise ``zaug predict`` measures per-stack values."""
     from .blockwise import SAMPLE_SIDE
 
     ny, nx = stack.shape[1:]
     y0, x0 = max(0, (ny - SAMPLE_SIDE) // 2), max(0, (nx - SAMPLE_SIDE) // 2)
-    window = stack[:, y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE]
+    return stack[:, y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE]
+
+
+def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int, pixel_size) -> list:
+    """(model, cubic) weights per pass, measured as blockwise ``zaug predict`` does (central window)."""
+    window = _central_window(stack)
     z_out = output_positions(z_in, factor=factor)
     spacing = float(np.mean(np.diff(z_in)))
     spacings = [spacing] if model.plus else [spacing / 2**p for p in range(int(np.log2(factor)))]
@@ -277,56 +369,55 @@ def _run_test(descr) -> str:
     return summary.status
 
 
-def _description(v0_5, model, volume: Volume, wrapper, weights, factor: int, folder: Path, test_input,
-                 test_output, name: str, authors: list[str], license: str):
+def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_input, test_output, name: str,
+                 authors: list[str], license: str):
     """The bioimage.io model description, its files written to ``folder``."""
+    factor = plan.factor
     files = {"weights": folder / "weights.pt", "arch": folder / "zaug_zstack.py",
              "env": folder / "environment.yaml", "input": folder / "test_input.npy",
              "output": folder / "test_output.npy", "doc": folder / "README.md", "cover": folder / "cover.png"}
     # the bioimage.io format for PyTorch weights is torch.save's state dict; consumers load it with
     # weights_only=True, and zaug itself never reads it back (its own models are safetensors)
-    torch.save(wrapper.state_dict(), files["weights"])
+    torch.save(plan.module.state_dict(), files["weights"])
     files["arch"].write_text(architecture_source())
     files["env"].write_text(_environment())
     np.save(files["input"], test_input)
     np.save(files["output"], test_output)
-    files["doc"].write_text(_documentation(model, volume, weights, factor))
+    files["doc"].write_text(_documentation(plan, model, volume))
     _cover(files["cover"], test_input[0], test_output[0], factor)
 
     unit, (vz, vy, vx), out_z = axis_scales(volume.voxel_size, volume.unit, factor)
     space = dict(unit=unit) if unit else {}
-    in_axes = [v0_5.BatchAxis(),
-               v0_5.SpaceInputAxis(id=v0_5.AxisId("z"), size=v0_5.ParameterizedSize(min=2, step=1), scale=vz,
-                                   **space),
-               v0_5.SpaceInputAxis(id=v0_5.AxisId("y"), size=v0_5.ParameterizedSize(min=16, step=1), scale=vy,
-                                   **space),
-               v0_5.SpaceInputAxis(id=v0_5.AxisId("x"), size=v0_5.ParameterizedSize(min=16, step=1), scale=vx,
-                                   **space)]
+    axis = lambda cls, name, size, scale: cls(id=v0_5.AxisId(name), size=size, scale=scale, **space)  # noqa: E731
     raw = v0_5.TensorId("raw")
-    ref = lambda axis, offset=0: v0_5.SizeReference(tensor_id=raw, axis_id=v0_5.AxisId(axis), offset=offset)  # noqa: E731
-    out_axes = [v0_5.BatchAxis(),
-                v0_5.SpaceOutputAxis(id=v0_5.AxisId("z"), size=ref("z", 1 - factor), scale=out_z,
-                                 **space),
-                v0_5.SpaceOutputAxis(id=v0_5.AxisId("y"), size=ref("y"), scale=vy, **space),
-                v0_5.SpaceOutputAxis(id=v0_5.AxisId("x"), size=ref("x"), scale=vx, **space)]
+    ref = lambda name, offset=0: v0_5.SizeReference(tensor_id=raw, axis_id=v0_5.AxisId(name), offset=offset)  # noqa: E731
+    sizes = {"z": v0_5.ParameterizedSize(min=2, step=1), "y": v0_5.ParameterizedSize(min=16, step=1)}
+    in_axes = [v0_5.BatchAxis(), axis(v0_5.SpaceInputAxis, "z", sizes["z"], vz),
+               axis(v0_5.SpaceInputAxis, "y", sizes["y"], vy), axis(v0_5.SpaceInputAxis, "x", sizes["y"], vx)]
+    out_axes = [v0_5.BatchAxis(), axis(v0_5.SpaceOutputAxis, "z", ref("z", 1 - factor), out_z),
+                axis(v0_5.SpaceOutputAxis, "y", ref("y"), vy), axis(v0_5.SpaceOutputAxis, "x", ref("x"), vx)]
     inputs = [v0_5.InputTensorDescr(
         id=raw, axes=in_axes, test_tensor=v0_5.FileDescr(source=files["input"]),
         description="z-stack in its own intensity units (float32); uniform z spacing")]
     outputs = [v0_5.OutputTensorDescr(
-        id=v0_5.TensorId("interpolated"), axes=out_axes, test_tensor=v0_5.FileDescr(source=files["output"]),
-        description=f"the stack with {factor} times finer z sampling; acquired planes unchanged")]
-    kwargs = {"net": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.net.items()},
-              "low": float(wrapper.low), "high": float(wrapper.high), "factor": factor, "weights": weights,
-              "tta": wrapper.tta, "tile": wrapper.tile, "overlap": wrapper.overlap, "batch": wrapper.batch}
+        id=v0_5.TensorId("output"), axes=out_axes, test_tensor=v0_5.FileDescr(source=files["output"]),
+        description=f"the stack with {factor} times finer z sampling, float32")]
     state_dict = v0_5.PytorchStateDictWeightsDescr(
         source=files["weights"], pytorch_version=v0_5.Version(torch.__version__.split("+")[0]),
-        architecture=v0_5.ArchitectureFromFileDescr(source=files["arch"], callable="ZStackInterpolator",
-                                                    kwargs=kwargs),
+        architecture=v0_5.ArchitectureFromFileDescr(source=files["arch"], callable=type(plan.module).__name__,
+                                                    kwargs=plan.kwargs),
         dependencies=v0_5.FileDescr(source=files["env"]))
-    method = "ZAugNet+" if model.plus else "ZAugNet"
+    cfg = model.config
     try:
-        return _model_descr(v0_5, method, name, authors, license, files, factor, inputs, outputs, state_dict,
-                            model, weights)
+        return v0_5.ModelDescr(
+            name=name, description=plan.summary, authors=[v0_5.Author(name=a) for a in authors],
+            cite=[v0_5.CiteEntry(**plan.cite)], license=license,
+            documentation=v0_5.FileDescr(source=files["doc"]), covers=[v0_5.FileDescr(source=files["cover"])],
+            tags=plan.tags, inputs=inputs, outputs=outputs, weights=v0_5.WeightsDescr(pytorch_state_dict=state_dict),
+            config={"zaug": {"version": __version__, "method": cfg.method, "preset": cfg.preset, "factor": factor,
+                             **_jsonable(plan.fixed), "train_voxel_size": list(cfg.train_voxel_size),
+                             "train_unit": cfg.train_unit, "self_check": _jsonable(cfg.self_check),
+                             "steps": cfg.summary.get("steps")}})
     except ValueError as exc:  # pydantic's ValidationError: a bad --name, --license, ...
         errors = getattr(exc, "errors", lambda: [])()
         where = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else "description"
@@ -334,28 +425,6 @@ def _description(v0_5, model, volume: Volume, wrapper, weights, factor: int, fol
         if where == "license":
             message = f"{license!r} is not an SPDX licence identifier such as CC-BY-4.0, MIT or BSD-3-Clause"
         raise ExportError(f"the bioimage.io description is not valid ({where}: {message[:200]}).") from exc
-
-
-def _model_descr(v0_5, method, name, authors, license, files, factor, inputs, outputs, state_dict, model,
-                 weights):
-    return v0_5.ModelDescr(
-        name=name,
-        description=(f"{method} trained with zaug on the user's own stack: {factor} times finer z sampling "
-                     "of fluorescence / EM z-stacks (self-supervised, no ground truth)."),
-        authors=[v0_5.Author(name=a) for a in authors],
-        cite=[v0_5.CiteEntry(**ZAUGNET_CITATION)],
-        license=license,
-        documentation=v0_5.FileDescr(source=files["doc"]),
-        covers=[v0_5.FileDescr(source=files["cover"])],
-        tags=["zaug", method.lower(), "z-interpolation", "3d", "self-supervised", "pytorch"],
-        inputs=inputs, outputs=outputs,
-        weights=v0_5.WeightsDescr(pytorch_state_dict=state_dict),
-        config={"zaug": {"version": __version__, "method": model.config.method, "preset": model.config.preset,
-                         "factor": factor, "calibration_weights": weights,
-                         "train_voxel_size": list(model.config.train_voxel_size),
-                         "train_unit": model.config.train_unit, "self_check": _jsonable(model.config.self_check),
-                         "steps": model.config.summary.get("steps")}},
-    )
 
 
 def _jsonable(value):
@@ -375,28 +444,26 @@ def _environment() -> str:
             f"  - pytorch>={torch.__version__.split('+')[0]}\n  - numpy\n  - scipy>={scipy.__version__}\n")
 
 
-def _documentation(model, volume: Volume, weights: list, factor: int) -> str:
-    cfg = model.config
+def _documentation(plan: _Plan, model, volume: Volume) -> str:
+    cfg, factor = model.config, plan.factor
     sc = cfg.self_check or {}
-    method = "ZAugNet+" if model.plus else "ZAugNet"
-    lines = [f"# {method} z-interpolation (exported by zaug {__version__})", "",
+    interpolation = plan.method != "Self-Net"
+    lines = [f"# {plan.method} (exported by zaug {__version__})", "", plan.summary, "",
              f"Input: a `(batch, z, y, x)` float32 stack in its own intensity units, uniformly sampled in z. "
-             f"Output: the same stack with {factor} times finer z sampling, `{factor} (z - 1) + 1` planes; the "
-             "acquired planes are passed through unchanged.", "",
+             f"Output: float32, with {factor} times finer z sampling, `{factor} (z - 1) + 1` planes"
+             + ("; the acquired planes are passed through unchanged." if interpolation else "."), "",
              "## Training", "",
              f"Trained with `zaug train --method {cfg.method} --preset {cfg.preset}` on the user's own stack "
-             f"({cfg.summary.get('steps')} steps), self-supervised from its own plane triplets; training voxel "
-             f"size (z, y, x) {tuple(cfg.train_voxel_size)} {cfg.train_unit}.", ""]
+             f"({cfg.summary.get('steps')} steps), self-supervised; training voxel size (z, y, x) "
+             f"{tuple(cfg.train_voxel_size)} {cfg.train_unit}.", ""]
     if sc.get("gain_db") is not None:
-        lines += [f"Self-check on held-out planes of the training stack: {sc['gain_db']:+.2f} dB PSNR over the "
+        lines += [f"Self-check on held-out data of the training stack: {sc['gain_db']:+.2f} dB PSNR over the "
                   "better of linear and cubic interpolation.", ""]
-    lines += ["## Calibration (fixed in this package)", "",
-              "Each new plane is `linear + a (model - linear) + c (cubic - linear)`. zaug fits `(a, c)` on "
-              "every stack it interpolates; this package fixed them on the stack it was exported with "
-              f"(voxel size {tuple(volume.voxel_size)} {volume.unit}):", ""]
-    lines += [f"- pass {p + 1}: a = {a:.3f}, c = {c:.3f}" for p, (a, c) in enumerate(weights)]
-    lines += ["", "Use it on stacks of the same kind and z sampling; for others, train and predict with zaug, "
-              "which measures the weights per stack.", "",
+    lines += ["## Fixed on the stack it was exported with", "",
+              f"zaug measures these on every stack; this package fixed them on one (voxel size "
+              f"{tuple(volume.voxel_size)} {volume.unit}):", ""]
+    lines += [f"- {line}" for line in plan.fixed_lines]
+    lines += ["", "Use it on stacks of the same kind and sampling; for others, train and predict with zaug.", "",
               "## Limits", "",
               "- Trained on one stack: measure it on yours with `zaug evaluate` before trusting it.",
               "- The output is float32; cast it back to your stack's data type (zaug predict does).", ""]

@@ -79,6 +79,7 @@ from ..losses_ssim import ssim_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.axial_kernel import AxialBlurKernel
 from ..nets.resnet2d import PatchDiscriminator, ResNetGenerator, selfnet_preset
+from ..nets.zstack import apply_exact_tiles
 from ..predict import output_positions
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
@@ -493,35 +494,10 @@ def format_self_check(sc: dict) -> str:
 
 
 # -- prediction -------------------------------------------------------------------------
-def _tile_starts(n: int, tile: int) -> list[tuple[int, int]]:
-    return [(s, min(s + tile, n)) for s in range(0, n, tile)]
-
-
-@torch.no_grad()
-def _apply_tiled(net: torch.nn.Module, planes: np.ndarray, device: torch.device, tile: int = 256,
-                 max_pixels: int = 1 << 21) -> np.ndarray:
-    """Run a size-preserving net on ``(n, h, w)`` planes of any size, tile by tile.
-
-    Each tile is computed with ``net.radius`` pixels of real context on every
-    side that has any, and only its centre is kept, so the result equals the
-    untiled one. Planes smaller than 8 pixels are padded (replicate) first.
-    """
-    n, h, w = planes.shape
+def _apply_tiled(net: torch.nn.Module, planes: np.ndarray, device: torch.device, tile: int = 256) -> np.ndarray:
+    """:func:`zaug.nets.zstack.apply_exact_tiles` on ``(n, h, w)`` NumPy planes."""
     x = torch.from_numpy(np.ascontiguousarray(planes, np.float32))[:, None]
-    ph, pw = max(0, 8 - h), max(0, 8 - w)
-    if ph or pw:
-        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    hp, wp = x.shape[-2:]
-    out = torch.empty_like(x)
-    m = net.radius
-    chunk = max(1, max_pixels // ((min(tile, hp) + 2 * m) * (min(tile, wp) + 2 * m)))
-    for y0, y1 in _tile_starts(hp, tile):
-        for x0, x1 in _tile_starts(wp, tile):
-            cy0, cy1, cx0, cx1 = max(0, y0 - m), min(hp, y1 + m), max(0, x0 - m), min(wp, x1 + m)
-            for i in range(0, n, chunk):
-                part = net(x[i:i + chunk, :, cy0:cy1, cx0:cx1].to(device)).float().cpu()
-                out[i:i + chunk, :, y0:y1, x0:x1] = part[..., y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
-    return out[:, 0, :h, :w].numpy()
+    return apply_exact_tiles(net, x, device, tile)[:, 0].numpy()
 
 
 class SelfNetRestorer:

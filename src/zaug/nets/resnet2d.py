@@ -71,7 +71,7 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def _conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
+def _reflect_conv(c_in: int, c_out: int, k: int) -> nn.Conv2d:
     # Reflection padding avoids dark borders: planes are restored whole or in tiles.
     return nn.Conv2d(c_in, c_out, k, padding=k // 2, padding_mode="reflect")
 
@@ -81,8 +81,8 @@ class ResBlock2d(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(_conv(channels, channels, 3), nn.LeakyReLU(0.2, inplace=True),
-                                  _conv(channels, channels, 3))
+        self.body = nn.Sequential(_reflect_conv(channels, channels, 3), nn.LeakyReLU(0.2, inplace=True),
+                                  _reflect_conv(channels, channels, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.body(x)
@@ -110,14 +110,14 @@ class ResNetGenerator(nn.Module):
                  in_ch: int = 1, out_ch: int = 1) -> None:
         super().__init__()
         act = nn.LeakyReLU(0.2, inplace=True)
-        layers: list[nn.Module] = [_conv(in_ch, channels, 7), act]
+        layers: list[nn.Module] = [_reflect_conv(in_ch, channels, 7), act]
         for _ in range(n_pre):
-            layers += [_conv(channels, channels, 3), act]
+            layers += [_reflect_conv(channels, channels, 3), act]
         layers += [ResBlock2d(channels) for _ in range(n_blocks)]
         for _ in range(n_pre):
-            layers += [_conv(channels, channels, 3), act]
+            layers += [_reflect_conv(channels, channels, 3), act]
         self.body = nn.Sequential(*layers)
-        self.head = _conv(channels, out_ch, 7)
+        self.head = _reflect_conv(channels, out_ch, 7)
         self.global_skip = bool(global_skip and in_ch == out_ch)
         if self.global_skip:
             with torch.no_grad():

@@ -30,12 +30,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy.interpolate import CubicSpline
 from torch import nn
 
 from .ifnet import IFNet  # zaug-bundle: the exported file holds IFNet itself
+from .resnet2d import ResNetGenerator  # zaug-bundle: and the ResNet
 
-__all__ = ["ZStackInterpolator", "run_generator", "tiled_generator", "spline_matrix"]
+__all__ = ["ZStackInterpolator", "ZStackRestorer", "run_generator", "tiled_generator", "apply_exact_tiles",
+           "spline_matrix", "restoration_rows"]
 
 
 def run_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tta: bool = True) -> torch.Tensor:
@@ -98,6 +101,33 @@ def tiled_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tile: i
             out[sl] += pred * ramp
             weight[sl] += ramp
     return out / weight
+
+
+@torch.no_grad()
+def apply_exact_tiles(net: nn.Module, x: torch.Tensor, device, tile: int = 256,
+                      max_pixels: int = 1 << 21) -> torch.Tensor:
+    """Run a size-preserving net on ``(n, 1, h, w)`` planes of any size, tile by tile.
+
+    Each tile is computed with ``net.radius`` pixels of real context on every
+    side that has any, and only its centre is kept, so the result equals the
+    untiled one. Planes smaller than 8 pixels are padded (replicate) first.
+    """
+    n, _, h, w = x.shape
+    ph, pw = max(0, 8 - h), max(0, 8 - w)
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    hp, wp = x.shape[-2:]
+    out = torch.empty_like(x)
+    m = net.radius
+    spans = lambda size: [(s, min(s + tile, size)) for s in range(0, size, tile)]  # noqa: E731
+    chunk = max(1, max_pixels // ((min(tile, hp) + 2 * m) * (min(tile, wp) + 2 * m)))
+    for y0, y1 in spans(hp):
+        for x0, x1 in spans(wp):
+            cy0, cy1, cx0, cx1 = max(0, y0 - m), min(hp, y1 + m), max(0, x0 - m), min(wp, x1 + m)
+            for i in range(0, n, chunk):
+                part = net(x[i:i + chunk, :, cy0:cy1, cx0:cx1].to(device)).float().to(x.device)
+                out[i:i + chunk, :, y0:y1, x0:x1] = part[..., y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    return out[..., :h, :w]
 
 
 def spline_matrix(z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
@@ -196,3 +226,66 @@ class ZStackInterpolator(nn.Module):
         b = torch.stack([x[i + 1] for i, _ in jobs])[:, None]
         t = torch.tensor([tt for _, tt in jobs], dtype=x.dtype, device=x.device) if self.plus else None
         return tiled_generator(self.generator, a, b, t, self.tile, self.overlap, self.tta)[:, 0]
+
+
+def restoration_rows(planes: int, step: float) -> np.ndarray:
+    """Output rows (in input-plane units) ``step`` apart, from the first plane to the last.
+
+    As :func:`zaug.predict.output_positions` with ``z_spacing = step`` planes.
+    """
+    count = int(np.floor((planes - 1) / step + 1e-6)) + 1
+    return np.minimum(step * np.arange(count), planes - 1)
+
+
+class ZStackRestorer(nn.Module):
+    """Self-Net's restoration of a z-stack: ``(B, Z, Y, X)`` in, ``(B, Z', Y, X)`` out.
+
+    Every xz and every yz plane is resampled along z to rows ``step`` planes
+    apart with a cubic spline, deblurred by the network (exact tiles), and the
+    two results are fused, as :func:`zaug.restore.restore_volume` does.
+
+    Parameters
+    ----------
+    net : dict
+        :class:`~zaug.nets.resnet2d.ResNetGenerator` keyword arguments.
+    low, high : float
+        Intensities mapped to 0 and 1 (not clipped).
+    step : float
+        Output z spacing in input planes (``1 / factor``).
+    fuse : {'mean', 'geometric', 'xz', 'yz'}
+    tile : int
+        Tile side of the deblurring (the result does not depend on it).
+    """
+
+    def __init__(self, net: dict, low: float, high: float, step: float, fuse: str = "mean", tile: int = 256):
+        super().__init__()
+        if fuse not in ("mean", "geometric", "xz", "yz"):
+            raise ValueError(f"unknown fusion {fuse!r}")
+        self.deblur = ResNetGenerator(**net)
+        self.low, self.high, self.step, self.fuse, self.tile = float(low), float(high), float(step), fuse, int(tile)
+
+    @torch.no_grad()
+    def forward(self, stack: torch.Tensor) -> torch.Tensor:
+        if stack.dim() != 4 or stack.shape[1] < 2:
+            raise ValueError(f"expected a (batch, z, y, x) stack of at least 2 planes, got {tuple(stack.shape)}")
+        x = (stack.float() - self.low) / (self.high - self.low)
+        rows = restoration_rows(x.shape[1], self.step)
+        spline = torch.from_numpy(spline_matrix(np.arange(x.shape[1]), rows)).to(x)
+        out = torch.stack([self._one(s, spline) for s in x])
+        return out * (self.high - self.low) + self.low
+
+    def _one(self, x: torch.Tensor, spline: torch.Tensor) -> torch.Tensor:
+        parts = []
+        if self.fuse != "yz":  # xz planes: (Y, Z, X) -> (Y, Zout, X) -> (Zout, Y, X)
+            parts.append(self._planes(x.permute(1, 0, 2), spline).permute(1, 0, 2))
+        if self.fuse != "xz":  # yz planes: (X, Z, Y) -> (X, Zout, Y) -> (Zout, Y, X)
+            parts.append(self._planes(x.permute(2, 0, 1), spline).permute(1, 2, 0))
+        if len(parts) == 1:
+            return parts[0]
+        if self.fuse == "geometric":
+            return torch.sqrt(parts[0].clamp(min=0) * parts[1].clamp(min=0))
+        return 0.5 * (parts[0] + parts[1])
+
+    def _planes(self, planes: torch.Tensor, spline: torch.Tensor) -> torch.Tensor:
+        resampled = torch.einsum("mn,pnw->pmw", spline, planes)
+        return apply_exact_tiles(self.deblur, resampled[:, None].contiguous(), planes.device, self.tile)[:, 0]
