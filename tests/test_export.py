@@ -12,7 +12,8 @@ from zaug import InputError, OutputError
 from zaug.cli import main
 from zaug.export import (ExportError, _calibration_weights, _wrapper, architecture_source, axis_scales,
                          export_bioimageio)
-from zaug.methods import niiv, resolve, selfnet, zaugnet
+from zaug.nets.zstack import ZVolumeRestorer
+from zaug.methods import niiv, resin, resolve, selfnet, zaugnet
 from zaug.predict import output_positions
 from zaug.restore import RestorationTiles
 from zaug.sample import load_sample, sample_path
@@ -130,14 +131,21 @@ def test_export_refuses_what_it_cannot_package(models, small, tmp_path):
     uneven = small.replace(z_positions=np.cumsum(np.r_[0.0, np.linspace(0.2, 0.4, small.nz - 1)]))
     with pytest.raises(InputError, match="not uniform"):
         export_bioimageio(models["zaugnet"], uneven, tmp_path / "m.zip")
-    full = load_sample()
-    coarse = full.replace(data=full.data[::4, 40:72, 40:72], voxel_size=(1.16, 0.26, 0.26))
-    other = niiv.fit([coarse], tmp_path / "niiv", {"steps": 2, "progress": False})
-    with pytest.raises(ExportError, match="only ZAugNet, ZAugNet. and Self-Net"):
-        export_bioimageio(other, coarse, tmp_path / "m.zip")
     with pytest.raises(ExportError, match="not an SPDX licence"):
         export_bioimageio(models["zaugnet"], small, tmp_path / "m.zip", license="MY-OWN", test=False)
     assert not list(tmp_path.glob("*.zip"))
+
+
+def _consumer_and_zaug(package, model_dir, stack, spacing, fixed):
+    """bioimageio.core's run of ``package`` on ``stack`` (z step 1.16), and zaug's restoration with its range."""
+    import bioimageio.core as core
+
+    descr = core.load_description(package)
+    sample = core.predict(model=descr, inputs={"raw": core.Tensor.from_numpy(stack[None], dims=("batch", "z", "y", "x"))})
+    z = np.arange(len(stack)) * 1.16
+    tiles = RestorationTiles(resolve(str(model_dir), device="cpu"), "mean")
+    tiles.range = tuple(fixed["intensity_range"])
+    return sample.members["output"].data.values[0], tiles.interpolate(stack, z, output_positions(z, z_spacing=spacing))
 
 
 def test_selfnet_package_restores_like_zaug(tmp_path):
@@ -152,14 +160,63 @@ def test_selfnet_package_restores_like_zaug(tmp_path):
     descr = core.load_description(tmp_path / "sn.zip")
     assert descr.outputs[0].axes[1].scale * 4 == descr.inputs[0].axes[1].scale
     stack = np.asarray(coarse.data[3:11, :40, :44], np.float32)  # another size than the test tensor
-    sample = core.predict(model=descr, inputs={"raw": core.Tensor.from_numpy(stack[None], dims=("batch", "z", "y", "x"))})
-    got = sample.members["output"].data.values[0]
-    z = np.arange(8) * 1.16
-    tiles = RestorationTiles(resolve(str(model_dir), device="cpu"), "mean")
-    tiles.range = tuple(result["fixed"]["intensity_range"])
-    expected = tiles.interpolate(stack, z, output_positions(z, z_spacing=0.29))
+    got, expected = _consumer_and_zaug(tmp_path / "sn.zip", model_dir, stack, 0.29, result["fixed"])
     assert got.shape == expected.shape == (29, 40, 44)
     assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+
+
+@pytest.fixture(scope="module")
+def coarse():
+    full = load_sample()
+    return full.replace(data=np.ascontiguousarray(full.data[::4, 40:88, 40:96]), voxel_size=(1.16, 0.26, 0.26))
+
+
+@pytest.fixture(scope="module")
+def resin_dir(coarse, tmp_path_factory):
+    return resin.fit([coarse], tmp_path_factory.mktemp("resin") / "m", {"steps": 2, "progress": False, "cube": 16})
+
+
+def test_resin_volume_module_equals_zaug_restoration(coarse, resin_dir):
+    model = resolve(str(resin_dir), device="cpu")
+    model.tile, model.overlap = 16, 6  # cubes smaller than the 29 x 48 x 56 output: the blended path
+    stack = np.asarray(coarse.data, np.float32)
+    z = coarse.z_coords()
+    tiles = RestorationTiles(model, "mean").for_stack(stack, z, None)
+    low, high = tiles.range
+    module = ZVolumeRestorer(model.config.net["net"], low, high, 0.25, tile=16, overlap=6).eval()
+    module.restore.load_state_dict(model.net.state_dict())
+    packaged = module(torch.from_numpy(stack[None])).numpy()[0]
+    expected = tiles.interpolate(stack, z, output_positions(z, z_spacing=0.29))
+    assert packaged.shape == expected.shape == (4 * (coarse.nz - 1) + 1,) + stack.shape[1:]
+    assert np.abs(packaged - expected).max() < 1e-4 * float(high - low)
+    assert np.abs(packaged[::4] - stack).max() > 1e-3 * float(high - low)  # restored, not copied
+
+
+def test_resin_package_restores_like_zaug(coarse, resin_dir, tmp_path):
+    pytest.importorskip("bioimageio.core", reason="pip install 'zaug[bioimageio]' to test the export")
+    result = export_bioimageio(resin_dir, coarse, tmp_path / "resin.zip")  # x4: the anisotropy rounded
+    assert result["test"] == "passed" and set(result["fixed"]) == {"intensity_range"}
+    with zipfile.ZipFile(tmp_path / "resin.zip") as package:
+        rdf = package.read("rdf.yaml").decode()
+    assert "ZVolumeRestorer" in rdf and "sr_3dunet" in rdf
+    stack = np.asarray(coarse.data[2:9, :36, :40], np.float32)
+    got, expected = _consumer_and_zaug(tmp_path / "resin.zip", resin_dir, stack, 0.29, result["fixed"])
+    assert got.shape == expected.shape == (25, 36, 40)
+    assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+
+
+def test_niiv_package_restores_like_zaug(coarse, tmp_path):
+    core = pytest.importorskip("bioimageio.core", reason="pip install 'zaug[bioimageio]' to test the export")
+    model_dir = niiv.fit([coarse], tmp_path / "niiv", {"steps": 2, "progress": False})
+    result = export_bioimageio(model_dir, coarse, tmp_path / "niiv.zip", factor=2)
+    assert result["test"] == "passed" and result["max_difference"] < 1e-4 * float(coarse.data.max())
+    descr = core.load_description(tmp_path / "niiv.zip")
+    assert descr.outputs[0].axes[1].scale * 2 == descr.inputs[0].axes[1].scale
+    stack = np.asarray(coarse.data[1:10, :30, :42], np.float32)
+    got, expected = _consumer_and_zaug(tmp_path / "niiv.zip", model_dir, stack, 0.58, result["fixed"])
+    assert got.shape == expected.shape == (17, 30, 42)
+    assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+    assert np.abs(got[1::2] - 0.5 * (stack[:-1] + stack[1:])).max() > 1  # decoded, not averaged
 
 
 def test_export_without_bioimageio_says_how_to_install(models, small, tmp_path, monkeypatch, capsys):

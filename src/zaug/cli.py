@@ -38,7 +38,7 @@ EXAMPLES = {
     "demo": "examples:\n  zaug demo\n  zaug demo --output demo_output --minutes 4",
     "export": ("examples:\n  zaug export runs/my_model stack.tif -o my_model.zip\n"
                "  zaug export runs/model_plus stack.tif -o plus_x3.zip --factor 3 --author 'A. Researcher'\n"
-               "  zaug export runs/selfnet aniso.tif -o selfnet.zip"),
+               "  zaug export runs/selfnet aniso.tif -o selfnet.zip\n  zaug export runs/resin aniso.tif -o resin.zip"),
 }
 
 
@@ -123,16 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing --csv and --labels files")
     _input_options(p)
 
-    p = add("export", "Write a trained ZAugNet, ZAugNet+ or Self-Net model as a bioimage.io model package (.zip), "
+    p = add("export", "Write a trained ZAugNet, ZAugNet+, Self-Net, niiv or RESIN model as a bioimage.io model package (.zip), "
                       "tested with bioimageio.core (needs pip install 'zaug[bioimageio]').")
-    p.add_argument("model", help="model folder from zaug train (zaugnet, zaugnet+ or selfnet)")
+    p.add_argument("model", help="model folder from zaug train (zaugnet, zaugnet+, selfnet, niiv or resin)")
     p.add_argument("stack", help="a stack of the kind the package is for: what zaug measures per stack (ZAugNet's "
-                                 "calibration, Self-Net's intensity range) is measured on it and fixed, a crop of "
+                                 "calibration, the restoration models' intensity range) is measured on it and fixed, a crop of "
                                  "it is the package's test input, its voxel size the axes' scale")
     p.add_argument("-o", "--output", required=True, help="package to write (.zip)")
     p.add_argument("--factor", type=int,
                    help="times finer z sampling (ZAugNet: 2, 4, 8, default 2; ZAugNet+: any integer, default 2; "
-                        "Self-Net: any integer, default the trained anisotropy rounded)")
+                        "Self-Net, niiv, RESIN: any integer, default the trained anisotropy rounded)")
     p.add_argument("--name", help="model name in the description (default: from the model folder)")
     p.add_argument("--author", action="append", help="author's name (repeat for several)")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the package (default CC-BY-4.0)")

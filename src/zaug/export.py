@@ -1,17 +1,22 @@
-"""Export a trained ZAugNet / ZAugNet+ model as a bioimage.io model package.
+"""Export a trained ZAugNet, ZAugNet+, Self-Net, niiv or RESIN model as a bioimage.io model package.
 
 The package (a ``.zip`` of the bioimage.io model format 0.5) runs without zaug
 in consumers that read ``pytorch_state_dict`` weights (tested with
-bioimageio.core; not TorchScript-only ones): its architecture is
-:class:`zaug.nets.zstack.ZStackInterpolator` and the IFNet, one source file that
-needs torch, numpy and scipy. Its input is a ``(batch, z, y, x)`` stack in the
-stack's intensity units; its output the stack with ``factor`` times finer z
-sampling, in float32, with the z scale divided by ``factor``.
+bioimageio.core; not TorchScript-only ones): its architecture is one of the
+stack modules of :mod:`zaug.nets.zstack` (``ZStackInterpolator`` for ZAugNet
+and ZAugNet+, ``ZStackRestorer`` for Self-Net, ``ZStackNiivRestorer`` for niiv,
+``ZVolumeRestorer`` for RESIN) with its network, one source file that needs
+torch, numpy and scipy. Its input
+is a ``(batch, z, y, x)`` stack in the stack's intensity units; its output the
+stack with ``factor`` times finer z sampling, in float32, with the z scale
+divided by ``factor``.
 
-What the package cannot carry is zaug's per-stack calibration (the weights of
-the model against linear and cubic interpolation, fitted on lateral triplets of
-each stack it interpolates). It is measured once here, on the stack given, and
-fixed in the package: use that stack, or one of the same kind and sampling.
+What the package cannot carry is what zaug measures on every stack: ZAugNet's
+calibration (the weights of the model against linear and cubic interpolation,
+fitted on lateral triplets of each stack it interpolates) and the restoration
+models' intensity range (percentiles). It is measured once here, on the stack
+given, and fixed in the package: use that stack, or one of the same kind and
+sampling.
 
 Needs ``pip install 'zaug[bioimageio]'`` (bioimageio.spec to write and validate
 the description, bioimageio.core to test-run it).
@@ -43,7 +48,7 @@ from .errors import InputError, ZaugError
 from .io import check_output_path
 from .io._atomic import atomic_path
 from .io._units import normalize_unit
-from .nets import ifnet, resnet2d, zstack
+from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
 from .methods.zaugnet import ZaugWarning
 from .predict import output_positions
 from .volume import Volume, check_volume
@@ -55,6 +60,17 @@ SELFNET_CITATION = {
     "text": "Ning, Lu et al., Deep self-learning enables fast, high-fidelity isotropic resolution restoration for "
             "volumetric fluorescence microscopy (Self-Net), Light: Science & Applications 12, 204 (2023)",
     "doi": "10.1038/s41377-023-01230-2",
+}
+
+NIIV_CITATION = {
+    "text": "Troidl et al., niiv: fast self-supervised neural implicit isotropic volume reconstruction",
+    "url": "https://github.com/jakobtroidl/niiv",
+}
+
+RESIN_CITATION = {
+    "text": "Wang, Zhao, Liu, Zhang, Yang, Xu and Zhou, RESIN: A self-supervised framework for enhancing axial "
+            "resolution of volumetric imaging data",
+    "url": "https://github.com/wwbwang/sr_3dunet",
 }
 
 ZAUGNET_CITATION = {
@@ -138,9 +154,9 @@ def _bioimageio():
 
 
 def architecture_source() -> str:
-    """One Python file holding the IFNet, the ResNet and the stack modules (torch, numpy and scipy only)."""
+    """One Python file holding zaug's networks and the stack modules that run them (torch, numpy, scipy)."""
     parts, defined = [], {}
-    for module in (ifnet, resnet2d, zstack):
+    for module in (ifnet, resnet2d, unet3d, edsr_liif, zstack):
         for node in ast.parse(inspect.getsource(module)).body:  # one namespace: no name may be defined twice
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 if node.name in defined:
@@ -151,7 +167,7 @@ def architecture_source() -> str:
         lines = [line for line in source.splitlines()
                  if "# zaug-bundle" not in line and line != "from __future__ import annotations"]
         parts.append(f"# ---- zaug/nets/{module.__name__.rsplit('.', 1)[-1]}.py ----\n" + "\n".join(lines))
-    header = (f'"""zaug {__version__} networks for bioimage.io: zaug/nets/ifnet.py, resnet2d.py and zstack.py."""\n\n'
+    header = (f'"""zaug {__version__} networks for bioimage.io: zaug/nets/ifnet.py, resnet2d.py, unet3d.py, edsr_liif.py and zstack.py."""\n\n'
               "from __future__ import annotations\n\n")
     return header + "\n\n".join(parts) + "\n"
 
@@ -160,7 +176,7 @@ def architecture_source() -> str:
 class _Plan:
     """What one kind of model puts in a package."""
 
-    method: str  # ZAugNet, ZAugNet+ or Self-Net
+    method: str  # ZAugNet, ZAugNet+, Self-Net, niiv or RESIN
     factor: int  # how many times finer the output's z sampling is
     module: torch.nn.Module  # the packaged network (zaug.nets.zstack)
     kwargs: dict  # its constructor's arguments
@@ -180,18 +196,18 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
     Parameters
     ----------
     model_dir : path
-        A ZAugNet, ZAugNet+ or Self-Net model folder from ``zaug train``.
+        A ZAugNet, ZAugNet+, Self-Net, niiv or RESIN model folder from ``zaug train``.
     volume : Volume
         A stack of the kind the package is for (uniform z spacing): what
-        zaug measures per stack (ZAugNet's calibration weights, Self-Net's
-        intensity range) is measured on it (its central 512 x 512 window;
+        zaug measures per stack (ZAugNet's calibration weights, the
+        restoration models' intensity range) is measured on it (its central 512 x 512 window;
         the first channel / time point) and fixed in the package; a crop of
         it becomes the package's test input, and its voxel size the axes' scale.
     output : path
         The package to write; must end in ``.zip``; never replaced without ``overwrite``.
     factor : int, optional
         How many times finer the output's z sampling is (default 2 for
-        ZAugNet, the trained anisotropy rounded for Self-Net).
+        ZAugNet, the trained anisotropy rounded for the restoration models).
     name, authors, license
         For the description (defaults: from the model folder, ``["zaug user"]``, CC-BY-4.0).
     calibrate : bool
@@ -233,14 +249,16 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
 
 
 def _plan(model, stack, z_in, volume: Volume, factor, calibrate: bool, folder: str) -> _Plan:
+    from .methods.niiv import NiivRestorer
+    from .methods.resin import ResinRestorer
     from .methods.selfnet import SelfNetRestorer
     from .methods.zaugnet import ZAugNetModel
 
     if isinstance(model, ZAugNetModel):
         return _interpolation_plan(model, stack, z_in, volume, 2 if factor is None else factor, calibrate)
-    if isinstance(model, SelfNetRestorer):
+    if isinstance(model, (SelfNetRestorer, NiivRestorer, ResinRestorer)):
         return _restoration_plan(model, stack, z_in, factor)
-    raise ExportError(f"only ZAugNet, ZAugNet+ and Self-Net models can be exported to bioimage.io so far; "
+    raise ExportError(f"only ZAugNet, ZAugNet+, Self-Net, niiv and RESIN models can be exported to bioimage.io; "
                       f"{folder} is a {model.name} model.")
 
 
@@ -264,6 +282,7 @@ def _interpolation_plan(model, stack, z_in, volume: Volume, factor, calibrate: b
 
 
 def _restoration_plan(model, stack, z_in, factor) -> _Plan:
+    """Self-Net, niiv (the xz and yz planes restored and fused) or RESIN (3D restoration in cubes)."""
     from .restore import RestorationTiles
 
     trained = float(model.config.factor)
@@ -274,23 +293,40 @@ def _restoration_plan(model, stack, z_in, factor) -> _Plan:
             "finer resamples its axial planes to another spacing than it learnt."), stacklevel=4)
     tiles = RestorationTiles(model, "mean").for_stack(_central_window(stack), z_in, None)
     low, high = tiles.range
-    module = zstack.ZStackRestorer(model.config.net["generator"], low, high, 1.0 / factor, "mean",
-                                   model.tile)
-    module.deblur.load_state_dict(model.net.state_dict())
-    module.eval()
     spacing = float(np.mean(np.diff(z_in))) / factor
+    if model.name == "resin":
+        net = dict(model.config.net["net"])
+        module = zstack.ZVolumeRestorer(net, low, high, 1.0 / factor, model.tile, model.overlap)
+        module.restore.load_state_dict(model.net.state_dict())
+        kwargs = {"tile": module.tile, "overlap": module.overlap}
+        method, cite, tags = "RESIN", RESIN_CITATION, ["resin"]
+        how = "the 3D network restores it in overlapping cubes (self-supervised, self-imitation on its lateral axes)"
+    elif model.name == "niiv":
+        net = dict(model.config.net)
+        module = zstack.ZStackNiivRestorer(net, low, high, 1.0 / factor, "mean", chunk=model.chunk)
+        module.niiv.load_state_dict(model.net.state_dict())
+        kwargs = {"fuse": "mean", "batch": module.batch, "chunk": module.chunk}
+        method, cite, tags = "niiv", NIIV_CITATION, ["niiv", "implicit-neural-representation"]
+        how = ("the xz and yz planes are decoded at the new rows by an implicit network and fused "
+               "(self-supervised, from the stack's lateral planes)")
+    else:
+        net = dict(model.config.net["generator"])
+        module = zstack.ZStackRestorer(net, low, high, 1.0 / factor, "mean", model.tile)
+        module.deblur.load_state_dict(model.net.state_dict())
+        kwargs = {"fuse": "mean", "tile": module.tile}
+        method, cite, tags = "Self-Net", SELFNET_CITATION, ["self-net"]
+        how = "the xz and yz planes are deblurred and fused (self-supervised, from the stack's lateral planes)"
+    module.eval()
 
     def reference(crop, z):
         return tiles.interpolate(crop, z, output_positions(z, z_spacing=spacing))
 
-    kwargs = {"net": dict(model.config.net["generator"]), "low": low, "high": high, "step": 1.0 / factor,
-              "fuse": "mean", "tile": module.tile}
-    return _Plan("Self-Net", factor, module, kwargs, {"intensity_range": [low, high]},
+    return _Plan(method, factor, module, {"net": net, "low": low, "high": high, "step": 1.0 / factor, **kwargs},
+                 {"intensity_range": [low, high]},
                  [f"intensity range {low:g} to {high:g} mapped to 0 and 1 (percentiles of the stack)"], reference,
-                 f"Self-Net trained with zaug on the user's own stack: isotropic restoration, z sampled {factor} "
-                 "times finer and the xz and yz planes deblurred (self-supervised, from the stack's lateral "
-                 "planes).", ["zaug", "self-net", "isotropic-restoration", "3d", "self-supervised", "pytorch"],
-                 SELFNET_CITATION)
+                 f"{method} trained with zaug on the user's own stack: isotropic restoration, z sampled {factor} "
+                 f"times finer and {how}.", ["zaug", *tags, "isotropic-restoration", "3d", "self-supervised",
+                                             "pytorch"], cite)
 
 
 def _check_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
@@ -447,7 +483,7 @@ def _environment() -> str:
 def _documentation(plan: _Plan, model, volume: Volume) -> str:
     cfg, factor = model.config, plan.factor
     sc = cfg.self_check or {}
-    interpolation = plan.method != "Self-Net"
+    interpolation = plan.method.startswith("ZAugNet")
     lines = [f"# {plan.method} (exported by zaug {__version__})", "", plan.summary, "",
              f"Input: a `(batch, z, y, x)` float32 stack in its own intensity units, uniformly sampled in z. "
              f"Output: float32, with {factor} times finer z sampling, `{factor} (z - 1) + 1` planes"

@@ -101,6 +101,7 @@ from ..evaluate_oblique import line_blur_kernel
 from ..losses_ssim import ssim_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.unet3d import PatchDiscriminatorND, UNet3D, resin_preset
+from ..nets.zstack import apply_blended_cubes
 from ..predict import cast_like, output_positions
 from ..train import seed_everything
 from ..volume import Volume, check_volume
@@ -553,42 +554,12 @@ def format_self_check(sc: dict) -> str:
 
 
 # -- prediction -------------------------------------------------------------------------
-def _tiles(n: int, tile: int, overlap: int) -> list[int]:
-    if n <= tile:
-        return [0]
-    starts = list(range(0, n - tile, tile - overlap))
-    return starts + [n - tile]
-
-
-def _ramp(n: int, overlap: int, first: bool, last: bool) -> np.ndarray:
-    """Blend weights along one tile axis: linear ramps on the sides shared with a neighbour."""
-    w = np.ones(n, np.float32)
-    ramp = np.arange(1, min(overlap, n) + 1, dtype=np.float32) / (overlap + 1)
-    if not first:
-        w[:len(ramp)] = np.minimum(w[:len(ramp)], ramp)
-    if not last:
-        w[n - len(ramp):] = np.minimum(w[n - len(ramp):], ramp[::-1])
-    return w
-
-
-@torch.no_grad()
 def apply_tiled(net: torch.nn.Module, volume: np.ndarray, device: torch.device, tile: int = 64,
                 overlap: int = 16) -> np.ndarray:
     """Run a size-preserving 3D net on a ZYX volume of any size in overlapping, blended tiles."""
     net.eval()
-    acc = np.zeros(volume.shape, np.float32)
-    total = np.zeros(volume.shape, np.float32)
-    starts = [_tiles(n, tile, overlap) for n in volume.shape]
-    for z0, y0, x0 in itertools.product(*starts):
-        window = tuple(slice(s, s + min(tile, n)) for s, n in zip((z0, y0, x0), volume.shape))
-        block = torch.from_numpy(np.ascontiguousarray(volume[window], np.float32))[None, None].to(device)
-        out = net(block)[0, 0].float().cpu().numpy()
-        weights = [_ramp(w.stop - w.start, overlap, w.start == 0, w.stop == n)
-                   for w, n in zip(window, volume.shape)]
-        blend = weights[0][:, None, None] * weights[1][None, :, None] * weights[2][None, None, :]
-        acc[window] += out * blend
-        total[window] += blend
-    return acc / total
+    out = apply_blended_cubes(net, torch.from_numpy(np.ascontiguousarray(volume, np.float32)), tile, overlap, device)
+    return out.numpy()
 
 
 class ResinRestorer:

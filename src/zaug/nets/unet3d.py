@@ -32,6 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .resnet2d import count_parameters  # zaug-bundle: one definition for both networks
+
 __all__ = ["UNet3D", "PatchDiscriminatorND", "resin_preset", "count_parameters"]
 
 _PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -65,11 +67,6 @@ def resin_preset(name: str) -> dict[str, dict[str, Any]]:
         raise ValueError(f"unknown RESIN preset {name!r}; choose from {sorted(_PRESETS)}")
     return {k: {kk: list(vv) if isinstance(vv, tuple) else vv for kk, vv in v.items()}
             for k, v in _PRESETS[name].items()}
-
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
 def _block(c_in: int, c_out: int) -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""The ZAugNet generator applied to a whole z-stack, as one self-contained module.
+"""zaug's networks applied to a whole z-stack, as self-contained modules.
 
 :class:`ZStackInterpolator` takes a ``(B, Z, Y, X)`` stack in its own intensity
 units and returns it with ``factor`` times finer z sampling, ``factor * (Z - 1) + 1``
@@ -9,7 +9,9 @@ It is what :func:`zaug.export.export_bioimageio` ships: this file and
 ``ifnet.py`` are its whole architecture, so it depends on torch, numpy and scipy
 only. ``zaug predict`` does the same through :class:`zaug.methods.zaugnet.ZAugNetModel`,
 which measures the calibration weights on every stack instead, and shares the
-tiling and averaging functions below.
+tiling and averaging functions below. :class:`ZStackRestorer` (Self-Net),
+:class:`ZStackNiivRestorer` (niiv) and :class:`ZVolumeRestorer` (RESIN) do the same
+for the restoration models.
 
 Examples
 --------
@@ -36,9 +38,11 @@ from torch import nn
 
 from .ifnet import IFNet  # zaug-bundle: the exported file holds IFNet itself
 from .resnet2d import ResNetGenerator  # zaug-bundle: and the ResNet
+from .unet3d import UNet3D  # zaug-bundle: and the 3D U-Net
+from .edsr_liif import NIIV, rows_to_coords  # zaug-bundle: and niiv's network
 
-__all__ = ["ZStackInterpolator", "ZStackRestorer", "run_generator", "tiled_generator", "apply_exact_tiles",
-           "spline_matrix", "restoration_rows"]
+__all__ = ["ZStackInterpolator", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator", "tiled_generator",
+           "apply_exact_tiles", "apply_blended_cubes", "spline_matrix", "restoration_rows"]
 
 
 def run_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tta: bool = True) -> torch.Tensor:
@@ -228,6 +232,23 @@ class ZStackInterpolator(nn.Module):
         return tiled_generator(self.generator, a, b, t, self.tile, self.overlap, self.tta)[:, 0]
 
 
+def fuse_axial_planes(x: torch.Tensor, restore, fuse: str) -> torch.Tensor:
+    """Restore the xz and the yz planes of a ``(Z, Y, X)`` stack with ``restore`` and fuse the two results.
+
+    ``restore`` maps planes ``(P, Z, W)`` to ``(P, Z', W)``; as :func:`zaug.restore.restore_stack`.
+    """
+    parts = []
+    if fuse != "yz":  # xz planes: (Y, Z, X) -> (Y, Zout, X) -> (Zout, Y, X)
+        parts.append(restore(x.permute(1, 0, 2)).permute(1, 0, 2))
+    if fuse != "xz":  # yz planes: (X, Z, Y) -> (X, Zout, Y) -> (Zout, Y, X)
+        parts.append(restore(x.permute(2, 0, 1)).permute(1, 2, 0))
+    if len(parts) == 1:
+        return parts[0]
+    if fuse == "geometric":
+        return torch.sqrt(parts[0].clamp(min=0) * parts[1].clamp(min=0))
+    return 0.5 * (parts[0] + parts[1])
+
+
 def restoration_rows(planes: int, step: float) -> np.ndarray:
     """Output rows (in input-plane units) ``step`` apart, from the first plane to the last.
 
@@ -237,7 +258,30 @@ def restoration_rows(planes: int, step: float) -> np.ndarray:
     return np.minimum(step * np.arange(count), planes - 1)
 
 
-class ZStackRestorer(nn.Module):
+class _StackRestorer(nn.Module):
+    """What the restorers share: intensities to 0..1 and back, output rows ``step`` planes apart."""
+
+    def __init__(self, low: float, high: float, step: float, fuse: str = "mean"):
+        super().__init__()
+        if fuse not in ("mean", "geometric", "xz", "yz"):
+            raise ValueError(f"unknown fusion {fuse!r}")
+        self.low, self.high, self.step, self.fuse = float(low), float(high), float(step), fuse
+
+    @torch.no_grad()
+    def forward(self, stack: torch.Tensor) -> torch.Tensor:
+        if stack.dim() != 4 or stack.shape[1] < 2:
+            raise ValueError(f"expected a (batch, z, y, x) stack of at least 2 planes, got {tuple(stack.shape)}")
+        x = (stack.float() - self.low) / (self.high - self.low)
+        rows = restoration_rows(x.shape[1], self.step)
+        out = torch.stack([self._restore(s, rows) for s in x])
+        return out * (self.high - self.low) + self.low
+
+    def _spline(self, x: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        """Cubic-spline weights from the ``(Z, ...)`` stack's planes to ``rows``."""
+        return torch.from_numpy(spline_matrix(np.arange(x.shape[0]), rows)).to(x)
+
+
+class ZStackRestorer(_StackRestorer):
     """Self-Net's restoration of a z-stack: ``(B, Z, Y, X)`` in, ``(B, Z', Y, X)`` out.
 
     Every xz and every yz plane is resampled along z to rows ``step`` planes
@@ -258,34 +302,122 @@ class ZStackRestorer(nn.Module):
     """
 
     def __init__(self, net: dict, low: float, high: float, step: float, fuse: str = "mean", tile: int = 256):
-        super().__init__()
-        if fuse not in ("mean", "geometric", "xz", "yz"):
-            raise ValueError(f"unknown fusion {fuse!r}")
+        super().__init__(low, high, step, fuse)
         self.deblur = ResNetGenerator(**net)
-        self.low, self.high, self.step, self.fuse, self.tile = float(low), float(high), float(step), fuse, int(tile)
+        self.tile = int(tile)
 
-    @torch.no_grad()
-    def forward(self, stack: torch.Tensor) -> torch.Tensor:
-        if stack.dim() != 4 or stack.shape[1] < 2:
-            raise ValueError(f"expected a (batch, z, y, x) stack of at least 2 planes, got {tuple(stack.shape)}")
-        x = (stack.float() - self.low) / (self.high - self.low)
-        rows = restoration_rows(x.shape[1], self.step)
-        spline = torch.from_numpy(spline_matrix(np.arange(x.shape[1]), rows)).to(x)
-        out = torch.stack([self._one(s, spline) for s in x])
-        return out * (self.high - self.low) + self.low
-
-    def _one(self, x: torch.Tensor, spline: torch.Tensor) -> torch.Tensor:
-        parts = []
-        if self.fuse != "yz":  # xz planes: (Y, Z, X) -> (Y, Zout, X) -> (Zout, Y, X)
-            parts.append(self._planes(x.permute(1, 0, 2), spline).permute(1, 0, 2))
-        if self.fuse != "xz":  # yz planes: (X, Z, Y) -> (X, Zout, Y) -> (Zout, Y, X)
-            parts.append(self._planes(x.permute(2, 0, 1), spline).permute(1, 2, 0))
-        if len(parts) == 1:
-            return parts[0]
-        if self.fuse == "geometric":
-            return torch.sqrt(parts[0].clamp(min=0) * parts[1].clamp(min=0))
-        return 0.5 * (parts[0] + parts[1])
+    def _restore(self, x: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        spline = self._spline(x, rows)
+        return fuse_axial_planes(x, lambda planes: self._planes(planes, spline), self.fuse)
 
     def _planes(self, planes: torch.Tensor, spline: torch.Tensor) -> torch.Tensor:
         resampled = torch.einsum("mn,pnw->pmw", spline, planes)
         return apply_exact_tiles(self.deblur, resampled[:, None].contiguous(), planes.device, self.tile)[:, 0]
+
+
+class ZStackNiivRestorer(_StackRestorer):
+    """niiv's restoration of a z-stack: ``(B, Z, Y, X)`` in, ``(B, Z', Y, X)`` out.
+
+    Every xz and every yz plane is encoded by the network and decoded at rows
+    ``step`` planes apart (continuous coordinates, no resampling first); the
+    two results are fused, as :func:`zaug.restore.restore_volume` does with
+    :class:`zaug.methods.niiv.NiivRestorer`.
+
+    Parameters
+    ----------
+    net : dict
+        :class:`~zaug.nets.edsr_liif.NIIV` keyword arguments.
+    low, high : float
+        Intensities mapped to 0 and 1 (not clipped).
+    step : float
+        Output z spacing in input planes (``1 / factor``).
+    fuse : {'mean', 'geometric', 'xz', 'yz'}
+    batch, chunk : int
+        Planes per encoding and queries per decoding (the result does not depend on them).
+    """
+
+    def __init__(self, net: dict, low: float, high: float, step: float, fuse: str = "mean", batch: int = 64,
+                 chunk: int = 1 << 16):
+        super().__init__(low, high, step, fuse)
+        self.niiv = NIIV(**net)
+        self.batch, self.chunk = int(batch), int(chunk)
+
+    def _restore(self, x: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        return fuse_axial_planes(x, lambda planes: self._planes(planes, rows), self.fuse)
+
+    def _planes(self, planes: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        n, h, w = planes.shape
+        coords = rows_to_coords(rows, h, w).to(planes.device)
+        parts = [self.niiv.predict_coords(planes[i:i + self.batch, None].contiguous(), coords, chunk=self.chunk)
+                 for i in range(0, n, self.batch)]
+        return torch.cat(parts).reshape(n, len(rows), w)
+
+
+def cube_ramp(n: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
+    """Blend weights along one axis of a cube: linear ramps on the sides it shares with a neighbour."""
+    w = torch.ones(n)
+    k = min(overlap, n)
+    ramp = torch.arange(1, k + 1, dtype=torch.float32) / (overlap + 1)
+    if not first:
+        w[:k] = torch.minimum(w[:k], ramp)
+    if not last:
+        w[n - k:] = torch.minimum(w[n - k:], ramp.flip(0))
+    return w
+
+
+@torch.no_grad()
+def apply_blended_cubes(net: nn.Module, volume: torch.Tensor, tile: int = 64, overlap: int = 16,
+                        device=None) -> torch.Tensor:
+    """Run a size-preserving 3D net on a ``(Z, Y, X)`` volume of any size in overlapping, blended cubes.
+
+    Cubes of side ``tile`` start ``tile - overlap`` apart (the last one flush
+    with the end); where they overlap, their outputs are averaged with linear
+    ramps, so no seam shows. ``device``: where the net runs (default: the
+    volume's); the result stays on the volume's device.
+    """
+    device = volume.device if device is None else device
+    acc = torch.zeros(volume.shape, dtype=torch.float32, device=volume.device)
+    total = torch.zeros_like(acc)
+    shape = tuple(volume.shape)
+    starts = [tile_starts(n, tile, tile - overlap) for n in shape]
+    for z0 in starts[0]:
+        for y0 in starts[1]:
+            for x0 in starts[2]:
+                window = tuple(slice(s, s + min(tile, n)) for s, n in zip((z0, y0, x0), shape))
+                out = net(volume[window].float()[None, None].to(device))[0, 0].float().to(volume.device)
+                ramps = [cube_ramp(w.stop - w.start, overlap, w.start == 0, w.stop == n).to(volume.device)
+                         for w, n in zip(window, shape)]
+                blend = ramps[0][:, None, None] * ramps[1][None, :, None] * ramps[2][None, None, :]
+                acc[window] += out * blend
+                total[window] += blend
+    return acc / total
+
+
+class ZVolumeRestorer(_StackRestorer):
+    """RESIN's restoration of a z-stack: ``(B, Z, Y, X)`` in, ``(B, Z', Y, X)`` out.
+
+    The stack is resampled along z to rows ``step`` planes apart with a cubic
+    spline (an isotropic grid), then restored by the 3D network in overlapping
+    cubes blended with linear ramps, as :class:`zaug.methods.resin.ResinRestorer` does.
+
+    Parameters
+    ----------
+    net : dict
+        :class:`~zaug.nets.unet3d.UNet3D` keyword arguments.
+    low, high : float
+        Intensities mapped to 0 and 1 (not clipped).
+    step : float
+        Output z spacing in input planes (``1 / factor``).
+    tile, overlap : int
+        Cube side and overlap in voxels.
+    """
+
+    def __init__(self, net: dict, low: float, high: float, step: float, tile: int = 64, overlap: int = 16):
+        super().__init__(low, high, step)
+        self.restore = UNet3D(**net)
+        self.tile = int(tile)
+        self.overlap = max(0, min(int(overlap), self.tile // 2))  # cubes must advance
+
+    def _restore(self, x: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+        iso = torch.einsum("mn,nyx->myx", self._spline(x, rows), x)
+        return apply_blended_cubes(self.restore, iso, self.tile, self.overlap)
