@@ -11,7 +11,7 @@ import torch
 from zaug import InputError, OutputError
 from zaug.cli import main
 from zaug.export import (ExportError, _calibration_weights, _wrapper, architecture_source, axis_scales,
-                         export_bioimageio)
+                         check_export_factor, export_bioimageio)
 from zaug.nets.zstack import ZVolumeRestorer
 from zaug.methods import niiv, resin, resolve, selfnet, zaugnet
 from zaug.predict import output_positions
@@ -203,6 +203,23 @@ def test_resin_package_restores_like_zaug(coarse, resin_dir, tmp_path):
     got, expected = _consumer_and_zaug(tmp_path / "resin.zip", resin_dir, stack, 0.29, result["fixed"])
     assert got.shape == expected.shape == (25, 36, 40)
     assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+
+
+def test_oblique_resin_package_restores_at_the_stack_sampling(tmp_path):
+    """RESIN of a 45 degree blur on a near-isotropic stack: the default package keeps the z sampling (factor 1)."""
+    pytest.importorskip("bioimageio.core", reason="pip install 'zaug[bioimageio]' to test the export")
+    full = load_sample()
+    near = full.replace(data=np.ascontiguousarray(full.data[10:34, 40:72, 40:76]))  # (0.29, 0.26, 0.26) um
+    model_dir = resin.fit([near], tmp_path / "oblique", {"steps": 2, "progress": False, "cube": 16,
+                                                         "axial_angle": 45})
+    result = export_bioimageio(model_dir, near, tmp_path / "oblique.zip")
+    assert result["test"] == "passed" and result["max_difference"] < 1e-4 * float(near.data.max())
+    stack = np.asarray(near.data[:12], np.float32)
+    got, expected = _consumer_and_zaug(tmp_path / "oblique.zip", model_dir, stack, 1.16, result["fixed"])
+    assert got.shape == expected.shape == stack.shape  # z step 1.16 in, 1.16 out
+    assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+    with pytest.raises(InputError, match="at least 2"):  # interpolation models still need 2
+        check_export_factor(1, plus=True)
 
 
 def test_niiv_package_restores_like_zaug(coarse, tmp_path):

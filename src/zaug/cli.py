@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="package to write (.zip)")
     p.add_argument("--factor", type=int,
                    help="times finer z sampling (ZAugNet: 2, 4, 8, default 2; ZAugNet+: any integer, default 2; "
-                        "Self-Net, niiv, RESIN: any integer, default the trained anisotropy rounded)")
+                        "Self-Net, niiv, RESIN: any integer from 1, default the trained anisotropy rounded)")
     p.add_argument("--name", help="model name in the description (default: from the model folder)")
     p.add_argument("--author", action="append", help="author's name (repeat for several)")
     p.add_argument("--license", default="CC-BY-4.0", help="SPDX licence of the package (default CC-BY-4.0)")

@@ -84,10 +84,13 @@ class ExportError(ZaugError):
     """The model cannot be exported (missing packages, unsupported method, failed test)."""
 
 
-def check_export_factor(factor: int, plus: bool) -> int:
-    """The z factor of an exported model: a power of two for ZAugNet (x2 per pass), any integer for ZAugNet+."""
-    if int(factor) != factor or factor < 2:
-        raise InputError(f"--factor must be an integer of at least 2 for an export, got {factor:g}.")
+def check_export_factor(factor: int, plus: bool, minimum: int = 2) -> int:
+    """The z factor of an exported model: a power of two for ZAugNet (x2 per pass), any integer for ZAugNet+.
+
+    Restoration models also take 1 (``minimum=1``): restored at the stack's own z sampling.
+    """
+    if int(factor) != factor or factor < minimum:
+        raise InputError(f"--factor must be an integer of at least {minimum} for an export, got {factor:g}.")
     factor = int(factor)
     if not plus and factor & (factor - 1):
         raise InputError(f"a ZAugNet model doubles the planes per pass, so --factor must be 2, 4, 8, ...; "
@@ -207,7 +210,9 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
         The package to write; must end in ``.zip``; never replaced without ``overwrite``.
     factor : int, optional
         How many times finer the output's z sampling is (default 2 for
-        ZAugNet, the trained anisotropy rounded for the restoration models).
+        ZAugNet, the trained anisotropy rounded for the restoration models,
+        which also take 1: restored at the stack's own sampling, e.g. a RESIN
+        model of an oblique blur on a near-isotropic stack).
     name, authors, license
         For the description (defaults: from the model folder, ``["zaug user"]``, CC-BY-4.0).
     calibrate : bool
@@ -286,7 +291,7 @@ def _restoration_plan(model, stack, z_in, factor) -> _Plan:
     from .restore import RestorationTiles
 
     trained = float(model.config.factor)
-    factor = check_export_factor(max(2, round(trained)) if factor is None else factor, plus=True)
+    factor = check_export_factor(max(1, round(trained)) if factor is None else factor, plus=True, minimum=1)
     if abs(factor / trained - 1) > 0.15:
         warnings.warn(ZaugWarning(
             f"the model restores a {trained:.2f}-fold anisotropy; a package that samples z {factor} times "
@@ -324,9 +329,13 @@ def _restoration_plan(model, stack, z_in, factor) -> _Plan:
     return _Plan(method, factor, module, {"net": net, "low": low, "high": high, "step": 1.0 / factor, **kwargs},
                  {"intensity_range": [low, high]},
                  [f"intensity range {low:g} to {high:g} mapped to 0 and 1 (percentiles of the stack)"], reference,
-                 f"{method} trained with zaug on the user's own stack: isotropic restoration, z sampled {factor} "
-                 f"times finer and {how}.", ["zaug", *tags, "isotropic-restoration", "3d", "self-supervised",
+                 f"{method} trained with zaug on the user's own stack: isotropic restoration, "
+                 f"{_sampling(factor)} and {how}.", ["zaug", *tags, "isotropic-restoration", "3d", "self-supervised",
                                              "pytorch"], cite)
+
+
+def _sampling(factor: int) -> str:
+    return f"z sampled {factor} times finer" if factor > 1 else "at the stack's own z sampling"
 
 
 def _check_volume(volume: Volume) -> tuple[np.ndarray, np.ndarray]:
@@ -437,7 +446,7 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
         description="z-stack in its own intensity units (float32); uniform z spacing")]
     outputs = [v0_5.OutputTensorDescr(
         id=v0_5.TensorId("output"), axes=out_axes, test_tensor=v0_5.FileDescr(source=files["output"]),
-        description=f"the stack with {factor} times finer z sampling, float32")]
+        description=f"the stack {_sampling(factor)}, float32")]
     state_dict = v0_5.PytorchStateDictWeightsDescr(
         source=files["weights"], pytorch_version=v0_5.Version(torch.__version__.split("+")[0]),
         architecture=v0_5.ArchitectureFromFileDescr(source=files["arch"], callable=type(plan.module).__name__,
@@ -486,7 +495,7 @@ def _documentation(plan: _Plan, model, volume: Volume) -> str:
     interpolation = plan.method.startswith("ZAugNet")
     lines = [f"# {plan.method} (exported by zaug {__version__})", "", plan.summary, "",
              f"Input: a `(batch, z, y, x)` float32 stack in its own intensity units, uniformly sampled in z. "
-             f"Output: float32, with {factor} times finer z sampling, `{factor} (z - 1) + 1` planes"
+             f"Output: float32, {_sampling(factor)}, `{factor} (z - 1) + 1` planes"
              + ("; the acquired planes are passed through unchanged." if interpolation else "."), "",
              "## Training", "",
              f"Trained with `zaug train --method {cfg.method} --preset {cfg.preset}` on the user's own stack "
