@@ -8,7 +8,8 @@ import tifffile
 
 from zaug.errors import InputError
 from zaug.io import read_volume
-from zaug.napari_plugin import Kind, LayerData, Method, get_reader, measure_layer, upsample_z_layer, write_image
+from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, get_reader, measure_layer, measure_widget,
+                                upsample_z_layer, upsample_z_widget, write_image)
 
 
 def _imagej(path, data, z=0.5, xy=0.2):
@@ -102,3 +103,60 @@ def test_in_a_headless_napari_viewer(tmp_path):
         for parameter in magic_signature(function).parameters.values():
             default = None if parameter.default is parameter.empty else parameter.default
             type_map.get_widget_class(value=default, annotation=parameter.annotation)
+
+
+def test_widgets_take_the_functions_parameters_and_return_a_worker():
+    import inspect
+
+    for widget, function in ((upsample_z_widget, upsample_z_layer), (measure_widget, measure_layer)):
+        ours, theirs = inspect.signature(widget), inspect.signature(function)
+        assert ours.parameters == theirs.parameters
+        assert ours.return_annotation == WORKER_OF_LAYER != theirs.return_annotation
+        assert widget.__doc__ == function.__doc__
+
+
+def test_widgets_run_in_a_napari_worker_thread(monkeypatch):
+    """With napari, a widget returns at once; its worker gives the function's result, or its error, later."""
+    pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    from magicgui import magicgui
+    from magicgui.type_map import type2callback
+    from napari.qt import get_qapp
+    from napari.qt.threading import FunctionWorker
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    get_qapp()  # registers napari's worker return types with magicgui
+    gui = magicgui(upsample_z_widget)
+    assert type2callback(gui.return_annotation), "napari does not add this widget's result to the viewer"
+    data = np.linspace(0, 1, 6 * 16 * 16, dtype=np.float32).reshape(6, 16, 16)
+    layer = LayerData(data, scale=(2.0, 0.5, 0.5), name="stack")
+
+    def results(make_worker):
+        """Run the widget inside an event loop, as napari does: the worker starts once the loop runs on."""
+        got, loop = {}, QEventLoop()
+
+        def call():
+            worker = make_worker()
+            got["worker"] = worker
+            worker.returned.connect(lambda value: got.setdefault("value", value))
+            worker.errored.connect(lambda exc: got.setdefault("error", exc))
+            worker.finished.connect(loop.quit)
+
+        QTimer.singleShot(0, call)
+        QTimer.singleShot(60_000, loop.quit)
+        loop.exec_()
+        return got
+
+    got = results(lambda: upsample_z_widget(layer, Method.cubic, factor=2.0))
+    assert isinstance(got["worker"], FunctionWorker)
+    expected = upsample_z_layer(layer, Method.cubic, factor=2.0)
+    np.testing.assert_array_equal(got["value"][0], expected[0])
+    assert got["value"][1]["scale"] == (1.0, 0.5, 0.5)
+    from napari.utils import notifications
+
+    shown = []  # what napari shows the user
+    monkeypatch.setattr(notifications, "show_error", shown.append)
+    flat = LayerData(data[0], scale=(0.5, 0.5), name="plane")
+    got = results(lambda: measure_widget(flat))
+    assert isinstance(got.get("error"), InputError)
+    assert shown == [str(got["error"])] and "needs a 3D stack" in shown[0]

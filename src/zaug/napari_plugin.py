@@ -3,7 +3,10 @@
 Declared in ``napari.yaml`` (npe2). Every function here is a thin layer over the
 Python API and takes plain layer data, so it works (and is tested) without
 napari; napari itself is needed only to show the widgets (``pip install
-'zaug[napari]'``). Voxel sizes travel as the layers' ``scale``; zaug keeps the
+'zaug[napari]'``). The widgets run :func:`upsample_z_layer` and
+:func:`measure_layer` in a napari worker thread (:data:`upsample_z_widget`,
+:data:`measure_widget`), so the viewer stays responsive while a model predicts;
+napari adds the new layer when they finish and shows their error if they fail. Voxel sizes travel as the layers' ``scale``; zaug keeps the
 unit, axes and z positions in ``metadata["zaug"]``.
 
 Examples
@@ -17,6 +20,8 @@ Examples
 """
 
 import enum
+import functools
+import inspect
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -172,3 +177,45 @@ def measure_layer(image: "napari.layers.Image", kind: Kind = Kind.objects,  # no
     _, attributes, _ = _layer_tuple(volume, f"{image.name} {kind}", getattr(image, "translate", ()))
     attributes["metadata"]["zaug_measure"] = result
     return labels, attributes, "labels"
+
+
+def show_error(exc: BaseException) -> None:
+    """A widget's error in napari: zaug's own (bad input) as its one sentence, others with their traceback."""
+    from napari.utils import notifications
+
+    from .errors import ZaugError
+
+    if isinstance(exc, ZaugError):
+        notifications.show_error(str(exc))
+    else:
+        notifications.notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+
+
+#: What the widgets return: a napari worker whose result napari adds to the viewer as a layer.
+WORKER_OF_LAYER = "napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]"
+
+
+def in_a_worker_thread(function):
+    """The widget form of ``function``: the same parameters, run in a napari worker thread when called.
+
+    magicgui builds the widget from the signature; napari connects the returned
+    worker's result to the viewer, on the GUI thread; an exception becomes a
+    notification (:func:`show_error`). Needs napari (imported when the widget is used).
+    """
+    @functools.wraps(function)
+    def widget(*args, **kwargs):
+        from napari.qt.threading import create_worker
+
+        # errors go to napari's notifications (re-raising them in the GUI thread, the default, can abort Qt)
+        worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+        worker.errored.connect(show_error)
+        worker.start()
+        return worker
+
+    widget.__annotations__ = dict(function.__annotations__, **{"return": WORKER_OF_LAYER})
+    widget.__signature__ = inspect.signature(function).replace(return_annotation=WORKER_OF_LAYER)
+    return widget
+
+
+upsample_z_widget = in_a_worker_thread(upsample_z_layer)
+measure_widget = in_a_worker_thread(measure_layer)
