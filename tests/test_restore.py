@@ -114,3 +114,30 @@ def test_restoration_evaluation_can_simulate_a_blur_the_methods_are_not_told():
         evaluate_restoration(fine, 4, "avgpool", ["cubic"], simulate_sigma=3.0)
     with pytest.raises(InputError, match="positive"):
         evaluate_restoration(fine, 4, "gaussian", ["cubic"], simulate_sigma=-1.0)
+
+
+def test_a_learned_restorer_warns_on_another_anisotropy(tmp_path, capsys):
+    import warnings
+
+    from zaug.cli import main
+    from zaug.io import write_volume
+    from zaug.methods import resolve, selfnet
+    from zaug.restore import restore_with
+    from zaug.sample import load_sample
+
+    full = load_sample()
+    crop = np.ascontiguousarray(full.data[:, 40:72, 40:72])
+    coarse = full.replace(data=crop[::4], voxel_size=(1.16, 0.26, 0.26))  # 4.46-fold
+    model_dir = selfnet.fit([coarse], tmp_path / "sn", {"steps": 2, "progress": False})
+    model = resolve(str(model_dir), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the training anisotropy: no warning
+        restore_with(coarse, model)
+    half = full.replace(data=crop[::2], voxel_size=(0.58, 0.26, 0.26))  # 2.23-fold
+    with pytest.warns(UserWarning, match=r"4\.46-fold anisotropy and this stack's is 2\.23-fold"):
+        out = restore_with(half, model)
+    assert out.voxel_size[0] == pytest.approx(0.26)  # still restored
+    write_volume(half, tmp_path / "half.tif")
+    assert main(["predict", str(model_dir), str(tmp_path / "half.tif"), "-o", str(tmp_path / "out.tif"),
+                 "--tile", "16"]) == 0  # the tile-by-tile path warns too
+    assert "zaug: warning: the model learnt to restore a 4.46-fold" in capsys.readouterr().err

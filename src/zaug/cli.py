@@ -260,7 +260,7 @@ def cmd_predict(args) -> int:
 
 
 def _restore(args, vol, method, blockwise: bool):
-    from .restore import RestorationTiles, default_z_spacing, restore_with
+    from .restore import RestorationTiles, check_anisotropy, default_z_spacing, restore_with
 
     spacing = args.z_spacing
     if args.factor is not None:
@@ -270,6 +270,7 @@ def _restore(args, vol, method, blockwise: bool):
     if blockwise:
         from .blockwise import upsample_z_blockwise
 
+        check_anisotropy(vol, method)
         if spacing is None:
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
         return upsample_z_blockwise(vol, RestorationTiles(method, args.fuse), z_spacing=spacing,

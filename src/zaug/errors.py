@@ -16,3 +16,7 @@ class InputError(ZaugError):
 
 class OutputError(ZaugError):
     """The output cannot be written (exists, same as the input, ...)."""
+
+
+class ZaugWarning(UserWarning):
+    """Something the user should know about a prediction."""

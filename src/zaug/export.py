@@ -49,7 +49,7 @@ from .io import check_output_path
 from .io._atomic import atomic_path
 from .io._units import normalize_unit
 from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
-from .methods.zaugnet import ZaugWarning
+from .errors import ZaugWarning
 from .predict import output_positions
 from .volume import Volume, check_volume
 

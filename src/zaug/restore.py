@@ -23,13 +23,14 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import numpy as np
 
 from .classic import CLASSICAL_METHODS, interpolate_stack
 from .data.lateral import DEFAULT_PERCENTILES, normalise, percentile_range
-from .errors import InputError
+from .errors import InputError, ZaugWarning
 from .predict import cast_like, output_positions
 from .volume import Volume, check_volume
 
@@ -226,9 +227,32 @@ def is_restorer(method) -> bool:
     return hasattr(method, "restore_volume") or hasattr(method, "restore_planes")
 
 
+def check_anisotropy(volume: Volume, method) -> None:
+    """Warn when ``volume`` is much more or less anisotropic than the stack a learned restorer was trained on.
+
+    The model learnt the axial blur and sampling of that stack, so on another
+    anisotropy it may not transfer (as ZAugNet warns about another z spacing).
+    Stacks without a voxel size and RESIN models of an oblique blur are not checked.
+    """
+    config = getattr(method, "config", None)
+    trained = float(getattr(config, "factor", 0) or 0)
+    if trained <= 0 or getattr(config, "axial_angle", 0) or volume.voxel_size == (1.0, 1.0, 1.0):
+        return
+    current = volume.anisotropy
+    if not 1 / 1.5 <= current / trained <= 1.5:
+        warnings.warn(ZaugWarning(
+            f"the model learnt to restore a {trained:.2f}-fold anisotropy and this stack's is {current:.2f}-fold "
+            "(z voxel size over lateral); its axial blur may differ from what the model learnt: consider training "
+            "on this stack."), stacklevel=3)
+
+
 def restore_with(volume: Volume, method, z_spacing: float | None = None, fuse: str = "mean") -> Volume:
     """Restore ``volume`` with a 3D model (RESIN: its own ``restore_volume``) or a plane restorer (niiv,
-    Self-Net, classical: xz and yz planes fused by :func:`restore_volume`)."""
+    Self-Net, classical: xz and yz planes fused by :func:`restore_volume`).
+
+    Warns (:func:`check_anisotropy`) when a learned model was trained at a very different anisotropy.
+    """
+    check_anisotropy(volume, method)
     if hasattr(method, "restore_volume"):
         return method.restore_volume(volume, z_spacing=z_spacing)
     return restore_volume(volume, method, z_spacing=z_spacing, fuse=fuse)

@@ -48,7 +48,7 @@ from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state,
 from ..classic import interpolate_stack
 from ..data.triplets import (LateralTripletSampler, TripletSampler, split_validation, training_runs,
                              triplet_indices)
-from ..errors import InputError
+from ..errors import InputError, ZaugWarning  # noqa: F401  (ZaugWarning: also imported from here)
 from ..evaluate import smooth_oracle
 from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
@@ -57,10 +57,6 @@ from ..nets.ifnet import IFNet, ifnet_preset
 from ..nets.zstack import run_generator, tiled_generator
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-
-
-class ZaugWarning(UserWarning):
-    """Something the user should know about a prediction."""
 
 
 class TrainingPreset(BaseModel):
