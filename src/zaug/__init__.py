@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import InputError, OutputError, ZaugError  # noqa: E402
+from .errors import InputError, OutputError, ZaugError, ZaugWarning  # noqa: E402
 from .volume import Volume  # noqa: E402
 
-__all__ = ["Volume", "ZaugError", "InputError", "OutputError", "__version__"]
+__all__ = ["Volume", "ZaugError", "InputError", "OutputError", "ZaugWarning", "__version__"]
