@@ -8,8 +8,8 @@ import tifffile
 
 from zaug.errors import InputError
 from zaug.io import read_volume
-from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, get_reader, measure_layer, measure_widget,
-                                upsample_z_layer, upsample_z_widget, write_image)
+from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, get_reader, in_a_worker_thread,
+                                measure_layer, measure_widget, upsample_z_layer, upsample_z_widget, write_image)
 
 
 def _imagej(path, data, z=0.5, xy=0.2):
@@ -160,3 +160,16 @@ def test_widgets_run_in_a_napari_worker_thread(monkeypatch):
     got = results(lambda: measure_widget(flat))
     assert isinstance(got.get("error"), InputError)
     assert shown == [str(got["error"])] and "needs a 3D stack" in shown[0]
+
+    def warns():
+        import warnings
+
+        from zaug.errors import ZaugWarning
+
+        warnings.warn(ZaugWarning("consider training on this stack."))
+        return "done"
+
+    warned = []
+    monkeypatch.setattr(notifications, "show_warning", warned.append)
+    got = results(in_a_worker_thread(warns))
+    assert got["value"] == "done" and warned == ["consider training on this stack."]

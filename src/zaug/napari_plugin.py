@@ -4,10 +4,11 @@ Declared in ``napari.yaml`` (npe2). Every function here is a thin layer over the
 Python API and takes plain layer data, so it works (and is tested) without
 napari; napari itself is needed only to show the widgets (``pip install
 'zaug[napari]'``). The widgets run :func:`upsample_z_layer` and
-:func:`measure_layer` in a napari worker thread (:data:`upsample_z_widget`,
-:data:`measure_widget`), so the viewer stays responsive while a model predicts;
-napari adds the new layer when they finish and shows their error if they fail. Voxel sizes travel as the layers' ``scale``; zaug keeps the
-unit, axes and z positions in ``metadata["zaug"]``.
+:func:`measure_layer` in a napari worker thread (``upsample_z_widget``,
+``measure_widget``), so the viewer stays responsive while a model predicts;
+napari adds the new layer when they finish, and their warnings and errors
+become notifications. Voxel sizes travel as the layers' ``scale``; zaug keeps
+the unit, axes and z positions in ``metadata["zaug"]``.
 
 Examples
 --------
@@ -191,6 +192,13 @@ def show_error(exc: BaseException) -> None:
         notifications.notification_manager.receive_error(type(exc), exc, exc.__traceback__)
 
 
+def show_warning(showwarning_args: tuple) -> None:
+    """A warning raised in a widget's worker (``warnings.showwarning``'s arguments) as a napari notification."""
+    from napari.utils import notifications
+
+    notifications.show_warning(str(showwarning_args[0]))
+
+
 #: What the widgets return: a napari worker whose result napari adds to the viewer as a layer.
 WORKER_OF_LAYER = "napari.qt.threading.FunctionWorker[napari.types.LayerDataTuple]"
 
@@ -199,8 +207,9 @@ def in_a_worker_thread(function):
     """The widget form of ``function``: the same parameters, run in a napari worker thread when called.
 
     magicgui builds the widget from the signature; napari connects the returned
-    worker's result to the viewer, on the GUI thread; an exception becomes a
-    notification (:func:`show_error`). Needs napari (imported when the widget is used).
+    worker's result to the viewer, on the GUI thread; warnings and exceptions
+    become notifications (:func:`show_warning`, :func:`show_error`). Needs
+    napari (imported when the widget is used).
     """
     @functools.wraps(function)
     def widget(*args, **kwargs):
@@ -209,6 +218,7 @@ def in_a_worker_thread(function):
         # errors go to napari's notifications (re-raising them in the GUI thread, the default, can abort Qt)
         worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
         worker.errored.connect(show_error)
+        worker.warned.connect(show_warning)  # e.g. a model trained at another anisotropy
         worker.start()
         return worker
 
