@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--downstream", choices=["objects", "filaments"],
                    help="also segment the truth and every result with one pipeline and compare objects (volumes, "
                         "surface roughness) or filaments (lengths), as the ZAugNet paper does")
+    p.add_argument("--fid-weights", metavar="FILE",
+                   help="Inception-v3 weights (.safetensors) for the paper's FID; default $ZAUG_FID_WEIGHTS; "
+                        "zaug ships none and downloads none (see the README)")
     p.add_argument("--simulate-sigma", type=float, metavar="S",
                    help="--restore, gaussian: sigma in planes of the simulated blur (default factor/2); the "
                         "methods are not told it (their model of the blur is --sigma)")
@@ -332,6 +335,8 @@ def cmd_evaluate(args) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
     if args.simulate_sigma is not None and not (args.restore and not args.axial_angle):
         raise ZaugError("--simulate-sigma needs --restore (without --axial-angle).")
+    if args.fid_weights and args.restore and args.axial_angle:
+        raise ZaugError("--fid-weights is not available with --axial-angle yet; leave one of them out.")
     if args.downstream and args.restore and args.axial_angle:
         raise ZaugError("--downstream is not available with --axial-angle yet; leave one of them out.")
     if args.restore and args.axial_angle:
@@ -347,13 +352,15 @@ def cmd_evaluate(args) -> int:
 
         result = evaluate_restoration(vol, args.factor, args.degradation or "avgpool", methods,
                                       train_options=_training(args), keep_predictions=bool(args.report), log=log,
-                                      simulate_sigma=args.simulate_sigma, downstream=args.downstream)
+                                      simulate_sigma=args.simulate_sigma, downstream=args.downstream,
+                                      fid_weights=args.fid_weights)
         writer, table = write_restoration_report, format_restoration_table
     else:
         if float(args.factor) != int(args.factor):
             raise ZaugError(f"--factor must be a whole number for drop-slice evaluation, got {args.factor:g}.")
         result = evaluate_drop_slice(vol, int(args.factor), methods, train_options=_training(args),
-                                     keep_predictions=bool(args.report), log=log, downstream=args.downstream)
+                                     keep_predictions=bool(args.report), log=log, downstream=args.downstream,
+                                     fid_weights=args.fid_weights)
         writer, table = write_drop_slice_report, format_table
     if args.report:
         report = writer(result, args.report)

@@ -44,6 +44,7 @@ from scipy import ndimage, optimize
 from . import metrics
 from .classic import CLASSICAL_METHODS, ClassicalInterpolator
 from .errors import InputError
+from .fid import FID_CONVENTION, FIDScorer
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .methods import ORACLES, is_learned, is_restoration, learned_module
 from .volume import Volume, check_volume
@@ -103,7 +104,8 @@ def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
 def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("linear", "cubic"),
                         train_options: dict | None = None, oracle: bool | None = None,
                         keep_predictions: bool = False,
-                        log: Callable[[str], None] | None = None, downstream: str | None = None) -> dict:
+                        log: Callable[[str], None] | None = None, downstream: str | None = None,
+                        fid_weights: str | Path | None = None) -> dict:
     """Score methods on planes removed from a finely sampled stack.
 
     Parameters
@@ -127,12 +129,16 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         Also segment the truth and every reconstruction with one pipeline and
         compare objects (volumes, roughness) or filaments (lengths); see
         :mod:`zaug.downstream`.
+    fid_weights : path, optional
+        Inception-v3 weights (safetensors) for the paper's FID between the
+        removed planes and each reconstruction; default ``$ZAUG_FID_WEIGHTS``;
+        no FID without either (:mod:`zaug.fid`).
 
     Returns
     -------
     dict
         ``{"input", "factor", "conventions", "planes", "methods": {name: scores}, "gains"}``, and
-        ``"downstream"`` when asked.
+        ``"downstream"`` and ``"fid"`` when asked.
     """
     if volume.axes != "ZYX":
         raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}; "
@@ -160,6 +166,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
                                  if not volume.is_uniform else None,
                                  voxel_size=(volume.voxel_size[0] * factor,) + volume.voxel_size[1:])
     truth = norm(data[removed])
+    fid_scorer = FIDScorer.maybe(truth, fid_weights, (train_options or {}).get("device", "cpu"))
     predictions: dict[str, np.ndarray] = {}
     results: dict[str, dict] = {}
     for name in methods:
@@ -182,6 +189,8 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         seconds = time.perf_counter() - start
         predictions[name] = full
         results[name] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
+        if fid_scorer:
+            results[name]["fid"] = fid_scorer(full[removed])
         log(f"{name}: PSNR {results[name]['psnr']:.2f} dB")
     result = {
         "input": volume.metadata.get("source", volume.metadata.get("name", "array")),
@@ -195,6 +204,9 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         "methods": results,
         "gains": gains(results),
     }
+    if fid_scorer:
+        result["fid"] = fid_scorer.info
+        result["conventions"] = CONVENTIONS + [FID_CONVENTION]
     full_truth = norm(data[:used]) if downstream or keep_predictions else None
     if downstream:
         log(f"downstream: segmenting the truth and {len(predictions)} reconstructions ({downstream})")
@@ -284,14 +296,15 @@ def verdict(name: str, gain: dict) -> str:
 def format_table(result: dict) -> str:
     """Plain-text table of an evaluation result."""
     head = (f"{'method':<24}{'PSNR':>8}{'SSIM':>8}{'RMSE':>9}{'CF-low':>8}{'CF-mid':>8}"
-            f"{'CF-high':>9}{'sharp':>7}{'time s':>9}")
+            f"{'CF-high':>9}{'sharp':>7}{'time s':>9}" + (f"{'FID':>9}" if "fid" in result else ""))
     lines = [f"drop-slice x{result['factor']} on {result['input']} "
              f"({len(result['planes']['removed'])} planes removed, PSNR/SSIM on [0,1] data)", head]
     for name, r in result["methods"].items():
         label = name + (f" (s={r['sigma']:.2f})" if "sigma" in r else "")
         cf = r["cf_psnr"]
         lines.append(f"{label:<24}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{r['rmse']:>9.5f}{cf['low']:>8.2f}"
-                     f"{cf['mid']:>8.2f}{cf['high']:>9.2f}{r['sharpness']:>7.3f}{r['seconds']:>9.2f}")
+                     f"{cf['mid']:>8.2f}{cf['high']:>9.2f}{r['sharpness']:>7.3f}{r['seconds']:>9.2f}"
+                     + (f"{r['fid']:>9.2f}" if "fid" in r else ""))
     for name, g in result["gains"].items():
         lines.append(verdict(name, g))
     if "downstream" in result:

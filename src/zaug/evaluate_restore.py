@@ -42,6 +42,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError
+from .fid import FID_CONVENTION, FIDScorer, axial_planes
 from .isotropy import axial_lateral_spectra, isotropy_ratio
 from .methods import is_learned, learned_module
 from .restore import ClassicalRestorer, restore_stack
@@ -64,7 +65,8 @@ CONVENTIONS = [
 def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgpool",
                          methods: Sequence[str] = ("linear", "cubic"), train_options: dict | None = None,
                          keep_predictions: bool = False, log: Callable[[str], None] | None = None,
-                         simulate_sigma: float | None = None, downstream: str | None = None) -> dict:
+                         simulate_sigma: float | None = None, downstream: str | None = None,
+                         fid_weights=None) -> dict:
     """Score restoration methods on a stack made anisotropic by simulation.
 
     Parameters
@@ -88,6 +90,10 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     downstream : {'objects', 'filaments'}, optional
         Also compare objects or filaments segmented in the truth and in every
         restoration with one pipeline (:mod:`zaug.downstream`).
+    fid_weights : path, optional
+        Inception-v3 weights for the paper's FID, computed on up to 64 xz and
+        64 yz planes of the truth and of each restoration; default
+        ``$ZAUG_FID_WEIGHTS``; no FID without either (:mod:`zaug.fid`).
 
     Returns
     -------
@@ -110,6 +116,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     lo, hi = np.percentile(fine, (0.1, 99.9))
     norm = _normaliser(lo, hi)
     truth = norm(fine[planes])
+    fid_scorer = FIDScorer.maybe(axial_planes(truth), fid_weights, (train_options or {}).get("device", "cpu"))
     sim_stack = np.asarray(sim.data, dtype=np.float32)
     s_lo, s_hi = percentile_range(sim_stack)
     sim_norm = normalise(sim_stack, s_lo, s_hi)
@@ -129,6 +136,8 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         seconds = time.perf_counter() - start
         scores = metrics.score(pred, truth)
         scores.update(_isotropy(restored, voxel), seconds=round(seconds, 2), **extra)
+        if fid_scorer:
+            scores["fid"] = fid_scorer(axial_planes(pred))
         results[name] = scores
         arrays[name] = pred
         log(f"{name}: PSNR {scores['psnr']:.2f} dB, isotropy ratio {scores['isotropy_ratio']:.3f}")
@@ -141,6 +150,10 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         "reference": {"original": reference, "input": input_iso},
         "methods": results,
     }
+    if fid_scorer:
+        result["fid"] = fid_scorer.info
+        result["conventions"] = CONVENTIONS + [FID_CONVENTION.replace("scored true planes", "xz and yz planes "
+                                                                      "(up to 64 each) of the truth")]
     if downstream:
         log(f"downstream: segmenting the truth and {len(arrays)} restorations ({downstream})")
         result["downstream"] = downstream_checks(truth, arrays, voxel, downstream)
@@ -183,12 +196,13 @@ def format_restoration_table(result: dict) -> str:
     lines = [f"restoration x{result['factor']:g} ({result['degradation']}) on {result['input']} "
              f"({len(result['planes'])} planes scored, PSNR/SSIM on [0,1] data)",
              f"{'method':<10}{'PSNR':>8}{'SSIM':>8}{'CF-low':>8}{'CF-mid':>8}{'CF-high':>9}{'sharp':>7}"
-             f"{'iso':>7}{'spec':>7}{'time s':>9}"]
+             f"{'iso':>7}{'spec':>7}{'time s':>9}" + (f"{'FID':>9}" if "fid" in result else "")]
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"{name:<10}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{cf['low']:>8.2f}{cf['mid']:>8.2f}"
                      f"{cf['high']:>9.2f}{r['sharpness']:>7.3f}{r['isotropy_ratio']:>7.3f}"
-                     f"{r['spectral_extent_ratio']:>7.3f}{r['seconds']:>9.1f}")
+                     f"{r['spectral_extent_ratio']:>7.3f}{r['seconds']:>9.1f}"
+                     + (f"{r['fid']:>9.2f}" if "fid" in r else ""))
     ref = result["reference"]
     lines.append(f"isotropy ratio: original {ref['original']['isotropy_ratio']:.3f}, simulated input "
                  f"{ref['input']['isotropy_ratio']:.3f}; spectral extent ratio: original "

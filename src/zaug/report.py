@@ -44,13 +44,15 @@ def write_drop_slice_report(result: dict, out_dir: str | Path) -> Path:
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
              "## Conventions", ""]
     lines += [f"- {c}" for c in result["conventions"]]
-    lines += ["", "## Results", "", "| method | PSNR dB | SSIM | RMSE | CF-PSNR low | mid | high | sharpness | time s |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    fid = "fid" in result
+    lines += ["", "## Results", "", "| method | PSNR dB | SSIM | RMSE | CF-PSNR low | mid | high | sharpness | time s |"
+              + (" FID |" if fid else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if fid else "")]
     for name, r in result["methods"].items():
         label = name + (f" (sigma {r['sigma']:.2f})" if "sigma" in r else "")
         cf = r["cf_psnr"]
         lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['rmse']:.5f} | {cf['low']:.2f} | "
-                     f"{cf['mid']:.2f} | {cf['high']:.2f} | {r['sharpness']:.3f} | {r['seconds']:.1f} |")
+                     f"{cf['mid']:.2f} | {cf['high']:.2f} | {r['sharpness']:.3f} | {r['seconds']:.1f} |"
+                     + (f" {r['fid']:.2f} |" if fid else ""))
     if result["gains"]:
         lines += ["", "## In one line", ""]
         lines += [f"- {verdict(name, g)}" for name, g in result["gains"].items()]
@@ -153,16 +155,18 @@ def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
              "## Conventions", ""]
     lines += [f"- {c}" for c in result["conventions"]]
+    fid = "fid" in result
     lines += ["", "## Results", "",
-              "| method | PSNR dB | SSIM | CF-PSNR low | mid | high | sharpness | isotropy ratio | spectral extent ratio |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| method | PSNR dB | SSIM | CF-PSNR low | mid | high | sharpness | isotropy ratio | spectral extent ratio |"
+              + (" FID |" if fid else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if fid else "")]
     for label, r in (("original (reference)", ref["original"]), ("simulated input", ref["input"])):
-        lines.append(f"| {label} | | | | | | | {r['isotropy_ratio']:.3f} | {r['spectral_extent_ratio']:.3f} |")
+        lines.append(f"| {label} | | | | | | | {r['isotropy_ratio']:.3f} | {r['spectral_extent_ratio']:.3f} |"
+                     + (" |" if fid else ""))
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {cf['low']:.2f} | {cf['mid']:.2f} | "
                      f"{cf['high']:.2f} | {r['sharpness']:.3f} | {r['isotropy_ratio']:.3f} | "
-                     f"{r['spectral_extent_ratio']:.3f} |")
+                     f"{r['spectral_extent_ratio']:.3f} |" + (f" {r['fid']:.2f} |" if fid else ""))
     lines += downstream_section(result)
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "```", format_restoration_table(result), "```", ""]
