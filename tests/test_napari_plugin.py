@@ -1,15 +1,17 @@
 """The napari plugin: its manifest, reader, writer and widgets' functions (napari itself is not needed)."""
 
+import json
 from importlib import resources
 
 import numpy as np
 import pytest
 import tifffile
 
-from zaug.errors import InputError
+from zaug.errors import InputError, OutputError
 from zaug.io import read_volume
-from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, get_reader, in_a_worker_thread,
-                                measure_layer, measure_widget, upsample_z_layer, upsample_z_widget, write_image)
+from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, TrainMethod, get_reader,
+                                in_a_worker_thread, measure_layer, measure_widget, train_layer, train_widget,
+                                upsample_z_layer, upsample_z_widget, write_image)
 
 
 def _imagej(path, data, z=0.5, xy=0.2):
@@ -26,7 +28,7 @@ def test_manifest_is_valid_and_names_existing_functions():
     for command in manifest.contributions.commands:
         module, _, name = command.python_name.partition(":")
         assert callable(getattr(importlib.import_module(module), name)), command.python_name
-    assert {w.command for w in manifest.contributions.widgets} == {"zaug.upsample_z", "zaug.measure"}
+    assert {w.command for w in manifest.contributions.widgets} == {"zaug.train", "zaug.upsample_z", "zaug.measure"}
 
 
 def test_manifest_is_registered_as_an_entry_point():
@@ -80,6 +82,23 @@ def test_measure_layer_returns_labels_and_measurements():
     assert attributes["metadata"]["zaug_measure"]["summary"]["count"] == 2
 
 
+def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
+    from zaug.sample import load_sample
+
+    sample = load_sample()
+    layer = LayerData(sample.data[:, :64, :64], scale=sample.voxel_size, name="nuclei")
+    message = train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model",
+                          device="cpu", progress=False)
+    assert message.startswith(f"model saved in {tmp_path / 'model'}.") and "linear" in message
+    config = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert config["method"] == "zaugnet" and config["summary"]["steps"] > 0
+    out, attributes, _ = upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path / "model")
+    assert out.shape == (2 * 60 - 1, 64, 64) and out.dtype == sample.data.dtype
+    assert attributes["scale"] == pytest.approx((0.145, 0.26, 0.26))
+    with pytest.raises(OutputError, match="--overwrite"):  # a finished model is not replaced silently
+        train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model", progress=False)
+
+
 def test_in_a_headless_napari_viewer(tmp_path):
     """With napari installed (not in the dev extra: it is large), the plugin works through napari itself."""
     pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
@@ -99,7 +118,7 @@ def test_in_a_headless_napari_viewer(tmp_path):
     assert tuple(viewer.layers[-1].scale) == pytest.approx((0.145, 0.26, 0.26))
     saved = viewer.layers[-1].save(str(tmp_path / "up.ome.tif"), plugin="zaug")
     assert read_volume(saved[0]).voxel_size == pytest.approx((0.145, 0.26, 0.26))
-    for function in (upsample_z_layer, measure_layer):  # every parameter gets a widget
+    for function in (train_widget, upsample_z_layer, measure_layer):  # every parameter gets a widget
         for parameter in magic_signature(function).parameters.values():
             default = None if parameter.default is parameter.empty else parameter.default
             type_map.get_widget_class(value=default, annotation=parameter.annotation)
@@ -113,9 +132,12 @@ def test_widgets_take_the_functions_parameters_and_return_a_worker():
         assert ours.parameters == theirs.parameters
         assert ours.return_annotation == WORKER_OF_LAYER != theirs.return_annotation
         assert widget.__doc__ == function.__doc__
+    ours, theirs = inspect.signature(train_widget), inspect.signature(train_layer)
+    assert list(ours.parameters) == [name for name in theirs.parameters if name != "progress"]
+    assert ours.return_annotation is None  # the model goes to a folder, not to a layer
 
 
-def test_widgets_run_in_a_napari_worker_thread(monkeypatch):
+def test_widgets_run_in_a_napari_worker_thread(monkeypatch, tmp_path):
     """With napari, a widget returns at once; its worker gives the function's result, or its error, later."""
     pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
@@ -173,3 +195,17 @@ def test_widgets_run_in_a_napari_worker_thread(monkeypatch):
     monkeypatch.setattr(notifications, "show_warning", warned.append)
     got = results(in_a_worker_thread(warns))
     assert got["value"] == "done" and warned == ["consider training on this stack."]
+
+    from napari.utils import progress
+
+    bars, infos = [], []
+    monkeypatch.setattr(notifications, "show_info", infos.append)
+    napari_init = progress.__init__
+    monkeypatch.setattr(progress, "__init__", lambda self, *a, **k: bars.append(k) or napari_init(self, *a, **k))
+    assert magicgui(train_widget).return_annotation is None  # no layer to add
+    stack = LayerData(np.random.default_rng(0).random((12, 32, 32), np.float32), scale=(1.0, 0.5, 0.5))
+    got = results(lambda: train_widget(stack, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "m",
+                                       device="cpu"))
+    assert "error" not in got and (tmp_path / "m" / "config.json").is_file()
+    assert len(bars) == 1 and bars[0]["desc"].startswith("zaugnet")  # the bar is napari's own
+    assert infos == [got["value"]] and got["value"].startswith(f"model saved in {tmp_path / 'm'}.")

@@ -1,13 +1,14 @@
-"""napari plugin: read and write stacks with their voxel size, upsample z, measure objects.
+"""napari plugin: read and write stacks with their voxel size, train, upsample z, measure objects.
 
 Declared in ``napari.yaml`` (npe2). Every function here is a thin layer over the
 Python API and takes plain layer data, so it works (and is tested) without
 napari; napari itself is needed only to show the widgets (``pip install
-'zaug[napari]'``). The widgets run :func:`upsample_z_layer` and
-:func:`measure_layer` in a napari worker thread (``upsample_z_widget``,
-``measure_widget``), so the viewer stays responsive while a model predicts;
-napari adds the new layer when they finish, and their warnings and errors
-become notifications. Voxel sizes travel as the layers' ``scale``; zaug keeps
+'zaug[napari]'``). The widgets run :func:`train_layer`, :func:`upsample_z_layer`
+and :func:`measure_layer` in a napari worker thread (``train_widget``,
+``upsample_z_widget``, ``measure_widget``), so the viewer stays responsive while
+a model trains or predicts; napari adds the new layer when they finish (training
+shows its progress in napari's activity panel and its self-check as a
+notification), and their warnings and errors become notifications. Voxel sizes travel as the layers' ``scale``; zaug keeps
 the unit, axes and z positions in ``metadata["zaug"]``.
 
 Examples
@@ -42,6 +43,23 @@ class Method(enum.Enum):
     linear = "linear"
     cubic = "cubic"
     trained_model = "trained model"
+
+
+class TrainMethod(enum.Enum):
+    """What :func:`train_layer` trains: the interpolation models (ZAugNet, ZAugNet+) or a restorer."""
+
+    zaugnet = "zaugnet"
+    zaugnet_plus = "zaugnet+"
+    selfnet = "selfnet"
+    resin = "resin"
+    niiv = "niiv"
+
+
+class Preset(enum.Enum):
+    """Network size: ``fast`` trains on a laptop's CPU, ``paper`` is the published size (a GPU helps)."""
+
+    fast = "fast"
+    paper = "paper"
 
 
 class Kind(enum.Enum):
@@ -180,6 +198,32 @@ def measure_layer(image: "napari.layers.Image", kind: Kind = Kind.objects,  # no
     return labels, attributes, "labels"
 
 
+def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.zaugnet,  # noqa: F821
+                preset: Preset = Preset.fast,
+                minutes: Annotated[float, {"min": 0.1, "max": 10080.0, "step": 1.0}] = 10.0,
+                model_folder: Annotated[Path, {"mode": "d"}] = Path.home() / "zaug-model",
+                overwrite: bool = False, device: str = "auto", progress=True) -> str:
+    """Train a model on an image layer (self-supervised: the layer alone), as ``zaug train`` does.
+
+    The model goes to ``model_folder``; an interrupted run there with the same
+    settings resumes, a finished model is replaced only with ``overwrite``.
+    Use it with Upsample z (method: trained model). Returns the self-check:
+    the model against interpolation on planes held out of this layer.
+    ``progress``: a tqdm class for the bar (napari's, in the widget).
+    """
+    import json
+
+    from .methods import learned_module
+
+    volume = _volume_of(image)
+    module = learned_module(TrainMethod(method).value)
+    options = {"method": TrainMethod(method).value, "preset": Preset(preset).value, "minutes": float(minutes),
+               "device": device, "overwrite": bool(overwrite), "progress": progress}
+    model_dir = module.fit([volume], Path(model_folder), options)
+    config = json.loads((Path(model_dir) / "config.json").read_text())
+    return f"model saved in {model_dir}. {module.format_self_check(config['self_check'])}"
+
+
 def show_error(exc: BaseException) -> None:
     """A widget's error in napari: zaug's own (bad input) as its one sentence, others with their traceback."""
     from napari.utils import notifications
@@ -213,19 +257,44 @@ def in_a_worker_thread(function):
     """
     @functools.wraps(function)
     def widget(*args, **kwargs):
-        from napari.qt.threading import create_worker
-
-        # errors go to napari's notifications (re-raising them in the GUI thread, the default, can abort Qt)
-        worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
-        worker.errored.connect(show_error)
-        worker.warned.connect(show_warning)  # e.g. a model trained at another anisotropy
-        worker.start()
-        return worker
+        return start_worker(function, *args, **kwargs)
 
     widget.__annotations__ = dict(function.__annotations__, **{"return": WORKER_OF_LAYER})
     widget.__signature__ = inspect.signature(function).replace(return_annotation=WORKER_OF_LAYER)
     return widget
 
 
+def start_worker(function, *args, **kwargs):
+    """Run ``function`` in a started napari worker whose warnings and errors become notifications."""
+    from napari.qt.threading import create_worker
+
+    # errors go to napari's notifications (re-raising them in the GUI thread, the default, can abort Qt)
+    worker = create_worker(function, *args, _start_thread=False, _ignore_errors=True, **kwargs)
+    worker.errored.connect(show_error)
+    worker.warned.connect(show_warning)  # e.g. a model trained at another anisotropy
+    worker.start()
+    return worker
+
+
+def train_widget(*args, **kwargs):
+    """Train in a napari worker: the bar in napari's activity panel, the self-check as a notification.
+
+    Returns the started worker; its signature says None, so napari adds no
+    layer (the model goes to a folder).
+    """
+    from napari.utils import notifications
+    from napari.utils import progress as napari_progress
+
+    worker = start_worker(train_layer, *args, progress=napari_progress, **kwargs)
+    worker.returned.connect(notifications.show_info)
+    return worker
+
+
+# the widget's form: train_layer's parameters but the bar's class; nothing for napari to add as a layer
+train_widget.__signature__ = inspect.signature(train_layer).replace(
+    parameters=[p for name, p in inspect.signature(train_layer).parameters.items() if name != "progress"],
+    return_annotation=None)
+train_widget.__annotations__ = {k: v for k, v in train_layer.__annotations__.items() if k != "progress"}
+train_widget.__annotations__["return"] = None
 upsample_z_widget = in_a_worker_thread(upsample_z_layer)
 measure_widget = in_a_worker_thread(measure_layer)

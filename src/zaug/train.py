@@ -77,9 +77,12 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int = 0, progress: bool = True,
+def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int = 0, progress: bool | type = True,
                  checkpoint_every_s: float = 60.0, n_validations: int = 20, description: str = "training") -> dict:
     """Train ``task`` until the budget is spent, resuming from ``run_dir/checkpoint`` if present.
+
+    ``progress`` shows a tqdm bar on stderr; a tqdm subclass instead (napari's
+    ``progress``, for its activity panel) is used in tqdm's place.
 
     Returns
     -------
@@ -169,14 +172,15 @@ def _due(state: dict, next_val: float, every: tuple[str, float]) -> bool:
     return (state["step"] if kind == "step" else state["elapsed"]) >= next_val
 
 
-def _progress_bar(budget: Budget, state: dict, enabled: bool, description: str):
+def _progress_bar(budget: Budget, state: dict, enabled: bool | type, description: str):
+    bar = enabled if isinstance(enabled, type) else tqdm
     # into a log file (a cluster job, a pipe) a bar redrawn ten times a second writes megabytes
     every = 0.1 if sys.stderr.isatty() else 10.0
     if budget.steps is not None:
-        return tqdm(total=budget.steps, initial=state["step"], desc=description, unit="step",
+        return bar(total=budget.steps, initial=state["step"], desc=description, unit="step",
                     disable=not enabled, file=sys.stderr, dynamic_ncols=True, mininterval=every)
     total = int(round(60 * budget.minutes))
-    return tqdm(total=total, initial=int(state["elapsed"]), desc=description, unit="s", disable=not enabled,
+    return bar(total=total, initial=int(state["elapsed"]), desc=description, unit="s", disable=not enabled,
                 file=sys.stderr, dynamic_ncols=True, mininterval=every,
                 bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [left {remaining}{postfix}]")
 

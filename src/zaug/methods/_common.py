@@ -99,13 +99,17 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
     return out
 
 
+def _progress_option(value) -> bool | type:
+    return value if isinstance(value, type) else bool(value)  # a tqdm subclass passes through
+
+
 def train_and_save(task, config: ModelConfig, out: Path, budget: Budget, opts: dict, description: str,
                    self_check=None) -> Path:
     """Run the shared training loop, then store summary, self-check and weights in ``out``.
 
     ``self_check`` computes the held-out scores (default: ``task.self_check()``).
     """
-    summary = run_training(task, out, budget, seed=config.seed, progress=bool(opts.get("progress", True)),
+    summary = run_training(task, out, budget, seed=config.seed, progress=_progress_option(opts.get("progress", True)),
                            description=description,
                            checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
     config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
