@@ -136,3 +136,15 @@ def test_cli_fid_weights_error_exits_with_one_sentence(run_cli, tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     assert "never unpickles a file" in proc.stderr
+
+
+def test_oblique_evaluation_reports_fid(tmp_path, weights):
+    from zaug.evaluate_oblique import evaluate_oblique, format_oblique_table
+    from zaug.report import write_oblique_report
+
+    vol = load_sample()
+    vol = vol.replace(data=vol.data[:20, 40:60, 40:56], voxel_size=(0.26, 0.26, 0.26))
+    result = evaluate_oblique(vol, 45, 4, ["input"], fid_weights=weights)
+    assert result["fid"]["planes"] == 20 + 16 and result["methods"]["input"]["fid"] > 0
+    assert "FID" in format_oblique_table(result).splitlines()[1]
+    assert "| FID |" in write_oblique_report(result, tmp_path / "r").read_text()

@@ -335,8 +335,6 @@ def cmd_evaluate(args) -> int:
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
     if args.simulate_sigma is not None and not (args.restore and not args.axial_angle):
         raise ZaugError("--simulate-sigma needs --restore (without --axial-angle).")
-    if args.fid_weights and args.restore and args.axial_angle:
-        raise ZaugError("--fid-weights is not available with --axial-angle yet; leave one of them out.")
     if args.downstream and args.restore and args.axial_angle:
         raise ZaugError("--downstream is not available with --axial-angle yet; leave one of them out.")
     if args.restore and args.axial_angle:
@@ -344,7 +342,7 @@ def cmd_evaluate(args) -> int:
         from .report import write_oblique_report
 
         result = evaluate_oblique(vol, args.axial_angle, args.factor, methods, train_options=_training(args),
-                                  keep_predictions=bool(args.report), log=log)
+                                  keep_predictions=bool(args.report), log=log, fid_weights=args.fid_weights)
         writer, table = write_oblique_report, format_oblique_table
     elif args.restore:
         from .evaluate_restore import evaluate_restoration, format_restoration_table

@@ -46,6 +46,7 @@ from scipy import ndimage
 from . import metrics
 from .data.lateral import percentile_range
 from .errors import InputError
+from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes
 from .volume import Volume, check_volume
 
 REFERENCES = ("input", "richardson-lucy")
@@ -105,7 +106,7 @@ def directional_gradient_ratio(stack: np.ndarray, angle: float) -> float:
 
 def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods: Sequence[str] = ("input",),
                      train_options: dict | None = None, keep_predictions: bool = False,
-                     log: Callable[[str], None] | None = None) -> dict:
+                     log: Callable[[str], None] | None = None, fid_weights=None) -> dict:
     """Score restorations of a simulated oblique axial blur.
 
     Parameters
@@ -123,6 +124,9 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
         Passed to RESIN's ``fit`` (``minutes``/``steps``, ``preset``, ``seed``...).
     keep_predictions : bool
         Return the stacks under ``"arrays"`` for reports.
+    fid_weights : path, optional
+        Inception-v3 weights for the paper's FID on up to 64 xz and 64 yz
+        planes; default ``$ZAUG_FID_WEIGHTS``; none without either (:mod:`zaug.fid`).
 
     Returns
     -------
@@ -143,6 +147,7 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
     lo, hi = percentile_range(np.asarray(volume.data, np.float32))
     truth = np.clip((np.asarray(volume.data, np.float32) - lo) / np.float32(hi - lo), 0.0, 1.0)
     blurred = oblique_blur(truth, sigma, angle)
+    fid_scorer = FIDScorer.maybe(axial_planes(truth), fid_weights, (train_options or {}).get("device", "cpu"))
     results, arrays = {}, {}
     for name in dict.fromkeys(methods):
         start = time.perf_counter()
@@ -151,6 +156,8 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
         scores = metrics.score(pred, truth)
         scores.update(directional_gradient_ratio=directional_gradient_ratio(pred, angle),
                       seconds=round(time.perf_counter() - start, 2), **extra)
+        if fid_scorer:
+            scores["fid"] = fid_scorer(axial_planes(pred))
         results[name] = scores
         arrays[name] = pred
         log(f"{name}: PSNR {scores['psnr']:.2f} dB, gradient ratio {scores['directional_gradient_ratio']:.3f}")
@@ -162,6 +169,9 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
                       "input": {"directional_gradient_ratio": directional_gradient_ratio(blurred, angle)}},
         "methods": results,
     }
+    if fid_scorer:
+        result["fid"] = fid_scorer.info
+        result["conventions"] = CONVENTIONS + [FID_AXIAL_CONVENTION]
     if keep_predictions:
         result["arrays"] = dict(arrays, truth=truth, blurred=blurred)
     return result
@@ -198,11 +208,12 @@ def format_oblique_table(result: dict) -> str:
     ref = result["reference"]
     lines = [f"oblique blur at {result['axial_angle']:g} deg (sigma {result['sigma']:g} voxels) on {result['input']}",
              f"{'method':<17}{'PSNR':>8}{'SSIM':>8}{'CF-low':>8}{'CF-mid':>8}{'sharp':>7}{'grad ratio':>11}"
-             f"{'time s':>9}"]
+             f"{'time s':>9}" + (f"{'FID':>9}" if "fid" in result else "")]
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"{name:<17}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{cf['low']:>8.2f}{cf['mid']:>8.2f}"
-                     f"{r['sharpness']:>7.3f}{r['directional_gradient_ratio']:>11.3f}{r['seconds']:>9.1f}")
+                     f"{r['sharpness']:>7.3f}{r['directional_gradient_ratio']:>11.3f}{r['seconds']:>9.1f}"
+                     + (f"{r['fid']:>9.2f}" if "fid" in r else ""))
     lines.append(f"directional gradient ratio: original {ref['original']['directional_gradient_ratio']:.3f}, "
                  f"blurred input {ref['input']['directional_gradient_ratio']:.3f}")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError
-from .fid import FID_CONVENTION, FIDScorer, axial_planes
+from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes
 from .isotropy import axial_lateral_spectra, isotropy_ratio
 from .methods import is_learned, learned_module
 from .restore import ClassicalRestorer, restore_stack
@@ -152,8 +152,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     }
     if fid_scorer:
         result["fid"] = fid_scorer.info
-        result["conventions"] = CONVENTIONS + [FID_CONVENTION.replace("scored true planes", "xz and yz planes "
-                                                                      "(up to 64 each) of the truth")]
+        result["conventions"] = CONVENTIONS + [FID_AXIAL_CONVENTION]
     if downstream:
         log(f"downstream: segmenting the truth and {len(arrays)} restorations ({downstream})")
         result["downstream"] = downstream_checks(truth, arrays, voxel, downstream)

@@ -51,6 +51,7 @@ CONVERT_COMMAND = (f"python -c \"import torch, safetensors.torch as st; st.save_
 FID_CONVENTION = (f"FID = Fréchet distance of Inception-v3 pool features ({WEIGHTS_FILE}; pytorch-fid "
                   "preprocessing: [0,1] planes repeated to RGB, bilinear resize to 299) between the scored true "
                   "planes and each reconstruction; few planes bias it upwards: compare methods on the same planes only")
+FID_AXIAL_CONVENTION = FID_CONVENTION.replace("scored true planes", "xz and yz planes (up to 64 each) of the truth")
 HOW_TO_GET = (f"download {WEIGHTS_URL} once, convert it with {CONVERT_COMMAND} and pass the .safetensors file "
               f"(--fid-weights, or the {FID_WEIGHTS_ENV} environment variable)")
 

@@ -328,13 +328,16 @@ def write_oblique_report(result: dict, out_dir: str | Path) -> Path:
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x); line blur sigma "
              f"{result['sigma']:g} voxels.", "", "## Conventions", ""]
     lines += [f"- {c}" for c in result["conventions"]]
-    lines += ["", "## Results", "", "| method | PSNR dB | SSIM | CF-PSNR low | mid | sharpness | gradient ratio |",
-              "|---|---|---|---|---|---|---|",
-              f"| original (reference) | | | | | | {ref['original']['directional_gradient_ratio']:.3f} |"]
+    fid = "fid" in result
+    lines += ["", "## Results", "", "| method | PSNR dB | SSIM | CF-PSNR low | mid | sharpness | gradient ratio |"
+              + (" FID |" if fid else ""), "|---|---|---|---|---|---|---|" + ("---|" if fid else ""),
+              f"| original (reference) | | | | | | {ref['original']['directional_gradient_ratio']:.3f} |"
+              + (" |" if fid else "")]
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {cf['low']:.2f} | {cf['mid']:.2f} | "
-                     f"{r['sharpness']:.3f} | {r['directional_gradient_ratio']:.3f} |")
+                     f"{r['sharpness']:.3f} | {r['directional_gradient_ratio']:.3f} |"
+                     + (f" {r['fid']:.2f} |" if fid else ""))
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "```", format_oblique_table(result), "```", ""]
     report = out / "report.md"
