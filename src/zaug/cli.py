@@ -27,6 +27,7 @@ EXAMPLES = {
     "evaluate": ("examples:\n  zaug evaluate stack.tif --factor 2 --methods linear,cubic\n"
                  "  zaug evaluate stack.tif --factor 4 --methods linear,cubic,zaugnet --minutes 10 --report report/\n"
                  "  zaug evaluate nuclei.tif --factor 4 --methods nearest,linear,cubic --downstream objects\n"
+                 "  zaug evaluate stack.tif --factor 2 --methods linear,cubic --fid-weights pt_inception.safetensors\n"
                  "  zaug evaluate stack.tif --restore --degradation avgpool --factor 4 --methods linear,cubic,niiv\n"
                  "  zaug evaluate iso.tif --restore --axial-angle 45 --factor 4 --methods input,richardson-lucy,resin"),
     "train": ("examples:\n  zaug train stack.tif --method zaugnet --preset fast --minutes 10 -o runs/model\n"
