@@ -100,7 +100,7 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
 
 
 def test_in_a_headless_napari_viewer(tmp_path):
-    """With napari installed (not in the dev extra: it is large), the plugin works through napari itself."""
+    """With napari installed (the dev extra has it), the plugin works through napari itself."""
     pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
     from magicgui import type_map
     from magicgui.signature import magic_signature
