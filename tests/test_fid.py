@@ -1,4 +1,4 @@
-"""FID: the Inception-v3 graph, the Fréchet distance, the weights file, and FID in evaluations.
+"""FID and KID: the Inception-v3 graph, the two distances, the weights file, and both in evaluations.
 
 No official weights exist on a test machine; the network gets random He-initialised
 weights (saved as the official file's layout, classifier included), which exercises
@@ -18,7 +18,8 @@ from safetensors.torch import save_file
 from zaug import InputError
 from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.evaluate_restore import evaluate_restoration
-from zaug.fid import FID_WEIGHTS_ENV, FIDScorer, axial_planes, fid, frechet_distance, load_inception
+from zaug.fid import (FID_WEIGHTS_ENV, FIDScorer, axial_planes, fid, frechet_distance, kernel_distance, load_inception,
+                      plane_features)
 from zaug.nets.inception import FIDInceptionV3
 from zaug.report import write_drop_slice_report
 from zaug.sample import load_sample
@@ -86,6 +87,28 @@ def test_weights_file_problems_are_one_sentence(tmp_path, weights):
         fid(np.zeros((2, 8, 8)), np.zeros((2, 8, 8)), weights=None)
 
 
+def test_kernel_distance_equals_the_pairwise_sums_and_is_unbiased_where_fid_is_not():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(7, 16)), rng.normal(size=(5, 16))
+
+    def k(x, y):
+        return (x @ y / 16 + 1) ** 3
+
+    within_a = sum(k(a[i], a[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    within_b = sum(k(b[i], b[j]) for i in range(5) for j in range(5) if i != j) / (5 * 4)
+    across = sum(k(x, y) for x in a for y in b) / (7 * 5)
+    assert kernel_distance(a, b) == pytest.approx(within_a + within_b - 2 * across, rel=1e-12)
+    # 200 pairs of 20-sample sets from one distribution: KID averages 0, FID far above it
+    same = [(rng.gamma(2.0, size=(20, 64)), rng.gamma(2.0, size=(20, 64))) for _ in range(200)]
+    kids = np.array([kernel_distance(x, y) for x, y in same])
+    assert abs(kids.mean()) < 3 * kids.std() / np.sqrt(len(kids))
+    assert min(frechet_distance(x, y) for x, y in same) > 50
+    shifted = [kernel_distance(x, y + 0.5) for x, y in same[:20]]
+    assert min(shifted) > kids.mean() + 5 * kids.std()
+    with pytest.raises(InputError, match="KID needs"):
+        kernel_distance(a[:1], b)
+
+
 def test_fid_orders_sets_by_how_far_they_are_from_the_truth(weights):
     planes = load_sample().data[::6].astype(np.float32)
     truth = (planes - planes.min()) / (planes.max() - planes.min())
@@ -96,6 +119,11 @@ def test_fid_orders_sets_by_how_far_they_are_from_the_truth(weights):
     assert scorer(truth) == pytest.approx(0.0, abs=1e-6)
     assert 0 < scorer(slightly) < scorer(badly)
     assert fid(badly, truth, weights=weights) == pytest.approx(scorer(badly), rel=1e-6)
+    scores = scorer.scores(badly)
+    assert scores["fid"] == pytest.approx(scorer(badly), rel=1e-9)
+    assert scores["kid"] == pytest.approx(kernel_distance(plane_features(badly, scorer.network),
+                                                          scorer.truth_features), rel=1e-9)
+    assert scorer.scores(slightly)["kid"] < scores["kid"]
 
 
 def test_drop_slice_evaluation_reports_fid_per_method(tmp_path, weights):
@@ -106,11 +134,13 @@ def test_drop_slice_evaluation_reports_fid_per_method(tmp_path, weights):
     truth, removed = result["arrays"]["truth"], result["arrays"]["removed"]
     expected = fid(result["arrays"]["cubic"][removed], truth[removed], weights=weights)
     assert result["methods"]["cubic"]["fid"] == pytest.approx(expected, rel=1e-6)
-    assert result["methods"]["linear"]["fid"] > 0
-    assert any(c.startswith("FID = ") for c in result["conventions"])
-    assert "FID" in format_table(result).splitlines()[1]
+    assert result["methods"]["linear"]["fid"] > 0 and "kid" in result["methods"]["linear"]
+    assert any(c.startswith("FID = ") and "KID = " in c for c in result["conventions"])
+    head, row = format_table(result).splitlines()[1:3]
+    assert head.split()[-2:] == ["FID", "KIDx1000"]
+    assert float(row.split()[-1]) == pytest.approx(1e3 * result["methods"]["linear"]["kid"], abs=0.006)
     report = write_drop_slice_report(result, tmp_path / "report")
-    assert "| FID |" in report.read_text()
+    assert "| FID | KID x 1000 |" in report.read_text()
     assert json.loads((tmp_path / "report" / "results.json").read_text())["methods"]["linear"]["fid"] > 0
     plain = evaluate_drop_slice(vol, 2, ["linear"])
     assert "fid" not in plain and "fid" not in plain["methods"]["linear"]
@@ -123,6 +153,7 @@ def test_restoration_evaluation_scores_fid_on_axial_planes(weights, monkeypatch)
     result = evaluate_restoration(vol, 4, "gaussian", ["linear", "cubic"])
     assert result["fid"]["planes"] == 20 + 16
     assert {m: r["fid"] > 0 for m, r in result["methods"].items()} == {"linear": True, "cubic": True}
+    assert all(np.isfinite(r["kid"]) for r in result["methods"].values())
     planes = axial_planes(np.zeros((7, 48, 40)))
     assert planes.shape == (88, 7, 48)
 

@@ -44,7 +44,7 @@ from scipy import ndimage, optimize
 from . import metrics
 from .classic import CLASSICAL_METHODS, ClassicalInterpolator
 from .errors import InputError
-from .fid import FID_CONVENTION, FIDScorer
+from .fid import FID_CONVENTION, FIDScorer, distance_columns
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .methods import ORACLES, is_learned, is_restoration, learned_module
 from .volume import Volume, check_volume
@@ -190,7 +190,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         predictions[name] = full
         results[name] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
         if fid_scorer:
-            results[name]["fid"] = fid_scorer(full[removed])
+            results[name].update(fid_scorer.scores(full[removed]))
         log(f"{name}: PSNR {results[name]['psnr']:.2f} dB")
     result = {
         "input": volume.metadata.get("source", volume.metadata.get("name", "array")),
@@ -296,7 +296,7 @@ def verdict(name: str, gain: dict) -> str:
 def format_table(result: dict) -> str:
     """Plain-text table of an evaluation result."""
     head = (f"{'method':<24}{'PSNR':>8}{'SSIM':>8}{'RMSE':>9}{'CF-low':>8}{'CF-mid':>8}"
-            f"{'CF-high':>9}{'sharp':>7}{'time s':>9}" + (f"{'FID':>9}" if "fid" in result else ""))
+            f"{'CF-high':>9}{'sharp':>7}{'time s':>9}" + (distance_columns() if "fid" in result else ""))
     lines = [f"drop-slice x{result['factor']} on {result['input']} "
              f"({len(result['planes']['removed'])} planes removed, PSNR/SSIM on [0,1] data)", head]
     for name, r in result["methods"].items():
@@ -304,7 +304,7 @@ def format_table(result: dict) -> str:
         cf = r["cf_psnr"]
         lines.append(f"{label:<24}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{r['rmse']:>9.5f}{cf['low']:>8.2f}"
                      f"{cf['mid']:>8.2f}{cf['high']:>9.2f}{r['sharpness']:>7.3f}{r['seconds']:>9.2f}"
-                     + (f"{r['fid']:>9.2f}" if "fid" in r else ""))
+                     + distance_columns(r))
     for name, g in result["gains"].items():
         lines.append(verdict(name, g))
     if "downstream" in result:

@@ -46,7 +46,7 @@ from scipy import ndimage
 from . import metrics
 from .data.lateral import percentile_range
 from .errors import InputError
-from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes
+from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .volume import Volume, check_volume
 
 REFERENCES = ("input", "richardson-lucy")
@@ -157,7 +157,7 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
         scores.update(directional_gradient_ratio=directional_gradient_ratio(pred, angle),
                       seconds=round(time.perf_counter() - start, 2), **extra)
         if fid_scorer:
-            scores["fid"] = fid_scorer(axial_planes(pred))
+            scores.update(fid_scorer.scores(axial_planes(pred)))
         results[name] = scores
         arrays[name] = pred
         log(f"{name}: PSNR {scores['psnr']:.2f} dB, gradient ratio {scores['directional_gradient_ratio']:.3f}")
@@ -208,12 +208,12 @@ def format_oblique_table(result: dict) -> str:
     ref = result["reference"]
     lines = [f"oblique blur at {result['axial_angle']:g} deg (sigma {result['sigma']:g} voxels) on {result['input']}",
              f"{'method':<17}{'PSNR':>8}{'SSIM':>8}{'CF-low':>8}{'CF-mid':>8}{'sharp':>7}{'grad ratio':>11}"
-             f"{'time s':>9}" + (f"{'FID':>9}" if "fid" in result else "")]
+             f"{'time s':>9}" + (distance_columns() if "fid" in result else "")]
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"{name:<17}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{cf['low']:>8.2f}{cf['mid']:>8.2f}"
                      f"{r['sharpness']:>7.3f}{r['directional_gradient_ratio']:>11.3f}{r['seconds']:>9.1f}"
-                     + (f"{r['fid']:>9.2f}" if "fid" in r else ""))
+                     + distance_columns(r))
     lines.append(f"directional gradient ratio: original {ref['original']['directional_gradient_ratio']:.3f}, "
                  f"blurred input {ref['input']['directional_gradient_ratio']:.3f}")
     return "\n".join(lines)

@@ -42,7 +42,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError
-from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes
+from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import axial_lateral_spectra, isotropy_ratio
 from .methods import is_learned, learned_module
 from .restore import ClassicalRestorer, restore_stack
@@ -137,7 +137,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         scores = metrics.score(pred, truth)
         scores.update(_isotropy(restored, voxel), seconds=round(seconds, 2), **extra)
         if fid_scorer:
-            scores["fid"] = fid_scorer(axial_planes(pred))
+            scores.update(fid_scorer.scores(axial_planes(pred)))
         results[name] = scores
         arrays[name] = pred
         log(f"{name}: PSNR {scores['psnr']:.2f} dB, isotropy ratio {scores['isotropy_ratio']:.3f}")
@@ -195,13 +195,13 @@ def format_restoration_table(result: dict) -> str:
     lines = [f"restoration x{result['factor']:g} ({result['degradation']}) on {result['input']} "
              f"({len(result['planes'])} planes scored, PSNR/SSIM on [0,1] data)",
              f"{'method':<10}{'PSNR':>8}{'SSIM':>8}{'CF-low':>8}{'CF-mid':>8}{'CF-high':>9}{'sharp':>7}"
-             f"{'iso':>7}{'spec':>7}{'time s':>9}" + (f"{'FID':>9}" if "fid" in result else "")]
+             f"{'iso':>7}{'spec':>7}{'time s':>9}" + (distance_columns() if "fid" in result else "")]
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"{name:<10}{r['psnr']:>8.2f}{r['ssim']:>8.4f}{cf['low']:>8.2f}{cf['mid']:>8.2f}"
                      f"{cf['high']:>9.2f}{r['sharpness']:>7.3f}{r['isotropy_ratio']:>7.3f}"
                      f"{r['spectral_extent_ratio']:>7.3f}{r['seconds']:>9.1f}"
-                     + (f"{r['fid']:>9.2f}" if "fid" in r else ""))
+                     + distance_columns(r))
     ref = result["reference"]
     lines.append(f"isotropy ratio: original {ref['original']['isotropy_ratio']:.3f}, simulated input "
                  f"{ref['input']['isotropy_ratio']:.3f}; spectral extent ratio: original "

@@ -1,4 +1,4 @@
-"""Fréchet Inception Distance (FID) between two sets of planes.
+"""Fréchet and kernel Inception distances (FID, KID) between two sets of planes.
 
 FID (Heusel et al. 2017) is the paper's measure of how alike the *distribution*
 of reconstructed planes is to that of the true planes: it fits a Gaussian to
@@ -15,7 +15,12 @@ three channels, resized bilinearly to 299 x 299 and mapped to [-1, 1].
 
 With a few dozen planes the covariances are estimated from far fewer samples
 than features, which biases FID upwards: compare methods on the same planes
-only, never with FIDs of other papers.
+only, never with FIDs of other papers. KID (Bińkowski et al. 2018), computed
+from the same features, has no such bias: it is the unbiased estimate of the
+squared maximum mean discrepancy under the cubic polynomial kernel
+``(x . y / 2048 + 1) ** 3``, so its expected value is 0 when both sets come
+from one distribution, whatever their sizes (a single estimate can then be
+slightly negative). zaug reports both.
 
 Examples
 --------
@@ -29,6 +34,11 @@ The distance itself works on any features:
 0.0
 >>> round(frechet_distance(a, a + [2.0, 0.0, 0.0]), 6)  # a mean shift of 2: 2 ** 2
 4.0
+>>> from zaug.fid import kernel_distance
+>>> abs(kernel_distance(a[:250], a[250:])) < 0.01  # two halves of one sample: close to 0
+True
+>>> kernel_distance(a[:250], a[250:] + [2.0, 0.0, 0.0]) > 0.1
+True
 """
 
 from __future__ import annotations
@@ -41,7 +51,7 @@ import numpy as np
 from .errors import InputError
 
 __all__ = ["FID_WEIGHTS_ENV", "FIDScorer", "axial_planes", "fid", "fid_weights_path", "frechet_distance",
-           "load_inception", "plane_features"]
+           "distance_columns", "kernel_distance", "load_inception", "plane_features"]
 
 FID_WEIGHTS_ENV = "ZAUG_FID_WEIGHTS"
 WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
@@ -50,7 +60,8 @@ CONVERT_COMMAND = (f"python -c \"import torch, safetensors.torch as st; st.save_
                    "weights_only=True), 'pt_inception.safetensors')\"")
 FID_CONVENTION = (f"FID = Fréchet distance of Inception-v3 pool features ({WEIGHTS_FILE}; pytorch-fid "
                   "preprocessing: [0,1] planes repeated to RGB, bilinear resize to 299) between the scored true "
-                  "planes and each reconstruction; few planes bias it upwards: compare methods on the same planes only")
+                  "planes and each reconstruction; few planes bias it upwards: compare methods on the same planes only; "
+                  "KID = unbiased squared MMD of the same features, kernel (x.y/2048+1)^3, shown x 1000")
 FID_AXIAL_CONVENTION = FID_CONVENTION.replace("scored true planes", "xz and yz planes (up to 64 each) of the truth")
 HOW_TO_GET = (f"download {WEIGHTS_URL} once, convert it with {CONVERT_COMMAND} and pass the .safetensors file "
               f"(--fid-weights, or the {FID_WEIGHTS_ENV} environment variable)")
@@ -142,6 +153,27 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
     return float(max(mean_term + (ca ** 2).sum() / na + (cb ** 2).sum() / nb - 2 * root_trace, 0.0))
 
 
+def kernel_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Kernel distance (KID, unbiased squared MMD) between two feature sets (rows are samples).
+
+    The kernel is ``(x . y / d + 1) ** 3`` with ``d`` features; the within-set
+    means leave out each sample's kernel with itself, which makes the estimate
+    unbiased (Bińkowski et al. 2018, eq. 4). With equal set sizes this is
+    torch-fidelity's ``unbiased`` estimate on one subset of all samples.
+    """
+    a = np.asarray(features_a, dtype=np.float64)
+    b = np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise InputError("KID needs at least two feature vectors of the same length in each set.")
+    d = a.shape[1]
+
+    def within(x):
+        k = (x @ x.T / d + 1) ** 3
+        return (k.sum() - np.trace(k)) / (len(x) * (len(x) - 1))
+
+    return float(within(a) + within(b) - 2 * ((a @ b.T / d + 1) ** 3).mean())
+
+
 def fid(prediction: np.ndarray, truth: np.ndarray, network=None, weights: str | os.PathLike | None = None,
         device: str = "cpu") -> float:
     """FID between two stacks of planes (N, Y, X) scaled to [0, 1].
@@ -158,7 +190,10 @@ def fid(prediction: np.ndarray, truth: np.ndarray, network=None, weights: str | 
 
 
 class FIDScorer:
-    """FID of predictions against one fixed set of true planes (features computed once).
+    """FID and KID of predictions against one fixed set of true planes (features computed once).
+
+    Calling it gives the FID; :meth:`scores` gives ``{"fid": ..., "kid": ...}``
+    from one pass of the network.
 
     Examples
     --------
@@ -183,6 +218,26 @@ class FIDScorer:
 
     def __call__(self, prediction: np.ndarray) -> float:
         return frechet_distance(plane_features(prediction, self.network), self.truth_features)
+
+    def scores(self, prediction: np.ndarray) -> dict[str, float]:
+        """FID and KID of ``prediction`` against the truth."""
+        features = plane_features(prediction, self.network)
+        return {"fid": frechet_distance(features, self.truth_features),
+                "kid": kernel_distance(features, self.truth_features)}
+
+
+def distance_columns(scores: dict | None = None, markdown: bool = False) -> str:
+    """The FID and KID columns of a results table: the header (``scores`` None) or one row's cells.
+
+    KID is shown times 1000, as usual; a Markdown row without scores (a reference) gets empty cells.
+    """
+    if markdown:
+        if scores is None:
+            return " FID | KID x 1000 |"
+        return f" {scores['fid']:.2f} | {1e3 * scores['kid']:.2f} |" if "fid" in scores else " | |"
+    if scores is None:
+        return f"{'FID':>9}{'KIDx1000':>10}"
+    return f"{scores['fid']:>9.2f}{1e3 * scores['kid']:>10.2f}" if "fid" in scores else ""
 
 
 def axial_planes(volume: np.ndarray, per_axis: int = 64) -> np.ndarray:

@@ -10,6 +10,7 @@ import numpy as np
 
 from .classic import interpolate_stack
 from .evaluate import format_table, verdict
+from .fid import distance_columns
 from .io import atomic_path
 from .volume import Volume
 
@@ -46,13 +47,14 @@ def write_drop_slice_report(result: dict, out_dir: str | Path) -> Path:
     lines += [f"- {c}" for c in result["conventions"]]
     fid = "fid" in result
     lines += ["", "## Results", "", "| method | PSNR dB | SSIM | RMSE | CF-PSNR low | mid | high | sharpness | time s |"
-              + (" FID |" if fid else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if fid else "")]
+              + (distance_columns(markdown=True) if fid else ""),
+              "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if fid else "")]
     for name, r in result["methods"].items():
         label = name + (f" (sigma {r['sigma']:.2f})" if "sigma" in r else "")
         cf = r["cf_psnr"]
         lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['rmse']:.5f} | {cf['low']:.2f} | "
                      f"{cf['mid']:.2f} | {cf['high']:.2f} | {r['sharpness']:.3f} | {r['seconds']:.1f} |"
-                     + (f" {r['fid']:.2f} |" if fid else ""))
+                     + (distance_columns(r, markdown=True) if fid else ""))
     if result["gains"]:
         lines += ["", "## In one line", ""]
         lines += [f"- {verdict(name, g)}" for name, g in result["gains"].items()]
@@ -158,15 +160,16 @@ def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
     fid = "fid" in result
     lines += ["", "## Results", "",
               "| method | PSNR dB | SSIM | CF-PSNR low | mid | high | sharpness | isotropy ratio | spectral extent ratio |"
-              + (" FID |" if fid else ""), "|---|---|---|---|---|---|---|---|---|" + ("---|" if fid else "")]
+              + (distance_columns(markdown=True) if fid else ""),
+              "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if fid else "")]
     for label, r in (("original (reference)", ref["original"]), ("simulated input", ref["input"])):
         lines.append(f"| {label} | | | | | | | {r['isotropy_ratio']:.3f} | {r['spectral_extent_ratio']:.3f} |"
-                     + (" |" if fid else ""))
+                     + (distance_columns({}, markdown=True) if fid else ""))
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {cf['low']:.2f} | {cf['mid']:.2f} | "
                      f"{cf['high']:.2f} | {r['sharpness']:.3f} | {r['isotropy_ratio']:.3f} | "
-                     f"{r['spectral_extent_ratio']:.3f} |" + (f" {r['fid']:.2f} |" if fid else ""))
+                     f"{r['spectral_extent_ratio']:.3f} |" + (distance_columns(r, markdown=True) if fid else ""))
     lines += downstream_section(result)
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "```", format_restoration_table(result), "```", ""]
@@ -330,14 +333,15 @@ def write_oblique_report(result: dict, out_dir: str | Path) -> Path:
     lines += [f"- {c}" for c in result["conventions"]]
     fid = "fid" in result
     lines += ["", "## Results", "", "| method | PSNR dB | SSIM | CF-PSNR low | mid | sharpness | gradient ratio |"
-              + (" FID |" if fid else ""), "|---|---|---|---|---|---|---|" + ("---|" if fid else ""),
+              + (distance_columns(markdown=True) if fid else ""),
+              "|---|---|---|---|---|---|---|" + ("---|---|" if fid else ""),
               f"| original (reference) | | | | | | {ref['original']['directional_gradient_ratio']:.3f} |"
-              + (" |" if fid else "")]
+              + (distance_columns({}, markdown=True) if fid else "")]
     for name, r in result["methods"].items():
         cf = r["cf_psnr"]
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {cf['low']:.2f} | {cf['mid']:.2f} | "
                      f"{r['sharpness']:.3f} | {r['directional_gradient_ratio']:.3f} |"
-                     + (f" {r['fid']:.2f} |" if fid else ""))
+                     + (distance_columns(r, markdown=True) if fid else ""))
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "```", format_oblique_table(result), "```", ""]
     report = out / "report.md"
