@@ -92,8 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also segment the truth and every result with one pipeline and compare objects (volumes, "
                         "surface roughness) or filaments (lengths), as the ZAugNet paper does")
     p.add_argument("--fid-weights", metavar="FILE",
-                   help="Inception-v3 weights (.safetensors) for the paper's FID and the unbiased KID; default $ZAUG_FID_WEIGHTS; "
-                        "zaug ships none and downloads none (see the README)")
+                   help="Inception-v3 weights (.safetensors) for the paper's FID and the unbiased KID; default "
+                        "$ZAUG_FID_WEIGHTS; zaug ships none and downloads none (see the README)")
     p.add_argument("--simulate-sigma", type=float, metavar="S",
                    help="--restore, gaussian: sigma in planes of the simulated blur (default factor/2); the "
                         "methods are not told it (their model of the blur is --sigma)")
