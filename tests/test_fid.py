@@ -18,8 +18,8 @@ from safetensors.torch import save_file
 from zaug import InputError
 from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.evaluate_restore import evaluate_restoration
-from zaug.fid import (FID_WEIGHTS_ENV, FIDScorer, axial_planes, fid, frechet_distance, kernel_distance, load_inception,
-                      plane_features)
+from zaug.fid import (FID_WEIGHTS_ENV, FIDScorer, axial_planes, fid, frechet_distance, kernel_distance,
+                      kernel_distance_and_error, load_inception, plane_features)
 from zaug.nets.inception import FIDInceptionV3
 from zaug.report import write_drop_slice_report
 from zaug.sample import load_sample
@@ -109,6 +109,24 @@ def test_kernel_distance_equals_the_pairwise_sums_and_is_unbiased_where_fid_is_n
         kernel_distance(a[:1], b)
 
 
+def test_kernel_distance_error_is_the_jackknife_and_matches_the_spread_of_estimates():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(9, 8)), rng.normal(size=(6, 8)) + 0.4
+    kid, se = kernel_distance_and_error(a, b)
+    assert kid == kernel_distance(a, b)
+    # the closed form equals the delete-one estimates computed one by one
+    left_a = np.array([kernel_distance(np.delete(a, i, 0), b) for i in range(9)])
+    left_b = np.array([kernel_distance(a, np.delete(b, j, 0)) for j in range(6)])
+    jackknife = 8 / 9 * np.sum((left_a - left_a.mean()) ** 2) + 5 / 6 * np.sum((left_b - left_b.mean()) ** 2)
+    assert se == pytest.approx(np.sqrt(jackknife), rel=1e-10)
+    # 300 pairs of 30-sample sets half a standard deviation apart: the error is the estimates' spread
+    draws = [kernel_distance_and_error(rng.standard_t(5, (30, 16)), rng.standard_t(5, (30, 16)) + 0.5)
+             for _ in range(300)]
+    kids, ses = np.array(draws).T
+    assert np.mean(ses) == pytest.approx(np.std(kids), rel=0.15)
+    assert np.isnan(kernel_distance_and_error(a[:2], b)[1])
+
+
 def test_fid_orders_sets_by_how_far_they_are_from_the_truth(weights):
     planes = load_sample().data[::6].astype(np.float32)
     truth = (planes - planes.min()) / (planes.max() - planes.min())
@@ -123,6 +141,7 @@ def test_fid_orders_sets_by_how_far_they_are_from_the_truth(weights):
     assert scores["fid"] == pytest.approx(scorer(badly), rel=1e-9)
     assert scores["kid"] == pytest.approx(kernel_distance(plane_features(badly, scorer.network),
                                                           scorer.truth_features), rel=1e-9)
+    assert scores["kid_se"] > 0
     assert scorer.scores(slightly)["kid"] < scores["kid"]
 
 
@@ -137,10 +156,13 @@ def test_drop_slice_evaluation_reports_fid_per_method(tmp_path, weights):
     assert result["methods"]["linear"]["fid"] > 0 and "kid" in result["methods"]["linear"]
     assert any(c.startswith("FID = ") and "KID = " in c for c in result["conventions"])
     head, row = format_table(result).splitlines()[1:3]
-    assert head.split()[-2:] == ["FID", "KIDx1000"]
-    assert float(row.split()[-1]) == pytest.approx(1e3 * result["methods"]["linear"]["kid"], abs=0.006)
+    assert head.split()[-2:] == ["FID", "KIDx1000±SE"]
+    kid, se = map(float, row.split()[-1].split("±"))
+    linear = result["methods"]["linear"]
+    assert (kid, se) == pytest.approx((1e3 * linear["kid"], 1e3 * linear["kid_se"]), abs=0.006)
     report = write_drop_slice_report(result, tmp_path / "report")
     assert "| FID | KID x 1000 |" in report.read_text()
+    assert f"| {1e3 * linear['kid']:.2f} ± {1e3 * linear['kid_se']:.2f} |" in report.read_text()
     assert json.loads((tmp_path / "report" / "results.json").read_text())["methods"]["linear"]["fid"] > 0
     plain = evaluate_drop_slice(vol, 2, ["linear"])
     assert "fid" not in plain and "fid" not in plain["methods"]["linear"]
