@@ -137,10 +137,19 @@ def test_widgets_take_the_functions_parameters_and_return_a_worker():
     assert ours.return_annotation is None  # the model goes to a folder, not to a layer
 
 
+def _skip_unless_qt_loads():
+    """Skip, naming the missing piece, where the Qt wheel's libraries cannot load (no libGL, say)."""
+    try:
+        import qtpy.QtWidgets  # noqa: F401  (loads the Qt binding's shared libraries)
+    except ImportError as error:  # qtpy's own error, or the loader's for a missing system library
+        pytest.skip(f"Qt cannot start on this machine ({error}); napari's worker threads need it")
+
+
 def test_widgets_run_in_a_napari_worker_thread(monkeypatch, tmp_path):
     """With napari, a widget returns at once; its worker gives the function's result, or its error, later."""
     pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    _skip_unless_qt_loads()
     from magicgui import magicgui
     from magicgui.type_map import type2callback
     from napari.qt import get_qapp
