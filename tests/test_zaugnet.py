@@ -295,3 +295,22 @@ def test_calibrated_prediction_blends_model_cubic_and_linear(small, tmp_path):
     np.testing.assert_allclose(out[1::2], linear + 0.25 * (plane - linear) + 0.5 * (cubic - linear), atol=1e-5)
     model.calibrate = False
     np.testing.assert_allclose(model.interpolate(kept, zk, z)[1::2], np.broadcast_to(plane, linear.shape))
+
+
+def test_a_collapsed_run_goes_back_to_its_best_generator_with_a_new_critic(small, tmp_path, monkeypatch):
+    scores = iter([30.0, 10.0, 30.5, 30.5])  # validations after steps 1, 2, 3 (and the final one)
+    monkeypatch.setattr(zaugnet.ZAugNetTask, "validate", lambda self: {"score": next(scores)})
+    seen = {}
+    restart = zaugnet.ZAugNetTask.restart_from
+
+    def spy(self, weights):
+        seen["critic"] = self.critic
+        restart(self, weights)
+        seen["same"] = all(bool((v == weights[k]).all()) for k, v in self.weights().items())
+        seen["new_critic"] = self.critic is not seen["critic"]
+
+    monkeypatch.setattr(zaugnet.ZAugNetTask, "restart_from", spy)
+    with pytest.warns(UserWarning, match="collapsed"):
+        out = zaugnet.fit([small], tmp_path / "m", TINY)
+    assert seen == {"critic": seen["critic"], "same": True, "new_critic": True}
+    assert json.loads((out / "config.json").read_text())["summary"]["restarts"] == 1

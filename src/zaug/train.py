@@ -47,6 +47,15 @@ class TrainTask(Protocol):
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         """Restore weights given by :meth:`weights`."""
 
+    # Optional: ``restart_from(weights)``, called when a validation falls COLLAPSE_DB below the best (an
+    # adversarial run that collapsed): go back to the best weights and restart what drove the collapse.
+
+
+#: A validation score this many dB below the best marks a collapsed run (normal runs move by tenths of a dB).
+COLLAPSE_DB = 6.0
+#: Restarts from the best weights allowed in one run; after that the loop trains on (the best weights are kept).
+MAX_RESTARTS = 3
+
 
 @dataclass
 class Budget:
@@ -88,7 +97,8 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
     -------
     dict
         ``steps``, ``seconds``, ``best`` (validation scores of the kept weights),
-        ``history`` (validation scores over time), ``resumed`` (bool).
+        ``history`` (validation scores over time), ``resumed`` (bool),
+        ``restarts`` (times the run went back to its best weights after a collapse).
     """
     ckpt_dir = Path(run_dir) / "checkpoint"
     rng = seed_everything(seed)
@@ -130,6 +140,10 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
             if _due(state, next_val, validate_every) or budget.done(state["step"], state["elapsed"]):
                 scores = task.validate()
                 state["history"].append({"step": state["step"], "seconds": round(state["elapsed"], 1), **scores})
+                if _collapsed(task, state, scores, best_weights):
+                    task.restart_from(best_weights)
+                    state["restarts"] = state.get("restarts", 0) + 1
+                    state["history"][-1]["restarted_from_step"] = state["best"]["step"]
                 if state["best"] is None or scores["score"] > state["best"]["score"]:
                     state["best"] = dict(scores, step=state["step"])
                     best_weights = {k: v.detach().clone() for k, v in task.weights().items()}
@@ -152,7 +166,14 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
         raise ZaugError("training did not change the network's weights; no model was saved.")
     checkpoint()
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "best": state["best"],
-            "history": state["history"], "resumed": resumed}
+            "history": state["history"], "resumed": resumed, "restarts": state.get("restarts", 0)}
+
+
+def _collapsed(task: TrainTask, state: dict, scores: dict, best_weights) -> bool:
+    """Whether to restart ``task`` from the best weights (it can, it has them, and the score fell far)."""
+    return (hasattr(task, "restart_from") and best_weights is not None
+            and state.get("restarts", 0) < MAX_RESTARTS
+            and scores["score"] < state["best"]["score"] - COLLAPSE_DB)
 
 
 def _validation_interval(budget: Budget, n: int) -> tuple[str, float]:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
 from pydantic import BaseModel, ConfigDict
 
 from .. import __version__
-from ..errors import InputError, OutputError
+from ..errors import InputError, OutputError, ZaugWarning
 from ..checkpoint import save_model
 from ..train import Budget, run_training
 
@@ -112,7 +113,11 @@ def train_and_save(task, config: ModelConfig, out: Path, budget: Budget, opts: d
     summary = run_training(task, out, budget, seed=config.seed, progress=_progress_option(opts.get("progress", True)),
                            description=description,
                            checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
-    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed")}
+    config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed", "restarts")}
+    if summary["restarts"]:
+        warnings.warn(f"{description}: the validation score collapsed and training went back to its best "
+                      f"weights {summary['restarts']} time(s); the model saved is the one that validated best.",
+                      ZaugWarning, stacklevel=2)
     config.self_check = self_check() if self_check is not None else task.self_check()
     save_model(out, task.weights(), config.model_dump(mode="json"))
     return out

@@ -1,0 +1,57 @@
+"""The shared training loop: going back to the best weights when a run collapses."""
+
+import numpy as np
+import torch
+
+from zaug.train import COLLAPSE_DB, MAX_RESTARTS, Budget, run_training
+
+
+class ScriptedTask:
+    """A one-weight task whose validation scores follow a script (higher is better)."""
+
+    def __init__(self, scores, restartable=True):
+        self.scores, self.calls, self.restarted = list(scores), 0, []
+        self.w = torch.zeros(1)
+        if restartable:
+            self.restart_from = lambda weights: self.restarted.append(float(weights["w"]))
+
+    def step(self, rng, progress):
+        self.w += 1.0
+        return {"loss": 1.0}
+
+    def validate(self):
+        score = self.scores[min(self.calls, len(self.scores) - 1)]
+        self.calls += 1
+        return {"score": score}
+
+    def state_tensors(self):
+        return {"w": self.w.clone()}, {}
+
+    def load_state_tensors(self, tensors, meta):
+        self.w = tensors["w"].clone()
+
+    def weights(self):
+        return {"w": self.w.clone()}
+
+    def load_weights(self, weights):
+        self.w = weights["w"].clone()
+
+
+def test_a_collapse_restarts_from_the_best_weights_and_only_then(tmp_path):
+    # validations after steps 1, 2, ...: best 30 dB at step 2, then a fall of more than COLLAPSE_DB
+    scores = [29.0, 30.0, 30.0 - COLLAPSE_DB + 0.5, 30.0 - COLLAPSE_DB - 1, 29.5, 31.0]
+    task = ScriptedTask(scores)
+    summary = run_training(task, tmp_path / "a", Budget(steps=6), progress=False, n_validations=6)
+    assert task.restarted == [2.0]  # the weights of step 2, once: a dip smaller than COLLAPSE_DB is no collapse
+    assert summary["restarts"] == 1 and summary["best"]["step"] == 6
+    assert [h.get("restarted_from_step") for h in summary["history"]] == [None, None, None, 2, None, None]
+    # a task without the hook trains on as before
+    plain = ScriptedTask(scores, restartable=False)
+    assert run_training(plain, tmp_path / "b", Budget(steps=6), progress=False, n_validations=6)["restarts"] == 0
+
+
+def test_restarts_are_limited(tmp_path):
+    task = ScriptedTask([30.0] + [0.0] * 9)
+    summary = run_training(task, tmp_path / "c", Budget(steps=10), progress=False, n_validations=10)
+    assert len(task.restarted) == summary["restarts"] == MAX_RESTARTS
+    assert np.all(np.array(task.restarted) == 1.0)
