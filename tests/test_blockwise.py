@@ -73,6 +73,22 @@ def test_zaugnet_tiles_with_margins_match_the_whole_volume(model):
     assert np.abs(bare - whole).mean() > np.abs(planes - whole).mean()
 
 
+def test_zaugnet_transfer_mode_tiles_match_the_whole_volume(model):
+    net, small = model
+    net.mode = "transfer"
+    try:
+        whole = upsample_z(small, net, factor=2).data[1::2].astype(np.float64)
+        with dask.config.set(scheduler="synchronous"):
+            planes = upsample_z_blockwise(small, net, factor=2, tile=32).data.compute()[1::2].astype(np.float64)
+        assert net.calibration == {}
+    finally:
+        net.mode = "direct"
+    direct = upsample_z(small, net, factor=2).data[1::2].astype(np.float64)
+    contrast = np.abs(whole - whole.mean()).mean()
+    assert np.abs(planes - whole).mean() < 0.01 * contrast
+    assert np.abs(direct - whole).mean() > 10 * np.abs(planes - whole).mean()  # the mode changed the planes
+
+
 def test_restoration_tiles_equal_the_whole_stack_for_a_classical_restorer(blobs):
     vol = Volume(blobs, (1.0, 0.25, 0.25), "um")
     whole = restore_volume(vol, ClassicalRestorer("cubic"))

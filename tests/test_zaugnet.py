@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from zaug import InputError, OutputError, ZaugError
 from zaug.classic import interpolate_stack
 from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
+from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.io import read_volume, write_volume
 from zaug.methods import zaugnet
 from zaug.predict import upsample_z
@@ -314,3 +315,84 @@ def test_a_collapsed_run_goes_back_to_its_best_generator_with_a_new_critic(small
         out = zaugnet.fit([small], tmp_path / "m", TINY)
     assert seen == {"critic": seen["critic"], "same": True, "new_critic": True}
     assert json.loads((out / "config.json").read_text())["summary"]["restarts"] == 1
+
+
+def test_transfer_interpolation_is_exact_for_quadratic_profiles_on_any_spacing():
+    z = np.array([0.0, 0.7, 1.1, 2.4, 3.0, 4.5])
+    planes = (2 * z ** 2 - z + 1)[:, None, None] * np.ones((1, 3, 2))
+    z_out = np.array([0.1, 0.35, 0.9, 1.8, 2.4, 2.9, 4.2, 4.5])
+    out = zaugnet.transfer_interpolate(planes, planes[1:-1], z, z_out)
+    np.testing.assert_allclose(out[:, 1, 1], 2 * z_out ** 2 - z_out + 1, rtol=1e-5, atol=1e-5)
+    # an estimate that differs from the measured plane counts for half of it
+    est = planes[1:-1] + 1.0
+    shifted = zaugnet.transfer_interpolate(planes, est, z, np.array([1.1]))
+    assert shifted[0, 0, 0] == pytest.approx(planes[2, 0, 0] + 0.5, abs=1e-4)
+    with pytest.raises(InputError, match="at least 3 planes"):
+        zaugnet.transfer_interpolate(planes[:2], planes[:0], z[:2], z_out[:1])
+
+
+def test_transfer_mode_runs_the_model_at_its_training_gap_only(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    model.config.normalisation = {"low": 0.0, "high": 1.0}
+    _, ny, nx = small.data.shape
+    y = np.linspace(0, 1, ny, dtype=np.float32)[None, :, None]
+    z = small.z_coords()[:15]
+    profile = lambda zz: (0.1 + 0.8 * (zz / 4.0) ** 2)[:, None, None]  # noqa: E731
+    stack = (profile(z[::2]) * (0.5 + 0.5 * y) * np.ones((1, 1, nx))).astype(np.float32)
+    jobs_seen = []
+
+    def truth_at_middle(planes, jobs):  # a perfect model of the planes between its inputs
+        jobs_seen.extend(jobs)
+        return [planes[(a + b) // 2] for a, b, _ in jobs]
+
+    model._pairs = truth_at_middle
+    model.mode = "transfer"
+    out = model.interpolate(stack, z[::2], z)
+    assert [(a, b) for a, b, _ in jobs_seen] == [(i - 1, i + 1) for i in range(1, len(stack) - 1)]
+    np.testing.assert_array_equal(out[::2], stack)  # acquired planes as measured
+    truth = (profile(z) * (0.5 + 0.5 * y) * np.ones((1, 1, nx))).astype(np.float32)
+    linear = 0.5 * (stack[:-1] + stack[1:])
+    err_transfer, err_linear = np.abs(out[1::2] - truth[1::2]).max(), np.abs(linear - truth[1::2]).max()
+    assert err_transfer < 1e-5 < err_linear  # the z profile is quadratic: its curvature is carried exactly
+    assert model.calibration == {}
+    with pytest.raises(InputError, match="unknown ZAugNet mode"):
+        model.mode = "sideways"
+        model.interpolate(stack, z[::2], z)
+
+
+def test_cli_predict_transfer_mode(run_cli, small, tmp_path):
+    src = tmp_path / "s.tif"
+    write_volume(small, src)
+    assert run_cli("train", src, "--method", "zaugnet", "--steps", "2", "-o", tmp_path / "m").returncode == 0
+    proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "t.tif", "--factor", "2", "--z-mode", "transfer")
+    assert proc.returncode == 0, proc.stderr
+    assert "calibration" not in proc.stdout and "self-check measured the former only" not in proc.stderr
+    out = read_volume(tmp_path / "t.tif")
+    assert out.nz == 31 and out.dtype == np.uint16
+    np.testing.assert_array_equal(out.data[::2], small.data)
+    proc = run_cli("predict", "linear", src, "-o", tmp_path / "l.tif", "--factor", "2", "--z-mode", "transfer")
+    assert proc.returncode != 0 and "ZAugNet option" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_evaluation_scores_the_transfer_mode_of_the_same_model(small):
+    result = evaluate_drop_slice(small, 2, ["linear", "zaugnet"], train_options=TINY)
+    assert {"zaugnet", "zaugnet:transfer"} <= set(result["methods"])
+    assert result["methods"]["zaugnet:transfer"]["mode"] == "transfer"
+    assert "zaugnet:transfer" in result["gains"]
+    assert "--z-mode transfer" in format_table(result)
+    assert result["methods"]["zaugnet"]["psnr"] != result["methods"]["zaugnet:transfer"]["psnr"]
+
+
+def test_auto_mode_transfers_when_the_self_check_gains_more_than_denoising_can(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    model.mode = "auto"
+    bound = 10 * np.log10(1.5)
+    for gain, expected in ((bound + 0.1, "transfer"), (bound - 0.1, "direct"), (-2.0, "direct")):
+        model.config.self_check = {"model": {"psnr": 30.0 + gain}, "linear": {"psnr": 30.0}}
+        assert model.resolved_mode() == expected
+        assert f"{gain:+.2f} dB" in model.mode_reason()
+    model.config.self_check = {}
+    assert model.resolved_mode() == "direct" and "no self-check" in model.mode_reason()
+    model.config.self_check = {"model": {"psnr": 40.0}, "linear": {"psnr": 30.0}}
+    model.mode = "direct"
+    assert model.resolved_mode() == "direct"

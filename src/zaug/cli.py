@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the tiles on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786; "
                         "needs pip install 'zaug[cluster]' and input and output on a file system the workers see)")
     _calibrate_option(p)
+    p.add_argument("--z-mode", choices=["auto", "direct", "transfer"],
+                   help="ZAugNet: 'direct' interpolates between neighbouring planes with the model; 'transfer' "
+                        "uses it only at its training gap and carries its estimates to the new planes; 'auto' "
+                        "picks one from the model's self-check (default: the model's, see the README; "
+                        "'zaug evaluate' scores both)")
 
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
                         "restoration of simulated anisotropy.")
@@ -294,6 +299,12 @@ def _interpolate(args, vol, method, blockwise: bool):
         factor = int(args.factor)
     if hasattr(method, "calibrate"):
         method.calibrate = not args.no_calibrate
+    if args.z_mode and not hasattr(method, "mode"):
+        raise ZaugError("--z-mode is a ZAugNet option; this method has no modes.")
+    if args.z_mode:
+        method.mode = args.z_mode
+    if hasattr(method, "resolved_mode"):
+        print(f"mode: {method.resolved_mode()} ({method.mode_reason()})")
     if not blockwise:
         return upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
     from .blockwise import upsample_z_blockwise

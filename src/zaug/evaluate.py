@@ -171,6 +171,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     results: dict[str, dict] = {}
     for name in methods:
         start = time.perf_counter()
+        interpolator = None
         if name == "linear+smooth":
             base = predictions.get("linear")
             if base is None:
@@ -186,12 +187,17 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
             if getattr(interpolator, "calibration", None):
                 extra["calibration"] = {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)}
                                         for k, (a, c) in interpolator.calibration.items()}
-        seconds = time.perf_counter() - start
-        predictions[name] = full
-        results[name] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
-        if fid_scorer:
-            results[name].update(fid_scorer.scores(full[removed]))
-        log(f"{name}: PSNR {results[name]['psnr']:.2f} dB")
+        rows = [(name, full, time.perf_counter() - start, extra)]
+        if hasattr(interpolator, "resolved_mode"):  # ZAugNet: the other mode of the same model too
+            extra["mode"] = in_use = interpolator.resolved_mode()
+            other = "transfer" if in_use == "direct" else "direct"
+            rows.append(_mode_row(name, other, interpolator, data, kept, z_all, volume, norm, log))
+        for label, full, seconds, extra in rows:
+            predictions[label] = full
+            results[label] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
+            if fid_scorer:
+                results[label].update(fid_scorer.scores(full[removed]))
+            log(f"{label}: PSNR {results[label]['psnr']:.2f} dB")
     result = {
         "input": volume.metadata.get("source", volume.metadata.get("name", "array")),
         "shape": list(volume.data.shape),
@@ -214,6 +220,24 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     if keep_predictions:
         result["arrays"] = {"truth": full_truth, "kept": kept, "removed": removed, **predictions}
     return result
+
+
+def _mode_row(name: str, mode: str, model, data, kept, z_all, volume: Volume, norm, log):
+    """The same trained ZAugNet in its other mode (see ``ZAugNetModel.mode``): no second training."""
+    start = time.perf_counter()
+    label = f"{name}:{mode}"
+    log(f"{label}: reconstructing with the same model in its {mode!r} mode")
+    before, calibration = model.mode, dict(model.calibration)
+    model.mode = mode
+    try:
+        full = norm(model.interpolate(data[kept], z_all[kept], z_all, pixel_size=volume.voxel_size[1:]))
+        extra = {"mode": mode}
+        if model.calibration:
+            extra["calibration"] = {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)}
+                                    for k, (a, c) in model.calibration.items()}
+    finally:
+        model.mode, model.calibration = before, calibration
+    return label, full, time.perf_counter() - start, extra
 
 
 def _normaliser(lo: float, hi: float):
@@ -290,6 +314,9 @@ def verdict(name: str, gain: dict) -> str:
         line += "It recovers structure beyond interpolation and smoothing."
     else:
         line += f"It is {word} than interpolation on this stack: prefer {gain['best_classical']}."
+    for mode in ("direct", "transfer"):
+        if name.endswith(f":{mode}"):
+            line += f" (zaug predict --z-mode {mode})"
     return line
 
 

@@ -208,7 +208,7 @@ def _spectra_figures(arrays: dict, result: dict, out: Path) -> list[Path]:
     for name in ["truth"] + [m for m in result["methods"] if m in arrays]:
         spectra = axial_lateral_spectra(Volume(arrays[name], voxel, result["unit"]))
         label = "original" if name == "truth" else name
-        paths.append(plot_spectra(spectra, out / f"spectra_{label.replace('+', 'plus')}.png",
+        paths.append(plot_spectra(spectra, out / f"spectra_{label.replace('+', 'plus').replace(':', '_')}.png",
                                   title=f"{label}: xy vs xz spectra"))
     return paths
 

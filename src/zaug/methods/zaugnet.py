@@ -58,6 +58,13 @@ from ..nets.zstack import run_generator, tiled_generator
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 
+MODES = ("auto", "direct", "transfer")
+DEFAULT_MODE = "direct"
+#: Most that noise removal alone can gain over linear interpolation at a plane midway between two.
+DENOISING_BOUND_DB = 10 * math.log10(1.5)
+#: Weight of each measured plane against the model's estimate of it from its neighbours ('transfer' mode).
+TRANSFER_ALPHA = 0.5
+
 
 class TrainingPreset(BaseModel):
     """Training hyper-parameters of a preset."""
@@ -416,6 +423,12 @@ class ZAugNetModel:
         lateral triplets of the input say at the spacing of use (see
         :meth:`calibration_weights`); ``calibration`` records the weights used
         per spacing.
+    mode : {'auto', 'direct', 'transfer'}
+        ``'direct'``: the model interpolates between neighbouring input planes,
+        half as far apart as the planes of its training triplets. ``'transfer'``:
+        the model is used only at its training gap, and its estimates carried to
+        the output positions by :func:`transfer_interpolate` (no calibration).
+        ``'auto'``: as :meth:`resolved_mode` says from the self-check.
     """
 
     # context each side of a tile in blockwise prediction (zaug.blockwise), as much as the overlap of the
@@ -423,8 +436,10 @@ class ZAugNetModel:
     lateral_margin = 32
 
     def __init__(self, config: ZAugNetConfig, tensors: dict, device: torch.device, tile: int = 512,
-                 overlap: int = 32, batch: int = 4, tta: bool = True, calibrate: bool = True):
+                 overlap: int = 32, batch: int = 4, tta: bool = True, calibrate: bool = True,
+                 mode: str = DEFAULT_MODE):
         self.config, self.device = config, device
+        self.mode = check_mode(mode)
         self.calibrate, self.calibration = calibrate, {}
         self.fixed_calibration: dict | None = None  # set by for_stack: the same weights for every tile
         self._pixel_size = None  # (y, x) of the stack being interpolated, when known
@@ -459,7 +474,10 @@ class ZAugNetModel:
         self._pixel_size = tuple(pixel_size) if pixel_size is not None else None
         low, high = self.config.normalisation["low"], self.config.normalisation["high"]
         x = np.clip((np.asarray(stack, np.float32) - low) / (high - low), 0, 1)
-        out = self._positions(x, z_in, z_out) if self.plus else self._doubling(x, z_in, z_out)
+        if self.resolved_mode() == "transfer" and len(z_in) >= 3:
+            out = self._transfer(x, z_in, z_out)
+        else:
+            out = self._positions(x, z_in, z_out) if self.plus else self._doubling(x, z_in, z_out)
         out = out * np.float32(high - low) + np.float32(low)
         # acquired planes are returned exactly as measured (no normalisation round trip)
         idx = np.clip(np.searchsorted(z_in, z_out), 0, len(z_in) - 1)
@@ -479,7 +497,7 @@ class ZAugNetModel:
         """
         model = copy.copy(self)
         model.fixed_calibration = None
-        if model.calibrate:
+        if model.calibrate and model.resolved_mode() == "direct":  # transfer: no weights to measure
             model.interpolate(sample, z_in, z_out, pixel_size=pixel_size)
         model.fixed_calibration = dict(model.calibration)
         return model
@@ -492,13 +510,15 @@ class ZAugNetModel:
             warnings.warn(ZaugWarning(
                 f"the input's z spacing ({spacing:g}) differs from that of the training stack ({trained:g} "
                 f"{unit}); the model may not transfer, consider training on this stack."), stacklevel=3)
-        elif self.config.triplet_spacing and spacing < 0.55 * min(self.config.triplet_spacing):
+        elif self.resolved_mode() == "direct" and self.config.triplet_spacing and \
+                spacing < 0.55 * min(self.config.triplet_spacing):
             # as intended when a model learns from the stack it enhances, but the self-check does not
             # measure it (cells3d x4: ZAugNet+ lost 1 dB to linear interpolation there)
             warnings.warn(ZaugWarning(
                 f"the model learnt from planes at least {min(self.config.triplet_spacing):g} {unit} apart and "
                 f"interpolates here between planes {spacing:g} {unit} apart; its self-check measured the "
-                "former only: 'zaug evaluate' on a finely sampled stack measures the latter."), stacklevel=3)
+                "former only: 'zaug evaluate' on a finely sampled stack measures the latter (and the "
+                "'transfer' mode, which uses the model at its training gap only)."), stacklevel=3)
 
     def calibration_weights(self, x: np.ndarray, spacing: float,
                             pixel_size: tuple[float, float] | None = None) -> tuple[float, float]:
@@ -578,6 +598,53 @@ class ZAugNetModel:
             out.append(plane)
         return out
 
+    def resolved_mode(self) -> str:
+        """'direct' or 'transfer': ``mode``, or for 'auto' what the self-check says.
+
+        Interpolation between two noisy planes misses the middle one by the
+        noise of that plane plus half the noise of the two; removing all the
+        noise can gain at most ``10 log10(1.5)`` = 1.76 dB over linear
+        interpolation. A model whose self-check (at its training gap) gains more
+        has learnt mostly to correct the curvature of the z profile, which at
+        half the gap is a quarter as large: it is then used at its training gap
+        only ('transfer'). Otherwise its gain is mostly noise removal, which
+        does not depend on the gap ('direct'). Not the default: on the drop-slice
+        runs of ``docs/results/2026-12-04/transfer/`` it picked the better mode in
+        six of seven and the wrong one on cellseg3d x4 (transfer -0.39 dB, direct
+        +0.50 dB).
+        """
+        mode = check_mode(self.mode)
+        if mode != "auto":
+            return mode
+        gain = self.self_check_gain_over_linear()
+        return "transfer" if gain is not None and gain > DENOISING_BOUND_DB else "direct"
+
+    def mode_reason(self) -> str:
+        """Why :meth:`resolved_mode` is what it is, in words."""
+        if self.mode != "auto":
+            return "as asked"
+        gain = self.self_check_gain_over_linear()
+        if gain is None:
+            return "auto: no self-check to go by"
+        side = "more" if gain > DENOISING_BOUND_DB else "no more"
+        return (f"auto: the self-check gained {gain:+.2f} dB over linear interpolation at the training gap, {side} "
+                f"than removing noise alone can ({DENOISING_BOUND_DB:.2f} dB)")
+
+    def self_check_gain_over_linear(self) -> float | None:
+        """The self-check's PSNR of the model minus that of linear interpolation (dB), if measured."""
+        sc = self.config.self_check or {}
+        try:
+            return float(sc["model"]["psnr"]) - float(sc["linear"]["psnr"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _transfer(self, x: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
+        """Each inner input plane estimated from its two neighbours (the training gap), then carried to ``z_out``."""
+        jobs = [(i - 1, i + 1, float((z_in[i] - z_in[i - 1]) / (z_in[i + 1] - z_in[i - 1])))
+                for i in range(1, len(z_in) - 1)]
+        estimates = np.stack(self._pairs(x, jobs))
+        return transfer_interpolate(x, estimates, z_in, z_out)
+
     def _positions(self, x: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
         """ZAugNet+: each output plane from its two neighbours at its relative position."""
         hi = np.clip(np.searchsorted(z_in, z_out, side="right"), 1, len(z_in) - 1)
@@ -631,6 +698,80 @@ class ZAugNetModel:
 
     def _tiled(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return tiled_generator(self.net, a, b, t if self.plus else None, self.tile, self.overlap, self.tta)
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InputError(f"unknown ZAugNet mode {mode!r}: use one of {', '.join(MODES)}.")
+    return mode
+
+
+def transfer_interpolate(planes: np.ndarray, estimates: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
+                         alpha: float = TRANSFER_ALPHA) -> np.ndarray:
+    """Planes at ``z_out`` from the input planes and a model's estimates of the inner ones.
+
+    A model that learnt from a stack's own triplets is right at their gap
+    (outer planes two input spacings apart) and wrong, on some stacks, at half
+    of it: the correction it learnt for the curvature of the z profile does
+    not shrink with the gap (cellseg3d x2: -1 dB against linear
+    interpolation). Here it is used at its training gap only: ``estimates``
+    are its predictions of planes ``1 .. N-2`` from their two neighbours,
+    which carry no noise of the plane itself. Each inner plane becomes
+    ``alpha * measured + (1 - alpha) * estimate``; between planes, linear
+    interpolation of these plus the curvature term of a quadratic,
+    ``-0.5 (z - z_i)(z_{i+1} - z) f''``, with ``f''`` from their divided
+    differences (interpolated linearly, constant beyond the outer inner
+    planes), so the curvature correction scales with the square of the gap
+    as it should.
+
+    Parameters
+    ----------
+    planes : numpy.ndarray
+        ``(N, Y, X)`` input planes, ``N >= 3``, at increasing ``z_in``.
+    estimates : numpy.ndarray
+        ``(N - 2, Y, X)``: the model's estimate of ``planes[i]`` from
+        ``planes[i - 1]`` and ``planes[i + 1]``, for ``i = 1 .. N-2``.
+    z_in, z_out : numpy.ndarray
+        Positions of the input and output planes (``z_out`` within ``z_in``).
+    alpha : float
+        Weight of the measured plane against the estimate (0.5: the estimate
+        and the measurement count alike).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(len(z_out), Y, X)`` float32.
+
+    Examples
+    --------
+    A quadratic z profile is reproduced exactly between and beyond the inner planes:
+
+    >>> import numpy as np
+    >>> z = np.arange(5.0)
+    >>> planes = (z ** 2)[:, None, None] * np.ones((1, 2, 2))
+    >>> out = transfer_interpolate(planes, planes[1:-1], z, np.array([0.5, 2.25, 3.5]))
+    >>> np.round(out[:, 0, 0], 4)
+    array([ 0.25  ,  5.0625, 12.25  ], dtype=float32)
+    """
+    planes = np.asarray(planes, np.float32)
+    z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
+    if len(planes) < 3 or len(estimates) != len(planes) - 2:
+        raise InputError("transfer interpolation needs at least 3 planes and an estimate of each inner one.")
+    s = planes.copy()
+    s[1:-1] = np.float32(alpha) * planes[1:-1] + np.float32(1 - alpha) * np.asarray(estimates, np.float32)
+    h = np.diff(z_in)
+    slopes = np.diff(s, axis=0) / h.astype(np.float32)[:, None, None]
+    curv = np.empty_like(s)
+    curv[1:-1] = 2 * np.diff(slopes, axis=0) / (z_in[2:] - z_in[:-2]).astype(np.float32)[:, None, None]
+    curv[0], curv[-1] = curv[1], curv[-2]
+    hi = np.clip(np.searchsorted(z_in, z_out, side="right"), 1, len(z_in) - 1)
+    out = np.empty((len(z_out),) + planes.shape[1:], np.float32)
+    for n, (zo, b) in enumerate(zip(z_out, hi)):
+        a = b - 1
+        t = np.float32((zo - z_in[a]) / h[a])
+        quad = np.float32(-0.5 * (zo - z_in[a]) * (z_in[b] - zo))
+        out[n] = (1 - t) * s[a] + t * s[b] + quad * ((1 - t) * curv[a] + t * curv[b])
+    return out
 
 
 def _best_weights(gram: np.ndarray, rhs: np.ndarray) -> tuple[float, float]:
