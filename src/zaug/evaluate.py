@@ -185,8 +185,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
             full = norm(interpolator.interpolate(data[kept], z_all[kept], z_all,
                                                  pixel_size=volume.voxel_size[1:]))
             if getattr(interpolator, "calibration", None):
-                extra["calibration"] = {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)}
-                                        for k, (a, c) in interpolator.calibration.items()}
+                extra["calibration"] = _calibration_record(interpolator.calibration)
         rows = [(name, full, time.perf_counter() - start, extra)]
         if hasattr(interpolator, "resolved_mode"):  # ZAugNet: the other mode of the same model too
             extra["mode"] = in_use = interpolator.resolved_mode()
@@ -222,6 +221,11 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     return result
 
 
+def _calibration_record(calibration: dict) -> dict:
+    """ZAugNet's calibration weights per spacing, as results.json keeps them."""
+    return {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)} for k, (a, c) in calibration.items()}
+
+
 def _mode_row(name: str, mode: str, model, data, kept, z_all, volume: Volume, norm, log):
     """The same trained ZAugNet in its other mode (see ``ZAugNetModel.mode``): no second training."""
     start = time.perf_counter()
@@ -233,8 +237,7 @@ def _mode_row(name: str, mode: str, model, data, kept, z_all, volume: Volume, no
         full = norm(model.interpolate(data[kept], z_all[kept], z_all, pixel_size=volume.voxel_size[1:]))
         extra = {"mode": mode}
         if model.calibration:
-            extra["calibration"] = {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)}
-                                    for k, (a, c) in model.calibration.items()}
+            extra["calibration"] = _calibration_record(model.calibration)
     finally:
         model.mode, model.calibration = before, calibration
     return label, full, time.perf_counter() - start, extra
