@@ -42,16 +42,26 @@ def _zaug(model, weights, stack, z, factor):
     return model.interpolate(stack, z, output_positions(z, factor=factor))
 
 
-@pytest.mark.parametrize("name,factor,tile", [("zaugnet", 4, 512), ("zaugnet+", 3, 512), ("zaugnet", 2, 32)])
-def test_stack_module_equals_zaug_prediction(models, small, name, factor, tile):
+@pytest.mark.parametrize("name,factor,tile,mode", [("zaugnet", 4, 512, "direct"), ("zaugnet+", 3, 512, "direct"),
+                                                    ("zaugnet", 2, 32, "direct"), ("zaugnet", 3, 512, "transfer"),
+                                                    ("zaugnet+", 2, 32, "transfer")])
+def test_stack_module_equals_zaug_prediction(models, small, name, factor, tile, mode):
     model = resolve(models[name], device="cpu")
     model.tile, model.overlap = tile, 8  # tile 32 < the 48 x 56 planes: the blended-tile path
     stack, z = np.asarray(small.data, np.float32), small.z_coords()
-    weights = _calibration_weights(model, stack, z, factor, small.voxel_size[1:])
-    assert len(weights) == (1 if model.plus else int(np.log2(factor)))
-    assert all(0 <= w <= 1 for pair in weights for w in pair)
-    packaged = _wrapper(model, factor, weights)(torch.from_numpy(stack[None])).numpy()[0]
-    expected = _zaug(model, weights, stack, z, factor)
+    if mode == "transfer":  # nothing measured on the stack: any factor, even for plain ZAugNet
+        packaged = _wrapper(model, factor, [], mode="transfer")(torch.from_numpy(stack[None])).numpy()[0]
+        model.mode = "transfer"
+        expected = model.interpolate(stack, z, output_positions(z, factor=factor))
+        model.mode = "direct"
+        direct = _zaug(model, [[1.0, 0.0]], stack, z, 2) if factor == 2 else None
+        assert direct is None or np.abs(packaged - direct).max() > 1  # not the direct mode
+    else:
+        weights = _calibration_weights(model, stack, z, factor, small.voxel_size[1:])
+        assert len(weights) == (1 if model.plus else int(np.log2(factor)))
+        assert all(0 <= w <= 1 for pair in weights for w in pair)
+        packaged = _wrapper(model, factor, weights)(torch.from_numpy(stack[None])).numpy()[0]
+        expected = _zaug(model, weights, stack, z, factor)
     assert packaged.shape == expected.shape == (factor * (len(z) - 1) + 1,) + stack.shape[1:]
     np.testing.assert_array_equal(packaged[::factor], stack)  # acquired planes as measured
     assert np.abs(packaged - expected).max() < 1e-4 * (stack.max() - stack.min())
@@ -71,10 +81,12 @@ def test_architecture_file_runs_without_zaug(tmp_path):
         "import torch\n"
         "net = dict(widths=(16, 16, 16), teacher_width=8, context_ch=4, refine=True, position_input=True)\n"
         "m = arch.ZStackInterpolator(net, 0.0, 1.0, 3, [[0.5, 0.5]], tta=False).eval()\n"
+        "print(tuple(m(torch.rand(1, 4, 20, 17)).shape))\n"
+        "m = arch.ZStackInterpolator(net, 0.0, 1.0, 3, [], tta=False, mode='transfer').eval()\n"
         "print(tuple(m(torch.rand(1, 4, 20, 17)).shape))\n")
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip() == "(1, 10, 20, 17)"
+    assert run.stdout.split() == ["(1,", "10,", "20,", "17)"] * 2
 
 
 def test_axis_scales_give_whole_plane_counts():
@@ -119,6 +131,34 @@ def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_
         export_bioimageio(models["zaugnet"], two, tmp_path / "two.zip", test=False)
     assert main(["export", models["zaugnet+"], str(tmp_path / "missing.tif"), "-o", str(tmp_path / "p.zip")]) == 2
     assert "zaug: error:" in capsys.readouterr().err and not (tmp_path / "p.zip").exists()
+
+
+def test_transfer_mode_package_passes_bioimageio(models, small, tmp_path, capsys):
+    pytest.importorskip("bioimageio.core", reason="pip install 'zaug[bioimageio]' to test the export")
+    out = tmp_path / "transfer.zip"
+    assert main(["export", models["zaugnet"], str(sample_path()), "-o", str(out), "--factor", "3",
+                 "--z-mode", "transfer"]) == 0
+    printed = capsys.readouterr().out
+    assert "mode: transfer" in printed and "measured on" not in printed and "passed bioimageio" in printed
+    with zipfile.ZipFile(out) as package:
+        rdf, readme = package.read("rdf.yaml").decode(), package.read("README.md").decode()
+    assert "mode: transfer" in rdf and "calibration_weights" not in rdf and "--z-mode transfer" in readme
+
+    # on a stack of another size, a consumer gets what zaug predict --z-mode transfer gives
+    import bioimageio.core as core
+
+    stack = np.asarray(small.data[3:10, :40, :52], np.float32)
+    sample = core.predict(model=core.load_description(out),
+                          inputs={"raw": core.Tensor.from_numpy(stack[None], dims=("batch", "z", "y", "x"))})
+    got = sample.members["output"].data.values[0]
+    model = resolve(models["zaugnet"], device="cpu")
+    model.mode = "transfer"
+    z = small.z_coords()[:7]
+    expected = model.interpolate(stack, z, output_positions(z, factor=3))
+    assert got.shape == expected.shape == (19, 40, 52)
+    assert np.abs(got - expected).max() < 1e-4 * float(stack.max())
+    with pytest.raises(InputError, match="ZAugNet option"):
+        export_bioimageio("cubic", small, tmp_path / "x.zip", mode="transfer", test=False)
 
 
 def test_export_refuses_what_it_cannot_package(models, small, tmp_path):

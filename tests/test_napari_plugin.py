@@ -9,7 +9,7 @@ import tifffile
 
 from zaug.errors import InputError, OutputError
 from zaug.io import read_volume
-from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, TrainMethod, get_reader,
+from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, TrainMethod, ZMode, get_reader,
                                 in_a_worker_thread, measure_layer, measure_widget, train_layer, train_widget,
                                 upsample_z_layer, upsample_z_widget, write_image)
 
@@ -94,7 +94,15 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
     assert config["method"] == "zaugnet" and config["summary"]["steps"] > 0
     out, attributes, _ = upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path / "model")
     assert out.shape == (2 * 60 - 1, 64, 64) and out.dtype == sample.data.dtype
-    assert attributes["scale"] == pytest.approx((0.145, 0.26, 0.26))
+    assert attributes["scale"] == pytest.approx((0.145, 0.26, 0.26)) and attributes["name"].endswith(", direct)")
+    # the transfer mode: the same grid and acquired planes, other new planes
+    moved, attributes, _ = upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path / "model",
+                                            z_mode=ZMode.transfer)
+    assert moved.shape == out.shape and attributes["name"].endswith(", transfer)")
+    np.testing.assert_array_equal(moved[::2], out[::2])
+    assert not np.array_equal(moved[1::2], out[1::2])
+    with pytest.raises(InputError, match="ZAugNet option"):
+        upsample_z_layer(layer, Method.cubic, z_mode=ZMode.transfer)
     with pytest.raises(OutputError, match="--overwrite"):  # a finished model is not replaced silently
         train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model", progress=False)
 

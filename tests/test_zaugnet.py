@@ -381,6 +381,11 @@ def test_evaluation_scores_the_transfer_mode_of_the_same_model(small):
     assert "zaugnet:transfer" in result["gains"]
     assert "--z-mode transfer" in format_table(result)
     assert result["methods"]["zaugnet"]["psnr"] != result["methods"]["zaugnet:transfer"]["psnr"]
+    # the training's self-check travels with the results (zaug evaluate --json)
+    sc = result["methods"]["zaugnet"]["self_check"]
+    best = max(sc["linear"]["psnr"], sc["cubic"]["psnr"])
+    assert sc["planes"] > 0 and sc["gain_db"] == pytest.approx(sc["model"]["psnr"] - best)
+    assert json.loads(json.dumps(sc)) == sc
 
 
 def test_auto_mode_transfers_when_the_self_check_gains_more_than_denoising_can(small, tmp_path):

@@ -148,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-test", action="store_true", help="skip bioimageio.core's test run of the package")
     p.add_argument("--overwrite", action="store_true", help="replace an existing package")
     _calibrate_option(p)
+    p.add_argument("--z-mode", choices=["auto", "direct", "transfer"],
+                   help="ZAugNet: the packaged mode, as zaug predict --z-mode (default: the model's; 'transfer' "
+                        "fixes no calibration and takes any integer --factor)")
     _input_options(p)
 
     p = add("demo", "Run zaug on the sample stack shipped with the package and write a report.")
@@ -432,9 +435,11 @@ def cmd_export(args) -> int:
 
     result = export_bioimageio(args.model, _read(args, args.stack), args.output, factor=args.factor,
                                name=args.name, authors=args.author, license=args.license,
-                               calibrate=not args.no_calibrate, overwrite=args.overwrite, test=not args.no_test)
+                               calibrate=not args.no_calibrate, overwrite=args.overwrite, test=not args.no_test,
+                               mode=args.z_mode)
+    measured = "" if result["fixed"].get("mode") == "transfer" else f" (measured on {args.stack})"
     for line in result["fixed_lines"]:
-        print(f"{line}: fixed in the package (measured on {args.stack})")
+        print(f"{line}: fixed in the package{measured}")
     test = "passed bioimageio.core's test" if result["test"] else "not tested (--no-test)"
     print(f"wrote {result['path']}: {test}; it differs from zaug predict by at most "
           f"{result['max_difference']:.3g} on its test input")

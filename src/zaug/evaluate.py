@@ -269,7 +269,11 @@ def _prepare(name: str, kept_volume: Volume, options: dict, log):
     if hasattr(module, "format_self_check"):
         log(module.format_self_check(model.config.self_check))
     summary = getattr(model, "training_summary", {})
-    return model, {"training": summary} if summary else {}
+    extra = {"training": summary} if summary else {}
+    self_check = getattr(getattr(model, "config", None), "self_check", None)
+    if self_check:  # the scores on planes held out of the kept ones, as the training printed them
+        extra["self_check"] = self_check
+    return model, extra
 
 
 def gains(results: dict[str, dict]) -> dict[str, dict]:

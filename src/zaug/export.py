@@ -50,6 +50,7 @@ from .io._atomic import atomic_path
 from .io._units import normalize_unit
 from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
 from .errors import ZaugWarning
+from .methods.zaugnet import TRANSFER_ALPHA, check_mode as zaugnet_mode
 from .predict import output_positions
 from .volume import Volume, check_volume
 
@@ -193,7 +194,8 @@ class _Plan:
 
 def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path, *, factor: int | None = None,
                       name: str | None = None, authors: list[str] | None = None, license: str = "CC-BY-4.0",
-                      calibrate: bool = True, overwrite: bool = False, test: bool = True) -> dict:
+                      calibrate: bool = True, overwrite: bool = False, test: bool = True,
+                      mode: str | None = None) -> dict:
     """Write ``model_dir`` as a bioimage.io model package (``output``, a ``.zip``).
 
     Parameters
@@ -217,6 +219,11 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
         For the description (defaults: from the model folder, ``["zaug user"]``, CC-BY-4.0).
     calibrate : bool
         ZAugNet: False fixes the weights at the model alone, as ``zaug predict --no-calibrate``.
+    mode : {'direct', 'transfer', 'auto'}, optional
+        ZAugNet: the mode of the packaged module, as ``zaug predict --z-mode``
+        (default: the model's; ``'auto'`` is resolved here, from the
+        self-check). ``'transfer'`` fixes no calibration and takes any integer
+        factor.
     test : bool
         Run bioimageio.core's test of the package before it is written.
 
@@ -236,6 +243,10 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
     check_output_path(output, overwrite=overwrite)
     model = resolve(str(model_dir), device="cpu")
     stack, z_in = _check_volume(volume)
+    if mode is not None:
+        if not hasattr(model, "mode"):
+            raise InputError("--z-mode is a ZAugNet option; this model has no modes.")
+        model.mode = zaugnet_mode(mode)
     plan = _plan(model, stack, z_in, volume, factor, calibrate, Path(model_dir).resolve().name)
     factor = plan.factor
     test_input = _test_input(stack)
@@ -268,6 +279,8 @@ def _plan(model, stack, z_in, volume: Volume, factor, calibrate: bool, folder: s
 
 
 def _interpolation_plan(model, stack, z_in, volume: Volume, factor, calibrate: bool) -> _Plan:
+    if model.resolved_mode() == "transfer":
+        return _transfer_plan(model, factor)
     factor = check_export_factor(factor, model.plus)
     model.calibrate = calibrate
     weights = _calibration_weights(model, stack, z_in, factor, volume.voxel_size[1:])
@@ -282,6 +295,32 @@ def _interpolation_plan(model, stack, z_in, volume: Volume, factor, calibrate: b
                  lambda crop, z: _zaug_prediction(model, weights, crop, z, factor),
                  f"{method} trained with zaug on the user's own stack: {factor} times finer z sampling "
                  "of fluorescence / EM z-stacks (self-supervised, no ground truth).",
+                 ["zaug", method.lower(), "z-interpolation", "3d", "self-supervised", "pytorch"],
+                 ZAUGNET_CITATION)
+
+
+def _transfer_plan(model, factor) -> _Plan:
+    """ZAugNet in its transfer mode: the model at its training gap only, nothing measured on the stack."""
+    factor = check_export_factor(factor if factor is not None else 2, plus=True)  # any integer
+    module = _wrapper(model, factor, [], mode="transfer")
+    kwargs = {"net": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.net.items()},
+              "low": module.low, "high": module.high, "factor": factor, "weights": [],
+              "tta": module.tta, "tile": module.tile, "overlap": module.overlap, "batch": module.batch,
+              "mode": "transfer", "alpha": module.alpha}
+    method = "ZAugNet+" if model.plus else "ZAugNet"
+    lines = [f"mode: transfer (each acquired plane estimated from its two neighbours, weight {module.alpha:g} "
+             "on the measured plane, then carried to the new planes; no calibration)"]
+
+    def reference(crop, z):
+        fixed = copy.copy(model)
+        fixed.mode = "transfer"
+        with warnings.catch_warnings():  # the spacing advice is zaug predict's, not the package's
+            warnings.simplefilter("ignore")
+            return fixed.interpolate(crop, z, output_positions(z, factor=factor))
+
+    return _Plan(method, factor, module, kwargs, {"mode": "transfer"}, lines, reference,
+                 f"{method} trained with zaug on the user's own stack, in its transfer mode: {factor} times "
+                 "finer z sampling of fluorescence / EM z-stacks (self-supervised, no ground truth).",
                  ["zaug", method.lower(), "z-interpolation", "3d", "self-supervised", "pytorch"],
                  ZAUGNET_CITATION)
 
@@ -372,10 +411,11 @@ def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int
     return [list(fixed[min(fixed, key=lambda k: abs(k - s))]) for s in spacings]
 
 
-def _wrapper(model, factor: int, weights: list) -> zstack.ZStackInterpolator:
+def _wrapper(model, factor: int, weights: list, mode: str = "direct") -> zstack.ZStackInterpolator:
     norm = model.config.normalisation
     wrapper = zstack.ZStackInterpolator(model.config.net, norm["low"], norm["high"], factor, weights,
-                                        tta=model.tta, tile=model.tile, overlap=model.overlap, batch=model.batch)
+                                        tta=model.tta, tile=model.tile, overlap=model.overlap, batch=model.batch,
+                                        mode=mode, alpha=TRANSFER_ALPHA)
     wrapper.generator.load_state_dict(model.net.state_dict())
     return wrapper.eval()
 
@@ -436,7 +476,8 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
     axis = lambda cls, name, size, scale: cls(id=v0_5.AxisId(name), size=size, scale=scale, **space)  # noqa: E731
     raw = v0_5.TensorId("raw")
     ref = lambda name, offset=0: v0_5.SizeReference(tensor_id=raw, axis_id=v0_5.AxisId(name), offset=offset)  # noqa: E731
-    sizes = {"z": v0_5.ParameterizedSize(min=2, step=1), "y": v0_5.ParameterizedSize(min=16, step=1)}
+    least_z = 3 if plan.kwargs.get("mode") == "transfer" else 2
+    sizes = {"z": v0_5.ParameterizedSize(min=least_z, step=1), "y": v0_5.ParameterizedSize(min=16, step=1)}
     in_axes = [v0_5.BatchAxis(), axis(v0_5.SpaceInputAxis, "z", sizes["z"], vz),
                axis(v0_5.SpaceInputAxis, "y", sizes["y"], vy), axis(v0_5.SpaceInputAxis, "x", sizes["y"], vx)]
     out_axes = [v0_5.BatchAxis(), axis(v0_5.SpaceOutputAxis, "z", ref("z", 1 - factor), out_z),
@@ -504,10 +545,14 @@ def _documentation(plan: _Plan, model, volume: Volume) -> str:
     if sc.get("gain_db") is not None:
         lines += [f"Self-check on held-out data of the training stack: {sc['gain_db']:+.2f} dB PSNR over the "
                   "better of linear and cubic interpolation.", ""]
-    lines += ["## Fixed on the stack it was exported with", "",
-              f"zaug measures these on every stack; this package fixed them on one (voxel size "
-              f"{tuple(volume.voxel_size)} {volume.unit}):", ""]
-    lines += [f"- {line}" for line in plan.fixed_lines]
+    if plan.kwargs.get("mode") == "transfer":
+        lines += ["## Mode", "", f"{plan.fixed_lines[0]}: nothing is measured per stack, so the package does what "
+                  "`zaug predict --z-mode transfer` does on any stack; it needs at least 3 planes.", ""]
+    else:
+        lines += ["## Fixed on the stack it was exported with", "",
+                  f"zaug measures these on every stack; this package fixed them on one (voxel size "
+                  f"{tuple(volume.voxel_size)} {volume.unit}):", ""]
+        lines += [f"- {line}" for line in plan.fixed_lines]
     lines += ["", "Use it on stacks of the same kind and sampling; for others, train and predict with zaug.", "",
               "## Limits", "",
               "- Trained on one stack: measure it on yours with `zaug evaluate` before trusting it.",

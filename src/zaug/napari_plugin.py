@@ -45,6 +45,15 @@ class Method(enum.Enum):
     trained_model = "trained model"
 
 
+class ZMode(enum.Enum):
+    """How a trained ZAugNet fills the planes (``zaug predict --z-mode``); ``as trained``: the model's own."""
+
+    as_trained = "as trained"
+    auto = "auto"
+    direct = "direct"
+    transfer = "transfer"
+
+
 class TrainMethod(enum.Enum):
     """What :func:`train_layer` trains: the interpolation models (ZAugNet, ZAugNet+) or a restorer."""
 
@@ -143,7 +152,8 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
                      model_folder: Annotated[Path, {"mode": "d"}] = Path("."),
                      factor: Annotated[float, {"min": 1.0, "max": 64.0, "step": 1.0}] = 2.0,
                      z_spacing: Annotated[float, {"min": 0.0, "max": 1e6, "step": 0.01}] = 0.0,
-                     device: str = "auto") -> "napari.types.LayerDataTuple":  # noqa: F821
+                     device: str = "auto",
+                     z_mode: ZMode = ZMode.as_trained) -> "napari.types.LayerDataTuple":  # noqa: F821
     """Upsample an image layer along z; the new layer carries the new z voxel size.
 
     Parameters
@@ -157,6 +167,9 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         Target z spacing in the layer's unit (0: use ``factor``).
     device : str
         auto, cpu or cuda (trained models).
+    z_mode : ZMode
+        A trained ZAugNet's mode (``direct``, ``transfer`` or ``auto``, as
+        ``zaug predict --z-mode``); ``as trained`` keeps the model's.
     """
     from .methods import resolve
     from .predict import upsample_z
@@ -170,6 +183,12 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         label = Path(model_folder).name
     else:
         chosen, label = resolve(method.value), method.value
+    if z_mode is not ZMode.as_trained:
+        if not hasattr(chosen, "mode"):
+            raise InputError(f"the z mode is a ZAugNet option; {label} has no modes (choose 'as trained').")
+        chosen.mode = z_mode.value
+    if hasattr(chosen, "resolved_mode"):
+        label = f"{label}, {chosen.resolved_mode()}"
     if is_restorer(chosen):  # niiv, Self-Net, RESIN
         spacing = float(z_spacing) if z_spacing and z_spacing > 0 else volume.voxel_size[0] / float(factor)
         out = restore_with(volume, chosen, z_spacing=spacing)

@@ -54,7 +54,7 @@ from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.critic import Critic, critic_preset
 from ..nets.ifnet import IFNet, ifnet_preset
-from ..nets.zstack import run_generator, tiled_generator
+from ..nets.zstack import run_generator, tiled_generator, transfer_planes
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 
@@ -753,25 +753,12 @@ def transfer_interpolate(planes: np.ndarray, estimates: np.ndarray, z_in: np.nda
     >>> np.round(out[:, 0, 0], 4)
     array([ 0.25  ,  5.0625, 12.25  ], dtype=float32)
     """
-    planes = np.asarray(planes, np.float32)
-    z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
+    planes = np.ascontiguousarray(planes, np.float32)
     if len(planes) < 3 or len(estimates) != len(planes) - 2:
         raise InputError("transfer interpolation needs at least 3 planes and an estimate of each inner one.")
-    s = planes.copy()
-    s[1:-1] = np.float32(alpha) * planes[1:-1] + np.float32(1 - alpha) * np.asarray(estimates, np.float32)
-    h = np.diff(z_in)
-    slopes = np.diff(s, axis=0) / h.astype(np.float32)[:, None, None]
-    curv = np.empty_like(s)
-    curv[1:-1] = 2 * np.diff(slopes, axis=0) / (z_in[2:] - z_in[:-2]).astype(np.float32)[:, None, None]
-    curv[0], curv[-1] = curv[1], curv[-2]
-    hi = np.clip(np.searchsorted(z_in, z_out, side="right"), 1, len(z_in) - 1)
-    out = np.empty((len(z_out),) + planes.shape[1:], np.float32)
-    for n, (zo, b) in enumerate(zip(z_out, hi)):
-        a = b - 1
-        t = np.float32((zo - z_in[a]) / h[a])
-        quad = np.float32(-0.5 * (zo - z_in[a]) * (z_in[b] - zo))
-        out[n] = (1 - t) * s[a] + t * s[b] + quad * ((1 - t) * curv[a] + t * curv[b])
-    return out
+    estimates = np.ascontiguousarray(estimates, np.float32)
+    # one implementation with the exported module's (zaug.nets.zstack)
+    return transfer_planes(torch.from_numpy(planes), torch.from_numpy(estimates), z_in, z_out, alpha).numpy()
 
 
 def _best_weights(gram: np.ndarray, rhs: np.ndarray) -> tuple[float, float]:

@@ -42,7 +42,7 @@ from .unet3d import UNet3D  # zaug-bundle: and the 3D U-Net
 from .edsr_liif import NIIV, rows_to_coords  # zaug-bundle: and niiv's network
 
 __all__ = ["ZStackInterpolator", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator", "tiled_generator",
-           "apply_exact_tiles", "apply_blended_cubes", "spline_matrix", "restoration_rows"]
+           "apply_exact_tiles", "apply_blended_cubes", "spline_matrix", "restoration_rows", "transfer_planes"]
 
 
 def run_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tta: bool = True) -> torch.Tensor:
@@ -152,6 +152,36 @@ def spline_matrix(z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
     return CubicSpline(z_in, np.eye(n), axis=0, bc_type="not-a-knot")(z_out)
 
 
+def transfer_planes(planes: torch.Tensor, estimates: torch.Tensor, z_in: np.ndarray, z_out: np.ndarray,
+                    alpha: float = 0.5) -> torch.Tensor:
+    """Planes at ``z_out`` from ``(N, Y, X)`` planes at ``z_in`` and estimates of the ``N - 2`` inner ones.
+
+    Each inner plane becomes ``alpha * measured + (1 - alpha) * estimate``;
+    between planes, linear interpolation of these plus the curvature term of a
+    quadratic, ``-0.5 (z - z_i)(z_{i+1} - z) f''``, with ``f''`` from their divided
+    differences (interpolated linearly, constant beyond the outer inner planes).
+    The computation of :func:`zaug.methods.zaugnet.transfer_interpolate` (ZAugNet's
+    ``transfer`` mode), in torch so the exported module needs nothing else.
+    """
+    z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
+    s = planes.clone()
+    s[1:-1] = alpha * planes[1:-1] + (1 - alpha) * estimates.to(planes)
+    h = np.diff(z_in)
+    column = lambda v: torch.as_tensor(np.asarray(v, np.float32), device=planes.device)[:, None, None]  # noqa: E731
+    slopes = (s[1:] - s[:-1]) / column(h)
+    curv = torch.empty_like(s)
+    curv[1:-1] = 2 * (slopes[1:] - slopes[:-1]) / column(z_in[2:] - z_in[:-2])
+    curv[0], curv[-1] = curv[1], curv[-2]
+    hi = np.clip(np.searchsorted(z_in, z_out, side="right"), 1, len(z_in) - 1)
+    out = planes.new_empty((len(z_out),) + tuple(planes.shape[1:]))
+    for n, (zo, b) in enumerate(zip(z_out, hi)):  # plane by plane: no temporaries the size of the output
+        a = b - 1
+        t = float(np.float32((zo - z_in[a]) / h[a]))
+        quad = float(np.float32(-0.5 * (zo - z_in[a]) * (z_in[b] - zo)))
+        out[n] = (1 - t) * s[a] + t * s[b] + quad * ((1 - t) * curv[a] + t * curv[b])
+    return out
+
+
 class ZStackInterpolator(nn.Module):
     """A z-stack ``(B, Z, Y, X)`` in, ``(B, factor (Z - 1) + 1, Y, X)`` out; uniform z spacing.
 
@@ -171,16 +201,28 @@ class ZStackInterpolator(nn.Module):
     tta, tile, overlap, batch
         As in ``zaug predict``: 8-fold averaging, tile side and overlap for large
         planes, plane pairs per forward pass.
+    mode : {'direct', 'transfer'}
+        ``'transfer'``: the generator estimates each inner input plane from its
+        two neighbours only (the gap it learnt at) and :func:`transfer_planes`
+        carries the estimates to the new planes; any integer factor, no
+        calibration weights (``weights`` empty), at least 3 input planes.
+    alpha : float
+        Transfer mode: weight of the measured plane against the estimate.
     """
 
     def __init__(self, net: dict, low: float, high: float, factor: int, weights: list,
-                 tta: bool = True, tile: int = 512, overlap: int = 32, batch: int = 4):
+                 tta: bool = True, tile: int = 512, overlap: int = 32, batch: int = 4,
+                 mode: str = "direct", alpha: float = 0.5):
         super().__init__()
         self.generator = IFNet(**net)
         self.plus = bool(net.get("position_input"))
-        passes = 1 if self.plus else int(round(np.log2(factor)))
-        if factor < 2 or (not self.plus and 2**passes != factor):
-            raise ValueError(f"factor must be {'an integer' if self.plus else 'a power of two'} >= 2, got {factor}")
+        if mode not in ("direct", "transfer"):
+            raise ValueError(f"mode must be 'direct' or 'transfer', got {mode!r}")
+        self.mode, self.alpha = mode, float(alpha)
+        any_integer = self.plus or mode == "transfer"
+        passes = 0 if mode == "transfer" else 1 if self.plus else int(round(np.log2(factor)))
+        if factor < 2 or (not any_integer and 2**passes != factor):
+            raise ValueError(f"factor must be {'an integer' if any_integer else 'a power of two'} >= 2, got {factor}")
         if len(weights) != passes:
             raise ValueError(f"{passes} pair(s) of calibration weights are needed, got {len(weights)}")
         self.low, self.high, self.factor = float(low), float(high), int(factor)
@@ -189,8 +231,9 @@ class ZStackInterpolator(nn.Module):
 
     @torch.no_grad()
     def forward(self, stack: torch.Tensor) -> torch.Tensor:
-        if stack.dim() != 4 or stack.shape[1] < 2:
-            raise ValueError(f"expected a (batch, z, y, x) stack of at least 2 planes, got {tuple(stack.shape)}")
+        least = 3 if self.mode == "transfer" else 2
+        if stack.dim() != 4 or stack.shape[1] < least:
+            raise ValueError(f"expected a (batch, z, y, x) stack of at least {least} planes, got {tuple(stack.shape)}")
         raw = stack.float()
         x = ((raw - self.low) / (self.high - self.low)).clamp(0, 1)
         out = torch.stack([self._one(s) for s in x])
@@ -200,6 +243,12 @@ class ZStackInterpolator(nn.Module):
 
     def _one(self, x: torch.Tensor) -> torch.Tensor:
         """One normalised ``(Z, Y, X)`` stack."""
+        if self.mode == "transfer":
+            n = x.shape[0]
+            jobs = [(i - 1, i + 1, 0.5) for i in range(1, n - 1)]
+            estimates = torch.cat([self._predict(x, jobs[s:s + self.batch]) for s in range(0, len(jobs), self.batch)])
+            z_out = np.arange((n - 1) * self.factor + 1) / self.factor
+            return transfer_planes(x, estimates, np.arange(n, dtype=np.float64), z_out, self.alpha)
         if self.plus:
             return self._insert(x, [j / self.factor for j in range(1, self.factor)], self.weights[0])
         for pair in self.weights:
@@ -210,7 +259,8 @@ class ZStackInterpolator(nn.Module):
         """Planes at relative positions ``ts`` between every two neighbours, interleaved with ``x``."""
         n, k = x.shape[0], len(ts) + 1
         jobs = [(i, t) for i in range(n - 1) for t in ts]
-        pred = torch.cat([self._predict(x, jobs[s:s + self.batch]) for s in range(0, len(jobs), self.batch)])
+        pred = torch.cat([self._predict(x, [(i, i + 1, t) for i, t in jobs[s:s + self.batch]])
+                          for s in range(0, len(jobs), self.batch)])
         i = torch.tensor([j[0] for j in jobs], device=x.device)
         t = torch.tensor([j[1] for j in jobs], dtype=x.dtype, device=x.device)[:, None, None]
         linear = (1 - t) * x[i] + t * x[i + 1]
@@ -225,10 +275,11 @@ class ZStackInterpolator(nn.Module):
             out[j::k] = new[j - 1::k - 1]
         return out
 
-    def _predict(self, x: torch.Tensor, jobs: list[tuple[int, float]]) -> torch.Tensor:
-        a = torch.stack([x[i] for i, _ in jobs])[:, None]
-        b = torch.stack([x[i + 1] for i, _ in jobs])[:, None]
-        t = torch.tensor([tt for _, tt in jobs], dtype=x.dtype, device=x.device) if self.plus else None
+    def _predict(self, x: torch.Tensor, jobs: list[tuple[int, int, float]]) -> torch.Tensor:
+        """The generator's plane between ``x[a]`` and ``x[b]`` at ``t`` for each job ``(a, b, t)``."""
+        a = torch.stack([x[i] for i, _, _ in jobs])[:, None]
+        b = torch.stack([x[j] for _, j, _ in jobs])[:, None]
+        t = torch.tensor([tt for _, _, tt in jobs], dtype=x.dtype, device=x.device) if self.plus else None
         return tiled_generator(self.generator, a, b, t, self.tile, self.overlap, self.tta)[:, 0]
 
 
