@@ -360,6 +360,29 @@ def test_transfer_mode_runs_the_model_at_its_training_gap_only(small, tmp_path):
         model.interpolate(stack, z[::2], z)
 
 
+def test_transfer_mode_of_plain_zaugnet_carries_its_midpoints_to_non_uniform_planes(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    assert not model.plus
+    model.config.normalisation = {"low": 0.0, "high": 1.0}
+    z = np.array([0.0, 0.5, 1.6, 2.0, 3.1, 4.0])
+    z_out = np.array([0.25, 1.0, 1.8, 2.5, 3.5])
+    quad = lambda zz: 0.1 + 0.05 * np.asarray(zz) ** 2  # noqa: E731  z profile, values within [0, 1]
+    stack = (quad(z)[:, None, None] * np.ones((1, 8, 8))).astype(np.float32)
+
+    def midpoint_model(planes, jobs):  # plain ZAugNet: the plane half-way between its inputs, whatever t
+        return [np.full(planes.shape[1:], quad(0.5 * (z[a] + z[b])), np.float32) for a, b, _ in jobs]
+
+    model._pairs = midpoint_model
+    model.mode = "transfer"
+    out = model.interpolate(stack, z, z_out)
+    np.testing.assert_allclose(out[:, 0, 0], quad(z_out), atol=1e-5)  # exact for a quadratic profile
+    # the midpoint taken as the plane itself (t ignored) misses: the correction is not a no-op here
+    x = stack
+    est = np.stack(midpoint_model(x, [(i - 1, i + 1, 0.5) for i in range(1, len(z) - 1)]))
+    naive = zaugnet.transfer_interpolate(x, est, z, z_out)
+    assert np.abs(naive[:, 0, 0] - quad(z_out)).max() > 1e-3
+
+
 def test_cli_predict_transfer_mode(run_cli, small, tmp_path):
     src = tmp_path / "s.tif"
     write_volume(small, src)

@@ -643,6 +643,10 @@ class ZAugNetModel:
         jobs = [(i - 1, i + 1, float((z_in[i] - z_in[i - 1]) / (z_in[i + 1] - z_in[i - 1])))
                 for i in range(1, len(z_in) - 1)]
         estimates = np.stack(self._pairs(x, jobs))
+        if not self.plus:  # it predicts the midpoint whatever t: carried to t along the quadratic through the three
+            for n, (a, b, t) in enumerate(jobs):
+                if abs(t - 0.5) > 1e-6:
+                    estimates[n] = _midpoint_to(estimates[n], x[a], x[b], t)
         return transfer_interpolate(x, estimates, z_in, z_out)
 
     def _positions(self, x: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
@@ -759,6 +763,18 @@ def transfer_interpolate(planes: np.ndarray, estimates: np.ndarray, z_in: np.nda
     estimates = np.ascontiguousarray(estimates, np.float32)
     # one implementation with the exported module's (zaug.nets.zstack)
     return transfer_planes(torch.from_numpy(planes), torch.from_numpy(estimates), z_in, z_out, alpha).numpy()
+
+
+def _midpoint_to(mid: np.ndarray, first: np.ndarray, last: np.ndarray, t: float) -> np.ndarray:
+    """The plane at relative position ``t`` on the quadratic through ``first``, ``mid`` (t = 0.5) and ``last``.
+
+    A quadratic departs from its chord by ``4 t (1 - t)`` times its departure at the midpoint.
+
+    >>> _midpoint_to(np.array([0.25]), np.array([0.0]), np.array([1.0]), 0.3)  # f = t**2
+    array([0.09])
+    """
+    linear_mid = 0.5 * (first + last)
+    return (1 - t) * first + t * last + 4 * t * (1 - t) * (mid - linear_mid)
 
 
 def _best_weights(gram: np.ndarray, rhs: np.ndarray) -> tuple[float, float]:
