@@ -317,6 +317,77 @@ def test_a_collapsed_run_goes_back_to_its_best_generator_with_a_new_critic(small
     assert json.loads((out / "config.json").read_text())["summary"]["restarts"] == 1
 
 
+def _smoothed_moments(plane):
+    from scipy import ndimage
+
+    g = ndimage.gaussian_filter(np.asarray(plane, np.float64), 1.0)
+    return np.array([g.size, g.sum(), (g * g).sum()])
+
+
+def _pooled_ratio(new_planes, references):
+    """Pooled variance of the smoothed new planes over that of their references (moment arrays)."""
+    var = lambda m: m[2] / m[0] - (m[1] / m[0]) ** 2  # noqa: E731
+    return var(sum(map(_smoothed_moments, new_planes))) / var(sum(references))
+
+
+def test_variance_cap_is_the_largest_scale_within_twice_the_jackknife_error():
+    rng = np.random.default_rng(3)
+    for trial in range(6):
+        acquired = rng.random((7, 24, 24))
+        linear = [0.5 * (acquired[i] + acquired[i + 1]) for i in range(6)]
+        departure = [rng.normal(0, 0.1 + 0.1 * trial, (24, 24)) for _ in range(6)]
+        refs = [0.5 * (_smoothed_moments(acquired[i]) + _smoothed_moments(acquired[i + 1])) for i in range(6)]
+        scale = zaugnet.variance_cap([(linear[i], departure[i], i, i + 1, 0.5) for i in range(6)], acquired)
+
+        def ratio(s, keep=range(6)):
+            return _pooled_ratio([linear[i] + s * departure[i] for i in keep], [refs[i] for i in keep])
+
+        left_out = np.array([ratio(1.0, [j for j in range(6) if j != i]) for i in range(6)])
+        bound = 1 + 2 * np.sqrt(5 / 6 * np.sum((left_out - left_out.mean()) ** 2))
+        assert 0 <= scale <= 1
+        if scale < 1:  # the largest scale that keeps within the bound
+            assert ratio(scale) == pytest.approx(bound, rel=1e-6) and ratio(min(1.0, scale + 1e-3)) > bound
+        else:
+            assert ratio(1.0) <= bound + 1e-9
+        assert trial < 3 or scale < 1  # larger departures than the planes' own variation are cut
+
+
+def test_variance_cap_scales_an_over_correcting_model_back(small, tmp_path):
+    from scipy import ndimage
+
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    model.config.normalisation = {"low": 0.0, "high": 1.0}
+    rng = np.random.default_rng(0)
+    stack = ndimage.gaussian_filter(rng.random((9, 40, 40)), (0, 2, 2)).astype(np.float32)  # planes alike in z
+    z, z_out = np.arange(9.0), np.arange(0, 8.25, 0.5)
+    model.calibration_weights = lambda x, spacing, pixel_size=None: (1.0, 0.0)
+
+    def contrast(k):  # a stand-in network: linear interpolation with its contrast multiplied by 1 + k
+        def pairs(planes, jobs):
+            lin = [0.5 * (planes[a] + planes[b]) for a, b, _ in jobs]
+            return [m + k * (m - m.mean()) for m in lin]
+        return pairs
+
+    model._pairs = contrast(1.0)  # new planes twice as contrasted as linear interpolation's
+    out = model.interpolate(stack, z, z_out)
+    scale = model.calibration_scale[1.0]
+    assert 0 < scale < 0.8 and model.calibration[1.0] == pytest.approx((scale, 0.0))
+    linear = 0.5 * (stack[:-1] + stack[1:])
+    np.testing.assert_allclose(out[1::2], linear + scale * (linear - linear.mean(axis=(1, 2), keepdims=True)),
+                               atol=1e-5)
+    refs = [0.5 * (_smoothed_moments(stack[i]) + _smoothed_moments(stack[i + 1])) for i in range(8)]
+    assert _pooled_ratio(linear, refs) < _pooled_ratio(out[1::2], refs) < 1.3 < _pooled_ratio(
+        2 * linear - linear.mean(axis=(1, 2), keepdims=True), refs)
+    # a model that adds less contrast than the acquired planes have keeps its weights; so does one without the cap
+    model._pairs = contrast(0.02)
+    model.interpolate(stack, z, z_out)
+    assert model.calibration == {1.0: (1.0, 0.0)} and model.calibration_scale == {1.0: 1.0}
+    model._pairs, model.cap_variance = contrast(1.0), False
+    out = model.interpolate(stack, z, z_out)
+    assert model.calibration_scale == {}
+    np.testing.assert_allclose(out[1::2], 2 * linear - linear.mean(axis=(1, 2), keepdims=True), atol=1e-5)
+
+
 def test_transfer_interpolation_is_exact_for_quadratic_profiles_on_any_spacing():
     z = np.array([0.0, 0.7, 1.1, 2.4, 3.0, 4.5])
     planes = (2 * z ** 2 - z + 1)[:, None, None] * np.ones((1, 3, 2))

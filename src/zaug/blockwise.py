@@ -107,6 +107,7 @@ def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int,
         prepared = method.for_stack(_central_crop(stack), z_in, z_out, pixel_size)
         if hasattr(prepared, "calibration"):  # what was used, as after a whole-stack prediction
             method.calibration = dict(prepared.calibration)
+            method.calibration_scale = dict(getattr(prepared, "calibration_scale", {}))
         method = prepared
     # one graph node for the method, shared by every tile (not hashed or copied per tile)
     method_node = dask.delayed(method, name=f"zaug-method-{uuid.uuid4().hex}")

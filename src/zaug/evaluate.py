@@ -185,7 +185,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
             full = norm(interpolator.interpolate(data[kept], z_all[kept], z_all,
                                                  pixel_size=volume.voxel_size[1:]))
             if getattr(interpolator, "calibration", None):
-                extra["calibration"] = _calibration_record(interpolator.calibration)
+                extra["calibration"] = _calibration_record(interpolator)
         rows = [(name, full, time.perf_counter() - start, extra)]
         if hasattr(interpolator, "resolved_mode"):  # ZAugNet: the other mode of the same model too
             extra["mode"] = in_use = interpolator.resolved_mode()
@@ -221,9 +221,11 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     return result
 
 
-def _calibration_record(calibration: dict) -> dict:
-    """ZAugNet's calibration weights per spacing, as results.json keeps them."""
-    return {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4)} for k, (a, c) in calibration.items()}
+def _calibration_record(model) -> dict:
+    """ZAugNet's calibration weights per spacing (and the variance cap's scale in them), as results.json keeps them."""
+    scales = getattr(model, "calibration_scale", {})
+    return {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4), "scale": round(scales.get(k, 1.0), 4)}
+            for k, (a, c) in model.calibration.items()}
 
 
 def _mode_row(name: str, mode: str, model, data, kept, z_all, volume: Volume, norm, log):
@@ -231,15 +233,15 @@ def _mode_row(name: str, mode: str, model, data, kept, z_all, volume: Volume, no
     start = time.perf_counter()
     label = f"{name}:{mode}"
     log(f"{label}: reconstructing with the same model in its {mode!r} mode")
-    before, calibration = model.mode, dict(model.calibration)
+    before, calibration, scale = model.mode, dict(model.calibration), dict(model.calibration_scale)
     model.mode = mode
     try:
         full = norm(model.interpolate(data[kept], z_all[kept], z_all, pixel_size=volume.voxel_size[1:]))
         extra = {"mode": mode}
         if model.calibration:
-            extra["calibration"] = _calibration_record(model.calibration)
+            extra["calibration"] = _calibration_record(model)
     finally:
-        model.mode, model.calibration = before, calibration
+        model.mode, model.calibration, model.calibration_scale = before, calibration, scale
     return label, full, time.perf_counter() - start, extra
 
 
