@@ -30,8 +30,9 @@ if variant == "foreach":
     task.opt_d = torch.optim.Adam(task.critic.parameters(), lr=tp.lr, betas=tp.betas, foreach=True)
 if variant in ("cl", "both"):
     task.gen.to(memory_format=torch.channels_last); task.critic.to(memory_format=torch.channels_last)
-print(variant, bench(task))
-if variant == "compile":
+if variant != "compile":
+    print(variant, bench(task))
+else:
     t0 = time.time()
     task.gen = torch.compile(task.gen)
     # the critic stays eager: aot_autograd has no double backward (its gradient penalty needs one)
