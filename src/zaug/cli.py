@@ -31,6 +31,7 @@ EXAMPLES = {
                  "  zaug evaluate stack.tif --restore --degradation avgpool --factor 4 --methods linear,cubic,niiv\n"
                  "  zaug evaluate iso.tif --restore --axial-angle 45 --factor 4 --methods input,richardson-lucy,resin"),
     "train": ("examples:\n  zaug train stack.tif --method zaugnet --preset fast --minutes 10 -o runs/model\n"
+              "  zaug train stack.tif --method zaugnet --init prior --minutes 4 -o runs/model_prior\n"
               "  zaug train a.tif b.tif --method zaugnet+ --steps 5000 -o runs/model_plus\n"
               "  zaug train aniso.tif --method niiv --degradation gaussian --minutes 10 -o runs/niiv"),
     "measure": ("examples:\n  zaug measure stack_x4.tif --objects\n"
@@ -196,6 +197,10 @@ def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--renoise", action=argparse.BooleanOptionalAction, default=None,
                    help="restoration, gaussian degradation: add back to the degraded lateral planes the noise the "
                         "blur averaged away, as real axial planes still carry it (default: with --sigma auto)")
+    p.add_argument("--init", metavar="MODEL|prior",
+                   help="zaugnet, zaugnet+: start from the generator of a model folder of the same method and "
+                        "preset, or 'prior' for the one shipped with zaug (fast zaugnet, pretrained on other "
+                        "public stacks; not on cells3d)")
     p.add_argument("--axial-angle", type=float, default=0.0,
                    help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane")
 
@@ -219,6 +224,7 @@ def _training(args) -> dict:
     return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
             "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation,
             "sigma": args.sigma, "renoise": args.renoise, "axial_angle": args.axial_angle,
+            "init": args.init,
             "calibrate": not getattr(args, "no_calibrate", False)}
 
 

@@ -48,7 +48,7 @@ def preset_and_budget(opts: dict, presets: dict) -> tuple[str, Budget]:
 
 # fit options that only some methods use, with the command-line flag that sets them
 METHOD_OPTIONS = {"degradation": "--degradation", "sigma": "--sigma", "renoise": "--renoise",
-                  "axial_angle": "--axial-angle"}
+                  "axial_angle": "--axial-angle", "init": "--init"}
 
 
 def refuse_options(opts: dict, method: str, names: tuple[str, ...]) -> None:

@@ -87,7 +87,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``progress``, ``overwrite``.
     """
     opts = dict(options or {})
-    refuse_options(opts, "niiv", ("axial_angle",))
+    refuse_options(opts, "niiv", ("axial_angle", "init"))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     if not volumes:
         raise InputError("no training stack was given.")

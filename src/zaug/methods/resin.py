@@ -105,8 +105,8 @@ from ..nets.zstack import apply_blended_cubes
 from ..predict import cast_like, output_positions
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, resolve_device, restoration_summary,
-                      train_and_save)
+from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
+                      restoration_summary, train_and_save)
 from .selfnet import iso_rows
 
 MIN_CUBE = 16
@@ -176,6 +176,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         The model folder (``model.safetensors`` + ``config.json``).
     """
     opts = dict(options or {})
+    refuse_options(opts, "resin", ("init",))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     angle = _check_angle(opts.get("axial_angle"))
     factor = _check_inputs(volumes, opts.get("factor"), angle)

@@ -160,7 +160,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         The model folder (``model.safetensors`` + ``config.json``).
     """
     opts = dict(options or {})
-    refuse_options(opts, "selfnet", ("axial_angle",))
+    refuse_options(opts, "selfnet", ("axial_angle", "init"))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     factor = _check_inputs(volumes, opts.get("factor"))
     degradation, sigma = degradation_model(opts, "gaussian")

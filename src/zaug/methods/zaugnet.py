@@ -129,7 +129,10 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``method`` ('zaugnet' | 'zaugnet+'), ``preset`` ('fast' | 'paper'),
         ``steps`` or ``minutes``, ``seed``, ``device`` ('auto' | 'cpu' | 'cuda'),
         ``adversarial`` (bool), ``max_gap`` (ZAugNet+), ``progress`` (bool),
-        ``overwrite`` (bool), ``patch``/``batch``/``lr`` overrides.
+        ``overwrite`` (bool), ``patch``/``batch``/``lr`` overrides, ``init``
+        (a model folder of the same method and preset whose generator the run
+        starts from, or ``'prior'`` for the one shipped with zaug, see
+        :func:`prior_dir`).
 
     Returns
     -------
@@ -170,6 +173,9 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                 "adversarial": config.adversarial, "max_gap": config.max_gap, "lateral": config.lateral,
                 "ema": config.ema,
                 "data": [list(s.shape) for s in stacks], "normalisation": config.normalisation}
+    init = _initial_weights(opts.get("init"), config)  # refused before the run folder is made
+    if init is not None:
+        identity["init"] = str(opts["init"])
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     device = resolve_device(opts.get("device", "auto"))
     sampler = TripletSampler(norm, train_trips, z_coords, patch=config.training.patch)
@@ -180,8 +186,37 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         lateral = LateralTripletSampler(segments, [gap] * len(segments), patch=config.training.patch)
     seed_everything(config.seed)  # the networks' initial weights too
     task = ZAugNetTask(config, sampler, _validation_set(norm, val_trips, z_coords), device, lateral)
+    if init is not None:
+        task.load_generator(init)
     return train_and_save(task, config, out, budget, opts, method,
                           self_check=lambda: self_check(task, norm, val_trips, z_coords))
+
+
+#: Folder of the priors shipped with the package (see ``priors/README.md``).
+PRIORS = Path(__file__).resolve().parents[1] / "priors"
+
+
+def prior_dir(method: str = "zaugnet", preset: str = "fast") -> Path:
+    """Folder of the shipped prior for ``method`` and ``preset`` (``--init prior``)."""
+    folder = PRIORS / f"{method.replace('+', 'plus')}-{preset}"
+    if not (folder / "config.json").exists():
+        shipped = ", ".join(sorted(p.name for p in PRIORS.glob("*-*") if p.is_dir())) or "none"
+        raise InputError(f"zaug ships no prior for {method} with the {preset} preset (shipped: {shipped}); "
+                         "give --init a model folder of your own instead.")
+    return folder
+
+
+def _initial_weights(source, config: "ZAugNetConfig") -> dict[str, torch.Tensor] | None:
+    """The generator to start from: a model folder of the same method and network, or ``'prior'``."""
+    if not source:
+        return None
+    folder = prior_dir(config.method, config.preset) if str(source) == "prior" else Path(source)
+    tensors, raw = load_model(folder)
+    if raw.get("method") != config.method or raw.get("net") != config.model_dump(mode="json")["net"]:
+        raise InputError(f"the model in {folder} ({raw.get('method')}, network {raw.get('net')}) does not match "
+                         f"this run ({config.method}, network {config.net}); start from a model of the same "
+                         "method and preset.")
+    return tensors
 
 
 def _training_stacks(volumes: list[Volume]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -291,9 +326,10 @@ class ZAugNetTask:
         return run_generator(self.model, a, b, tt, tta)[0, 0].float().cpu().numpy()
 
     def validate(self) -> dict[str, float]:
-        preds = np.stack([self.predict(a, b, t) for a, b, _, t in self.val])
-        truth = np.stack([g for _, _, g, _ in self.val])
-        linear = np.stack([a * (1 - t) + b * t for a, b, _, t in self.val])
+        # flattened: the training stacks may differ in plane size (PSNR pools one MSE over all voxels)
+        preds = np.concatenate([self.predict(a, b, t).ravel() for a, b, _, t in self.val])
+        truth = np.concatenate([g.ravel() for _, _, g, _ in self.val])
+        linear = np.concatenate([(a * (1 - t) + b * t).ravel() for a, b, _, t in self.val])
         val_psnr, lin_psnr = psnr(preds, truth), psnr(linear, truth)
         return {"score": val_psnr, "val_psnr": val_psnr, "val_linear_psnr": lin_psnr,
                 "val_gain_db": val_psnr - lin_psnr}
@@ -304,6 +340,12 @@ class ZAugNetTask:
     def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
         load_module_tensors("generator", self.model, weights)
 
+    def load_generator(self, weights: dict[str, torch.Tensor]) -> None:
+        """Start from these generator weights (another model's); the critic and the optimisers stay fresh."""
+        self.load_weights(weights)
+        if self.model is not self.gen:
+            load_module_tensors("generator", self.gen, weights)
+
     def restart_from(self, weights: dict[str, torch.Tensor]) -> None:
         """After a collapse (:data:`zaug.train.COLLAPSE_DB`): the best generator, a new critic, fresh optimisers.
 
@@ -312,9 +354,7 @@ class ZAugNetTask:
         won the game is the part that cannot stay.
         """
         tp = self.config.training
-        self.load_weights(weights)
-        if self.model is not self.gen:
-            load_module_tensors("generator", self.gen, weights)
+        self.load_generator(weights)
         self.opt_g = torch.optim.Adam(self.gen.parameters(), lr=tp.lr, betas=tp.betas)
         if self.critic is not None:
             self.critic = Critic(**self.config.critic).to(self.device)
@@ -365,7 +405,7 @@ def self_check(task: ZAugNetTask, norm, val_trips, z_coords) -> dict:
             cubic.append(np.clip(interpolate_stack(stack[idx], z[idx], np.array([z[j]]), "cubic")[0], 0, 1))
     if not truth:
         return {}
-    preds, truth, linear, cubic = map(np.stack, (preds, truth, linear, cubic))
+    preds, truth, linear, cubic = map(_stack_centres, (preds, truth, linear, cubic))
     smooth, sigma = smooth_oracle(linear, truth)
     scores = {}
     for name, arr in (("model", preds), ("linear", linear), ("cubic", cubic), ("linear+smooth", smooth)):
@@ -378,6 +418,13 @@ def self_check(task: ZAugNetTask, norm, val_trips, z_coords) -> dict:
     scores["gain_over_smoothing_db"] = scores["model"]["psnr"] - max(scores[best]["psnr"],
                                                                       scores["linear+smooth"]["psnr"])
     return scores
+
+
+def _stack_centres(planes: list[np.ndarray]) -> np.ndarray:
+    """Stack planes, cropped to their common central part when the training stacks differ in plane size."""
+    ny = min(p.shape[0] for p in planes)
+    nx = min(p.shape[1] for p in planes)
+    return np.stack([p[(p.shape[0] - ny) // 2:][:ny, (p.shape[1] - nx) // 2:][:, :nx] for p in planes])
 
 
 def format_self_check(sc: dict) -> str:
