@@ -228,15 +228,14 @@ def test_the_shipped_prior_interpolates_the_sample_better_than_linear_before_tra
     truth = data[removed]
     scale = float(np.percentile(data, 99.9))
 
-    def score(options):
-        model = zaugnet.load(zaugnet.fit([train], tmp_path / str(len(list(tmp_path.iterdir()))),
-                                         dict(TINY, steps=5, **options)))
+    def score(name, options):
+        model = zaugnet.load(zaugnet.fit([train], tmp_path / name, dict(TINY, steps=5, **options)))
         model.calibrate = False  # the network alone
         pred = model.interpolate(data[kept], vol.z_coords()[kept], vol.z_coords()[:59])[removed]
         return 10 * np.log10(scale**2 / np.mean((pred - truth) ** 2))
 
     linear = 10 * np.log10(scale**2 / np.mean(((data[kept][:-1] + data[kept][1:]) / 2 - truth) ** 2))
-    prior, scratch = score({"init": "prior"}), score({})
+    prior, scratch = score("prior", {"init": "prior"}), score("scratch", {})
     assert prior > linear + 0.3 and prior > scratch + 0.3, (prior, linear, scratch)
 
 

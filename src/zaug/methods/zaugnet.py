@@ -422,9 +422,9 @@ def self_check(task: ZAugNetTask, norm, val_trips, z_coords) -> dict:
 
 def _stack_centres(planes: list[np.ndarray]) -> np.ndarray:
     """Stack planes, cropped to their common central part when the training stacks differ in plane size."""
-    ny = min(p.shape[0] for p in planes)
-    nx = min(p.shape[1] for p in planes)
-    return np.stack([p[(p.shape[0] - ny) // 2:][:ny, (p.shape[1] - nx) // 2:][:, :nx] for p in planes])
+    ny, nx = min(p.shape[0] for p in planes), min(p.shape[1] for p in planes)
+    starts = [((p.shape[0] - ny) // 2, (p.shape[1] - nx) // 2) for p in planes]
+    return np.stack([p[y:y + ny, x:x + nx] for p, (y, x) in zip(planes, starts)])
 
 
 def format_self_check(sc: dict) -> str:
