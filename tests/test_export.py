@@ -59,7 +59,7 @@ def test_stack_module_equals_zaug_prediction(models, small, name, factor, tile, 
     else:
         weights = _calibration_weights(model, stack, z, factor, small.voxel_size[1:])
         assert len(weights) == (1 if model.plus else int(np.log2(factor)))
-        assert all(0 <= w <= 1 for pair in weights for w in pair)
+        assert all(0 <= w <= 1 for one_pass in weights for w in np.ravel(one_pass))  # a pair per detail band
         packaged = _wrapper(model, factor, weights)(torch.from_numpy(stack[None])).numpy()[0]
         expected = _zaug(model, weights, stack, z, factor)
     assert packaged.shape == expected.shape == (factor * (len(z) - 1) + 1,) + stack.shape[1:]

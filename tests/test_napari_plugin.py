@@ -105,6 +105,14 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
         upsample_z_layer(layer, Method.cubic, z_mode=ZMode.transfer)
     with pytest.raises(OutputError, match="--overwrite"):  # a finished model is not replaced silently
         train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model", progress=False)
+    # start_from, as zaug train --init: the shipped prior, or refused in one sentence where it does not apply
+    train_layer(layer, TrainMethod.zaugnet, minutes=0.05, model_folder=tmp_path / "prior", start_from="prior",
+                device="cpu", progress=False)
+    assert json.loads((tmp_path / "prior" / "run.json").read_text())["init"] == "prior"
+    with pytest.raises(InputError, match="--init does not apply"):
+        train_layer(layer, TrainMethod.niiv, minutes=0.05, model_folder=tmp_path / "niiv", start_from="prior",
+                    progress=False)
+    assert not (tmp_path / "niiv").exists()
 
 
 def test_in_a_headless_napari_viewer(tmp_path):

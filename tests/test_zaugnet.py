@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 from safetensors.torch import load_file
+import torch
 
 from zaug import InputError, OutputError, ZaugError
 from zaug.classic import interpolate_stack
@@ -15,6 +16,7 @@ from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.io import read_volume, write_volume
 from zaug.methods import zaugnet
+from zaug.nets.zstack import BAND_SIGMAS, band_split, band_weights, weighted_departure
 from zaug.predict import upsample_z
 from zaug.sample import load_sample
 from zaug.train import Budget
@@ -301,9 +303,12 @@ def test_calibration_weights_are_fitted_on_lateral_triplets_at_the_spacing_of_us
     _stand_in(model, 2 * 1e-3 * 2 ** 2)  # twice the right correction for rows 4 apart (g = 2)
     # lateral pixel 0.26: planes 1.04 apart are matched by rows 4 apart; on 8 rows the spline has two knots
     # (cubic = linear), so only the model's weight is fitted
-    assert model.calibration_weights(paraboloid(8), 1.04) == pytest.approx((0.5, 0.0), abs=1e-5)
+    # (the misses are constant along the rows: all in the coarsest detail band, the others keep its pair)
+    assert np.asarray(band_weights(model.calibration_weights(paraboloid(8), 1.04))) == pytest.approx(
+        np.tile((0.5, 0.0), (5, 1)), abs=1e-5)
     # planes 0.52 apart: rows 2 apart (g = 1; 4 rows), where the stand-in's correction is 8x too large
-    assert model.calibration_weights(paraboloid(4), 0.52) == pytest.approx((1 / 8, 0.0), abs=1e-5)
+    assert np.asarray(band_weights(model.calibration_weights(paraboloid(4), 0.52))) == pytest.approx(
+        np.tile((1 / 8, 0.0), (5, 1)), abs=1e-5)
 
 
 def test_calibration_uses_the_pixel_size_of_the_stack_it_interpolates(small, tmp_path):
@@ -313,7 +318,8 @@ def test_calibration_uses_the_pixel_size_of_the_stack_it_interpolates(small, tmp
     _stand_in(model, 2 * 1e-3 * 2 ** 2)
     # planes 1.04 apart: with 0.52 pixels, rows 2 apart (g = 1) fit in 4 rows; with the training
     # stack's 0.26 pixels, rows 4 apart would not, and the model alone would be used
-    assert model.calibration_weights(paraboloid, 1.04, (0.52, 0.52)) == pytest.approx((1 / 8, 0.0), abs=1e-5)
+    assert np.asarray(band_weights(model.calibration_weights(paraboloid, 1.04, (0.52, 0.52)))) == pytest.approx(
+        np.tile((1 / 8, 0.0), (5, 1)), abs=1e-5)
     model.calibration.clear()
     assert model.calibration_weights(paraboloid, 1.04) == (1.0, 0.0)
     # and a whole-volume prediction passes the input's pixel size on
@@ -328,10 +334,34 @@ def test_calibration_prefers_cubic_on_smooth_data_and_linear_on_noise(small, tmp
     _stand_in(model, 0.0)  # a model that adds nothing to linear interpolation
     y, x = np.mgrid[:48, :56]
     smooth = np.repeat((0.5 + 0.4 * np.sin(y / 5.0) * np.cos(x / 7.0))[None], 6, 0).astype(np.float32)
-    assert model.calibration_weights(smooth, 1.04)[1] > 0.9
+    assert all(c > 0.9 for _, c in band_weights(model.calibration_weights(smooth, 1.04)))
     noise = np.random.default_rng(0).random((6, 48, 56), dtype=np.float32)
     model.calibration.clear()  # kept per spacing within one stack
-    assert model.calibration_weights(noise, 1.04)[1] < 0.1
+    assert all(c < 0.1 for _, c in band_weights(model.calibration_weights(noise, 1.04)))
+    # both in one stack: cubic for the large structures, linear for the fine noise
+    model.calibration.clear()
+    bands = band_weights(model.calibration_weights(smooth + 0.03 * noise, 1.04))  # measured: 0.96 and 0.00
+    assert bands[-1][1] > 0.9 and bands[0][1] < 0.1
+
+
+def test_detail_bands_sum_to_the_plane_and_the_weights_apply_band_by_band():
+    rng = np.random.default_rng(2)
+    d_model, d_cubic = (torch.from_numpy(rng.normal(size=(3, 40, 52)).astype(np.float32)) for _ in range(2))
+    bands = band_split(d_model)
+    assert len(bands) == len(BAND_SIGMAS) + 1
+    torch.testing.assert_close(sum(bands), d_model, atol=1e-5, rtol=0)
+    # white noise lives in the fine bands, a smooth ramp in the coarsest
+    assert float((bands[0] ** 2).mean()) > 10 * float((bands[-1] ** 2).mean())
+    ramp = torch.linspace(0, 1, 52).expand(3, 40, 52)  # no fine detail away from the (mirrored) edges
+    assert float((band_split(ramp)[0][..., 8:-8, 8:-8] ** 2).mean()) < 1e-10
+    weights = [(1.0, 0.0), (0.8, 0.1), (0.6, 0.3), (0.4, 0.4), (0.3, 0.5)]
+    explicit = sum(a * m + c * k for (a, c), m, k in zip(weights, bands, band_split(d_cubic)))
+    torch.testing.assert_close(weighted_departure(d_model, d_cubic, weights), explicit, atol=1e-5, rtol=0)
+    # one pair for every band is the old whole-plane blend
+    torch.testing.assert_close(weighted_departure(d_model, d_cubic, (0.25, 0.5)), 0.25 * d_model + 0.5 * d_cubic)
+    assert zaugnet.describe_weights((0.25, 0.5)) == ("linear interpolation + 0.25 x (model - linear) + 0.50 x "
+                                                    "(cubic - linear)")
+    assert "1.00/0.80/0.60/0.40/0.30 x (model - linear)" in zaugnet.describe_weights(weights)
 
 
 def test_best_weights_minimise_over_the_unit_square():

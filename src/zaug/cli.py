@@ -261,12 +261,13 @@ def cmd_predict(args) -> int:
     with _scheduler(args.scheduler, threads=classical) if blockwise else contextlib.nullcontext():
         write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
         scales = getattr(method, "calibration_scale", {})
-        for spacing, (a_model, a_cubic) in getattr(method, "calibration", {}).items():
+        from .methods.zaugnet import describe_weights
+
+        for spacing, weights in getattr(method, "calibration", {}).items():
             capped = (f", then scaled by {scales[spacing]:.2f} so that the new planes vary no more than the acquired "
                       "ones" if scales.get(spacing, 1.0) < 1.0 else "")
-            print(f"calibration: between planes {spacing:g} {vol.unit} apart, linear interpolation + {a_model:.2f} x "
-                  f"(model - linear) + {a_cubic:.2f} x (cubic - linear), as fitted on lateral triplets of the "
-                  f"input{capped}")
+            print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, as fitted "
+                  f"on lateral triplets of the input{capped}")
         vz = out.voxel_size[0]
         print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}"
               + (f", in {out.data.npartitions} tiles" if blockwise else ""))

@@ -224,8 +224,14 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
 def _calibration_record(model) -> dict:
     """ZAugNet's calibration weights per spacing (and the variance cap's scale in them), as results.json keeps them."""
     scales = getattr(model, "calibration_scale", {})
-    return {f"{k:g}": {"model": round(a, 4), "cubic": round(c, 4), "scale": round(scales.get(k, 1.0), 4)}
-            for k, (a, c) in model.calibration.items()}
+    from .nets.zstack import band_weights
+
+    def record(k, weights):  # per in-plane detail band, finest first
+        bands = band_weights(weights)
+        return {"model": [round(a, 4) for a, _ in bands], "cubic": [round(c, 4) for _, c in bands],
+                "scale": round(scales.get(k, 1.0), 4)}
+
+    return {f"{k:g}": record(k, w) for k, w in model.calibration.items()}
 
 
 def _mode_row(name: str, mode: str, model, data, kept, z_all, volume: Volume, norm, log):

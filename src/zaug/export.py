@@ -50,7 +50,7 @@ from .io._atomic import atomic_path
 from .io._units import normalize_unit
 from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
 from .errors import ZaugWarning
-from .methods.zaugnet import TRANSFER_ALPHA, check_mode as zaugnet_mode
+from .methods.zaugnet import TRANSFER_ALPHA, describe_weights, scale_weights, check_mode as zaugnet_mode
 from .predict import output_positions
 from .volume import Volume, check_volume
 
@@ -289,8 +289,8 @@ def _interpolation_plan(model, stack, z_in, volume: Volume, factor, calibrate: b
               "low": module.low, "high": module.high, "factor": factor, "weights": weights,
               "tta": module.tta, "tile": module.tile, "overlap": module.overlap, "batch": module.batch}
     method = "ZAugNet+" if model.plus else "ZAugNet"
-    lines = [f"calibration, pass {n}: linear + {a:.2f} x (model - linear) + {c:.2f} x (cubic - linear)"
-             for n, (a, c) in enumerate(weights, 1)]
+    lines = [f"calibration, pass {n}: {describe_weights(w).replace('linear interpolation', 'linear', 1)}"
+             for n, w in enumerate(weights, 1)]
     return _Plan(method, factor, module, kwargs, {"calibration_weights": weights}, lines,
                  lambda crop, z: _zaug_prediction(model, weights, crop, z, factor),
                  f"{method} trained with zaug on the user's own stack: {factor} times finer z sampling "
@@ -400,7 +400,7 @@ def _central_window(stack: np.ndarray) -> np.ndarray:
 
 
 def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int, pixel_size) -> list:
-    """(model, cubic) weights per pass, measured as blockwise ``zaug predict`` does (central window)."""
+    """(model, cubic) weights per pass (per detail band), measured as blockwise ``zaug predict`` does (central window)."""
     window = _central_window(stack)
     z_out = output_positions(z_in, factor=factor)
     spacing = float(np.mean(np.diff(z_in)))
@@ -408,7 +408,7 @@ def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int
     if not model.calibrate:
         return [[1.0, 0.0] for _ in spacings]
     fixed = model.for_stack(window, z_in, z_out, pixel_size=tuple(pixel_size)).fixed_calibration
-    return [list(fixed[min(fixed, key=lambda k: abs(k - s))]) for s in spacings]
+    return [np.asarray(fixed[min(fixed, key=lambda k: abs(k - s))]).tolist() for s in spacings]
 
 
 def _wrapper(model, factor: int, weights: list, mode: str = "direct") -> zstack.ZStackInterpolator:
@@ -433,7 +433,7 @@ def _zaug_prediction(model, weights, stack, z_in, factor) -> np.ndarray:
     spacings = [spacing] if model.plus else [spacing / 2**p for p in range(len(weights))]
     fixed = copy.copy(model)
     fixed.calibrate = True
-    fixed.fixed_calibration = {round(s, 9): tuple(w) for s, w in zip(spacings, weights)}
+    fixed.fixed_calibration = {round(s, 9): scale_weights(w, 1.0) for s, w in zip(spacings, weights)}
     with warnings.catch_warnings():  # the spacing advice was given when the weights were measured
         warnings.simplefilter("ignore")
         out = fixed.interpolate(stack, z_in, output_positions(z_in, factor=factor))

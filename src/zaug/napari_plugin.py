@@ -221,11 +221,14 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
                 preset: Preset = Preset.fast,
                 minutes: Annotated[float, {"min": 0.1, "max": 10080.0, "step": 1.0}] = 10.0,
                 model_folder: Annotated[Path, {"mode": "d"}] = Path.home() / "zaug-model",
-                overwrite: bool = False, device: str = "auto", progress=True) -> str:
+                start_from: str = "", overwrite: bool = False, device: str = "auto", progress=True) -> str:
     """Train a model on an image layer (self-supervised: the layer alone), as ``zaug train`` does.
 
     The model goes to ``model_folder``; an interrupted run there with the same
     settings resumes, a finished model is replaced only with ``overwrite``.
+    ``start_from`` (ZAugNet, ZAugNet+), as ``zaug train --init``: empty to
+    start from random weights, ``prior`` for the ZAugNet prior shipped with
+    zaug, or the folder of an earlier model of the same method and preset.
     Use it with Upsample z (method: trained model). Returns the self-check:
     the model against interpolation on planes held out of this layer.
     ``progress``: a tqdm class for the bar (napari's, in the widget).
@@ -238,6 +241,8 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
     module = learned_module(TrainMethod(method).value)
     options = {"method": TrainMethod(method).value, "preset": Preset(preset).value, "minutes": float(minutes),
                "device": device, "overwrite": bool(overwrite), "progress": progress}
+    if str(start_from).strip():
+        options["init"] = str(start_from).strip()
     model_dir = module.fit([volume], Path(model_folder), options)
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return f"model saved in {model_dir}. {module.format_self_check(config['self_check'])}"

@@ -12,9 +12,9 @@ the low-pass residual), teacher loss, flow distillation and, unless disabled,
 a WGAN-GP critic.
 
 At prediction each new plane is linear interpolation plus weighted shares of
-the model's and of cubic interpolation's departures from it, the weights
-fitted on triplets along the input's lateral axes whose outer planes are as
-far apart as the planes being interpolated between
+the model's and of cubic interpolation's departures from it, band by band of
+in-plane detail, the weights fitted on triplets along the input's lateral axes
+whose outer planes are as far apart as the planes being interpolated between
 (:meth:`ZAugNetModel.calibration_weights`), then scaled down where the new
 planes would vary more than the acquired ones (:func:`variance_cap`).
 
@@ -56,7 +56,8 @@ from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.critic import Critic, critic_preset
 from ..nets.ifnet import IFNet, ifnet_preset
-from ..nets.zstack import run_generator, tiled_generator, transfer_planes
+from ..nets.zstack import (BAND_SIGMAS, band_split, band_weights, run_generator, tiled_generator,
+                           transfer_planes, weighted_departure)
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 
@@ -591,8 +592,14 @@ class ZAugNetModel:
         planes ``spacing`` apart, are interpolated like axial ones by the model
         and by a cubic spline; the weights ``(a, c)`` in [0, 1] of ``linear +
         a (model - linear) + c (cubic - linear)`` that fit their middle planes
-        best (least squares) are returned. ``(1, 0)``, the model alone, when no
-        lateral triplet fits.
+        best (least squares) are returned, one pair per in-plane detail band
+        (:data:`~zaug.nets.zstack.BAND_SIGMAS`, finest first; fitted along the
+        lateral axis the triplets share with the xy planes). The two-plane
+        model wins on fine detail, the spline through four planes on large
+        structures (cells3d x2: +0.06 dB over one pair for all bands on four of
+        five real stacks, -0.04 on the fifth; ``docs/results/2026-12-06``).
+        A band with almost nothing in it keeps the pair fitted on all bands.
+        ``(1, 0)``, the model alone, when no lateral triplet fits.
 
         Parameters
         ----------
@@ -611,8 +618,15 @@ class ZAugNetModel:
         return self.calibration[key]
 
     def _measure_weights(self, x: np.ndarray, spacing: float, pixel: tuple[float, float], per_axis: int = 16,
-                         rows: int = 96, cols: int = 256, line: int = 48) -> tuple[float, float]:
-        gram, rhs = np.zeros((2, 2)), np.zeros(2)
+                         rows: int = 96, cols: int = 256, line: int = 48, bands: bool = True) -> tuple:
+        """Per-band weights (``bands=False``: one pair fitted on whole planes, as before the detail bands)."""
+        nb = len(BAND_SIGMAS) + 1
+        gram, rhs = np.zeros((nb, 2, 2)), np.zeros((nb, 2))
+        gram_all, rhs_all = np.zeros((2, 2)), np.zeros(2)
+
+        def split(a):  # detail bands along the lateral axis these planes share with the xy planes (their last)
+            return band_split(torch.from_numpy(np.asarray(a, np.float64)), dims=(-1,))
+
         for axis in (1, 2):
             gap = int(round(spacing / (2 * pixel[axis - 1])))
             n = x.shape[axis]
@@ -630,12 +644,20 @@ class ZAugNetModel:
             linear = 0.5 * (planes[pick] + planes[pick + 1])
             truth = planes[k + pick]
             parts = np.stack([(model - linear).ravel(), (cubic - linear).ravel()]).astype(np.float64)
-            error = (truth - linear).ravel().astype(np.float64)
-            gram += parts @ parts.T
-            rhs += parts @ error
-        if not gram.any():
+            gram_all += parts @ parts.T
+            rhs_all += parts @ (truth - linear).ravel().astype(np.float64)
+            for b, (dm, dc, e) in enumerate(zip(split(model - linear), split(cubic - linear), split(truth - linear))):
+                parts = np.stack([dm.numpy().ravel(), dc.numpy().ravel()])
+                gram[b] += parts @ parts.T
+                rhs[b] += parts @ e.numpy().ravel()
+        if not gram_all.any():
             return 1.0, 0.0
-        return _best_weights(gram, rhs)
+        whole = _best_weights(gram_all, rhs_all)
+        if not bands:
+            return whole
+        # a band with (almost) nothing in it keeps the weights of the whole: a small pull towards them
+        ridge = 1e-6 * float(np.trace(gram_all)) * np.eye(2)
+        return tuple(_best_weights(g + ridge, r + ridge @ np.asarray(whole)) for g, r in zip(gram, rhs))
 
     def _predict_calibrated(self, source: np.ndarray, z_source: np.ndarray, stack: np.ndarray, z: np.ndarray,
                             jobs: list, spacing: float) -> list:
@@ -651,25 +673,24 @@ class ZAugNetModel:
             return preds
         key = round(float(spacing), 9)
         measured_here = key not in self.calibration
-        a_model, a_cubic = (np.float32(w) for w in self.calibration_weights(source, spacing, self._pixel_size))
+        weights = self.calibration_weights(source, spacing, self._pixel_size)
         at = np.array([z[a] + t * (z[b] - z[a]) for a, b, t in jobs])
-        cubic = interpolate_stack(stack, z, at, "cubic") if a_cubic > 0 else None
+        cubic = interpolate_stack(stack, z, at, "cubic") if any(c > 0 for _, c in band_weights(weights)) else None
 
         def parts(n):
             a, b, t = jobs[n]
             linear = np.float32(1 - t) * stack[a] + np.float32(t) * stack[b]
-            departure = a_model * (preds[n] - linear)
-            if cubic is not None:
-                departure += a_cubic * (cubic[n] - linear)
+            d_cubic = None if cubic is None else torch.from_numpy(np.asarray(cubic[n] - linear, np.float32))
+            departure = weighted_departure(torch.from_numpy(np.asarray(preds[n] - linear, np.float32)), d_cubic,
+                                           weights).numpy()
             return linear, departure
 
         if measured_here and self.cap_variance and len(source) >= 2:  # parts() twice: no stack of departures
             hi = np.clip(np.searchsorted(z_source, at, side="right"), 1, len(z_source) - 1)
             u = np.clip((at - z_source[hi - 1]) / (z_source[hi] - z_source[hi - 1]), 0.0, 1.0)
             scale = variance_cap(((*parts(n), hi[n] - 1, hi[n], u[n]) for n in range(len(jobs))), source)
-            self.calibration[key] = (float(a_model) * scale, float(a_cubic) * scale)
+            weights = self.calibration[key] = scale_weights(weights, scale)
             self.calibration_scale[key] = scale
-            a_model, a_cubic = (np.float32(w) for w in self.calibration[key])
         return [linear + departure for linear, departure in map(parts, range(len(jobs)))]
 
     def resolved_mode(self) -> str:
@@ -940,6 +961,22 @@ def variance_cap(planes, acquired: np.ndarray, sigma: float = CAP_SMOOTHING) -> 
     if a > bound and (disc < 0 or b > 0):  # out of reach: as close as scaling gets
         return float(np.clip(-b / c, 0.0, 1.0))
     return float(np.clip((-b + np.sqrt(max(disc, 0.0))) / c, 0.0, 1.0))
+
+
+def scale_weights(weights, scale: float):
+    """Calibration weights (one pair, or one per band) times ``scale``, in the same form."""
+    arr = np.asarray(weights, np.float64) * float(scale)
+    return tuple(map(tuple, arr.tolist())) if arr.ndim == 2 else tuple(arr.tolist())
+
+
+def describe_weights(weights) -> str:
+    """Calibration weights in words: ``linear interpolation + ...``."""
+    w = band_weights(weights)
+    if len(set(w)) == 1:
+        return f"linear interpolation + {w[0][0]:.2f} x (model - linear) + {w[0][1]:.2f} x (cubic - linear)"
+    row = lambda i: "/".join(f"{p[i]:.2f}" for p in w)  # noqa: E731
+    return (f"linear interpolation + {row(0)} x (model - linear) + {row(1)} x (cubic - linear) in in-plane detail "
+            f"bands from fine to coarse (Gaussian sigmas {'/'.join(f'{v:g}' for v in BAND_SIGMAS)} px)")
 
 
 def _best_weights(gram: np.ndarray, rhs: np.ndarray) -> tuple[float, float]:

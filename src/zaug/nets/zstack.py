@@ -41,8 +41,68 @@ from .resnet2d import ResNetGenerator  # zaug-bundle: and the ResNet
 from .unet3d import UNet3D  # zaug-bundle: and the 3D U-Net
 from .edsr_liif import NIIV, rows_to_coords  # zaug-bundle: and niiv's network
 
-__all__ = ["ZStackInterpolator", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator", "tiled_generator",
+__all__ = ["ZStackInterpolator", "BAND_SIGMAS", "band_weights", "band_split", "weighted_departure", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator", "tiled_generator",
            "apply_exact_tiles", "apply_blended_cubes", "spline_matrix", "restoration_rows", "transfer_planes"]
+
+
+#: In-plane Gaussian sigmas (pixels) that split a plane into detail bands, finest first: the
+#: calibration weighs the model against cubic interpolation band by band (a two-plane model wins on fine
+#: detail, a spline through four planes on large structures).
+BAND_SIGMAS = (1.0, 2.0, 4.0, 8.0)
+
+
+def band_weights(weights) -> tuple[tuple[float, float], ...]:
+    """``(model, cubic)`` weights per detail band, finest first, from one pair (every band alike) or one per band."""
+    arr = np.asarray(weights, np.float64)
+    if arr.shape == (2,):
+        arr = np.repeat(arr[None], len(BAND_SIGMAS) + 1, 0)
+    if arr.shape != (len(BAND_SIGMAS) + 1, 2):
+        raise ValueError(f"expected one (model, cubic) pair or {len(BAND_SIGMAS) + 1}, got shape {arr.shape}")
+    return tuple((float(a), float(c)) for a, c in arr)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float, dims=(-2, -1)) -> torch.Tensor:
+    """Separable Gaussian along ``dims`` (radius 3 sigma, at most the size - 1; edges mirrored)."""
+    for d in dims:
+        n = x.shape[d]
+        radius = min(int(3 * sigma + 0.5), n - 1)
+        if radius < 1:
+            continue
+        taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+        kernel = (kernel / kernel.sum()).to(x)
+        y = x.movedim(d, -1)
+        shape = y.shape
+        y = F.conv1d(F.pad(y.reshape(-1, 1, n), (radius, radius), mode="reflect"), kernel.view(1, 1, -1))
+        x = y.reshape(shape).movedim(-1, d)
+    return x
+
+
+def band_split(x: torch.Tensor, dims=(-2, -1)) -> list[torch.Tensor]:
+    """Detail bands of ``x`` along ``dims``, finest first (differences of Gaussians); they sum to ``x``."""
+    levels = [x] + [gaussian_blur(x, s, dims) for s in BAND_SIGMAS]
+    return [levels[i] - levels[i + 1] for i in range(len(BAND_SIGMAS))] + [levels[-1]]
+
+
+def weighted_departure(d_model: torch.Tensor, d_cubic: torch.Tensor | None, weights,
+                       dims=(-2, -1)) -> torch.Tensor:
+    """``sum_b band_b(a_b d_model + c_b d_cubic)`` for per-band weights ``(a_b, c_b)`` (see :func:`band_split`).
+
+    Bands are differences of Gaussians ``G_b - G_{b+1}`` (``G_0`` the identity, the last band ``G_B``
+    alone), so the sum telescopes to ``y_0 + sum_b G_b (y_b - y_{b-1})`` with ``y_b = a_b d_model +
+    c_b d_cubic``: one blur per band. ``d_cubic`` may be None when every ``c_b`` is 0.
+    """
+    w = band_weights(weights)
+
+    def y(b):
+        out = w[b][0] * d_model
+        return out if d_cubic is None else out + w[b][1] * d_cubic
+
+    out = y(0)
+    for b, sigma in enumerate(BAND_SIGMAS, 1):
+        if w[b] != w[b - 1]:
+            out = out + gaussian_blur(y(b) - y(b - 1), sigma, dims)
+    return out
 
 
 def run_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tta: bool = True) -> torch.Tensor:
@@ -195,9 +255,11 @@ class ZStackInterpolator(nn.Module):
     factor : int
         How many times finer the output's z sampling is. ZAugNet inserts
         midpoints pass after pass, so a power of two; ZAugNet+ any integer, in one pass.
-    weights : list of [float, float]
-        ``(model, cubic)`` calibration weights, one pair per pass: each new
-        plane is ``linear + model (prediction - linear) + cubic (spline - linear)``.
+    weights : list
+        Calibration weights, one entry per pass: a ``(model, cubic)`` pair, or
+        one pair per detail band (:func:`band_weights`). Each new plane is
+        ``linear + model (prediction - linear) + cubic (spline - linear)``, band
+        by band (:func:`weighted_departure`).
     tta, tile, overlap, batch
         As in ``zaug predict``: 8-fold averaging, tile side and overlap for large
         planes, plane pairs per forward pass.
@@ -224,9 +286,9 @@ class ZStackInterpolator(nn.Module):
         if factor < 2 or (not any_integer and 2**passes != factor):
             raise ValueError(f"factor must be {'an integer' if any_integer else 'a power of two'} >= 2, got {factor}")
         if len(weights) != passes:
-            raise ValueError(f"{passes} pair(s) of calibration weights are needed, got {len(weights)}")
+            raise ValueError(f"{passes} set(s) of calibration weights are needed, got {len(weights)}")
         self.low, self.high, self.factor = float(low), float(high), int(factor)
-        self.weights = [(float(m), float(c)) for m, c in weights]
+        self.weights = [band_weights(w) for w in weights]
         self.tta, self.tile, self.overlap, self.batch = bool(tta), int(tile), int(overlap), int(batch)
 
     @torch.no_grad()
@@ -251,11 +313,11 @@ class ZStackInterpolator(nn.Module):
             return transfer_planes(x, estimates, np.arange(n, dtype=np.float64), z_out, self.alpha)
         if self.plus:
             return self._insert(x, [j / self.factor for j in range(1, self.factor)], self.weights[0])
-        for pair in self.weights:
-            x = self._insert(x, [0.5], pair)
+        for weights in self.weights:
+            x = self._insert(x, [0.5], weights)
         return x
 
-    def _insert(self, x: torch.Tensor, ts: list[float], pair: tuple[float, float]) -> torch.Tensor:
+    def _insert(self, x: torch.Tensor, ts: list[float], weights: tuple) -> torch.Tensor:
         """Planes at relative positions ``ts`` between every two neighbours, interleaved with ``x``."""
         n, k = x.shape[0], len(ts) + 1
         jobs = [(i, t) for i in range(n - 1) for t in ts]
@@ -264,11 +326,12 @@ class ZStackInterpolator(nn.Module):
         i = torch.tensor([j[0] for j in jobs], device=x.device)
         t = torch.tensor([j[1] for j in jobs], dtype=x.dtype, device=x.device)[:, None, None]
         linear = (1 - t) * x[i] + t * x[i + 1]
-        new = linear + pair[0] * (pred - linear)
-        if pair[1] > 0:
+        d_cubic = None
+        if any(c > 0 for _, c in weights):
             at = np.array([a + tt for a, tt in jobs], np.float64)
             spline = torch.from_numpy(spline_matrix(np.arange(n), at)).to(x)
-            new = new + pair[1] * (torch.einsum("mn,nyx->myx", spline, x) - linear)
+            d_cubic = torch.einsum("mn,nyx->myx", spline, x) - linear
+        new = linear + weighted_departure(pred - linear, d_cubic, weights)
         out = x.new_empty(((n - 1) * k + 1,) + tuple(x.shape[1:]))
         out[::k] = x
         for j in range(1, k):
