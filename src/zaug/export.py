@@ -400,7 +400,7 @@ def _central_window(stack: np.ndarray) -> np.ndarray:
 
 
 def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int, pixel_size) -> list:
-    """(model, cubic) weights per pass (per detail band), measured as blockwise ``zaug predict`` does (central window)."""
+    """(model, cubic) weights per pass and detail band, measured as blockwise ``zaug predict`` does (central window)."""
     window = _central_window(stack)
     z_out = output_positions(z_in, factor=factor)
     spacing = float(np.mean(np.diff(z_in)))

@@ -41,8 +41,9 @@ from .resnet2d import ResNetGenerator  # zaug-bundle: and the ResNet
 from .unet3d import UNet3D  # zaug-bundle: and the 3D U-Net
 from .edsr_liif import NIIV, rows_to_coords  # zaug-bundle: and niiv's network
 
-__all__ = ["ZStackInterpolator", "BAND_SIGMAS", "band_weights", "band_split", "weighted_departure", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator", "tiled_generator",
-           "apply_exact_tiles", "apply_blended_cubes", "spline_matrix", "restoration_rows", "transfer_planes"]
+__all__ = ["ZStackInterpolator", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator",
+           "tiled_generator", "BAND_SIGMAS", "band_weights", "band_split", "weighted_departure", "apply_exact_tiles",
+           "apply_blended_cubes", "spline_matrix", "restoration_rows", "transfer_planes"]
 
 
 #: In-plane Gaussian sigmas (pixels) that split a plane into detail bands, finest first: the
