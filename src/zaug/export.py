@@ -50,7 +50,7 @@ from .io._atomic import atomic_path
 from .io._units import normalize_unit
 from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
 from .errors import ZaugWarning
-from .methods.zaugnet import TRANSFER_ALPHA, describe_weights, scale_weights, check_mode as zaugnet_mode
+from .methods.zaugnet import TRANSFER_ALPHA, describe_weights, check_mode as zaugnet_mode
 from .predict import output_positions
 from .volume import Volume, check_volume
 
@@ -433,7 +433,7 @@ def _zaug_prediction(model, weights, stack, z_in, factor) -> np.ndarray:
     spacings = [spacing] if model.plus else [spacing / 2**p for p in range(len(weights))]
     fixed = copy.copy(model)
     fixed.calibrate = True
-    fixed.fixed_calibration = {round(s, 9): scale_weights(w, 1.0) for s, w in zip(spacings, weights)}
+    fixed.fixed_calibration = {round(s, 9): zstack.band_weights(w) for s, w in zip(spacings, weights)}
     with warnings.catch_warnings():  # the spacing advice was given when the weights were measured
         warnings.simplefilter("ignore")
         out = fixed.interpolate(stack, z_in, output_positions(z_in, factor=factor))
