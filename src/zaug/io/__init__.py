@@ -8,6 +8,17 @@ Formats, chosen by the path:
 - ``*.zarr`` folders: OME-Zarr (NGFF 0.4 ``scale``);
 - ``*.npy`` (pixels only) and ``*.npz`` (pixels, voxel size, unit, axes).
 
+A volume has one unit for its three axes: sizes given in several (OME
+``PhysicalSize*`` and ``PositionZ``, NGFF axes) are converted to micrometres.
+An unknown voxel size is 1 ``pixel`` on every axis, as is one that a file gives
+only in part (a plain TIFF's resolution in centimetres, an OME-TIFF without
+``PhysicalSizeZ``: no z spacing), with a :class:`~zaug.ZaugWarning` that says
+how to set it (``voxel_size``, ``--voxel-size``); an ImageJ stack without
+``spacing`` has ImageJ's z step of 1 unit (ImageJ leaves a spacing of 1 out).
+TIFF resolution in inches (72 dpi is a writer's default) is ignored. The z origin of OME-Zarr (its
+``translation``, after the multiscale's own transformations) and ``.npz`` is
+kept in :attr:`~zaug.Volume.z_origin` and written back.
+
 Examples
 --------
 >>> import numpy as np, tempfile, os
@@ -23,12 +34,13 @@ Volume(shape=(4, 8, 8), dtype=uint16, axes='ZYX', voxel_size=(0.5, 0.1, 0.1) um)
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ZaugWarning
 from ..volume import CANONICAL_AXES, Volume
 from ._atomic import atomic_path, check_output_path
 from ._units import normalize_unit
@@ -100,22 +112,38 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     except Exception as exc:  # a corrupt or foreign file: say so in one sentence
         raise InputError(f"cannot read {path} as {fmt}: {_short(exc)}.") from exc
     data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
+    z_origin = 0.0
     if voxel_size is not None:
         if len(voxel_size) != 3:
             raise InputError("--voxel-size needs three numbers: z y x.")
         size = tuple(float(v) for v in voxel_size)
         unit = normalize_unit(unit) if unit else (physical.get("unit") if physical.get("unit") not in (None, "pixel") else "um")
     else:
+        _warn_about(path, physical, nz=int(data.shape[-3]))
         size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
                 physical.get("x", physical.get("y", 1.0)))
         unit = normalize_unit(unit) if unit else physical.get("unit", "pixel")
+        z_origin = float(physical.get("z_origin", 0.0))  # in the file's unit, like its voxel size
     z_positions = physical.get("z_positions") if voxel_size is None else None
     if z_positions is not None and len(z_positions) != data.shape[-3]:
         z_positions = None
     if z_positions is not None:
         size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
-    return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions,
+    return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
                   metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+
+
+def _warn_about(path: Path, physical: dict, nz: int) -> None:
+    """Tell the user what the file's metadata left unknown (only when no --voxel-size replaces it)."""
+    for message in physical.get("warnings", ()):
+        warnings.warn(ZaugWarning(f"{path}: {message}"), stacklevel=3)
+    lateral = physical.get("unknown_z")
+    if lateral and nz > 1:
+        y, x, unit = lateral["y"], lateral["x"], lateral["unit"]
+        warnings.warn(ZaugWarning(
+            f"{path} gives a pixel size of {y:g} x {x:g} {unit} but no z spacing, so the voxel size is taken as "
+            f"unknown (1 pixel on every axis); give the z step Z with --voxel-size Z {y:g} {x:g} --unit {unit}."
+        ), stacklevel=3)
 
 
 def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = False,
@@ -148,6 +176,8 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
 def _to_canonical(data, axes: str | None, user_axes: bool) -> tuple[object, str]:
     """Transpose ``data`` to zaug's TCZYX order, naming unknown axes."""
     ndim = data.ndim
+    if ndim > len(CANONICAL_AXES) and (axes is None or user_axes):
+        raise _too_many_axes(data.shape)
     if axes is None:
         axes = "ZYX"[-ndim:] if ndim <= 3 else "TCZYX"[-ndim:]
     axes = axes.upper()
@@ -161,6 +191,8 @@ def _to_canonical(data, axes: str | None, user_axes: bool) -> tuple[object, str]
         if len(keep) != ndim:
             data = data[tuple(slice(None) if i in keep else 0 for i in range(ndim))]
             axes = "".join(axes[i] for i in keep)
+        if len(axes) > len(CANONICAL_AXES):
+            raise _too_many_axes(data.shape)
     unknown = set(axes) - set(CANONICAL_AXES)
     if unknown or len(set(axes)) != len(axes) or not set("ZYX") <= set(axes):
         if "Z" not in axes:
@@ -171,6 +203,11 @@ def _to_canonical(data, axes: str | None, user_axes: bool) -> tuple[object, str]
         raise InputError(f"axes {axes!r} are not understood; use letters from TCZYX, e.g. --axes ZYX.")
     order = [axes.index(a) for a in CANONICAL_AXES if a in axes]
     return np.transpose(data, order), "".join(axes[i] for i in order)
+
+
+def _too_many_axes(shape) -> InputError:
+    return InputError(f"the image has {len(shape)} dimensions (shape {tuple(shape)}) but zaug handles at most 5 "
+                      "axes (TCZYX); save it with the extra dimensions removed or split into files.")
 
 
 def _guess_letters(axes: str, shape) -> str:

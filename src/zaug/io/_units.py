@@ -1,14 +1,24 @@
-"""Spelling of physical units across file formats."""
+"""Spelling of physical units across file formats, and conversions between them."""
+
+from __future__ import annotations
 
 _TO_SHORT = {
-    "micron": "um", "microns": "um", "micrometer": "um", "micrometre": "um", "um": "um",
-    "\u00b5m": "um", "\u03bcm": "um", "\\u00b5m": "um", "nanometer": "nm", "nm": "nm",
-    "millimeter": "mm", "mm": "mm", "centimeter": "cm", "cm": "cm", "meter": "m", "m": "m",
-    "angstrom": "A", "pixel": "pixel", "pixels": "pixel", "px": "pixel", "": "pixel",
+    "micron": "um", "microns": "um", "micrometer": "um", "micrometre": "um", "micrometers": "um",
+    "micrometres": "um", "um": "um", "\u00b5m": "um", "\u03bcm": "um", "\\u00b5m": "um",
+    "nanometer": "nm", "nanometre": "nm", "nanometers": "nm", "nm": "nm",
+    "picometer": "pm", "picometre": "pm", "pm": "pm",
+    "millimeter": "mm", "millimetre": "mm", "mm": "mm", "centimeter": "cm", "centimetre": "cm", "cm": "cm",
+    "meter": "m", "metre": "m", "m": "m", "angstrom": "A", "\u00e5": "A", "\u212b": "A",
+    "inch": "in", "inches": "in", "in": "in",
+    # OME's "reference frame" is a length in no stated unit: as unknown as pixels
+    "pixel": "pixel", "pixels": "pixel", "px": "pixel", "": "pixel", "reference frame": "pixel",
 }
-_TO_NGFF = {"um": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter",
-            "m": "meter", "A": "angstrom"}
-_TO_OME = {"um": "\u00b5m", "nm": "nm", "mm": "mm", "cm": "cm", "m": "m", "A": "\u00c5"}
+_TO_NGFF = {"um": "micrometer", "nm": "nanometer", "pm": "picometer", "mm": "millimeter", "cm": "centimeter",
+            "m": "meter", "A": "angstrom", "in": "inch"}
+_TO_OME = {"um": "\u00b5m", "nm": "nm", "pm": "pm", "mm": "mm", "cm": "cm", "m": "m", "A": "\u00c5",
+           "in": "in", "pixel": "pixel"}
+_METRES = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "um": 1e-6, "nm": 1e-9, "pm": 1e-12, "A": 1e-10, "in": 0.0254}
+COMMON_UNIT = "um"  # what mixed units are converted to
 
 
 def normalize_unit(unit: str | None) -> str:
@@ -25,10 +35,57 @@ def ngff_unit(unit: str) -> str | None:
 
 
 def ome_unit(unit: str) -> str | None:
-    """Symbol used by OME-XML, or None for pixel units."""
+    """Symbol used by OME-XML (``'pixel'`` for pixel units), or None for a unit OME does not know."""
     return _TO_OME.get(unit)
 
 
 def imagej_unit(unit: str) -> str:
     """ImageJ's spelling (``micron`` for um)."""
     return "micron" if unit == "um" else unit
+
+
+def conversion_factor(unit: str, to: str) -> float | None:
+    """Factor that turns a length in ``unit`` into one in ``to``, or None when either is not physical.
+
+    Examples
+    --------
+    >>> conversion_factor("nm", "um")
+    0.001
+    >>> conversion_factor("pixel", "um") is None
+    True
+    """
+    if unit == to:
+        return 1.0
+    if unit not in _METRES or to not in _METRES:
+        return None
+    return _METRES[unit] / _METRES[to]
+
+
+def in_one_unit(sizes: dict[str, tuple[float, str]]) -> tuple[dict[str, float], str] | None:
+    """Express lengths given in several units in one.
+
+    Parameters
+    ----------
+    sizes : dict
+        ``{name: (value, unit)}`` with units in zaug's short form.
+
+    Returns
+    -------
+    (values, unit) or None
+        The values in their shared unit when they have one, else all in
+        :data:`COMMON_UNIT`; None when they mix units that cannot be converted
+        (pixels with micrometres, an unknown name).
+
+    Examples
+    --------
+    >>> in_one_unit({"z": (0.29, "um"), "y": (260.0, "nm")})
+    ({'z': 0.29, 'y': 0.26}, 'um')
+    """
+    units = {unit for _, unit in sizes.values()}
+    if len(units) <= 1:
+        return {k: v for k, (v, _) in sizes.items()}, (units.pop() if units else "pixel")
+    factors = {unit: conversion_factor(unit, COMMON_UNIT) for unit in units}
+    if any(f is None for f in factors.values()):
+        return None
+    # round away the binary noise of the conversion (260 nm -> 0.26 um, not 0.26000000000000001)
+    return {k: float(f"{v * factors[unit]:.12g}") for k, (v, unit) in sizes.items()}, COMMON_UNIT

@@ -23,17 +23,23 @@ def read_numpy(path: Path, lazy: bool = False):
             physical["unit"] = str(npz["unit"])
         if "z_positions" in npz.files:
             physical["z_positions"] = npz["z_positions"].tolist()
+        if "z_origin" in npz.files:
+            physical["z_origin"] = float(npz["z_origin"])
         axes = str(npz["axes"]) if "axes" in npz.files else None
     return data, axes, physical
 
 
 def write_numpy(volume: Volume, path: Path) -> None:
+    """Write ``.npy`` (pixels only) or ``.npz`` (pixels, voxel size, unit, axes, z positions or origin)."""
     data = np.asarray(volume.data)
     if path.suffix.lower() == ".npy":
         with open(path, "wb") as f:
             np.save(f, data)
         return
-    extra = {} if volume.z_positions is None else {"z_positions": volume.z_positions}
+    if volume.z_positions is not None:
+        extra = {"z_positions": volume.z_positions}
+    else:
+        extra = {"z_origin": np.array(volume.z_origin)} if volume.z_origin != 0 else {}
     with open(path, "wb") as f:
         np.savez_compressed(f, data=data, voxel_size=np.array(volume.voxel_size),
                             unit=np.array(volume.unit), axes=np.array(volume.axes), **extra)

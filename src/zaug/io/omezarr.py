@@ -13,7 +13,7 @@ import zarr
 
 from ..errors import InputError
 from ..volume import Volume
-from ._units import ngff_unit, normalize_unit
+from ._units import conversion_factor, in_one_unit, ngff_unit, normalize_unit
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -30,7 +30,8 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     -------
     data, axes, physical
         The array (a dask array when ``lazy``), the axis letters (upper case)
-        and the physical sizes found in the ``scale`` transformation.
+        and a dict with the voxel size (``z``, ``y``, ``x``), ``unit``,
+        ``z_origin`` and ``z_positions`` found (see :func:`_spatial_transform`).
     """
     try:
         root = zarr.open_group(str(path), mode="r")
@@ -51,20 +52,46 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         data = da.from_zarr(arr)
     else:
         data = arr[...]
-    physical: dict = {}
-    for tr in dataset.get("coordinateTransformations", []):
-        if tr.get("type") == "scale":
-            for name, s in zip(names, tr["scale"]):
-                if name in "ZYX":
-                    physical[name.lower()] = float(s)
-    units = {normalize_unit(a.get("unit")) for a in axes_meta
-             if isinstance(a, dict) and a.get("name", "").upper() in "ZYX" and a.get("unit")}
-    if units:
-        physical["unit"] = units.pop() if len(units) == 1 else "um"
+    physical = _spatial_transform(names, axes_meta, dataset.get("coordinateTransformations") or [],
+                                  ms.get("coordinateTransformations") or [])
     z_positions = attrs.get("zaug", {}).get("z_positions")
     if z_positions:
         physical["z_positions"] = z_positions
     return data, "".join(names), physical
+
+
+def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: list,
+                       global_transforms: list) -> dict:
+    """Voxel size, unit and z origin of level 0 from its NGFF transformations.
+
+    The multiscale's own (global) transformations apply after the dataset's,
+    so the scales multiply and the dataset's translation is scaled by the
+    global scale before the global translation is added. Axes in different
+    units are converted to micrometres.
+    """
+    scale, offset = [1.0] * len(names), [0.0] * len(names)
+    for transforms in (dataset_transforms, global_transforms):
+        for tr in transforms:
+            if tr.get("type") == "scale" and "scale" in tr:
+                scale = [a * float(b) for a, b in zip(scale, tr["scale"])]
+                offset = [a * float(b) for a, b in zip(offset, tr["scale"])]
+            elif tr.get("type") == "translation" and "translation" in tr:
+                offset = [a + float(b) for a, b in zip(offset, tr["translation"])]
+    given = {(a.get("name") or "").upper(): normalize_unit(a["unit"]) for a in axes_meta
+             if isinstance(a, dict) and a.get("unit") and (a.get("name") or "").upper() in ("Z", "Y", "X")}
+    default = next(iter(given.values()), "pixel")  # a spatial axis without a unit shares the others'
+    sizes = {name.lower(): (s, given.get(name, default)) for name, s in zip(names, scale) if name in ("Z", "Y", "X")}
+    converted = in_one_unit(sizes)
+    if converted is None:
+        listed = ", ".join(f"{a} in {u}" for a, (_, u) in sizes.items())
+        return {"warnings": [f"the NGFF axes give the voxel size in units that cannot be converted to one "
+                             f"({listed}), so it is taken as unknown; pass --voxel-size Z Y X and --unit."]}
+    physical, unit = converted
+    if given:
+        physical["unit"] = unit
+    if "Z" in names and offset[names.index("Z")] != 0:
+        physical["z_origin"] = float(f"{offset[names.index('Z')] * conversion_factor(sizes['z'][1], unit):.12g}")
+    return physical
 
 
 def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import tifffile
 
 from ..volume import Volume
-from ._units import imagej_unit, normalize_unit, ome_unit
+from ._units import COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 LAZY_CHUNK = 512  # lateral chunk side of a compressed TIFF read lazily (zaug.blockwise's default tile)
@@ -112,48 +112,105 @@ def _memmap(path: Path) -> np.ndarray | None:
 
 
 def _imagej_physical(tif: tifffile.TiffFile) -> dict:
+    """Voxel size of an ImageJ hyperstack or of a plain TIFF's resolution tags.
+
+    ImageJ's unit (in its description) wins over the ResolutionUnit tag, and a
+    missing ``spacing`` in an ImageJ stack means one unit (ImageJ omits a
+    spacing of 1). A plain TIFF has no z spacing at all, so when its tags give a
+    lateral size in centimetres the voxel size is left unknown, with that size
+    in ``unknown_z``, rather than guessed. Dots per inch (the TIFF default unit,
+    72 dpi a common default value) describe a printer, not a microscope, and a
+    plain TIFF's ResolutionUnit NONE no length at all: both are ignored.
+    """
     ij = tif.imagej_metadata or {}
-    physical: dict = {}
     tags = tif.pages[0].tags
-    unit = ij.get("unit")
     res_unit = tags.get("ResolutionUnit")
-    if unit is None and res_unit is not None and int(res_unit.value) == 3:
-        unit = "cm"
-    for axis, tag in (("x", "XResolution"), ("y", "YResolution")):
+    unit = ij.get("unit")
+    if unit is None:
+        unit = {2: "in", 3: "cm"}.get(int(res_unit.value) if res_unit is not None else 2)
+    unit = normalize_unit(unit) if unit is not None else None
+    physical: dict = {}
+    if "zaug_z_positions" in ij:
+        physical["z_positions"] = json.loads(ij["zaug_z_positions"])
+    if unit == "in":
+        return physical
+    lateral = {}
+    for axis, tag in (("y", "YResolution"), ("x", "XResolution")):
         t = tags.get(tag)
         if t is not None:
             num, den = t.value
             if num > 0 and den > 0 and (num, den) != (1, 1):
-                physical[axis] = den / num
-    if "spacing" in ij:
-        physical["z"] = float(ij["spacing"])
-    if unit is not None or physical:
-        physical["unit"] = normalize_unit(unit) if unit is not None else "pixel"
-    if "zaug_z_positions" in ij:
-        physical["z_positions"] = json.loads(ij["zaug_z_positions"])
+                lateral[axis] = den / num
+    if ij:
+        physical.update(lateral)
+        if "spacing" in ij:
+            physical["z"] = float(ij["spacing"])
+        if unit is not None or physical.keys() & {"x", "y", "z"}:
+            physical["unit"] = unit if unit is not None else "pixel"
+        return physical
+    if not lateral or unit != "cm":  # ResolutionUnit NONE: an aspect ratio in no unit, which says nothing more
+        return physical
+    lateral = {a: float(f"{v * conversion_factor('cm', COMMON_UNIT):.12g}") for a, v in lateral.items()}
+    physical.update(_unknown_z(lateral, COMMON_UNIT))
     return physical
 
 
+def _unknown_z(lateral: dict, unit: str) -> dict:
+    """Entries for a file that gives a lateral pixel size but no z spacing.
+
+    zaug has one unit for all three axes, so the voxel size is unknown (pixels)
+    and the lateral size is kept only to tell the user (see ``read_volume``).
+    """
+    y, x = lateral.get("y", lateral.get("x")), lateral.get("x", lateral.get("y"))
+    return {"unit": "pixel", "unknown_z": {"y": y, "x": x, "unit": unit}}
+
+
 def _ome_physical(xml: str) -> dict:
+    """Voxel size and z positions of an OME-XML ``Pixels`` element, in one unit.
+
+    ``PhysicalSize*`` (default unit: micrometre) in different units are
+    converted to micrometres; ``Plane PositionZ`` to that unit too (a position
+    without ``PositionZUnit`` is taken in ``PhysicalSizeZ``'s unit, as zaug
+    wrote them before it wrote the unit). Positions in no physical unit are
+    ignored. Units that cannot be converted leave the voxel size unknown, with
+    a warning (``warnings``).
+    """
     root = ET.fromstring(xml)
     pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
     if pixels is None:
         return {}
-    physical: dict = {}
-    units = set()
+    sizes = {}
     for axis in "zyx":
         value = pixels.get(f"PhysicalSize{axis.upper()}")
         if value is not None:
-            physical[axis] = float(value)
-            units.add(normalize_unit(pixels.get(f"PhysicalSize{axis.upper()}Unit", "\u00b5m")))
-    if units:
-        physical["unit"] = units.pop() if len(units) == 1 else "um"
+            sizes[axis] = (float(value), normalize_unit(pixels.get(f"PhysicalSize{axis.upper()}Unit", "\u00b5m")))
+    if not sizes:
+        return {}  # nothing physical: positions in no stated unit would be meaningless too
+    converted = in_one_unit(sizes)
+    if converted is None:
+        given = ", ".join(f"{a} in {u}" for a, (_, u) in sizes.items())
+        return {"warnings": [f"the OME metadata gives the voxel size in units that cannot be converted to one "
+                             f"({given}), so it is taken as unknown; pass --voxel-size Z Y X and --unit."]}
+    physical, unit = converted
+    if "y" not in physical and "x" not in physical:
+        return {"warnings": [f"the OME metadata gives a z spacing ({physical['z']:g} {unit}) but no lateral pixel "
+                             "size, so the voxel size is taken as unknown; pass --voxel-size Z Y X."]}
+    physical["unit"] = unit
+    z_unit = sizes["z"][1] if "z" in sizes else unit
     planes = [el for el in pixels if el.tag.endswith("Plane") and el.get("PositionZ") is not None]
     if planes:
-        z = sorted({(int(p.get("TheZ", 0)), float(p.get("PositionZ"))) for p in planes})
-        positions = [pos for _, pos in z]
+        z = set()
+        for p in planes:
+            factor = conversion_factor(normalize_unit(p.get("PositionZUnit", z_unit)), unit)
+            if factor is None:  # "reference frame", pixels: not comparable with the voxel size
+                z = set()
+                break
+            z.add((int(p.get("TheZ", 0)), float(f"{float(p.get('PositionZ')) * factor:.12g}")))
+        positions = [pos for _, pos in sorted(z)]
         if len(positions) > 1 and np.all(np.diff(positions) > 0):
             physical["z_positions"] = positions
+    if "z" not in physical and "z_positions" not in physical:
+        physical = _unknown_z(physical, unit)
     return physical
 
 
@@ -170,15 +227,18 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     vz, vy, vx = volume.voxel_size
     if ome:
         metadata = {"axes": volume.axes}
-        unit = ome_unit(volume.unit)
-        for axis, size in zip("ZYX", (vz, vy, vx)):
-            metadata[f"PhysicalSize{axis}"] = size
-            if unit:
+        unit = ome_unit(volume.unit)  # "pixel" for pixels, so that an unknown size reads back unknown
+        if unit:  # a unit OME cannot name is left out: the sizes then read back unknown, not in um
+            for axis, size in zip("ZYX", (vz, vy, vx)):
+                metadata[f"PhysicalSize{axis}"] = size
                 metadata[f"PhysicalSize{axis}Unit"] = unit
         if volume.z_positions is not None:
-            metadata["Plane"] = {"PositionZ": _plane_positions(volume)}
+            positions = _plane_positions(volume)
+            metadata["Plane"] = {"PositionZ": positions}
+            if unit:
+                metadata["Plane"]["PositionZUnit"] = [unit] * len(positions)
         tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib",
-                         resolution=(1.0 / vx, 1.0 / vy))
+                         **_resolution_tags(volume.unit, vy, vx))
         return
     # ImageJ orders hyperstacks TZCYX.
     order = [volume.axes.index(a) for a in "TZCYX" if a in volume.axes]
@@ -188,6 +248,22 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
         metadata["zaug_z_positions"] = json.dumps([float(z) for z in volume.z_positions])
     tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata,
                      resolution=(1.0 / vx, 1.0 / vy), compression="zlib")
+
+
+def _resolution_tags(unit: str, vy: float, vx: float) -> dict:
+    """TIFF resolution tags that agree with the OME metadata, for readers that use only the tags.
+
+    Pixels per centimetre with ResolutionUnit CENTIMETER when the unit is a
+    length (the TIFF tags cannot say micrometre); else ResolutionUnit NONE, the
+    tags then giving the pixel aspect ratio only.
+    """
+    factor = conversion_factor(unit, "cm")
+    if factor is not None:
+        per_cm = (1.0 / (vx * factor), 1.0 / (vy * factor))
+        if all(1e-6 <= r <= 4e9 for r in per_cm):  # stored as 32-bit rationals
+            return {"resolution": per_cm, "resolutionunit": "CENTIMETER"}
+        return {"resolutionunit": "NONE"}
+    return {"resolution": (1.0 / vx, 1.0 / vy), "resolutionunit": "NONE"}
 
 
 def _plane_positions(volume: Volume) -> list[float]:

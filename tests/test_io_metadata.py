@@ -1,0 +1,229 @@
+"""Voxel size, unit and origin as files state them: units, unknown sizes, NGFF transformations, TIFF tags."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import tifffile
+
+from zaug import InputError, Volume, ZaugWarning
+from zaug.classic import ClassicalInterpolator
+from zaug.io import read_volume, write_volume
+from zaug.predict import upsample_z
+
+STACK = np.random.default_rng(0).integers(0, 200, (5, 16, 16)).astype(np.uint16)
+
+
+def _read_quietly(path, **kwargs):
+    """Read, failing the test on any ZaugWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        return read_volume(path, **kwargs)
+
+
+def _ome(path, **metadata):
+    tifffile.imwrite(path, STACK, ome=True, metadata={"axes": "ZYX", **metadata})
+    return path
+
+
+# -- 1, 2: OME-TIFF sizes and plane positions in several units ------------------------------
+
+def test_ome_tiff_sizes_in_mixed_units_are_converted_to_micrometres(tmp_path):
+    path = _ome(tmp_path / "mixed.ome.tif", PhysicalSizeX=260, PhysicalSizeXUnit="nm", PhysicalSizeY=260,
+                PhysicalSizeYUnit="nm", PhysicalSizeZ=0.29, PhysicalSizeZUnit="\u00b5m")
+    vol = _read_quietly(path)
+    assert vol.unit == "um" and vol.voxel_size == pytest.approx((0.29, 0.26, 0.26))
+    assert vol.anisotropy == pytest.approx(0.29 / 0.26)
+
+
+def test_ome_tiff_sizes_in_one_unit_keep_it(tmp_path):
+    path = _ome(tmp_path / "nm.ome.tif", PhysicalSizeX=260, PhysicalSizeXUnit="nm", PhysicalSizeY=260,
+                PhysicalSizeYUnit="nm", PhysicalSizeZ=290, PhysicalSizeZUnit="nm")
+    assert _read_quietly(path).voxel_size == (290, 260, 260) and _read_quietly(path).unit == "nm"
+
+
+def test_ome_plane_positions_are_converted_from_their_own_unit(tmp_path):
+    positions = [0.0, 0.29, 0.58, 1.0, 1.29]  # micrometres, non-uniform
+    path = _ome(tmp_path / "pos.ome.tif", PhysicalSizeX=260, PhysicalSizeXUnit="nm", PhysicalSizeY=260,
+                PhysicalSizeYUnit="nm", PhysicalSizeZ=290, PhysicalSizeZUnit="nm",
+                Plane={"PositionZ": positions, "PositionZUnit": ["\u00b5m"] * 5})
+    vol = _read_quietly(path)
+    assert vol.unit == "nm" and vol.voxel_size[1:] == (260, 260)
+    assert vol.z_coords() == pytest.approx([0, 290, 580, 1000, 1290])
+    assert vol.voxel_size[0] == pytest.approx(1290 / 4)
+
+
+def test_ome_plane_positions_without_unit_are_in_physical_size_z_unit(tmp_path):
+    # as zaug wrote them before it wrote PositionZUnit
+    path = _ome(tmp_path / "old.ome.tif", PhysicalSizeX=260, PhysicalSizeXUnit="nm", PhysicalSizeY=260,
+                PhysicalSizeYUnit="nm", PhysicalSizeZ=0.5, PhysicalSizeZUnit="\u00b5m",
+                Plane={"PositionZ": [0.0, 0.5, 1.0, 2.0, 2.5]})
+    vol = _read_quietly(path)
+    assert vol.unit == "um" and vol.z_coords() == pytest.approx([0.0, 0.5, 1.0, 2.0, 2.5])
+
+
+def test_ome_plane_positions_in_a_reference_frame_are_ignored(tmp_path):
+    path = _ome(tmp_path / "frame.ome.tif", PhysicalSizeX=0.26, PhysicalSizeY=0.26, PhysicalSizeZ=0.29,
+                Plane={"PositionZ": [0.0, 10.0, 20.0, 30.0, 40.0], "PositionZUnit": ["reference frame"] * 5})
+    vol = _read_quietly(path)
+    assert vol.z_positions is None and vol.voxel_size == pytest.approx((0.29, 0.26, 0.26))
+
+
+# -- 3: TIFF resolution that says nothing about z, or nothing at all ---------------------------
+
+def test_inch_resolution_of_a_plain_tiff_is_ignored(tmp_path):
+    tifffile.imwrite(tmp_path / "dpi.tif", STACK, resolution=(72, 72))  # a writer's default, not a microscope's
+    vol = _read_quietly(tmp_path / "dpi.tif")
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1) and vol.anisotropy == 1
+
+
+def test_centimetre_tiff_without_z_spacing_is_unknown_and_says_how_to_set_it(tmp_path):
+    path = tmp_path / "cm.tif"
+    tifffile.imwrite(path, STACK, resolution=(1 / 2.6e-5, 1 / 2.6e-5), resolutionunit="CENTIMETER")
+    with pytest.warns(ZaugWarning, match=r"0\.26 x 0\.26 um but no z spacing.*--voxel-size Z 0\.26 0\.26 --unit um"):
+        vol = read_volume(path)
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
+    given = _read_quietly(path, voxel_size=(0.29, 0.26, 0.26))  # the option settles it: no warning
+    assert given.unit == "um" and given.voxel_size == (0.29, 0.26, 0.26)
+
+
+def test_ome_tiff_without_physical_size_z_is_unknown(tmp_path):
+    path = _ome(tmp_path / "noz.ome.tif", PhysicalSizeX=0.26, PhysicalSizeY=0.26)
+    with pytest.warns(ZaugWarning, match="no z spacing"):
+        vol = read_volume(path)
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
+
+
+def test_ome_tiff_without_lateral_size_is_unknown(tmp_path):
+    path = _ome(tmp_path / "noxy.ome.tif", PhysicalSizeZ=0.29)
+    with pytest.warns(ZaugWarning, match="no lateral pixel size"):
+        vol = read_volume(path)
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
+
+
+def test_ome_tiff_mixing_pixels_and_lengths_is_unknown(tmp_path):
+    path = _ome(tmp_path / "px.ome.tif", PhysicalSizeX=0.26, PhysicalSizeY=0.26, PhysicalSizeZ=2,
+                PhysicalSizeZUnit="pixel")
+    with pytest.warns(ZaugWarning, match="cannot be converted"):
+        vol = read_volume(path)
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
+
+
+def test_imagej_stack_without_spacing_has_imagej_default_of_one_unit(tmp_path):
+    # ImageJ leaves out a spacing of exactly 1: that is a known z step, not a missing one
+    tifffile.imwrite(tmp_path / "ij.tif", STACK, imagej=True, resolution=(1 / 0.26, 1 / 0.26),
+                     metadata={"unit": "um", "axes": "ZYX"})
+    vol = _read_quietly(tmp_path / "ij.tif")
+    assert vol.unit == "um" and vol.voxel_size == pytest.approx((1.0, 0.26, 0.26))
+
+
+def test_unitless_resolution_of_a_plain_tiff_is_ignored(tmp_path):
+    tifffile.imwrite(tmp_path / "none.tif", STACK, resolution=(1 / 0.26, 1 / 0.26), resolutionunit="NONE")
+    vol = _read_quietly(tmp_path / "none.tif")
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
+
+
+# -- 4: unknown (pixel) sizes survive a round trip -----------------------------------------------
+
+@pytest.mark.parametrize("name", ["out.ome.tif", "out.tif", "out.zarr", "out.npz"])
+def test_pixel_units_round_trip(tmp_path, name):
+    vol = Volume(STACK, (0.5, 1.0, 1.0), "pixel")  # e.g. a pixel-unit stack upsampled x2
+    write_volume(vol, tmp_path / name)
+    back = _read_quietly(tmp_path / name)
+    assert back.unit == "pixel" and back.voxel_size == (0.5, 1.0, 1.0)
+
+
+def test_ome_tiff_plane_positions_round_trip_in_nanometres(tmp_path):
+    vol = Volume(STACK, (300, 260, 260), "nm", z_positions=[0, 290, 580, 1000, 1290])
+    write_volume(vol, tmp_path / "pos.ome.tif")
+    back = _read_quietly(tmp_path / "pos.ome.tif")
+    assert back.unit == "nm" and back.z_coords() == pytest.approx([0, 290, 580, 1000, 1290])
+
+
+# -- 5: the TIFF tags of OME-TIFF outputs agree with the OME metadata ----------------------------
+
+@pytest.mark.parametrize("size, unit, per_cm", [((0.29, 0.26, 0.25), "um", (1e4 / 0.25, 1e4 / 0.26)),
+                                                ((290, 260, 250), "nm", (1e7 / 250, 1e7 / 260))])
+def test_ome_tiff_resolution_tags_are_pixels_per_centimetre(tmp_path, size, unit, per_cm):
+    write_volume(Volume(STACK, size, unit), tmp_path / "out.ome.tif")
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
+        tags = tif.pages[0].tags
+        assert tags["ResolutionUnit"].value == tifffile.RESUNIT.CENTIMETER
+        xres, yres = (num / den for num, den in (tags["XResolution"].value, tags["YResolution"].value))
+    assert (xres, yres) == pytest.approx(per_cm, rel=1e-6)
+
+
+def test_ome_tiff_of_pixel_units_has_no_tag_unit(tmp_path):
+    write_volume(Volume(STACK, (2.0, 1.0, 1.0), "pixel"), tmp_path / "px.ome.tif")
+    with tifffile.TiffFile(tmp_path / "px.ome.tif") as tif:
+        assert tif.pages[0].tags["ResolutionUnit"].value == tifffile.RESUNIT.NONE
+
+
+# -- 6: OME-Zarr transformations ---------------------------------------------------------------
+
+def _zarr(path, dataset_transforms, global_transforms=None, units=("nanometer",) * 3):
+    import zarr
+
+    root = zarr.open_group(str(path), mode="w", zarr_format=2)
+    root.create_array("0", data=STACK, chunks=(1, 16, 16))
+    ms = {"version": "0.4", "axes": [{"name": a, "type": "space", "unit": u} for a, u in zip("zyx", units)],
+          "datasets": [{"path": "0", "coordinateTransformations": dataset_transforms}]}
+    if global_transforms:
+        ms["coordinateTransformations"] = global_transforms
+    root.attrs["multiscales"] = [ms]
+    return path
+
+
+def test_ngff_global_scale_multiplies_the_dataset_scale(tmp_path):
+    path = _zarr(tmp_path / "g.zarr", [{"type": "scale", "scale": [145, 130, 130]}],
+                 [{"type": "scale", "scale": [2, 2, 2]}])
+    vol = _read_quietly(path)
+    assert vol.unit == "nm" and vol.voxel_size == (290, 260, 260)
+
+
+def test_ngff_translation_is_the_z_origin_and_global_transforms_apply_after(tmp_path):
+    path = _zarr(tmp_path / "t.zarr", [{"type": "scale", "scale": [145, 130, 130]},
+                                       {"type": "translation", "translation": [1000, 0, 0]}],
+                 [{"type": "scale", "scale": [2, 1, 1]}, {"type": "translation", "translation": [50, 0, 0]}])
+    vol = _read_quietly(path)
+    assert vol.voxel_size == (290, 130, 130) and vol.z_origin == 2 * 1000 + 50
+
+
+def test_ngff_axes_in_mixed_units_are_converted(tmp_path):
+    path = _zarr(tmp_path / "m.zarr", [{"type": "scale", "scale": [0.29, 260, 260]},
+                                       {"type": "translation", "translation": [1.5, 0, 0]}],
+                 units=("micrometer", "nanometer", "nanometer"))
+    vol = _read_quietly(path)
+    assert vol.unit == "um" and vol.voxel_size == pytest.approx((0.29, 0.26, 0.26)) and vol.z_origin == 1.5
+
+
+def test_ngff_z_origin_is_carried_to_an_upsampled_output(tmp_path):
+    path = _zarr(tmp_path / "in.zarr", [{"type": "scale", "scale": [290, 260, 260]},
+                                        {"type": "translation", "translation": [1000, 0, 0]}])
+    out = upsample_z(_read_quietly(path), ClassicalInterpolator("cubic"), factor=2)
+    write_volume(out, tmp_path / "out.zarr")
+    transforms = json.loads((tmp_path / "out.zarr" / ".zattrs").read_text())["multiscales"][0]["datasets"][0][
+        "coordinateTransformations"]
+    assert transforms == [{"type": "scale", "scale": [145.0, 260.0, 260.0]},
+                          {"type": "translation", "translation": [1000.0, 0.0, 0.0]}]
+    back = _read_quietly(tmp_path / "out.zarr")
+    assert back.z_coords()[[0, -1]] == pytest.approx([1000, 1000 + 4 * 290])
+
+
+def test_npz_keeps_the_z_origin(tmp_path):
+    write_volume(Volume(STACK, (0.5, 0.2, 0.2), "um", z_origin=3.0), tmp_path / "o.npz")
+    assert _read_quietly(tmp_path / "o.npz").z_coords()[0] == 3.0
+
+
+# -- 7: more axes than TCZYX --------------------------------------------------------------------
+
+def test_more_than_five_axes_are_refused_in_one_sentence(tmp_path):
+    np.save(tmp_path / "7d.npy", np.zeros((2, 1, 1, 2, 3, 8, 8), np.uint8))
+    for axes in (None, "ABTCZYX"):
+        with pytest.raises(InputError) as err:
+            read_volume(tmp_path / "7d.npy", axes=axes)
+        message = str(err.value)
+        assert "at most 5 axes (TCZYX)" in message and "7 letters" not in message
+        assert message.count(". ") == 0 and message.endswith(".")
+
