@@ -167,3 +167,27 @@ def test_reads_real_shared_files_with_their_voxel_sizes():
     assert chrom.anisotropy == pytest.approx(4.43, abs=0.01)
     gala = read_volume(shared("gala_fibsem_train-image.tif"))
     assert gala.axes == "ZYX" and gala.data.shape == (50, 100, 200) and gala.unit == "pixel"
+
+
+def test_an_interrupted_store_leaves_nothing_even_when_writes_land_late(tmp_path):
+    import threading
+    import time
+
+    from zaug.io import atomic_path
+
+    final = tmp_path / "out.ome.zarr"
+    writer = None
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
+
+            def late_chunk():  # as zarr's own event loop does with chunks sent before Ctrl-C
+                time.sleep(0.3)
+                (tmp / "0").mkdir(parents=True, exist_ok=True)
+                (tmp / "0" / "0.0").write_bytes(b"chunk")
+
+            writer = threading.Thread(target=late_chunk)
+            writer.start()
+            raise KeyboardInterrupt
+    writer.join()
+    assert not final.exists() and list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ import pytest
 from safetensors.torch import load_file
 import torch
 
-from zaug import InputError, OutputError, ZaugError
+from zaug import InputError, OutputError, ZaugError, ZaugWarning
 from zaug.classic import interpolate_stack
 from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.evaluate import evaluate_drop_slice, format_table
@@ -117,10 +117,39 @@ def test_resume_after_kill(small, tmp_path):
 
 
 def test_resume_refuses_other_settings(small, tmp_path):
-    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "checkpoint").mkdir(parents=True)
     (tmp_path / "m" / "run.json").write_text(json.dumps({"method": "other"}))
     with pytest.raises(OutputError, match="other settings"):
         zaugnet.fit([small], tmp_path / "m", TINY)
+    # a run that failed before its first checkpoint has nothing to resume: other settings start afresh
+    (tmp_path / "m" / "checkpoint").rmdir()
+    zaugnet.fit([small], tmp_path / "m", TINY)
+    assert json.loads((tmp_path / "m" / "run.json").read_text())["method"] == "zaugnet"
+
+
+def test_overwrite_removes_only_what_zaug_wrote(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    stack = out / "stack.tif"
+    write_volume(small, stack)  # the user's own file beside the model
+    with pytest.raises(OutputError, match="did not write .*stack.tif"):
+        zaugnet.fit([small], out, dict(TINY, overwrite=True))
+    assert stack.exists() and (out / "model.safetensors").exists()
+    stack.unlink()
+    before = (out / "model.safetensors").stat().st_mtime_ns
+    zaugnet.fit([small], out, dict(TINY, overwrite=True, seed=5))
+    assert (out / "model.safetensors").stat().st_mtime_ns != before
+    assert json.loads((out / "config.json").read_text())["seed"] == 5
+
+
+def test_a_folder_with_someone_elses_config_is_not_a_model_folder(small, tmp_path):
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "config.json").write_text("{}")
+    (proj / "notes.txt").write_text("mine")
+    for opts in (TINY, dict(TINY, overwrite=True)):
+        with pytest.raises(OutputError, match="not a zaug model folder"):
+            zaugnet.fit([small], proj, opts)
+    assert sorted(p.name for p in proj.iterdir()) == ["config.json", "notes.txt"]
 
 
 def test_stacks_of_different_plane_sizes_train_together(small, tmp_path):
@@ -168,6 +197,30 @@ def test_predict_keeps_dtype_range_and_voxel_size(small, tmp_path, dtype):
     assert out.voxel_size == pytest.approx((0.29 / 4, 0.26, 0.26))
     np.testing.assert_array_equal(out.data[::4], vol.data)  # acquired planes kept
     assert out.data.max() <= data.max() * 1.05 + 1 and out.data.min() >= 0
+
+
+def test_a_stack_in_another_intensity_range_is_scaled_by_its_own(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))  # a 16-bit stack
+    data = small.data.astype(np.float32)
+    for scaled in (data / data.max() * 255, data / 1000):  # 8-bit, float in other units: before, NaN or black planes
+        vol = small.replace(data=scaled.astype(np.float32))
+        with pytest.warns(ZaugWarning, match="far from the training stack's"):
+            out = upsample_z(vol, model, factor=2).data
+        new, linear = out[1::2], 0.5 * (scaled[:-1] + scaled[1:])
+        assert np.isfinite(out).all() and new.min() >= 0.5 * scaled.min() and new.max() <= 1.5 * scaled.max()
+        assert np.abs(new - linear).mean() < 0.25 * np.abs(linear).mean()
+
+
+def test_intensities_beyond_the_training_range_are_not_cut_off(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", dict(TINY, steps=1)))
+    low, high = model.config.normalisation["low"], model.config.normalisation["high"]
+    data = small.data.astype(np.float32)
+    data[:, :8] = low - 0.2 * (high - low)  # a band below the training range, one above
+    data[:, -8:] = high + 0.2 * (high - low)
+    out = model.interpolate(data, np.arange(small.nz, dtype=float), np.arange(small.nz - 0.5, step=0.5))
+    # the new planes follow linear interpolation there (before: cut off at the range, 0.2 of it away)
+    for band in (np.s_[1::2, :8, 8:-8], np.s_[1::2, -8:, 8:-8]):
+        assert np.abs(out[band] - data[1:][(slice(None),) + band[1:]]).mean() < 0.05 * (high - low)
 
 
 def test_zaugnet_plus_any_position_and_non_uniform_input(small, tmp_path):

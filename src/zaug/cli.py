@@ -10,12 +10,13 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import ZaugError
+from .errors import InputError, OutputError, ZaugError
 
 EXAMPLES = {
     "info": "examples:\n  zaug info stack.tif\n  zaug info stack.ome.zarr --json",
@@ -64,13 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("-o", "--output", required=True, help="output .tif, .ome.tif, .zarr, .npy or .npz")
     _target_options(p, required=False)
-    p.add_argument("--fuse", default="mean", choices=["mean", "geometric", "xz", "yz"],
-                   help="restoration models: how to fuse the xz and yz results (default mean)")
+    p.add_argument("--fuse", choices=["mean", "geometric", "xz", "yz"],
+                   help="niiv and Self-Net models: how to fuse the xz and yz results (default mean)")
     p.add_argument("--report", metavar="DIR",
                    help="write isotropy ratios, spectra and xz sections of input and output to DIR")
     _input_options(p)
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (learned models)")
+    p.add_argument("--device", help="learned models: auto, cpu or cuda (default auto)")
     p.add_argument("--tile", type=int, metavar="N",
                    help="process the stack in lateral tiles of N x N pixels that span every plane, so memory holds "
                         "a few tiles, not the stack (default: whole planes; for an OME-Zarr input, which is then "
@@ -82,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--z-mode", choices=["auto", "direct", "transfer"],
                    help="ZAugNet: 'direct' interpolates between neighbouring planes with the model; 'transfer' "
                         "uses it only at its training gap and carries its estimates to the new planes; 'auto' "
-                        "picks one from the model's self-check (default: the model's, see the README; "
+                        "picks one from the model's self-check (default direct, see the README; "
                         "'zaug evaluate' scores both)")
 
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
     p.add_argument("--json", action="store_true", help="print JSON results")
     p.add_argument("--report", metavar="DIR", help="write a Markdown report with figures to DIR")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier report in DIR")
     p.add_argument("--downstream", choices=["objects", "filaments"],
                    help="also segment the truth and every result with one pipeline and compare objects (volumes, "
                         "surface roughness) or filaments (lengths), as the ZAugNet paper does")
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", "Train a model on your own stacks (self-supervised).")
     p.add_argument("stacks", nargs="+")
     p.add_argument("--method", required=True, help="zaugnet, zaugnet+, niiv, selfnet or resin")
-    p.add_argument("--factor", type=float, help="restoration: anisotropy (default: from the voxel size)")
+    p.add_argument("--factor", type=float, help="niiv, selfnet, resin: anisotropy (default: from the voxel size)")
     p.add_argument("-o", "--output", required=True, help="model folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing model folder")
     _input_options(p)
@@ -170,39 +172,47 @@ def _calibrate_option(p: argparse.ArgumentParser) -> None:
 def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="axes of the stored array, e.g. ZYX or ZCYX (overrides the file)")
     p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                   help="voxel size (overrides the file)")
-    p.add_argument("--unit", help="unit of --voxel-size (default um)")
+                   help="voxel size in --unit (overrides the file)")
+    p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
+                                  "--voxel-size, the file's voxel size is converted to this unit (e.g. nm)")
 
 
 def _target_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     group = p.add_mutually_exclusive_group(required=required)
-    group.add_argument("--factor", type=float, help="N planes -> (N-1)*K+1")
-    group.add_argument("--z-spacing", type=float, help="target z spacing in the volume's unit")
+    group.add_argument("--factor", type=float,
+                       help="N planes -> (N-1)*K+1 (ZAugNet doubles the planes per pass: planes of other factors "
+                            "are linearly interpolated between those of the finest pass; ZAugNet+ and --z-mode "
+                            "transfer predict any position)")
+    group.add_argument("--z-spacing", type=float, help="target z spacing in the volume's unit (as --factor for "
+                                                       "ZAugNet)")
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default="fast", help="fast (CPU) or paper")
+    p.add_argument("--preset", help="learned methods: fast (CPU, the default) or paper")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="training time budget")
-    budget.add_argument("--steps", type=int, help="number of training steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--no-adversarial", action="store_true", help="generator only (smoother, better for segmentation)")
+    budget.add_argument("--minutes", type=float, help="learned methods: training time budget")
+    budget.add_argument("--steps", type=int, help="learned methods: number of training steps")
+    p.add_argument("--seed", type=int, help="learned methods: random seed (default 0)")
+    p.add_argument("--device", help="learned methods (and FID): auto, cpu or cuda (default auto)")
+    p.add_argument("--no-adversarial", action="store_true",
+                   help="zaugnet, zaugnet+: generator only (smoother, better for segmentation)")
     p.add_argument("--degradation", choices=["avgpool", "gaussian"], default=None,
-                   help="restoration: how lateral planes are degraded to look axial (default: the method's)")
+                   help="niiv, selfnet, resin: how lateral planes are degraded to look axial (default: the "
+                        "method's; evaluate --restore: also the simulated anisotropy, default avgpool)")
     p.add_argument("--sigma", type=_sigma, default=None, metavar="S|auto",
-                   help="restoration, gaussian degradation: axial blur sigma of the model in lateral pixels, "
+                   help="niiv, selfnet, resin, gaussian degradation: axial blur sigma of the model in lateral pixels, "
                         "or 'auto' to measure it from the stack (thin structures' widths, else power spectra; "
                         "default factor/2; evaluate --restore simulates with --simulate-sigma)")
     p.add_argument("--renoise", action=argparse.BooleanOptionalAction, default=None,
-                   help="restoration, gaussian degradation: add back to the degraded lateral planes the noise the "
+                   help="niiv, selfnet, gaussian degradation: add back to the degraded lateral planes the noise the "
                         "blur averaged away, as real axial planes still carry it (default: with --sigma auto)")
     p.add_argument("--init", metavar="MODEL|prior",
                    help="zaugnet, zaugnet+: start from the generator of a model folder of the same method and "
                         "preset, or 'prior' for the one shipped with zaug (fast zaugnet, pretrained on other "
                         "public stacks; not on cells3d)")
-    p.add_argument("--axial-angle", type=float, default=0.0,
-                   help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane")
+    p.add_argument("--axial-angle", type=float,
+                   help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane "
+                        "(default 0; evaluate --restore: simulates an oblique blur)")
 
 
 def _sigma(text: str) -> float | str:
@@ -214,16 +224,156 @@ def _sigma(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got {text!r}") from None
 
 
-def _read(args, path, lazy: bool = False):
-    from .io import read_volume
+# -- which options a method uses ------------------------------------------------------------------------
 
-    return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=args.unit, lazy=lazy)
+CLASSICAL = ("nearest", "linear", "cubic")
+ZAUGNETS = ("zaugnet", "zaugnet+")
+RESTORERS = ("niiv", "selfnet", "resin")
+LEARNED = ZAUGNETS + RESTORERS
+#: option (argparse dest) -> (flag, the methods that use it, what it is, for the message)
+METHOD_OPTIONS = {
+    "fuse": ("--fuse", ("niiv", "selfnet"), "it fuses the xz and yz planes of niiv and Self-Net"),
+    "z_mode": ("--z-mode", ZAUGNETS, "it is a ZAugNet option"),
+    "no_calibrate": ("--no-calibrate", ZAUGNETS, "it is a ZAugNet option"),
+    "init": ("--init", ZAUGNETS, "it is a ZAugNet option"),
+    "no_adversarial": ("--no-adversarial", ZAUGNETS, "it is a ZAugNet option"),
+    "device": ("--device", LEARNED, "it places learned models"),
+    "preset": ("--preset", LEARNED, "it sets the training of learned methods"),
+    "minutes": ("--minutes", LEARNED, "it sets the training of learned methods"),
+    "steps": ("--steps", LEARNED, "it sets the training of learned methods"),
+    "seed": ("--seed", LEARNED, "it sets the training of learned methods"),
+    "factor": ("--factor", RESTORERS, "it is the anisotropy that niiv, selfnet and resin restore"),
+    "degradation": ("--degradation", RESTORERS, "it is the blur model of niiv, selfnet and resin"),
+    "sigma": ("--sigma", RESTORERS, "it is the blur model of niiv, selfnet and resin"),
+    "renoise": ("--renoise", ("niiv", "selfnet"), "it adds noise to the degraded lateral planes of niiv and selfnet"),
+    "axial_angle": ("--axial-angle", ("resin",), "it is a RESIN option"),
+}
+#: the options of METHOD_OPTIONS each command has and checks
+CHECKED_OPTIONS = {
+    "predict": ("fuse", "z_mode", "no_calibrate", "device"),
+    "train": ("factor", "no_adversarial", "degradation", "sigma", "renoise", "init", "axial_angle"),
+    "evaluate": ("preset", "minutes", "steps", "seed", "device", "no_adversarial", "no_calibrate", "init",
+                 "degradation", "sigma", "renoise", "axial_angle"),
+}
+#: flags whose default is False (given when True); every other checked option defaults to None
+FLAGS = ("no_calibrate", "no_adversarial")
+
+
+def given(args, dest: str) -> bool:
+    """Whether the user gave option ``dest`` (defaults are None, or False for flags; ``--no-renoise`` counts)."""
+    value = getattr(args, dest, None)
+    return value is not (False if dest in FLAGS else None)
+
+
+def check_method_options(args, command: str, methods, protocol: dict | None = None) -> None:
+    """Refuse, in one sentence, an option that none of ``methods`` uses (rather than ignore it).
+
+    ``protocol`` maps options to what the command itself does with them
+    (``None``: it uses the option whatever the methods; a text: no method
+    does, and why), e.g. ``evaluate --restore`` simulates with --degradation.
+    """
+    protocol = protocol or {}
+    names = list(dict.fromkeys(methods))
+    for dest in CHECKED_OPTIONS[command]:
+        if not given(args, dest):
+            continue
+        flag, users, what = METHOD_OPTIONS[dest]
+        if dest in protocol:
+            if protocol[dest] is None:
+                continue
+            users, what = (), protocol[dest]
+        if not any(name in users for name in names):
+            raise InputError(f"{flag} does not apply to {_names(names)} ({what}); leave it out.")
+
+
+def _names(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _method_kind(spec: str) -> str | None:
+    """What `zaug predict SPEC` runs (cubic, zaugnet, niiv, ...), read without loading a model; None: unknown."""
+    if spec in CLASSICAL:
+        return spec
+    config = Path(spec) / "config.json"
+    try:
+        method = json.loads(config.read_text()).get("method")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return method if method in LEARNED else None
+
+
+# -- outputs ---------------------------------------------------------------------------------------------
+
+def _check_parent(path) -> None:
+    """Refuse an output below a file (``stack.tif/out.tif``) in one sentence."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{parent} is a file, not a folder, so {path} cannot be written there; "
+                                  "choose another output path.")
+            return
+
+
+def _check_output(path, overwrite: bool, inputs=()) -> Path:
+    from .io import check_output_path
+
+    _check_parent(path)
+    return check_output_path(path, overwrite=overwrite, inputs=inputs)
+
+
+def _check_distinct(**paths) -> None:
+    """Refuse two outputs of one run at the same path (one would replace the other)."""
+    seen: dict[Path, str] = {}
+    for flag, path in paths.items():
+        if path is None:
+            continue
+        key = Path(path).absolute().resolve()
+        if key in seen:
+            raise OutputError(f"{seen[key]} and {flag} both name {path}; give them different paths.")
+        seen[key] = flag
+
+
+# -- input -----------------------------------------------------------------------------------------------
+
+def _read(args, path, lazy: bool = False):
+    """The input with --axes and --voxel-size / --unit applied.
+
+    --voxel-size is in --unit (default um), whatever the file's unit; --unit
+    alone converts the file's voxel size (and z positions) to that unit.
+    """
+    from .io import read_volume
+    from .io._units import conversion_factor, normalize_unit
+
+    unit = None
+    if args.unit is not None:
+        unit = normalize_unit(args.unit)
+        if unit != "pixel" and conversion_factor(unit, "um") is None:
+            raise InputError(f"unknown unit {args.unit!r} for --unit; use um, nm, mm, cm, m, pm or A.")
+    if args.voxel_size is not None:
+        return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit or "um", lazy=lazy)
+    vol = read_volume(path, axes=args.axes, lazy=lazy)
+    if unit is None or unit == vol.unit:
+        return vol
+    scale = conversion_factor(vol.unit, unit)
+    if scale is None:
+        known = "no physical unit" if vol.unit == "pixel" else f"its voxel size in {vol.unit}"
+        raise InputError(f"{path} gives {known}, which cannot be converted to {unit}; give the voxel size with "
+                         f"--voxel-size Z Y X --unit {unit}.")
+
+    def convert(value: float) -> float:  # without the binary noise of the product (260 nm -> 0.26 um)
+        return float(f"{value * scale:.12g}")
+
+    positions = None if vol.z_positions is None else [convert(z) for z in vol.z_positions]
+    return vol.replace(voxel_size=tuple(convert(v) for v in vol.voxel_size), unit=unit, z_positions=positions,
+                       z_origin=convert(getattr(vol, "z_origin", 0.0)))
 
 
 def _training(args) -> dict:
-    return {"preset": args.preset, "minutes": args.minutes, "steps": args.steps, "seed": args.seed,
-            "device": args.device, "adversarial": not args.no_adversarial, "degradation": args.degradation,
-            "sigma": args.sigma, "renoise": args.renoise, "axial_angle": args.axial_angle,
+    return {"preset": args.preset or "fast", "minutes": args.minutes, "steps": args.steps,
+            "seed": 0 if args.seed is None else args.seed, "device": args.device or "auto",
+            "adversarial": not args.no_adversarial, "degradation": args.degradation,
+            "sigma": args.sigma, "renoise": args.renoise, "axial_angle": args.axial_angle or 0.0,
             "init": args.init,
             "calibrate": not getattr(args, "no_calibrate", False)}
 
@@ -242,32 +392,48 @@ def cmd_info(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .classic import ClassicalInterpolator
-    from .io import check_output_path, format_of, write_volume
+    from .io import format_of, write_volume
     from .methods import resolve
 
-    check_output_path(args.output, overwrite=args.overwrite, inputs=[args.input])
-    method = resolve(args.method, device=args.device)
+    # everything that can be refused is refused before any work or output
+    _check_output(args.output, args.overwrite, inputs=[args.input])
+    if args.report:
+        from .report import check_report_folder, report_files
+
+        _check_distinct(**{"-o": args.output, "--report": args.report})
+        check_report_folder(args.report, report_files("prediction"), args.overwrite)
+    kind = _method_kind(args.method)
+    if kind is not None:
+        check_method_options(args, "predict", [kind])
+        if args.z_mode == "transfer" and args.no_calibrate:
+            raise InputError("--no-calibrate does not apply to --z-mode transfer (it measures no calibration); "
+                             "leave it out.")
+        if kind not in RESTORERS:
+            _interpolation_factor(args)
+    method = resolve(args.method, device=args.device or "auto")
     from .restore import is_restorer
 
     restoring = is_restorer(method)
+    if not restoring:
+        factor = _interpolation_factor(args)
     blockwise = args.tile is not None or bool(args.scheduler) or format_of(args.input) == "ome-zarr"
     vol = _read(args, args.input, lazy=blockwise)
     if restoring:
         out = _restore(args, vol, method, blockwise)
     else:
-        out = _interpolate(args, vol, method, blockwise)
-    classical = isinstance(method, ClassicalInterpolator)
+        out = _interpolate(args, vol, method, factor, blockwise)
+    classical = kind in CLASSICAL
     with _scheduler(args.scheduler, threads=classical) if blockwise else contextlib.nullcontext():
         write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
         scales = getattr(method, "calibration_scale", {})
-        from .methods.zaugnet import describe_weights
+        if getattr(method, "calibration", None):
+            from .methods.zaugnet import describe_weights
 
-        for spacing, weights in getattr(method, "calibration", {}).items():
-            capped = (f", then scaled by {scales[spacing]:.2f} so that the new planes vary no more than the acquired "
-                      "ones" if scales.get(spacing, 1.0) < 1.0 else "")
-            print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, as fitted "
-                  f"on lateral triplets of the input{capped}")
+            for spacing, weights in method.calibration.items():
+                capped = (f", then scaled by {scales[spacing]:.2f} so that the new planes vary no more than the "
+                          "acquired ones" if scales.get(spacing, 1.0) < 1.0 else "")
+                print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, as "
+                      f"fitted on lateral triplets of the input{capped}")
         vz = out.voxel_size[0]
         print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}"
               + (f", in {out.data.npartitions} tiles" if blockwise else ""))
@@ -282,9 +448,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _interpolation_factor(args) -> int | None:
+    """The whole-number --factor of a z-interpolator (or None with --z-spacing), refused in one sentence."""
+    if args.factor is None and args.z_spacing is None:
+        raise ZaugError("give --factor K or --z-spacing S.")
+    if args.factor is None:
+        return None
+    if float(args.factor) != int(args.factor):
+        raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
+    return int(args.factor)
+
+
 def _restore(args, vol, method, blockwise: bool):
     from .restore import RestorationTiles, check_anisotropy, default_z_spacing, restore_with
 
+    fuse = args.fuse or "mean"
     spacing = args.z_spacing
     if args.factor is not None:
         if args.factor < 1:
@@ -296,21 +474,14 @@ def _restore(args, vol, method, blockwise: bool):
         check_anisotropy(vol, method)
         if spacing is None:
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
-        return upsample_z_blockwise(vol, RestorationTiles(method, args.fuse), z_spacing=spacing,
+        return upsample_z_blockwise(vol, RestorationTiles(method, fuse), z_spacing=spacing,
                                     tile=args.tile)
-    return restore_with(vol, method, z_spacing=spacing, fuse=args.fuse)
+    return restore_with(vol, method, z_spacing=spacing, fuse=fuse)
 
 
-def _interpolate(args, vol, method, blockwise: bool):
+def _interpolate(args, vol, method, factor: int | None, blockwise: bool):
     from .predict import upsample_z
 
-    if args.factor is None and args.z_spacing is None:
-        raise ZaugError("give --factor K or --z-spacing S.")
-    factor = None
-    if args.factor is not None:
-        if float(args.factor) != int(args.factor):
-            raise ZaugError(f"--factor must be a whole number, got {args.factor:g}.")
-        factor = int(args.factor)
     if hasattr(method, "calibrate"):
         method.calibrate = not args.no_calibrate
     if args.z_mode and not hasattr(method, "mode"):
@@ -318,12 +489,34 @@ def _interpolate(args, vol, method, blockwise: bool):
     if args.z_mode:
         method.mode = args.z_mode
     if hasattr(method, "resolved_mode"):
-        print(f"mode: {method.resolved_mode()} ({method.mode_reason()})")
+        mode = method.resolved_mode()
+        reason = method.mode_reason() if args.z_mode or method.mode == "auto" else "the default"
+        print(f"mode: {mode} ({reason})")
+        if mode == "direct" and not getattr(method, "plus", True):
+            _note_doubling(vol, factor, args.z_spacing)
     if not blockwise:
         return upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
     from .blockwise import upsample_z_blockwise
 
     return upsample_z_blockwise(vol, method, factor=factor, z_spacing=args.z_spacing, tile=args.tile)
+
+
+def _note_doubling(vol, factor: int | None, z_spacing: float | None) -> None:
+    """Say so when plain ZAugNet reaches the asked positions by linear interpolation between its own planes.
+
+    It inserts midpoints pass after pass (x2, x4, x8); other positions are
+    interpolated linearly from the finest pass (``ZAugNetModel._doubling``).
+    """
+    import math
+
+    ratio = factor if factor is not None else vol.voxel_size[0] / z_spacing
+    passes = math.log2(ratio) if ratio > 0 else 0.5
+    if abs(passes - round(passes)) < 1e-6 and (factor is not None or vol.is_uniform):
+        return
+    what = f"x{ratio:g}" if vol.is_uniform else f"a z spacing of {z_spacing:g} {vol.unit} on uneven input planes"
+    print(f"note: ZAugNet doubles the planes per pass, so for {what} the new planes are linearly interpolated "
+          "between those of the finest pass that reaches the spacing (zaugnet+ or --z-mode transfer predict any "
+          "position).")
 
 
 @contextlib.contextmanager
@@ -354,34 +547,61 @@ def _scheduler(address: str | None, threads: bool):
 
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate_drop_slice, format_table
-    from .report import write_drop_slice_report
 
-    vol = _read(args, args.input)
+    # every option is checked before any method runs
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
-    if args.simulate_sigma is not None and not (args.restore and not args.axial_angle):
+    if not methods:
+        raise InputError("--methods names no method; give some, e.g. --methods linear,cubic.")
+    protocol = "oblique" if args.restore and args.axial_angle else "restore" if args.restore else "drop-slice"
+    _check_evaluation_methods(methods, protocol)
+    uses = {}  # what the protocol itself does with an option, whatever the methods
+    if args.fid_weights or os.environ.get("ZAUG_FID_WEIGHTS"):
+        uses["device"] = None  # the Inception network runs there
+    if protocol == "restore":
+        uses["degradation"] = None  # the simulated anisotropy
+    if protocol == "oblique":
+        uses["axial_angle"] = None
+        uses["sigma"] = "the oblique evaluation blurs with sigma factor/2 and tells resin so"
+        uses["degradation"] = "the oblique evaluation blurs with a Gaussian along the axial direction"
+    check_method_options(args, "evaluate", methods, uses)
+    if args.simulate_sigma is not None and protocol != "restore":
         raise ZaugError("--simulate-sigma needs --restore (without --axial-angle).")
-    if args.downstream and args.restore and args.axial_angle:
+    if args.downstream and protocol == "oblique":
         raise ZaugError("--downstream is not available with --axial-angle yet; leave one of them out.")
-    if args.restore and args.axial_angle:
+    if protocol == "drop-slice" and float(args.factor) != int(args.factor):
+        raise ZaugError(f"--factor must be a whole number for drop-slice evaluation, got {args.factor:g}.")
+    degradation = args.degradation or "avgpool"
+    if protocol == "restore":  # the methods' blur model, as they will check it when their turn comes
+        from .data.lateral import degradation_model, renoise_option
+
+        _, sigma = degradation_model({"degradation": degradation, "sigma": args.sigma}, degradation)
+        if any(m in ("niiv", "selfnet") for m in methods):
+            renoise_option({"renoise": args.renoise}, degradation, sigma)
+    if args.report:
+        from .report import check_report_folder, report_files
+
+        check_report_folder(args.report, report_files(protocol, methods), args.overwrite)
+    vol = _read(args, args.input)
+    log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
+    if protocol == "oblique":
         from .evaluate_oblique import evaluate_oblique, format_oblique_table
         from .report import write_oblique_report
 
         result = evaluate_oblique(vol, args.axial_angle, args.factor, methods, train_options=_training(args),
                                   keep_predictions=bool(args.report), log=log, fid_weights=args.fid_weights)
         writer, table = write_oblique_report, format_oblique_table
-    elif args.restore:
+    elif protocol == "restore":
         from .evaluate_restore import evaluate_restoration, format_restoration_table
         from .report import write_restoration_report
 
-        result = evaluate_restoration(vol, args.factor, args.degradation or "avgpool", methods,
+        result = evaluate_restoration(vol, args.factor, degradation, methods,
                                       train_options=_training(args), keep_predictions=bool(args.report), log=log,
                                       simulate_sigma=args.simulate_sigma, downstream=args.downstream,
                                       fid_weights=args.fid_weights)
         writer, table = write_restoration_report, format_restoration_table
     else:
-        if float(args.factor) != int(args.factor):
-            raise ZaugError(f"--factor must be a whole number for drop-slice evaluation, got {args.factor:g}.")
+        from .report import write_drop_slice_report
+
         result = evaluate_drop_slice(vol, int(args.factor), methods, train_options=_training(args),
                                      keep_predictions=bool(args.report), log=log, downstream=args.downstream,
                                      fid_weights=args.fid_weights)
@@ -395,10 +615,33 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _check_evaluation_methods(methods: list[str], protocol: str) -> None:
+    """Refuse, before any method runs, a method the evaluation protocol cannot score."""
+    for name in methods:
+        if protocol == "oblique":
+            if name not in ("input", "richardson-lucy", "resin"):
+                raise InputError(f"method {name!r} cannot restore an oblique blur; use resin, input or "
+                                 "richardson-lucy.")
+        elif protocol == "restore":
+            if name in ZAUGNETS:
+                raise InputError(f"{name} interpolates missing planes and does not restore a blur: evaluate it "
+                                 "without --restore (drop-slice).")
+            if name not in CLASSICAL + RESTORERS:
+                raise InputError(f"unknown method {name!r} for --restore; use {_names(CLASSICAL + RESTORERS)}.")
+        else:
+            if name in RESTORERS:
+                raise InputError(f"{name} restores isotropic volumes: evaluate it with --restore.")
+            if name not in CLASSICAL + ZAUGNETS + ("linear+smooth",):
+                raise InputError(f"unknown method {name!r} for evaluation; use "
+                                 f"{_names(CLASSICAL + ZAUGNETS + ('linear+smooth',))}.")
+
+
 def cmd_train(args) -> int:
     from .methods import learned_module
 
     module = learned_module(args.method)
+    check_method_options(args, "train", [args.method])
+    _check_parent(args.output)
     vols = [_read(args, p) for p in args.stacks]
     options = dict(_training(args), method=args.method, overwrite=args.overwrite, progress=True,
                    factor=args.factor)
@@ -417,11 +660,15 @@ def cmd_measure(args) -> int:
     import numpy as np
 
     from .downstream import format_measurement, measure_stack
-    from .io import atomic_path, check_output_path, write_volume
+    from .io import atomic_path, write_volume
 
-    csv_path = check_output_path(args.csv, args.overwrite, inputs=[args.input]) if args.csv else None
+    _check_distinct(**{"--csv": args.csv, "--labels": args.labels})
+    csv_path = _check_output(args.csv, args.overwrite, inputs=[args.input]) if args.csv else None
     if args.labels:
-        check_output_path(args.labels, args.overwrite, inputs=[args.input])
+        from .io import format_of
+
+        format_of(args.labels)  # a name zaug can write, before the segmentation runs
+        _check_output(args.labels, args.overwrite, inputs=[args.input])
     volume = _read(args, args.input)
     result, segmentation = measure_stack(volume, args.kind, args.threshold, return_segmentation=True)
     if args.labels:
@@ -444,6 +691,7 @@ def cmd_measure(args) -> int:
 def cmd_export(args) -> int:
     from .export import export_bioimageio
 
+    _check_parent(args.output)
     result = export_bioimageio(args.model, _read(args, args.stack), args.output, factor=args.factor,
                                name=args.name, authors=args.author, license=args.license,
                                calibrate=not args.no_calibrate, overwrite=args.overwrite, test=not args.no_test,
@@ -472,17 +720,49 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"zaug: warning: {message}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a cluster's time limit, ``kill``, ``timeout``), raised where the program is.
+
+    A KeyboardInterrupt, so that it unwinds as Ctrl-C does: partial outputs
+    are removed by the atomic writers and training saves its checkpoint.
+    """
+
+
+def _terminate(signum, frame) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM into :class:`Terminated` while a command runs (main thread only), then restore the handler."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: signals cannot be handled here
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     try:
-        return COMMANDS[args.command](args)
+        with _sigterm_as_interrupt():
+            return COMMANDS[args.command](args)
     except ZaugError as exc:
         print(f"zaug: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("zaug: interrupted; no partial output was left under the final name.", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        if args.command == "train":  # the loop saved a checkpoint on its way out
+            print(f"zaug: interrupted; the run in {args.output} resumes from its last checkpoint when the same "
+                  "'zaug train' command is run again.", file=sys.stderr)
+        else:
+            print("zaug: interrupted; no unfinished output was left under the final name.", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
     except MemoryError:
         print("zaug: error: out of memory; try a smaller stack or tile size.", file=sys.stderr)
         return 1

@@ -8,18 +8,20 @@ smoothing oracle, and writes the reconstructed stack, the model and a report.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from .errors import OutputError
 from .evaluate import evaluate_drop_slice, format_table
 from .io import write_volume
+from .io._atomic import clear_own_folder
 from .methods import resolve
 from .predict import upsample_z
 from .report import write_drop_slice_report
 from .sample import load_sample, sample_path
 
 FACTOR = 2
+#: What the demo writes in its folder (an earlier demo's are replaced; anything else is refused).
+DEMO_ENTRIES = (".zaug-demo", "report", "model", f"sample_x{FACTOR}_zaugnet.tif", f"sample_x{FACTOR}_cubic.tif")
 
 
 def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bool = True,
@@ -42,8 +44,8 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     if out.exists():
         if not (out / ".zaug-demo").exists():
             raise OutputError(f"{out} exists and is not an earlier demo output; choose another --output.")
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+        clear_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
+    out.mkdir(parents=True, exist_ok=True)
     (out / ".zaug-demo").write_text("folder written by 'zaug demo'\n")
     volume = load_sample()
     print_fn(f"sample: {sample_path().name} {volume} (attribution: zaug/sample/ATTRIBUTION.md)")

@@ -44,7 +44,7 @@ from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import axial_lateral_spectra, isotropy_ratio
-from .methods import is_learned, learned_module
+from .methods import is_learned, is_restoration, learned_module
 from .restore import ClassicalRestorer, restore_stack
 from .volume import Volume, check_volume
 
@@ -180,6 +180,9 @@ def _restorer(name: str, sim: Volume, options: dict, log):
         return ClassicalRestorer(name), {}
     if not is_learned(name):
         raise InputError(f"unknown method {name!r} for restoration.")
+    if not is_restoration(name):
+        raise InputError(f"{name} interpolates missing planes and does not restore a blur: evaluate it without "
+                         "--restore (drop-slice).")
     module = learned_module(name)
     log(f"{name}: training on the simulated anisotropic stack only")
     opts = dict(options, method=name, factor=sim.metadata["simulated_factor"],

@@ -94,8 +94,10 @@ def check_export_factor(factor: int, plus: bool, minimum: int = 2) -> int:
         raise InputError(f"--factor must be an integer of at least {minimum} for an export, got {factor:g}.")
     factor = int(factor)
     if not plus and factor & (factor - 1):
-        raise InputError(f"a ZAugNet model doubles the planes per pass, so --factor must be 2, 4, 8, ...; "
-                         f"got {factor} (a ZAugNet+ model takes any integer).")
+        raise InputError(f"a ZAugNet model doubles the planes per pass, so a package takes --factor 2, 4, 8, ...; "
+                         f"got {factor} ('zaug predict' reaches other factors by interpolating between the "
+                         "model's planes, which a package does not do; --z-mode transfer or a ZAugNet+ model "
+                         "takes any integer).")
     if factor > 16:
         raise InputError(f"--factor {factor} is more than 16; export a smaller factor.")
     return factor
@@ -271,6 +273,8 @@ def _plan(model, stack, z_in, volume: Volume, factor, calibrate: bool, folder: s
     from .methods.zaugnet import ZAugNetModel
 
     if isinstance(model, ZAugNetModel):
+        # the package holds one intensity scaling: the one zaug predict chooses for this stack
+        model.fixed_normalisation = model._normalisation_for(stack)
         return _interpolation_plan(model, stack, z_in, volume, 2 if factor is None else factor, calibrate)
     if isinstance(model, (SelfNetRestorer, NiivRestorer, ResinRestorer)):
         return _restoration_plan(model, stack, z_in, factor)
@@ -412,8 +416,8 @@ def _calibration_weights(model, stack: np.ndarray, z_in: np.ndarray, factor: int
 
 
 def _wrapper(model, factor: int, weights: list, mode: str = "direct") -> zstack.ZStackInterpolator:
-    norm = model.config.normalisation
-    wrapper = zstack.ZStackInterpolator(model.config.net, norm["low"], norm["high"], factor, weights,
+    low, high = model.fixed_normalisation or (model.config.normalisation["low"], model.config.normalisation["high"])
+    wrapper = zstack.ZStackInterpolator(model.config.net, low, high, factor, weights,
                                         tta=model.tta, tile=model.tile, overlap=model.overlap, batch=model.batch,
                                         mode=mode, alpha=TRANSFER_ALPHA)
     wrapper.generator.load_state_dict(model.net.state_dict())

@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 
 from .classic import interpolate_stack
+from .errors import OutputError
 from .evaluate import format_table, verdict
 from .fid import distance_columns
 from .io import atomic_path
 from .volume import Volume
+
+#: kind of report -> the files its writer puts in the report folder (see :func:`report_files`)
+REPORT_KINDS = ("prediction", "drop-slice", "restoration", "oblique")
 
 
 def _pyplot():
@@ -22,6 +26,56 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def report_files(kind: str, methods=()) -> list[str]:
+    """The names of the files the report writer of ``kind`` puts in its folder.
+
+    ``kind`` is one of :data:`REPORT_KINDS`; ``methods`` are the evaluated
+    methods (a restoration report draws the spectra of each). The command line
+    checks these names before any work, so that an existing report is never
+    replaced without ``--overwrite``.
+
+    >>> report_files("restoration", ["cubic", "zaugnet+"])[-2:]
+    ['spectra_cubic.png', 'spectra_zaugnetplus.png']
+    """
+    if kind not in REPORT_KINDS:
+        raise ValueError(f"unknown report kind {kind!r}")
+    names = {"prediction": ["xz_views.png", "spectra_input.png", "spectra_output.png"],
+             "drop-slice": ["orthoviews.png", "cf_psnr_sweep.png"],
+             "restoration": ["xz_views.png", "cf_psnr_sweep.png", _spectra_name("original")]
+             + [_spectra_name(m) for m in dict.fromkeys(methods)],
+             "oblique": ["zy_sections.png", "xy_planes.png"]}[kind]
+    return ["report.md", "results.json"] + names
+
+
+def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> Path:
+    """Refuse, in one sentence, a report folder that would replace files (or that cannot be a folder).
+
+    Parameters
+    ----------
+    folder : path-like
+        The report folder (created by the writer when absent, with its parents).
+    names : iterable of str
+        The files the report will write there (:func:`report_files`).
+    overwrite : bool
+        Allow replacing those files.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out} is a file; give --report a folder (new or holding an earlier report).")
+    for parent in out.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{parent} is a file, not a folder, so the report folder {out} cannot be made "
+                                  "there; choose another --report folder.")
+            break
+    present = [name for name in names if (out / name).exists()] if out.is_dir() else []
+    if present and not overwrite:
+        shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
+        raise OutputError(f"{out} already holds {shown}; pass --overwrite to replace the report, or choose "
+                          "another --report folder.")
+    return out
 
 
 def write_drop_slice_report(result: dict, out_dir: str | Path) -> Path:
@@ -208,9 +262,12 @@ def _spectra_figures(arrays: dict, result: dict, out: Path) -> list[Path]:
     for name in ["truth"] + [m for m in result["methods"] if m in arrays]:
         spectra = axial_lateral_spectra(Volume(arrays[name], voxel, result["unit"]))
         label = "original" if name == "truth" else name
-        paths.append(plot_spectra(spectra, out / f"spectra_{label.replace('+', 'plus').replace(':', '_')}.png",
-                                  title=f"{label}: xy vs xz spectra"))
+        paths.append(plot_spectra(spectra, out / _spectra_name(label), title=f"{label}: xy vs xz spectra"))
     return paths
+
+
+def _spectra_name(label: str) -> str:
+    return f"spectra_{label.replace('+', 'plus').replace(':', '_')}.png"
 
 
 def write_prediction_report(before, after, out_dir: str | Path) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
         raise OutputError(f"{out} already exists; pass --overwrite to replace it.")
     if not out.parent.exists():
         raise OutputError(f"the folder {out.parent} does not exist; create it first.")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent} is a file, not a folder; choose another output path.")
     return out
 
 
@@ -61,8 +64,53 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             _remove(old)
         else:
             os.replace(tmp, final)
+    except BaseException:
+        _remove_settled(tmp)
+        raise
     finally:
         _remove(tmp)
+
+
+def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: str) -> None:
+    """Remove from ``folder`` the entries zaug wrote there, refusing if it holds anything else.
+
+    ``--overwrite`` replaces zaug's own output; a folder that also holds other files (the user's
+    stack, notes) is refused whole rather than emptied, so that nothing zaug did not write is lost.
+
+    Parameters
+    ----------
+    folder : path-like
+        A folder zaug is about to write into again.
+    entries : iterable of str
+        Names (files or folders) that zaug writes there; hidden temporary names of an
+        interrupted write (``.zaug-partial-*``, ``.zaug-old-*``) count as zaug's too.
+    what : str
+        What the folder is, for the message ("a zaug model folder").
+    """
+    folder = Path(folder)
+    own = set(entries)
+    names = sorted(p.name for p in folder.iterdir())
+    foreign = [n for n in names if n not in own and not n.startswith((".zaug-partial-", ".zaug-old-"))]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise OutputError(f"{folder} holds files zaug did not write ({shown}), so it is not only {what}; "
+                          "choose another output.")
+    for name in names:
+        _remove(folder / name)
+
+
+def _remove_settled(path: Path, checks: int = 5, wait_s: float = 0.2) -> None:
+    """Remove ``path``, again if writes still in flight bring it back (an interrupted zarr store).
+
+    zarr writes chunks from an event loop of its own; Ctrl-C stops the caller, not the chunks it
+    already sent, which can land after a first removal and leave a hidden partial store.
+    """
+    store = path.is_dir()
+    _remove(path)
+    for _ in range(checks if store else 0):  # a single file is written by this thread alone
+        time.sleep(wait_s)
+        if path.exists() or path.is_symlink():
+            _remove(path)
 
 
 def _remove(path: Path) -> None:

@@ -68,6 +68,9 @@ def resolve(spec: str, device: str = "auto"):
     if path.is_dir():
         config_file = path / "config.json"
         if not config_file.exists():
+            if (path / "run.json").exists():
+                raise InputError(f"{path} holds a training run that did not finish; run the same 'zaug train' "
+                                 "command again to resume it.")
             raise InputError(f"{path} is not a zaug model folder (no config.json).")
         try:
             method = json.loads(config_file.read_text())["method"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import warnings
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from .. import __version__
 from ..errors import InputError, OutputError, ZaugWarning
 from ..checkpoint import save_model
+from ..io._atomic import clear_own_folder
 from ..train import Budget, run_training
 
 
@@ -76,7 +76,8 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
 
     ``identity`` describes the run (method, settings, data); an unfinished run
     in ``out`` is resumed only when it was started with the same identity and
-    budget. ``--overwrite`` deletes only folders that zaug itself wrote.
+    budget. ``--overwrite`` removes only what zaug writes in a model folder and
+    refuses a folder that holds anything else.
     """
     identity = dict(identity, budget={"steps": budget.steps, "minutes": budget.minutes})
     identity = json.loads(json.dumps(identity))  # tuples -> lists, as read back
@@ -84,20 +85,39 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give a folder for the model.")
     if out.exists() and any(out.iterdir()):
-        ours = marker.exists() or (out / "config.json").exists()
-        if overwrite and ours:
-            shutil.rmtree(out)
-        elif overwrite or not ours:
+        if not _is_model_folder(out):
             raise OutputError(f"{out} is not empty and not a zaug model folder; choose another output.")
+        if overwrite:
+            clear_own_folder(out, MODEL_FOLDER_ENTRIES, "a zaug model folder")
         elif (out / "config.json").exists():
             raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
-        elif json.loads(marker.read_text()) != identity:
+        elif not (out / "checkpoint").exists():
+            marker.unlink()  # a run that failed before its first checkpoint: nothing to resume
+        elif _read_json(marker) != identity:
             raise OutputError(f"{out} holds an unfinished run with other settings; pass --overwrite "
                               "to start again, or use the same settings to resume it.")
     out.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         marker.write_text(json.dumps(identity, indent=1))
     return out
+
+
+#: What zaug writes in a model folder (anything else there is the user's).
+MODEL_FOLDER_ENTRIES = ("run.json", "config.json", "model.safetensors", "checkpoint")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_model_folder(folder: Path) -> bool:
+    """Whether ``folder`` holds a zaug model or run (its own files, with zaug's content)."""
+    config, run = _read_json(folder / "config.json"), _read_json(folder / "run.json")
+    return ((isinstance(config, dict) and "zaug_version" in config)
+            or (isinstance(run, dict) and "method" in run))
 
 
 def _progress_option(value) -> bool | type:

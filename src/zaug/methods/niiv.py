@@ -110,6 +110,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     identity = {"method": "niiv", "preset": preset, "seed": config.seed, "factor": factor,
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
                 "data": [list(v.data.shape) for v in volumes]}
+    resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pool = _pairs(train_vols, config, patch, tp.pool, rng)

@@ -199,6 +199,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     identity = {"method": "resin", "preset": preset, "seed": config.seed, "factor": factor, "axial_angle": angle,
                 "cube": cube, "degradation": degradation, "sigma": config.sigma,
                 "data": [list(v.data.shape) for v in volumes]}
+    resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pool = cube_pool(train, cube, tp.pool, rng)

@@ -176,6 +176,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     identity = {"method": "selfnet", "preset": preset, "seed": config.seed, "factor": factor,
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
                 "data": [list(v.data.shape) for v in volumes]}
+    resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pools = lateral_domain(train_vols, config, hr_patch, tp.pool, rng)

@@ -50,13 +50,13 @@ from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state,
 from ..classic import interpolate_stack
 from ..data.triplets import (LateralTripletSampler, TripletSampler, split_validation, training_runs,
                              triplet_indices)
-from ..errors import InputError, ZaugWarning  # noqa: F401  (ZaugWarning: also imported from here)
+from ..errors import InputError, ZaugError, ZaugWarning  # noqa: F401  (ZaugWarning: also imported from here)
 from ..evaluate import smooth_oracle
 from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.critic import Critic, critic_preset
 from ..nets.ifnet import IFNet, ifnet_preset
-from ..nets.zstack import (BAND_SIGMAS, band_split, band_weights, run_generator, tiled_generator,
+from ..nets.zstack import (BAND_SIGMAS, band_split, band_weights, clipping_offset, run_generator, tiled_generator,
                            transfer_planes, weighted_departure)
 from ..train import seed_everything
 from ..volume import Volume, check_volume
@@ -177,8 +177,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     init = _initial_weights(opts.get("init"), config)  # refused before the run folder is made
     if init is not None:
         identity["init"] = str(opts["init"])
+    device = resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
-    device = resolve_device(opts.get("device", "auto"))
     sampler = TripletSampler(norm, train_trips, z_coords, patch=config.training.patch)
     lateral = None
     if config.lateral > 0:
@@ -500,6 +500,8 @@ class ZAugNetModel:
         self.cap_variance = cap_variance
         self.calibration_scale: dict = {}  # per spacing: the variance cap's factor on the lateral weights
         self.fixed_calibration: dict | None = None  # set by for_stack: the same weights for every tile
+        self.fixed_normalisation: tuple[float, float] | None = None  # likewise the intensity scaling
+        self.normalisation: tuple[float, float] = (config.normalisation["low"], config.normalisation["high"])
         self._pixel_size = None  # (y, x) of the stack being interpolated, when known
         self.name = config.method
         self.net = IFNet(**config.net).to(device).eval()
@@ -531,13 +533,18 @@ class ZAugNetModel:
         self.calibration = {} if self.fixed_calibration is None else dict(self.fixed_calibration)
         self.calibration_scale = {}
         self._pixel_size = tuple(pixel_size) if pixel_size is not None else None
-        low, high = self.config.normalisation["low"], self.config.normalisation["high"]
-        x = np.clip((np.asarray(stack, np.float32) - low) / (high - low), 0, 1)
+        low, high = self.normalisation = self.fixed_normalisation or self._normalisation_for(stack)
+        # not clipped: the network sees [0, 1] (what it learnt on), and adds its departure from linear
+        # interpolation to the linear interpolation of the planes as they are (no intensity is cut off)
+        x = (np.asarray(stack, np.float32) - np.float32(low)) / np.float32(high - low)
         if self.resolved_mode() == "transfer" and len(z_in) >= 3:
             out = self._transfer(x, z_in, z_out)
         else:
             out = self._positions(x, z_in, z_out) if self.plus else self._doubling(x, z_in, z_out)
         out = out * np.float32(high - low) + np.float32(low)
+        if not np.isfinite(out).all():
+            raise ZaugError("the model produced invalid values (NaN) on this stack; nothing was written: check the "
+                            "input, or train on this stack.")
         # acquired planes are returned exactly as measured (no normalisation round trip)
         idx = np.clip(np.searchsorted(z_in, z_out), 0, len(z_in) - 1)
         tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
@@ -556,10 +563,30 @@ class ZAugNetModel:
         """
         model = copy.copy(self)
         model.fixed_calibration = None
+        model.fixed_normalisation = self.fixed_normalisation or model._normalisation_for(sample)
         if model.calibrate and model.resolved_mode() == "direct":  # transfer: no weights to measure
             model.interpolate(sample, z_in, z_out, pixel_size=pixel_size)
         model.fixed_calibration = dict(model.calibration)
         return model
+
+    def _normalisation_for(self, stack: np.ndarray) -> tuple[float, float]:
+        """The training stack's intensity scaling, or this stack's own where the two are far apart.
+
+        The network learnt on the training stack scaled to [0, 1] by its 0.1 and 99.99 percentiles. A stack
+        whose range is less than a tenth of that, or more than ten times it, or almost wholly outside it
+        (8-bit data on a 16-bit model, a dim channel) would reach the network as a nearly constant or
+        clipped plane; it is scaled by its own percentiles instead, with a warning.
+        """
+        low, high = self.config.normalisation["low"], self.config.normalisation["high"]
+        own_low, own_high = _normalisation([np.asarray(stack, np.float32)])
+        lo, hi = (own_low - low) / (high - low), (own_high - low) / (high - low)
+        if 0.1 <= hi - lo <= 10.0 and lo < 0.9 and hi > 0.1:  # a dimmer crop or a brighter stack: as trained
+            return low, high
+        warnings.warn(ZaugWarning(
+            f"this stack's intensities (0.1-99.99 percentiles {own_low:.4g} to {own_high:.4g}) are far from the "
+            f"training stack's ({low:.4g} to {high:.4g}); it is scaled by its own percentiles for the model: "
+            "check the result, or train on stacks like this one."), stacklevel=4)
+        return own_low, own_high
 
     def _check_spacing(self, z_in: np.ndarray) -> None:
         spacing = float(np.mean(np.diff(z_in)))
@@ -620,6 +647,7 @@ class ZAugNetModel:
     def _measure_weights(self, x: np.ndarray, spacing: float, pixel: tuple[float, float], per_axis: int = 16,
                          rows: int = 96, cols: int = 256, line: int = 48, bands: bool = True) -> tuple:
         """Per-band weights (``bands=False``: one pair fitted on whole planes, as before the detail bands)."""
+        x = np.clip(x, 0, 1)  # the range the network learnt on
         nb = len(BAND_SIGMAS) + 1
         gram, rhs = np.zeros((nb, 2, 2)), np.zeros((nb, 2))
         gram_all, rhs_all = np.zeros((2, 2)), np.zeros(2)
@@ -669,6 +697,8 @@ class ZAugNetModel:
         beside them.
         """
         preds = self._pairs(stack, jobs)
+        for n, (a, b, t) in enumerate(jobs):  # the model's departure from what it saw, onto the planes as they are
+            preds[n] = preds[n] + _clipping_offset(stack[a], stack[b], t)
         if not self.calibrate:
             return preds
         key = round(float(spacing), 9)
@@ -738,6 +768,8 @@ class ZAugNetModel:
         jobs = [(i - 1, i + 1, float((z_in[i] - z_in[i - 1]) / (z_in[i + 1] - z_in[i - 1])))
                 for i in range(1, len(z_in) - 1)]
         estimates = np.stack(self._pairs(x, jobs))
+        for n, (a, b, t) in enumerate(jobs):
+            estimates[n] += _clipping_offset(x[a], x[b], t)
         if not self.plus:  # it predicts the midpoint whatever t: carried to t along the quadratic through the three
             for n, (a, b, t) in enumerate(jobs):
                 if abs(t - 0.5) > 1e-6:
@@ -789,8 +821,8 @@ class ZAugNetModel:
         results = []
         for start in range(0, len(jobs), self.batch):
             chunk = jobs[start:start + self.batch]
-            a = torch.from_numpy(np.stack([x[j[0]] for j in chunk]))[:, None].to(self.device)
-            b = torch.from_numpy(np.stack([x[j[1]] for j in chunk]))[:, None].to(self.device)
+            a = torch.from_numpy(np.clip(np.stack([x[j[0]] for j in chunk]), 0, 1))[:, None].to(self.device)
+            b = torch.from_numpy(np.clip(np.stack([x[j[1]] for j in chunk]), 0, 1))[:, None].to(self.device)
             t = torch.tensor([j[2] for j in chunk], dtype=torch.float32, device=self.device)
             results.extend(self._tiled(a, b, t).cpu().numpy()[:, 0])
         return results
@@ -977,6 +1009,11 @@ def describe_weights(weights) -> str:
     row = lambda i: "/".join(f"{p[i]:.2f}" for p in w)  # noqa: E731
     return (f"linear interpolation + {row(0)} x (model - linear) + {row(1)} x (cubic - linear) in in-plane detail "
             f"bands from fine to coarse (Gaussian sigmas {'/'.join(f'{v:g}' for v in BAND_SIGMAS)} px)")
+
+
+def _clipping_offset(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """:func:`zaug.nets.zstack.clipping_offset` of two NumPy planes."""
+    return clipping_offset(torch.from_numpy(a), torch.from_numpy(b), np.float32(t)).numpy()
 
 
 def _best_weights(gram: np.ndarray, rhs: np.ndarray) -> tuple[float, float]:

@@ -42,8 +42,8 @@ from .unet3d import UNet3D  # zaug-bundle: and the 3D U-Net
 from .edsr_liif import NIIV, rows_to_coords  # zaug-bundle: and niiv's network
 
 __all__ = ["ZStackInterpolator", "ZStackRestorer", "ZStackNiivRestorer", "ZVolumeRestorer", "run_generator",
-           "tiled_generator", "BAND_SIGMAS", "band_weights", "band_split", "weighted_departure", "apply_exact_tiles",
-           "apply_blended_cubes", "spline_matrix", "restoration_rows", "transfer_planes"]
+           "tiled_generator", "BAND_SIGMAS", "band_weights", "band_split", "clipping_offset", "weighted_departure",
+           "apply_exact_tiles", "apply_blended_cubes", "spline_matrix", "restoration_rows", "transfer_planes"]
 
 
 #: In-plane Gaussian sigmas (pixels) that split a plane into detail bands, finest first: the
@@ -83,6 +83,15 @@ def band_split(x: torch.Tensor, dims=(-2, -1)) -> list[torch.Tensor]:
     """Detail bands of ``x`` along ``dims``, finest first (differences of Gaussians); they sum to ``x``."""
     levels = [x] + [gaussian_blur(x, s, dims) for s in BAND_SIGMAS]
     return [levels[i] - levels[i + 1] for i in range(len(BAND_SIGMAS))] + [levels[-1]]
+
+
+def clipping_offset(a: torch.Tensor, b: torch.Tensor, t) -> torch.Tensor:
+    """Linear interpolation of ``a`` and ``b`` at ``t`` minus that of the same planes clipped to [0, 1].
+
+    The generator sees planes clipped to the range it learnt on; this, added to its prediction, keeps
+    intensities outside that range as linear interpolation has them (zero inside the range).
+    """
+    return (1 - t) * (a - a.clamp(0, 1)) + t * (b - b.clamp(0, 1))
 
 
 def weighted_departure(d_model: torch.Tensor, d_cubic: torch.Tensor | None, weights,
@@ -298,7 +307,8 @@ class ZStackInterpolator(nn.Module):
         if stack.dim() != 4 or stack.shape[1] < least:
             raise ValueError(f"expected a (batch, z, y, x) stack of at least {least} planes, got {tuple(stack.shape)}")
         raw = stack.float()
-        x = ((raw - self.low) / (self.high - self.low)).clamp(0, 1)
+        # not clipped: the generator sees [0, 1]; its departure from linear goes onto the planes as they are
+        x = (raw - self.low) / (self.high - self.low)
         out = torch.stack([self._one(s) for s in x])
         out = out * (self.high - self.low) + self.low
         out[:, ::self.factor] = raw  # acquired planes as measured
@@ -310,6 +320,7 @@ class ZStackInterpolator(nn.Module):
             n = x.shape[0]
             jobs = [(i - 1, i + 1, 0.5) for i in range(1, n - 1)]
             estimates = torch.cat([self._predict(x, jobs[s:s + self.batch]) for s in range(0, len(jobs), self.batch)])
+            estimates = estimates + clipping_offset(x[:-2], x[2:], 0.5)
             z_out = np.arange((n - 1) * self.factor + 1) / self.factor
             return transfer_planes(x, estimates, np.arange(n, dtype=np.float64), z_out, self.alpha)
         if self.plus:
@@ -327,6 +338,7 @@ class ZStackInterpolator(nn.Module):
         i = torch.tensor([j[0] for j in jobs], device=x.device)
         t = torch.tensor([j[1] for j in jobs], dtype=x.dtype, device=x.device)[:, None, None]
         linear = (1 - t) * x[i] + t * x[i + 1]
+        pred = pred + clipping_offset(x[i], x[i + 1], t)
         d_cubic = None
         if any(c > 0 for _, c in weights):
             at = np.array([a + tt for a, tt in jobs], np.float64)
@@ -341,8 +353,8 @@ class ZStackInterpolator(nn.Module):
 
     def _predict(self, x: torch.Tensor, jobs: list[tuple[int, int, float]]) -> torch.Tensor:
         """The generator's plane between ``x[a]`` and ``x[b]`` at ``t`` for each job ``(a, b, t)``."""
-        a = torch.stack([x[i] for i, _, _ in jobs])[:, None]
-        b = torch.stack([x[j] for _, j, _ in jobs])[:, None]
+        a = torch.stack([x[i] for i, _, _ in jobs])[:, None].clamp(0, 1)
+        b = torch.stack([x[j] for _, j, _ in jobs])[:, None].clamp(0, 1)
         t = torch.tensor([tt for _, _, tt in jobs], dtype=x.dtype, device=x.device) if self.plus else None
         return tiled_generator(self.generator, a, b, t, self.tile, self.overlap, self.tta)[:, 0]
 
