@@ -3,6 +3,7 @@ import pytest
 
 from zaug import InputError, Volume
 from zaug.classic import ClassicalInterpolator, interpolate_stack
+from zaug.methods import resolve
 from zaug.predict import cast_like, output_positions, upsample_z
 
 
@@ -85,3 +86,17 @@ def test_non_uniform_input_keeps_positions():
                  z_positions=[0.0, 1.0, 3.0])
     out = upsample_z(vol, ClassicalInterpolator("linear"), factor=2)
     np.testing.assert_allclose(out.z_coords(), [0, 0.5, 1, 2, 3])
+
+
+@pytest.mark.parametrize("dtype", [np.uint32, np.float64])
+def test_acquired_planes_are_kept_beyond_float32_precision(dtype, tmp_path):
+    from zaug.blockwise import upsample_z_blockwise
+
+    rng = np.random.default_rng(0)
+    data = (2**30 + rng.integers(0, 2**20, (5, 24, 24))).astype(dtype)  # not representable in float32
+    vol = Volume(data, voxel_size=(2.0, 1.0, 1.0))
+    for out in (upsample_z(vol, resolve("cubic"), factor=2),
+                upsample_z_blockwise(vol, resolve("cubic"), factor=2, tile=16)):
+        got = np.asarray(out.data)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got[::2], data)

@@ -37,7 +37,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import InputError
-from .predict import ZInterpolator, cast_like, output_positions, resampled_volume
+from .predict import ZInterpolator, cast_like, keep_acquired, output_positions, resampled_volume
 from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
@@ -139,7 +139,7 @@ def _upsample_tile(block, method, z_in, z_out, pixel_size, crop, dtype, origin) 
     _check_finite(x, origin)
     planes = method.interpolate(x, z_in, z_out, pixel_size=pixel_size)
     y0, y1, x0, x1 = crop
-    return cast_like(planes[:, y0:y1, x0:x1], dtype)
+    return keep_acquired(cast_like(planes[:, y0:y1, x0:x1], dtype), np.asarray(block)[:, y0:y1, x0:x1], z_in, z_out)
 
 
 def _check_finite(x: np.ndarray, origin: tuple[int, int]) -> None:

@@ -92,6 +92,20 @@ def cast_like(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.asarray(data).astype(dtype, copy=False)
 
 
+def keep_acquired(out: np.ndarray, stack, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
+    """Put the acquired planes of ``stack`` into ``out`` (planes at ``z_out``) exactly as measured.
+
+    The methods work in float32, which cannot hold every 32-bit integer or
+    float64 value: a plane at an input position is copied, not computed.
+    """
+    idx = np.clip(np.searchsorted(z_in, z_out), 0, len(z_in) - 1)
+    tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
+    hit = np.flatnonzero(np.abs(z_in[idx] - z_out) <= tol)
+    if hit.size:
+        out[hit] = np.asarray(stack[idx[hit]])
+    return out
+
+
 def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
                z_spacing: float | None = None, z_out: np.ndarray | None = None) -> Volume:
     """Resample ``volume`` along z with ``method``.
@@ -121,7 +135,7 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
     for index, stack in volume.stacks():
         planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
                                     pixel_size=volume.voxel_size[1:])
-        out[index] = cast_like(planes, volume.dtype)
+        out[index] = keep_acquired(cast_like(planes, volume.dtype), stack, z_in, z_out)
     return resampled_volume(volume, out, z_out, method.name)
 
 
