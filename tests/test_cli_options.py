@@ -356,3 +356,16 @@ def test_the_option_table_knows_the_methods_of_the_registry():
 
     assert set(cli.CLASSICAL) == set(CLASSICAL_METHODS) and set(cli.LEARNED) == set(LEARNED)
     assert set(cli.RESTORERS) == set(RESTORATION)
+
+
+@pytest.mark.parametrize("protocol", [["--restore"], ["--restore", "--axial-angle", "45"]])
+def test_restoration_evaluations_write_their_reports(tmp_path, capsys, protocol):
+    vol = load_sample()
+    write_volume(vol.replace(data=np.ascontiguousarray(vol.data[:40, :64, :64])), tmp_path / "fine.tif")
+    methods = ["input", "richardson-lucy"] if "--axial-angle" in protocol else ["linear", "cubic"]
+    rep = tmp_path / "rep"
+    assert main(["evaluate", str(tmp_path / "fine.tif"), *protocol, "--factor", "4", "--methods", ",".join(methods),
+                 "--report", str(rep)]) == 0
+    capsys.readouterr()
+    kind = "oblique" if "--axial-angle" in protocol else "restoration"
+    assert sorted(p.name for p in rep.iterdir()) == sorted(report_files(kind, methods))

@@ -141,3 +141,18 @@ def test_a_learned_restorer_warns_on_another_anisotropy(tmp_path, capsys):
     assert main(["predict", str(model_dir), str(tmp_path / "half.tif"), "-o", str(tmp_path / "out.tif"),
                  "--tile", "16"]) == 0  # the tile-by-tile path warns too
     assert "zaug: warning: the model learnt to restore a 4.46-fold" in capsys.readouterr().err
+
+
+def test_a_z_spacing_coarser_than_the_input_warns():
+    from zaug import ZaugWarning
+    from zaug.restore import restore_with
+
+    vol = Volume(np.random.default_rng(0).random((8, 16, 16), dtype=np.float32), voxel_size=(1.0, 0.25, 0.25))
+    with pytest.warns(ZaugWarning, match="coarser than the input"):
+        out = restore_with(vol, ClassicalRestorer("linear"), z_spacing=2.0)
+    assert out.nz < vol.nz
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        restore_with(vol, ClassicalRestorer("linear"), z_spacing=0.25)  # finer: no warning

@@ -460,7 +460,7 @@ def _interpolation_factor(args) -> int | None:
 
 
 def _restore(args, vol, method, blockwise: bool):
-    from .restore import RestorationTiles, check_anisotropy, default_z_spacing, restore_with
+    from .restore import RestorationTiles, check_anisotropy, default_z_spacing, restore_with, warn_if_coarser
 
     fuse = args.fuse or "mean"
     spacing = args.z_spacing
@@ -474,6 +474,7 @@ def _restore(args, vol, method, blockwise: bool):
         check_anisotropy(vol, method)
         if spacing is None:
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
+        warn_if_coarser(vol, spacing)
         return upsample_z_blockwise(vol, RestorationTiles(method, fuse), z_spacing=spacing,
                                     tile=args.tile)
     return restore_with(vol, method, z_spacing=spacing, fuse=fuse)
@@ -552,26 +553,26 @@ def cmd_evaluate(args) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if not methods:
         raise InputError("--methods names no method; give some, e.g. --methods linear,cubic.")
-    protocol = "oblique" if args.restore and args.axial_angle else "restore" if args.restore else "drop-slice"
+    protocol = "oblique" if args.restore and args.axial_angle else "restoration" if args.restore else "drop-slice"
     _check_evaluation_methods(methods, protocol)
     uses = {}  # what the protocol itself does with an option, whatever the methods
     if args.fid_weights or os.environ.get("ZAUG_FID_WEIGHTS"):
         uses["device"] = None  # the Inception network runs there
-    if protocol == "restore":
+    if protocol == "restoration":
         uses["degradation"] = None  # the simulated anisotropy
     if protocol == "oblique":
         uses["axial_angle"] = None
         uses["sigma"] = "the oblique evaluation blurs with sigma factor/2 and tells resin so"
         uses["degradation"] = "the oblique evaluation blurs with a Gaussian along the axial direction"
     check_method_options(args, "evaluate", methods, uses)
-    if args.simulate_sigma is not None and protocol != "restore":
+    if args.simulate_sigma is not None and protocol != "restoration":
         raise ZaugError("--simulate-sigma needs --restore (without --axial-angle).")
     if args.downstream and protocol == "oblique":
         raise ZaugError("--downstream is not available with --axial-angle yet; leave one of them out.")
     if protocol == "drop-slice" and float(args.factor) != int(args.factor):
         raise ZaugError(f"--factor must be a whole number for drop-slice evaluation, got {args.factor:g}.")
     degradation = args.degradation or "avgpool"
-    if protocol == "restore":  # the methods' blur model, as they will check it when their turn comes
+    if protocol == "restoration":  # the methods' blur model, as they will check it when their turn comes
         from .data.lateral import degradation_model, renoise_option
 
         _, sigma = degradation_model({"degradation": degradation, "sigma": args.sigma}, degradation)
@@ -590,7 +591,7 @@ def cmd_evaluate(args) -> int:
         result = evaluate_oblique(vol, args.axial_angle, args.factor, methods, train_options=_training(args),
                                   keep_predictions=bool(args.report), log=log, fid_weights=args.fid_weights)
         writer, table = write_oblique_report, format_oblique_table
-    elif protocol == "restore":
+    elif protocol == "restoration":
         from .evaluate_restore import evaluate_restoration, format_restoration_table
         from .report import write_restoration_report
 
@@ -622,7 +623,7 @@ def _check_evaluation_methods(methods: list[str], protocol: str) -> None:
             if name not in ("input", "richardson-lucy", "resin"):
                 raise InputError(f"method {name!r} cannot restore an oblique blur; use resin, input or "
                                  "richardson-lucy.")
-        elif protocol == "restore":
+        elif protocol == "restoration":
             if name in ZAUGNETS:
                 raise InputError(f"{name} interpolates missing planes and does not restore a blur: evaluate it "
                                  "without --restore (drop-slice).")

@@ -246,6 +246,14 @@ def check_anisotropy(volume: Volume, method) -> None:
             "on this stack."), stacklevel=3)
 
 
+def warn_if_coarser(volume: Volume, z_spacing: float | None) -> None:
+    """Warn when a restoration is asked for planes farther apart than the input's (most are then dropped)."""
+    if z_spacing is not None and z_spacing > volume.voxel_size[0] * (1 + 1e-6):
+        warnings.warn(ZaugWarning(f"the z spacing asked for ({z_spacing:g} {volume.unit}) is coarser than the input's "
+                                  f"({volume.voxel_size[0]:g}): the output has fewer planes than the input."),
+                      stacklevel=3)
+
+
 def restore_with(volume: Volume, method, z_spacing: float | None = None, fuse: str = "mean") -> Volume:
     """Restore ``volume`` with a 3D model (RESIN: its own ``restore_volume``) or a plane restorer (niiv,
     Self-Net, classical: xz and yz planes fused by :func:`restore_volume`).
@@ -253,6 +261,7 @@ def restore_with(volume: Volume, method, z_spacing: float | None = None, fuse: s
     Warns (:func:`check_anisotropy`) when a learned model was trained at a very different anisotropy.
     """
     check_anisotropy(volume, method)
+    warn_if_coarser(volume, z_spacing)
     if hasattr(method, "restore_volume"):
         return method.restore_volume(volume, z_spacing=z_spacing)
     return restore_volume(volume, method, z_spacing=z_spacing, fuse=fuse)
