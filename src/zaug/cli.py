@@ -306,19 +306,14 @@ def _method_kind(spec: str) -> str | None:
 # -- outputs ---------------------------------------------------------------------------------------------
 
 def _check_parent(path) -> None:
-    """Refuse an output below a file (``stack.tif/out.tif``) in one sentence."""
-    for parent in Path(path).absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{parent} is a file, not a folder, so {path} cannot be written there; "
-                                  "choose another output path.")
-            return
+    from .io._atomic import check_parent_folder
+
+    check_parent_folder(path)
 
 
 def _check_output(path, overwrite: bool, inputs=()) -> Path:
     from .io import check_output_path
 
-    _check_parent(path)
     return check_output_path(path, overwrite=overwrite, inputs=inputs)
 
 

@@ -36,11 +36,20 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
             raise OutputError(f"the output {out} is the input file; choose another output path.")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass --overwrite to replace it.")
+    check_parent_folder(out)
     if not out.parent.exists():
         raise OutputError(f"the folder {out.parent} does not exist; create it first.")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent} is a file, not a folder; choose another output path.")
     return out
+
+
+def check_parent_folder(path: str | os.PathLike) -> None:
+    """Refuse an output below a file (``stack.tif/out.tif``) in one sentence."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{parent} is a file, not a folder, so {path} cannot be written there; "
+                                  "choose another output path.")
+            return
 
 
 @contextlib.contextmanager

@@ -61,6 +61,13 @@ def conversion_factor(unit: str, to: str) -> float | None:
     return _METRES[unit] / _METRES[to]
 
 
+def unconvertible_units(sizes: dict[str, tuple[float, str]], source: str) -> dict:
+    """The read-metadata entry for sizes whose units cannot be converted to one: a warning, no size."""
+    listed = ", ".join(f"{a} in {u}" for a, (_, u) in sizes.items())
+    return {"warnings": [f"{source} gives the voxel size in units that cannot be converted to one ({listed}), "
+                         "so it is taken as unknown; pass --voxel-size Z Y X and --unit."]}
+
+
 def in_one_unit(sizes: dict[str, tuple[float, str]]) -> tuple[dict[str, float], str] | None:
     """Express lengths given in several units in one.
 

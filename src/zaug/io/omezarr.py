@@ -13,7 +13,7 @@ import zarr
 
 from ..errors import InputError
 from ..volume import Volume
-from ._units import conversion_factor, in_one_unit, ngff_unit, normalize_unit
+from ._units import conversion_factor, in_one_unit, ngff_unit, normalize_unit, unconvertible_units
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -83,9 +83,7 @@ def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: li
     sizes = {name.lower(): (s, given.get(name, default)) for name, s in zip(names, scale) if name in ("Z", "Y", "X")}
     converted = in_one_unit(sizes)
     if converted is None:
-        listed = ", ".join(f"{a} in {u}" for a, (_, u) in sizes.items())
-        return {"warnings": [f"the NGFF axes give the voxel size in units that cannot be converted to one "
-                             f"({listed}), so it is taken as unknown; pass --voxel-size Z Y X and --unit."]}
+        return unconvertible_units(sizes, "the NGFF axes' metadata")
     physical, unit = converted
     if given:
         physical["unit"] = unit

@@ -12,7 +12,8 @@ import numpy as np
 import tifffile
 
 from ..volume import Volume
-from ._units import COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit
+from ._units import (COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit,
+                     unconvertible_units)
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 LAZY_CHUNK = 512  # lateral chunk side of a compressed TIFF read lazily (zaug.blockwise's default tile)
@@ -188,9 +189,7 @@ def _ome_physical(xml: str) -> dict:
         return {}  # nothing physical: positions in no stated unit would be meaningless too
     converted = in_one_unit(sizes)
     if converted is None:
-        given = ", ".join(f"{a} in {u}" for a, (_, u) in sizes.items())
-        return {"warnings": [f"the OME metadata gives the voxel size in units that cannot be converted to one "
-                             f"({given}), so it is taken as unknown; pass --voxel-size Z Y X and --unit."]}
+        return unconvertible_units(sizes, "the OME metadata")
     physical, unit = converted
     if "y" not in physical and "x" not in physical:
         return {"warnings": [f"the OME metadata gives a z spacing ({physical['z']:g} {unit}) but no lateral pixel "
