@@ -2,6 +2,7 @@
 
 import json
 import warnings
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -216,7 +217,94 @@ def test_npz_keeps_the_z_origin(tmp_path):
     assert _read_quietly(tmp_path / "o.npz").z_coords()[0] == 3.0
 
 
-# -- 7: more axes than TCZYX --------------------------------------------------------------------
+# -- 7: the lateral (y, x) origin, with the z origin -----------------------------------------------
+
+@pytest.mark.parametrize("name", ["out.zarr", "out.ome.tif", "out.tif", "out.npz"])
+def test_origin_round_trips(tmp_path, name):
+    vol = Volume(STACK, (290, 260, 260), "nm", z_origin=1000.0, yx_origin=(520.0, -260.0))
+    write_volume(vol, tmp_path / name)
+    back = _read_quietly(tmp_path / name)
+    assert back.unit == "nm" and back.voxel_size == pytest.approx((290, 260, 260))
+    assert back.z_positions is None and back.z_origin == pytest.approx(1000)
+    assert back.yx_origin == pytest.approx((520, -260))
+
+
+def test_ngff_lateral_translation_is_the_yx_origin_and_global_transforms_apply_after(tmp_path):
+    path = _zarr(tmp_path / "t.zarr", [{"type": "scale", "scale": [290, 130, 130]},
+                                       {"type": "translation", "translation": [0, 100, -40]}],
+                 [{"type": "scale", "scale": [1, 2, 2]}, {"type": "translation", "translation": [0, 5, 5]}])
+    assert _read_quietly(path).yx_origin == (2 * 100 + 5, 2 * -40 + 5)
+
+
+def test_ngff_lateral_translation_is_carried_to_an_upsampled_output(tmp_path):
+    path = _zarr(tmp_path / "in.zarr", [{"type": "scale", "scale": [290, 260, 260]},
+                                        {"type": "translation", "translation": [1000, 520, -260]}])
+    write_volume(upsample_z(_read_quietly(path), ClassicalInterpolator("linear"), factor=2), tmp_path / "out.zarr")
+    transforms = json.loads((tmp_path / "out.zarr" / ".zattrs").read_text())["multiscales"][0]["datasets"][0][
+        "coordinateTransformations"]
+    assert transforms[1] == {"type": "translation", "translation": [1000.0, 520.0, -260.0]}
+
+
+def test_restoration_keeps_the_lateral_origin():
+    from zaug.restore import ClassicalRestorer, restore_volume
+
+    vol = Volume(STACK.astype(np.float32), (1.0, 0.25, 0.25), "um", z_origin=2.0, yx_origin=(3.0, -4.0))
+    out = restore_volume(vol, ClassicalRestorer("linear"))
+    assert (out.voxel_size, out.z_origin, out.yx_origin) == ((0.25, 0.25, 0.25), 2.0, (3.0, -4.0))
+
+
+def test_cli_predict_keeps_the_ngff_lateral_translation(tmp_path, capsys):
+    from zaug.cli import main
+
+    path = _zarr(tmp_path / "in.zarr", [{"type": "scale", "scale": [290, 260, 260]},
+                                        {"type": "translation", "translation": [1000, 520, -260]}])
+    assert main(["predict", "linear", str(path), "-o", str(tmp_path / "out.zarr"), "--factor", "2"]) == 0
+    out = _read_quietly(tmp_path / "out.zarr")
+    assert (out.nz, out.z_origin, out.yx_origin) == (9, 1000, (520, -260))
+
+
+def test_cli_unit_converts_the_origin(tmp_path, capsys):
+    from zaug.cli import main
+
+    write_volume(Volume(STACK, (290, 260, 260), "nm", yx_origin=(520.0, -260.0)), tmp_path / "o.zarr")
+    assert main(["info", str(tmp_path / "o.zarr"), "--unit", "um", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["yx_origin"] == {"y": 0.52, "x": -0.26}
+
+
+def test_ome_tiff_lateral_origin_is_the_first_plane_position_in_its_unit(tmp_path):
+    path = _ome(tmp_path / "stage.ome.tif", PhysicalSizeX=0.26, PhysicalSizeY=0.26, PhysicalSizeZ=0.29,
+                Plane={"PositionX": [1500.0] * 5, "PositionXUnit": ["nm"] * 5, "PositionY": [12.5] * 5,
+                       "PositionYUnit": ["\u00b5m"] * 5})
+    assert _read_quietly(path).yx_origin == (12.5, 1.5)
+
+
+def test_ome_tiff_origin_is_written_on_every_plane(tmp_path):
+    vol = Volume(np.zeros((2, 3, 8, 8), np.int16), (0.5, 0.2, 0.2), "um", axes="CZYX", z_origin=3.0,
+                 yx_origin=(1.0, -0.6))
+    write_volume(vol, tmp_path / "o.ome.tif")
+    with tifffile.TiffFile(tmp_path / "o.ome.tif") as tif:
+        planes = [el.attrib for el in ElementTree.fromstring(tif.ome_metadata).iter() if el.tag.endswith("Plane")]
+    assert len(planes) == 6
+    assert {(p["PositionY"], p["PositionX"], p["PositionYUnit"]) for p in planes} == {("1.0", "-0.6", "\u00b5m")}
+    assert sorted(float(p["PositionZ"]) for p in planes) == [3.0, 3.0, 3.5, 3.5, 4.0, 4.0]
+
+
+def test_imagej_origin_is_in_pixels_counted_the_other_way(tmp_path):
+    # ImageJ places pixel i at (i - origin) * size
+    write_volume(Volume(STACK, (0.5, 0.2, 0.25), "um", z_origin=3.0, yx_origin=(1.0, -0.5)), tmp_path / "o.tif")
+    with tifffile.TiffFile(tmp_path / "o.tif") as tif:
+        ij = tif.imagej_metadata
+    assert (ij["zorigin"], ij["yorigin"], ij["xorigin"]) == pytest.approx((-6.0, -5.0, 2.0))
+
+
+def test_central_crop_moves_the_lateral_origin(tmp_path):
+    from zaug.blockwise import central_crop
+
+    crop = central_crop(Volume(np.zeros((3, 20, 30), np.uint8), (1.0, 0.5, 0.25), "um", yx_origin=(1.0, 2.0)), 10)
+    assert crop.yx_origin == (1.0 + 5 * 0.5, 2.0 + 10 * 0.25)
+
+
+# -- 8: more axes than TCZYX --------------------------------------------------------------------
 
 def test_more_than_five_axes_are_refused_in_one_sentence(tmp_path):
     np.save(tmp_path / "7d.npy", np.zeros((2, 1, 1, 2, 3, 8, 8), np.uint8))

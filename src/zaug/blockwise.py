@@ -96,7 +96,8 @@ def central_crop(volume: Volume, side: int = SAMPLE_SIDE) -> Volume:
     y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
     window = volume.data[..., y0:y0 + side, x0:x0 + side]
     data = window.compute() if isinstance(window, da.Array) else np.array(window)
-    return volume.replace(data=data, metadata=dict(volume.metadata, crop=[y0, x0, side]))
+    origin = (volume.yx_origin[0] + y0 * volume.voxel_size[1], volume.yx_origin[1] + x0 * volume.voxel_size[2])
+    return volume.replace(data=data, yx_origin=origin, metadata=dict(volume.metadata, crop=[y0, x0, side]))
 
 
 def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int, margin: int,

@@ -335,10 +335,10 @@ def _read(args, path, lazy: bool = False):
     """The input with --axes and --voxel-size / --unit applied.
 
     --voxel-size is in --unit (default um), whatever the file's unit; --unit
-    alone converts the file's voxel size (and z positions) to that unit.
+    alone converts the file's voxel size (and z positions, origin) to that unit.
     """
     from .io import read_volume
-    from .io._units import conversion_factor, normalize_unit
+    from .io._units import conversion_factor, normalize_unit, without_binary_noise
 
     unit = None
     if args.unit is not None:
@@ -356,12 +356,12 @@ def _read(args, path, lazy: bool = False):
         raise InputError(f"{path} gives {known}, which cannot be converted to {unit}; give the voxel size with "
                          f"--voxel-size Z Y X --unit {unit}.")
 
-    def convert(value: float) -> float:  # without the binary noise of the product (260 nm -> 0.26 um)
-        return float(f"{value * scale:.12g}")
+    def convert(value: float) -> float:
+        return without_binary_noise(value * scale)
 
     positions = None if vol.z_positions is None else [convert(z) for z in vol.z_positions]
     return vol.replace(voxel_size=tuple(convert(v) for v in vol.voxel_size), unit=unit, z_positions=positions,
-                       z_origin=convert(getattr(vol, "z_origin", 0.0)))
+                       z_origin=convert(vol.z_origin), yx_origin=tuple(convert(o) for o in vol.yx_origin))
 
 
 def _training(args) -> dict:

@@ -140,10 +140,10 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
 
 
 def resampled_volume(volume: Volume, data, z_out: np.ndarray, method_name: str) -> Volume:
-    """``volume``'s axes, unit and lateral voxel size around new ``data`` with planes at ``z_out``."""
+    """``volume``'s axes, unit, lateral voxel size and origin around new ``data`` with planes at ``z_out``."""
     spacing = np.diff(z_out)
     uniform = np.allclose(spacing, spacing.mean(), rtol=1e-6, atol=0)
     voxel = (float(spacing.mean()),) + volume.voxel_size[1:]
     metadata = dict(volume.metadata, method=method_name)
-    return Volume(data, voxel_size=voxel, unit=volume.unit, axes=volume.axes,
-                  z_positions=None if uniform else z_out, z_origin=float(z_out[0]), metadata=metadata)
+    return volume.replace(data=data, voxel_size=voxel, z_positions=None if uniform else z_out,
+                          z_origin=float(z_out[0]), metadata=metadata)

@@ -139,8 +139,8 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
         restored = restore_stack(normalise(stack, lo, hi), restorer, rows, fuse, batch)
         out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
     metadata = dict(volume.metadata, method=getattr(restorer, "name", type(restorer).__name__), fuse=fuse)
-    return Volume(out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], unit=volume.unit,
-                  axes=volume.axes, z_origin=float(z_out[0]), metadata=metadata)
+    return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
+                          z_origin=float(z_out[0]), metadata=metadata)
 
 
 def default_z_spacing(volume: Volume) -> float:

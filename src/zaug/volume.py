@@ -45,6 +45,9 @@ class Volume:
         uniform spacing ``voxel_size[0]`` starting at ``z_origin``.
     z_origin : float
         Physical z position of the first plane when ``z_positions`` is None.
+    yx_origin : tuple of float
+        Physical (y, x) position of the first pixel of every plane, in
+        ``unit`` (a file's lateral offset or stage position).
     metadata : dict
         Free-form information carried along (source path, ...).
 
@@ -65,6 +68,7 @@ class Volume:
     axes: str = "ZYX"
     z_positions: np.ndarray | None = None
     z_origin: float = 0.0
+    yx_origin: tuple[float, float] = (0.0, 0.0)
     metadata: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,9 @@ class Volume:
             )
         if len(self.voxel_size) != 3 or not all(np.isfinite(v) and v > 0 for v in self.voxel_size):
             raise InputError(f"voxel size {self.voxel_size} must be three positive numbers (z, y, x).")
+        object.__setattr__(self, "yx_origin", tuple(float(v) for v in self.yx_origin))
+        if len(self.yx_origin) != 2 or not all(np.isfinite(v) for v in self.yx_origin):
+            raise InputError(f"the lateral origin {self.yx_origin} must be two finite numbers (y, x).")
         if self.data.ndim != len(axes):
             raise InputError(
                 f"axes {axes!r} name {len(axes)} dimensions but the image has {self.data.ndim} "
@@ -149,6 +156,8 @@ class Volume:
         }
         if self.z_positions is not None:
             info["z_positions"] = [float(z) for z in self.z_positions]
+        if any(self.yx_origin):
+            info["yx_origin"] = {"y": self.yx_origin[0], "x": self.yx_origin[1]}
         return info
 
     def __repr__(self) -> str:

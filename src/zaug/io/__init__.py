@@ -15,9 +15,16 @@ only in part (a plain TIFF's resolution in centimetres, an OME-TIFF without
 ``PhysicalSizeZ``: no z spacing), with a :class:`~zaug.ZaugWarning` that says
 how to set it (``voxel_size``, ``--voxel-size``); an ImageJ stack without
 ``spacing`` has ImageJ's z step of 1 unit (ImageJ leaves a spacing of 1 out).
-TIFF resolution in inches (72 dpi is a writer's default) is ignored. The z origin of OME-Zarr (its
-``translation``, after the multiscale's own transformations) and ``.npz`` is
-kept in :attr:`~zaug.Volume.z_origin` and written back.
+TIFF resolution in inches (72 dpi is a writer's default) is ignored.
+
+The origin (the physical position of the first voxel) is kept in
+:attr:`~zaug.Volume.z_origin` and :attr:`~zaug.Volume.yx_origin` and written
+back: OME-Zarr's ``translation`` (after the multiscale's own
+transformations), OME-TIFF's ``PositionZ``/``PositionY``/``PositionX`` (z from
+every plane, y and x from the first), ImageJ's ``zorigin``/``yorigin``/``xorigin``
+(in pixels, counted the other way: an origin ``o`` is ``-o / size``) and
+``.npz``'s ``z_origin``/``yx_origin``. With a ``voxel_size`` given to
+:func:`read_volume` the file's origin is dropped (it may be in another unit).
 
 Examples
 --------
@@ -112,7 +119,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     except Exception as exc:  # a corrupt or foreign file: say so in one sentence
         raise InputError(f"cannot read {path} as {fmt}: {_short(exc)}.") from exc
     data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
-    z_origin = 0.0
+    z_origin, yx_origin = 0.0, (0.0, 0.0)
     if voxel_size is not None:
         if len(voxel_size) != 3:
             raise InputError("--voxel-size needs three numbers: z y x.")
@@ -123,14 +130,15 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
                 physical.get("x", physical.get("y", 1.0)))
         unit = normalize_unit(unit) if unit else physical.get("unit", "pixel")
-        z_origin = float(physical.get("z_origin", 0.0))  # in the file's unit, like its voxel size
+        # in the file's unit, like its voxel size
+        z_origin, yx_origin = float(physical.get("z_origin", 0.0)), physical.get("yx_origin", (0.0, 0.0))
     z_positions = physical.get("z_positions") if voxel_size is None else None
     if z_positions is not None and len(z_positions) != data.shape[-3]:
         z_positions = None
     if z_positions is not None:
         size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
     return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
-                  metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+                  yx_origin=yx_origin, metadata={"source": str(path), "format": fmt, "name": _stem(path)})
 
 
 def _warn_about(path: Path, physical: dict, nz: int) -> None:
@@ -153,7 +161,7 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
     Parameters
     ----------
     volume : Volume
-        What to write; its voxel size, unit and z positions are stored.
+        What to write; its voxel size, unit, z positions and origin are stored.
     path : path-like
         Output path; its name selects the format (see module docstring).
     overwrite : bool

@@ -61,6 +61,27 @@ def conversion_factor(unit: str, to: str) -> float | None:
     return _METRES[unit] / _METRES[to]
 
 
+def without_binary_noise(value: float) -> float:
+    """``value`` rounded to 12 significant digits, as a product of decimal lengths should read.
+
+    Examples
+    --------
+    >>> 0.29 * conversion_factor("um", "nm"), without_binary_noise(0.29 * conversion_factor("um", "nm"))
+    (289.99999999999994, 290.0)
+    """
+    return float(f"{value:.12g}")
+
+
+def origin_entries(origin: dict[str, float]) -> dict:
+    """The read-metadata entries ``z_origin`` and ``yx_origin`` of an origin ``{axis: value}``, where not zero."""
+    entries: dict = {}
+    if origin.get("z", 0.0) != 0:
+        entries["z_origin"] = origin["z"]
+    if origin.get("y", 0.0) != 0 or origin.get("x", 0.0) != 0:
+        entries["yx_origin"] = (origin.get("y", 0.0), origin.get("x", 0.0))
+    return entries
+
+
 def unconvertible_units(sizes: dict[str, tuple[float, str]], source: str) -> dict:
     """The read-metadata entry for sizes whose units cannot be converted to one: a warning, no size."""
     listed = ", ".join(f"{a} in {u}" for a, (_, u) in sizes.items())
@@ -94,5 +115,4 @@ def in_one_unit(sizes: dict[str, tuple[float, str]]) -> tuple[dict[str, float], 
     factors = {unit: conversion_factor(unit, COMMON_UNIT) for unit in units}
     if any(f is None for f in factors.values()):
         return None
-    # round away the binary noise of the conversion (260 nm -> 0.26 um, not 0.26000000000000001)
-    return {k: float(f"{v * factors[unit]:.12g}") for k, (v, unit) in sizes.items()}, COMMON_UNIT
+    return {k: without_binary_noise(v * factors[unit]) for k, (v, unit) in sizes.items()}, COMMON_UNIT

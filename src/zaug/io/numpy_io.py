@@ -25,12 +25,14 @@ def read_numpy(path: Path, lazy: bool = False):
             physical["z_positions"] = npz["z_positions"].tolist()
         if "z_origin" in npz.files:
             physical["z_origin"] = float(npz["z_origin"])
+        if "yx_origin" in npz.files:
+            physical["yx_origin"] = tuple(float(v) for v in npz["yx_origin"])
         axes = str(npz["axes"]) if "axes" in npz.files else None
     return data, axes, physical
 
 
 def write_numpy(volume: Volume, path: Path) -> None:
-    """Write ``.npy`` (pixels only) or ``.npz`` (pixels, voxel size, unit, axes, z positions or origin)."""
+    """Write ``.npy`` (pixels only) or ``.npz`` (pixels, voxel size, unit, axes, z positions or origin, yx origin)."""
     data = np.asarray(volume.data)
     if path.suffix.lower() == ".npy":
         with open(path, "wb") as f:
@@ -40,6 +42,8 @@ def write_numpy(volume: Volume, path: Path) -> None:
         extra = {"z_positions": volume.z_positions}
     else:
         extra = {"z_origin": np.array(volume.z_origin)} if volume.z_origin != 0 else {}
+    if any(volume.yx_origin):
+        extra["yx_origin"] = np.array(volume.yx_origin)
     with open(path, "wb") as f:
         np.savez_compressed(f, data=data, voxel_size=np.array(volume.voxel_size),
                             unit=np.array(volume.unit), axes=np.array(volume.axes), **extra)

@@ -13,7 +13,8 @@ import zarr
 
 from ..errors import InputError
 from ..volume import Volume
-from ._units import conversion_factor, in_one_unit, ngff_unit, normalize_unit, unconvertible_units
+from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries,
+                     unconvertible_units, without_binary_noise)
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -31,7 +32,8 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     data, axes, physical
         The array (a dask array when ``lazy``), the axis letters (upper case)
         and a dict with the voxel size (``z``, ``y``, ``x``), ``unit``,
-        ``z_origin`` and ``z_positions`` found (see :func:`_spatial_transform`).
+        ``z_origin``, ``yx_origin`` and ``z_positions`` found (see
+        :func:`_spatial_transform`).
     """
     try:
         root = zarr.open_group(str(path), mode="r")
@@ -62,7 +64,7 @@ def read_ome_zarr(path: Path, lazy: bool = False):
 
 def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: list,
                        global_transforms: list) -> dict:
-    """Voxel size, unit and z origin of level 0 from its NGFF transformations.
+    """Voxel size, unit and origin (``z_origin``, ``yx_origin``) of level 0 from its NGFF transformations.
 
     The multiscale's own (global) transformations apply after the dataset's,
     so the scales multiply and the dataset's translation is scaled by the
@@ -87,8 +89,9 @@ def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: li
     physical, unit = converted
     if given:
         physical["unit"] = unit
-    if "Z" in names and offset[names.index("Z")] != 0:
-        physical["z_origin"] = float(f"{offset[names.index('Z')] * conversion_factor(sizes['z'][1], unit):.12g}")
+    physical.update(origin_entries({
+        axis: without_binary_noise(offset[names.index(axis.upper())] * conversion_factor(sizes[axis][1], unit))
+        for axis in sizes}))
     return physical
 
 
@@ -102,7 +105,7 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
             entry["unit"] = unit
         axes.append(entry)
     scale = [1.0] * (len(volume.axes) - 3) + list(volume.voxel_size)
-    translation = [0.0] * (len(volume.axes) - 3) + [float(volume.z_coords()[0]), 0.0, 0.0]
+    translation = [0.0] * (len(volume.axes) - 3) + [float(volume.z_coords()[0]), *volume.yx_origin]
     data = volume.data
     lazy = hasattr(data, "dask")
     if lazy:

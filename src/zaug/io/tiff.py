@@ -13,7 +13,7 @@ import tifffile
 
 from ..volume import Volume
 from ._units import (COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit,
-                     unconvertible_units)
+                     origin_entries, unconvertible_units, without_binary_noise)
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 LAZY_CHUNK = 512  # lateral chunk side of a compressed TIFF read lazily (zaug.blockwise's default tile)
@@ -31,7 +31,8 @@ def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
     -------
     data, axes, physical
         The pixels, tifffile's axis letters, and a dict with the ``voxel_size``
-        entries found (``z``, ``y``, ``x``), ``unit`` and ``z_positions``.
+        entries found (``z``, ``y``, ``x``), ``unit``, ``z_positions``,
+        ``z_origin`` and ``yx_origin``.
     """
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
@@ -148,12 +149,26 @@ def _imagej_physical(tif: tifffile.TiffFile) -> dict:
             physical["z"] = float(ij["spacing"])
         if unit is not None or physical.keys() & {"x", "y", "z"}:
             physical["unit"] = unit if unit is not None else "pixel"
+        physical.update(_imagej_origin(ij, physical))
         return physical
     if not lateral or unit != "cm":  # ResolutionUnit NONE: an aspect ratio in no unit, which says nothing more
         return physical
     lateral = {a: float(f"{v * conversion_factor('cm', COMMON_UNIT):.12g}") for a, v in lateral.items()}
     physical.update(_unknown_z(lateral, COMMON_UNIT))
     return physical
+
+
+def _imagej_origin(ij: dict, physical: dict) -> dict:
+    """``z_origin`` and ``yx_origin`` from ImageJ's ``zorigin``, ``yorigin``, ``xorigin``.
+
+    ImageJ counts its origin in pixels, the other way: pixel ``i`` lies at
+    ``(i - origin) * size``, so the first pixel lies at ``-origin * size``.
+    The sizes are those ``read_volume`` will take (a missing spacing is one unit).
+    """
+    size = {"z": physical.get("z", 1.0), "y": physical.get("y", physical.get("x", 1.0)),
+            "x": physical.get("x", physical.get("y", 1.0))}
+    return origin_entries({axis: without_binary_noise(-float(ij[f"{axis}origin"]) * size[axis]) for axis in "zyx"
+                           if isinstance(ij.get(f"{axis}origin"), (int, float))})
 
 
 def _unknown_z(lateral: dict, unit: str) -> dict:
@@ -167,14 +182,16 @@ def _unknown_z(lateral: dict, unit: str) -> dict:
 
 
 def _ome_physical(xml: str) -> dict:
-    """Voxel size and z positions of an OME-XML ``Pixels`` element, in one unit.
+    """Voxel size, z positions and origin of an OME-XML ``Pixels`` element, in one unit.
 
     ``PhysicalSize*`` (default unit: micrometre) in different units are
-    converted to micrometres; ``Plane PositionZ`` to that unit too (a position
-    without ``PositionZUnit`` is taken in ``PhysicalSizeZ``'s unit, as zaug
-    wrote them before it wrote the unit). Positions in no physical unit are
-    ignored. Units that cannot be converted leave the voxel size unknown, with
-    a warning (``warnings``).
+    converted to micrometres; ``Plane`` positions to that unit too (a position
+    without its unit, e.g. ``PositionZUnit``, is taken in the unit of the axis's
+    ``PhysicalSize``, as zaug wrote ``PositionZ`` before it wrote the unit).
+    Planes evenly spaced by ``PhysicalSizeZ`` give ``z_origin``, others
+    ``z_positions``; the first plane's ``PositionY``/``PositionX`` give
+    ``yx_origin``. Positions in no physical unit are ignored. Units that cannot
+    be converted leave the voxel size unknown, with a warning (``warnings``).
     """
     root = ET.fromstring(xml)
     pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
@@ -195,29 +212,46 @@ def _ome_physical(xml: str) -> dict:
         return {"warnings": [f"the OME metadata gives a z spacing ({physical['z']:g} {unit}) but no lateral pixel "
                              "size, so the voxel size is taken as unknown; pass --voxel-size Z Y X."]}
     physical["unit"] = unit
-    z_unit = sizes["z"][1] if "z" in sizes else unit
-    planes = [el for el in pixels if el.tag.endswith("Plane") and el.get("PositionZ") is not None]
-    if planes:
-        z = set()
-        for p in planes:
-            factor = conversion_factor(normalize_unit(p.get("PositionZUnit", z_unit)), unit)
-            if factor is None:  # "reference frame", pixels: not comparable with the voxel size
-                z = set()
-                break
-            z.add((int(p.get("TheZ", 0)), float(f"{float(p.get('PositionZ')) * factor:.12g}")))
-        positions = [pos for _, pos in sorted(z)]
-        if len(positions) > 1 and np.all(np.diff(positions) > 0):
+    planes = [el for el in pixels if el.tag.endswith("Plane")]
+    size_units = {axis: sizes[axis][1] if axis in sizes else unit for axis in "zyx"}
+    z = {(int(p.get("TheZ", 0)), _plane_position(p, "Z", size_units["z"], unit))
+         for p in planes if p.get("PositionZ") is not None}
+    positions = [pos for _, pos in sorted(z)] if all(pos is not None for _, pos in z) else []
+    if len(positions) > 1 and np.all(np.diff(positions) > 0):
+        if "z" in physical and np.allclose(np.diff(positions), physical["z"], rtol=1e-6, atol=0):
+            physical["z_origin"] = positions[0]  # even planes, as PhysicalSizeZ says: an origin
+        else:
             physical["z_positions"] = positions
+    if planes:
+        lateral = {axis: _plane_position(planes[0], axis.upper(), size_units[axis], unit) for axis in "yx"}
+        physical.update(origin_entries({axis: pos for axis, pos in lateral.items() if pos is not None}))
     if "z" not in physical and "z_positions" not in physical:
         physical = _unknown_z(physical, unit)
     return physical
+
+
+def _plane_position(plane: ET.Element, axis: str, size_unit: str, unit: str) -> float | None:
+    """A Plane's ``Position{axis}`` in ``unit``, or None when it has none or gives it in no physical unit.
+
+    A position without its unit is taken in the unit of the axis's
+    ``PhysicalSize`` (as zaug wrote ``PositionZ`` before it wrote the unit).
+    """
+    value = plane.get(f"Position{axis}")
+    if value is None:
+        return None
+    factor = conversion_factor(normalize_unit(plane.get(f"Position{axis}Unit", size_unit)), unit)
+    if factor is None:  # "reference frame", pixels: not comparable with the voxel size
+        return None
+    return without_binary_noise(float(value) * factor)
 
 
 def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     """Write ImageJ TIFF (default) or OME-TIFF (``ome=True``, ``*.ome.tif``).
 
     ImageJ TIFF holds only uint8, uint16 and float32; other types go to OME-TIFF
-    so that the data type is never changed silently.
+    so that the data type is never changed silently. The origin goes into
+    ImageJ's ``zorigin``/``yorigin``/``xorigin`` (and uneven z positions into
+    ``zaug_z_positions``), or OME's Plane positions on every plane.
     """
     data = np.asarray(volume.data)
     name = path.name.lower()
@@ -231,18 +265,15 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
             for axis, size in zip("ZYX", (vz, vy, vx)):
                 metadata[f"PhysicalSize{axis}"] = size
                 metadata[f"PhysicalSize{axis}Unit"] = unit
-        if volume.z_positions is not None:
-            positions = _plane_positions(volume)
-            metadata["Plane"] = {"PositionZ": positions}
-            if unit:
-                metadata["Plane"]["PositionZUnit"] = [unit] * len(positions)
+        if volume.z_positions is not None or volume.z_origin != 0 or any(volume.yx_origin):
+            metadata["Plane"] = _plane_positions(volume, unit)
         tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib",
                          **_resolution_tags(volume.unit, vy, vx))
         return
     # ImageJ orders hyperstacks TZCYX.
     order = [volume.axes.index(a) for a in "TZCYX" if a in volume.axes]
     ij_axes = "".join(volume.axes[i] for i in order)
-    metadata = {"spacing": vz, "unit": imagej_unit(volume.unit), "axes": ij_axes}
+    metadata = {"spacing": vz, "unit": imagej_unit(volume.unit), "axes": ij_axes, **_imagej_origin_metadata(volume)}
     if volume.z_positions is not None:
         metadata["zaug_z_positions"] = json.dumps([float(z) for z in volume.z_positions])
     tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata,
@@ -265,7 +296,19 @@ def _resolution_tags(unit: str, vy: float, vx: float) -> dict:
     return {"resolution": (1.0 / vx, 1.0 / vy), "resolutionunit": "NONE"}
 
 
-def _plane_positions(volume: Volume) -> list[float]:
+def _imagej_origin_metadata(volume: Volume) -> dict:
+    """ImageJ's ``zorigin``, ``yorigin``, ``xorigin`` where not zero: the origin in pixels, counted the other way."""
+    origin = zip("zyx", (volume.z_coords()[0], *volume.yx_origin), volume.voxel_size)
+    return {f"{axis}origin": -float(o) / size for axis, o, size in origin if o != 0}
+
+
+def _plane_positions(volume: Volume, unit: str | None) -> dict[str, list]:
+    """OME Plane ``PositionZ``, ``PositionY``, ``PositionX`` (and their unit) of every plane."""
     # OME stores one Plane per (T, C, Z) image, in the order tifffile writes them.
     lead = int(np.prod(volume.data.shape[:-3], dtype=int))
-    return [float(z) for _ in range(lead) for z in volume.z_positions]
+    y, x = volume.yx_origin
+    z = volume.z_coords().tolist() * lead
+    positions = {"PositionZ": z, "PositionY": [y] * len(z), "PositionX": [x] * len(z)}
+    if unit:
+        positions.update({f"Position{axis}Unit": [unit] * len(z) for axis in "ZYX"})
+    return positions

@@ -627,8 +627,8 @@ class ResinRestorer:
             restored = self.restore_normalised(normalise(stack, lo, hi), rows)
             out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
         metadata = dict(volume.metadata, method="resin", axial_angle=self.config.axial_angle)
-        return Volume(out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], unit=volume.unit,
-                      axes=volume.axes, z_origin=float(z_out[0]), metadata=metadata)
+        return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
+                              z_origin=float(z_out[0]), metadata=metadata)
 
 
 def load(model_dir: str | Path, device: str = "auto") -> ResinRestorer:
