@@ -9,7 +9,8 @@ acquisitions and on their restorations:
 - :func:`axial_lateral_spectra`: mean power spectra of xy and xz planes and
   the 1D spectra along z and along y/x, in physical frequency units, with the
   frequency holding a fraction of the above-noise power in each direction.
-  An isotropic volume has matching lateral and axial extents.
+  An isotropic volume has matching lateral and axial extents; interpolation
+  along z, which adds no axial detail, leaves their ratio where it was.
 
 Examples
 --------
@@ -31,6 +32,13 @@ import numpy as np
 from scipy import ndimage
 
 from .volume import Volume
+
+#: What the two ratios mean, as the reports state it.
+ISOTROPY_RATIO_MEANING = ("isotropy ratio = median axial FWHM / median lateral FWHM of thin bright structures "
+                          "(1 = isotropic)")
+SPECTRAL_RATIO_MEANING = ("spectral extent ratio = lateral / axial frequency extent of the power spectrum above the "
+                          "noise, the axial noise floor measured at each axial frequency (1 = isotropic; "
+                          "interpolation along z leaves it unchanged)")
 
 
 def _as_stacks(volume_or_array, voxel_size) -> tuple[list[np.ndarray], tuple[float, float, float], str]:
@@ -77,24 +85,42 @@ def isotropy_ratio(volume_or_array, voxel_size: tuple[float, float, float] | Non
     -------
     dict
         ``axial_fwhm`` and ``lateral_fwhm`` (medians, physical units),
-        ``ratio`` (axial / lateral, 1 = isotropic), ``count`` (peaks used) and
-        ``unit``; NaN values and ``count`` 0 when no structure was found.
+        ``ratio`` (axial / lateral, 1 = isotropic), ``count`` (peaks used),
+        ``unit`` and ``reason``: None, or when no structure could be measured
+        (NaN values, ``count`` 0) a clause saying why, e.g. "its 4 planes are
+        too few for an axial profile (at least 5 are needed)".
     """
     stacks, voxel, unit = _as_stacks(volume_or_array, voxel_size)
     lateral_px = 0.5 * (voxel[1] + voxel[2])
     radii = (max(4, math.ceil(2 * max_radius * lateral_px / voxel[0])), max_radius, max_radius)
     axial, lateral = [], []
+    peaks = axial_found = 0
     for stack in stacks:
         for fz, fy, fx in _peak_fwhms(stack, radii, percentile, min_contrast, max_peaks, detect_sigma, sigma):
             lat = [f * v for f, v in ((fy, voxel[1]), (fx, voxel[2])) if f is not None]
+            peaks += 1
+            axial_found += fz is not None
             if fz is not None and lat:
                 axial.append(fz * voxel[0])
                 lateral.append(min(lat))
     if not axial:
-        return {"axial_fwhm": math.nan, "lateral_fwhm": math.nan, "ratio": math.nan, "count": 0, "unit": unit}
+        return {"axial_fwhm": math.nan, "lateral_fwhm": math.nan, "ratio": math.nan, "count": 0, "unit": unit,
+                "reason": _unmeasured(stacks[0].shape[0], peaks, axial_found)}
     ax, lat = float(np.median(axial)), float(np.median(lateral))
     return {"axial_fwhm": ax, "lateral_fwhm": lat, "ratio": ax / lat if lat > 0 else math.nan,
-            "count": len(axial), "unit": unit}
+            "count": len(axial), "unit": unit, "reason": None}
+
+
+def _unmeasured(nz: int, peaks: int, axial_found: int) -> str:
+    """Why :func:`isotropy_ratio` measured no structure, as a clause about the stack ("its ...")."""
+    if nz < 5:  # a profile needs the peak and two planes either side
+        return f"its {nz} planes are too few for an axial profile (at least 5 are needed)"
+    if peaks == 0:
+        return "no bright local maximum stands out in it"
+    if axial_found == 0:
+        return (f"none of the {peaks} bright structures found in it falls to half its height along z within its "
+                f"{nz} planes (too few planes for structures this long)")
+    return f"none of the {peaks} bright structures found in it falls to half its height across, in x or y"
 
 
 def axis_fwhms(stack: np.ndarray, voxel_size: tuple[float, float, float], axis: int, *, max_radius: int = 24,
@@ -169,8 +195,25 @@ def axial_lateral_spectra(volume_or_array, voxel_size: tuple[float, float, float
     mean removed and a 2D Hann window applied; power is ``|FFT|^2 / sum(w^2)``
     (white noise of variance s^2 gives s^2 everywhere). The 1D spectra are the
     marginals: along z from the xz planes, along y and x (averaged) from the xy
-    planes. The noise floor is the median lateral power above 3/4 of the
-    lateral Nyquist frequency; each extent is :func:`spectrum_extent`.
+    planes. Each extent is :func:`spectrum_extent` above a noise floor:
+    laterally, the median lateral power above 3/4 of the lateral Nyquist
+    frequency; axially, at each axial frequency, the median power of the xz
+    planes above 3/4 of the lateral Nyquist frequency, where the structures
+    have no power left and only noise remains.
+
+    ``extent_ratio`` (lateral / axial extent, in physical frequency) says how
+    many times farther along x and y than along z the structures' power
+    reaches: 1 is isotropic, and a stack whose axial resolution is k times
+    coarser reads about k. It only counts power above the noise, as the noise
+    is along z: interpolation along z spreads the acquired noise over the old
+    axial band (raising it there) and leaves the new high frequencies empty,
+    and an axial floor measured per frequency follows it, so interpolation to
+    an isotropic grid, which adds no axial detail, leaves the ratio where it
+    was (with the lateral floor for both, the spread noise counted as detail:
+    cubic interpolation of the chromosomes stack read 0.62 against 2.30 for
+    the stack itself; with this floor, 2.30 against 2.25). Only structure
+    gained along z (deblurring, a restoration) moves it towards 1. It says how
+    isotropic the content is, not whether it is right.
 
     Parameters
     ----------
@@ -187,9 +230,10 @@ def axial_lateral_spectra(volume_or_array, voxel_size: tuple[float, float, float
     dict
         ``xy`` and ``xz`` (``log_power`` 2D, centred, with ``freq_y``/``freq_x``
         or ``freq_z``/``freq_x``), ``lateral`` and ``axial`` (``freq``,
-        ``power`` 1D, non-negative frequencies), ``noise_floor``,
-        ``lateral_extent``, ``axial_extent`` (cycles per unit), ``extent_ratio``
-        (lateral / axial; 1 is isotropic), ``unit`` and ``fraction``.
+        ``power`` and ``floor`` 1D, non-negative frequencies), ``noise_floor``
+        (the lateral one), ``lateral_extent``, ``axial_extent`` (cycles per
+        unit), ``extent_ratio`` (lateral / axial; 1 is isotropic), ``unit`` and
+        ``fraction``.
 
     Examples
     --------
@@ -210,14 +254,15 @@ def axial_lateral_spectra(volume_or_array, voxel_size: tuple[float, float, float
     p_lateral = 0.5 * (p_x + np.interp(fx_pos, fy_pos, p_y))
     fz_pos, p_axial = _fold(f_z, xz.mean(axis=1))
     floor = float(np.median(p_lateral[fx_pos >= 0.75 * fx_pos.max()]))
+    _, axial_floor = _fold(f_z, np.median(xz[:, np.abs(f_x) >= 0.75 * fx_pos.max()], axis=1))
     lat_ext = spectrum_extent(fx_pos, p_lateral, floor, fraction)
-    ax_ext = spectrum_extent(fz_pos, p_axial, floor, fraction)
+    ax_ext = spectrum_extent(fz_pos, p_axial, axial_floor, fraction)
     shift = np.fft.fftshift
     return {
         "xy": {"log_power": shift(np.log10(xy + 1e-12)), "freq_y": shift(f_y), "freq_x": shift(f_x)},
         "xz": {"log_power": shift(np.log10(xz + 1e-12)), "freq_z": shift(f_z), "freq_x": shift(f_x)},
-        "lateral": {"freq": fx_pos, "power": p_lateral},
-        "axial": {"freq": fz_pos, "power": p_axial},
+        "lateral": {"freq": fx_pos, "power": p_lateral, "floor": np.full_like(p_lateral, floor)},
+        "axial": {"freq": fz_pos, "power": p_axial, "floor": axial_floor},
         "noise_floor": floor,
         "lateral_extent": lat_ext,
         "axial_extent": ax_ext,
@@ -245,8 +290,11 @@ def _fold(freq: np.ndarray, power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return grid, folded
 
 
-def spectrum_extent(freq: np.ndarray, power: np.ndarray, floor: float = 0.0, fraction: float = 0.95) -> float:
+def spectrum_extent(freq: np.ndarray, power: np.ndarray, floor: float | np.ndarray = 0.0,
+                    fraction: float = 0.95) -> float:
     """Frequency below which ``fraction`` of the power above ``floor`` lies (zero frequency excluded).
+
+    ``floor`` is one level or one per frequency.
 
     Examples
     --------
@@ -254,7 +302,7 @@ def spectrum_extent(freq: np.ndarray, power: np.ndarray, floor: float = 0.0, fra
     1.0
     """
     keep = freq > 0
-    f, p = freq[keep], np.maximum(power[keep] - floor, 0.0)
+    f, p = freq[keep], np.maximum(power - floor, 0.0)[keep]
     if p.size == 0 or p.sum() <= 0:
         return math.nan
     cum = np.cumsum(p) / p.sum()
@@ -286,9 +334,10 @@ def plot_spectra(spectra: dict, path: str | Path, title: str | None = None) -> P
         fig.colorbar(image, ax=ax)
     ax = axes[2]
     for key, colour in (("lateral", "tab:blue"), ("axial", "tab:red")):
-        ax.semilogy(spectra[key]["freq"][1:], spectra[key]["power"][1:], color=colour, label=key)
+        s = spectra[key]
+        ax.semilogy(s["freq"][1:], s["power"][1:], color=colour, label=key)
+        ax.semilogy(s["freq"][1:], s["floor"][1:], color=colour, ls=":", label=f"{key} noise floor")
         ax.axvline(spectra[f"{key}_extent"], color=colour, ls="--")
-    ax.axhline(spectra["noise_floor"], color="grey", ls=":", label="noise floor")
     ax.set(title=f"1D spectra ({spectra['fraction']:.0%} extents dashed; ratio {spectra['extent_ratio']:.2f})",
            xlabel=f"frequency (1/{unit})", ylabel="power")
     ax.legend()

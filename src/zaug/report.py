@@ -192,7 +192,7 @@ def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
     ``result`` must come from ``evaluate_restoration(..., keep_predictions=True)``
     for the xz views and spectra; the table and sweep are written regardless.
     """
-    from .evaluate_restore import format_restoration_table
+    from .evaluate_restore import format_restoration_table, isotropy_notes
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,6 +211,7 @@ def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
              "## Conventions", ""]
     lines += [f"- {c}" for c in result["conventions"]]
+    lines += [line for w in result.get("warnings", []) for line in ("", f"**Warning:** {w}")]
     fid = "fid" in result
     lines += ["", "## Results", "",
               "| method | PSNR dB | SSIM | CF-PSNR low | mid | high | sharpness | isotropy ratio | spectral extent ratio |"
@@ -224,6 +225,7 @@ def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
         lines.append(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {cf['low']:.2f} | {cf['mid']:.2f} | "
                      f"{cf['high']:.2f} | {r['sharpness']:.3f} | {r['isotropy_ratio']:.3f} | "
                      f"{r['spectral_extent_ratio']:.3f} |" + (distance_columns(r, markdown=True) if fid else ""))
+    lines += [line for note in isotropy_notes(result) for line in ("", note)]
     lines += downstream_section(result)
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "```", format_restoration_table(result), "```", ""]
@@ -275,28 +277,33 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
 
     Measures the isotropy ratio (axial / lateral FWHM of thin structures) and
     the axial vs lateral spectral extent of the input and of the output, each
-    at its own voxel size, and draws xz sections and spectra of both.
+    at its own voxel size, and draws xz sections and spectra of both. When
+    the output has other planes than the input, the input linearly
+    interpolated onto them is measured too: what interpolation alone gives on
+    the same grid (a finer grid finds other structures), the baseline against
+    which the output is read and the noise-grain warning is checked.
 
     Parameters
     ----------
     before, after : Volume
         The input and the output of ``zaug predict`` (first T/C stack used).
     """
-    from .isotropy import axial_lateral_spectra, isotropy_ratio, plot_spectra
+    from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
+                           plot_spectra)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows, figures = {}, []
-    for label, vol in (("input", before), ("output", after)):
-        stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
-        single = Volume(stack, vol.voxel_size, vol.unit)  # keeps the unit for the figure axes
+    for label, single in _report_stacks(before, after):
+        stack = single.data
         iso = isotropy_ratio(single)
         spectra = axial_lateral_spectra(single)
-        rows[label] = {"shape": list(stack.shape), "voxel_size": list(vol.voxel_size),
+        rows[label] = {"shape": list(stack.shape), "voxel_size": list(single.voxel_size),
                        "isotropy_ratio": float(iso["ratio"]), "axial_fwhm": float(iso["axial_fwhm"]),
                        "lateral_fwhm": float(iso["lateral_fwhm"]), "profiles": int(iso["count"]),
-                       "spectral_extent_ratio": float(spectra["extent_ratio"])}
-        figures.append(plot_spectra(spectra, out / f"spectra_{label}.png", title=f"{label}: xy vs xz spectra"))
+                       "isotropy_note": iso["reason"], "spectral_extent_ratio": float(spectra["extent_ratio"])}
+        if label != INTERPOLATED:
+            figures.append(plot_spectra(spectra, out / f"spectra_{label}.png", title=f"{label}: xy vs xz spectra"))
     figures.insert(0, _before_after_xz(before, after, out / "xz_views.png"))
     unit = after.unit
     grains = sharpened_noise(rows, unit)
@@ -312,10 +319,17 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
         lines.append(f"| {label} | {r['shape']} | {', '.join(f'{v:.4g}' for v in r['voxel_size'])} {unit} | "
                      f"{r['isotropy_ratio']:.3f} | {r['axial_fwhm']:.4g} | {r['lateral_fwhm']:.4g} | "
                      f"{r['profiles']} | {r['spectral_extent_ratio']:.3f} |")
-    lines += ["", "Isotropy ratio: median axial / lateral FWHM of line profiles through thin bright structures "
-              "(1 = isotropic). Spectral extent ratio: lateral / axial extent of the power spectrum above the "
-              "noise floor (1 = isotropic). No ground truth is involved: these say how isotropic the output "
-              "is, not whether it is right; use `zaug evaluate` for that.", ""]
+    lines += [line for label, r in rows.items() if r["isotropy_note"]
+              for line in ("", f"The isotropy ratio of the {_ROW_NAMES.get(label, label)} could not be measured: "
+                               f"{r['isotropy_note']}.")]
+    lines += ["", f"{ISOTROPY_RATIO_MEANING[0].upper()}{ISOTROPY_RATIO_MEANING[1:]}; {SPECTRAL_RATIO_MEANING}. "
+              "No ground truth is involved: these say how isotropic the output is, not whether it is right; use "
+              "`zaug evaluate` for that."]
+    if INTERPOLATED in rows:
+        lines.append(f"Row `{INTERPOLATED}`: the {_ROW_NAMES[INTERPOLATED]}, what interpolation alone reads on the "
+                     "output's grid (a finer grid finds other structures); an output that restores along z reads "
+                     "nearer 1 than it.")
+    lines.append("")
     lines += [f"**Warning:** {grains}", ""] if grains else []
     lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     report = out / "report.md"
@@ -324,11 +338,36 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
     return report
 
 
+INTERPOLATED = "interpolated"  # the prediction report's row of the input linearly interpolated to the output's planes
+_ROW_NAMES = {INTERPOLATED: "input linearly interpolated onto the output's planes"}
+
+
+def _report_stacks(before, after) -> list[tuple[str, Volume]]:
+    """The first stacks of input and output (float32), and the input linearly interpolated onto the output's planes.
+
+    The interpolated row is left out when the output has the input's planes,
+    or planes outside the input's z range (nothing to interpolate from).
+    """
+    def first(vol) -> Volume:  # keeps the unit for the figure axes
+        return Volume(np.asarray(next(vol.stacks())[1], dtype=np.float32), vol.voxel_size, vol.unit)
+
+    rows = [("input", first(before)), ("output", first(after))]
+    z_in, z_out = before.z_coords(), after.z_coords()
+    same = len(z_in) == len(z_out) and np.allclose(z_in, z_out)
+    tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
+    if not same and z_out[0] >= z_in[0] - tol and z_out[-1] <= z_in[-1] + tol and len(z_in) > 1:
+        linear = interpolate_stack(rows[0][1].data, z_in, z_out, "linear")
+        rows.append((INTERPOLATED, Volume(linear, after.voxel_size, after.unit)))
+    return rows
+
+
 def sharpened_noise(rows: dict, unit: str = "", shrink: float = 0.75) -> str | None:
     """A warning when the output's thin structures are much narrower across than the input's, else None.
 
     Restoring along z leaves the lateral resolution as it was, so a median
-    lateral FWHM below ``shrink`` times the input's means that the narrowest
+    lateral FWHM below ``shrink`` times the input's (linearly interpolated onto
+    the output's planes where ``rows`` has that row: the same grid finds the
+    same kind of structures) means that the narrowest
     structures of the output are new ones: on noisy stacks, noise sharpened
     into grains, which also lowers the isotropy ratio (Self-Net's default on
     the chromosomes stack: 0.12 against 0.26 um, from 426 structures against 78).
@@ -337,11 +376,13 @@ def sharpened_noise(rows: dict, unit: str = "", shrink: float = 0.75) -> str | N
     ...                  "output": {"lateral_fwhm": 0.25, "profiles": 190}}) is None
     True
     """
-    before, after = rows["input"], rows["output"]
+    label = INTERPOLATED if INTERPOLATED in rows else "input"
+    before, after = rows[label], rows["output"]
     if not (before["lateral_fwhm"] > 0 and after["lateral_fwhm"] < shrink * before["lateral_fwhm"]):
         return None
+    where = "in the input" if label == "input" else "in the input linearly interpolated onto the same planes"
     return (f"the output's thin structures are {after['lateral_fwhm']:.3g} {unit} wide across against "
-            f"{before['lateral_fwhm']:.3g} {unit} in the input ({after['profiles']} structures against "
+            f"{before['lateral_fwhm']:.3g} {unit} {where} ({after['profiles']} structures against "
             f"{before['profiles']}); a restoration along z cannot narrow them, so these are new structures, "
             "likely noise sharpened into grains. Look at the xz views before trusting the isotropy ratio.")
 
