@@ -99,7 +99,7 @@ def test_resume_after_kill(small, tmp_path):
     write_volume(small, src)
     model = tmp_path / "m"
     code = (f"from zaug.io import read_volume; from zaug.methods import zaugnet\n"
-            f"zaugnet.fit([read_volume({str(src)!r})], {str(model)!r}, dict(steps=400, progress=False, patch=32, "
+            f"zaugnet.fit([read_volume({str(src)!r})], {str(model)!r}, dict(steps=120, progress=False, patch=32, "
             f"batch=2, checkpoint_every_s=0.5, adversarial=False))\n")
     proc = subprocess.Popen([sys.executable, "-c", code])
     state = model / "checkpoint" / "state.json"
@@ -109,11 +109,11 @@ def test_resume_after_kill(small, tmp_path):
     proc.kill()
     proc.wait()
     saved_step = json.loads(state.read_text())["loop"]["step"]
-    assert 5 <= saved_step < 400 and not (model / "config.json").exists()
-    out = zaugnet.fit([read_volume(src)], model, dict(steps=400, progress=False, patch=32, batch=2,
+    assert 5 <= saved_step < 120 and not (model / "config.json").exists()
+    out = zaugnet.fit([read_volume(src)], model, dict(steps=120, progress=False, patch=32, batch=2,
                                                        adversarial=False))
     config = json.loads((out / "config.json").read_text())
-    assert config["summary"]["resumed"] is True and config["summary"]["steps"] == 400
+    assert config["summary"]["resumed"] is True and config["summary"]["steps"] == 120
 
 
 def test_resume_refuses_other_settings(small, tmp_path):
