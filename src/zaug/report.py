@@ -326,9 +326,9 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
               "No ground truth is involved: these say how isotropic the output is, not whether it is right; use "
               "`zaug evaluate` for that."]
     if INTERPOLATED in rows:
-        lines.append(f"Row `{INTERPOLATED}`: the {_ROW_NAMES[INTERPOLATED]}, what interpolation alone reads on the "
+        lines += ["", f"Row `{INTERPOLATED}`: the {_ROW_NAMES[INTERPOLATED]}, what interpolation alone reads on the "
                      "output's grid (a finer grid finds other structures); an output that restores along z reads "
-                     "nearer 1 than it.")
+                     "nearer 1 than it."]
     lines.append("")
     lines += [f"**Warning:** {grains}", ""] if grains else []
     lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
