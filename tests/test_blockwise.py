@@ -227,6 +227,51 @@ def test_cli_scheduler_that_cannot_be_used_is_one_sentence_and_no_output(run_cli
 
 
 @pytest.mark.skipif(not HAS_DISTRIBUTED, reason="dask.distributed is not installed (pip install 'zaug[cluster]')")
+def test_cli_scheduler_address_that_is_no_address_is_one_sentence(blobs, tmp_path, capsys):
+    from zaug.cli import main
+
+    write_volume(Volume(blobs, (1.0, 0.25, 0.25), "um"), tmp_path / "in.tif")
+    code = main(["predict", "linear", str(tmp_path / "in.tif"), "-o", str(tmp_path / "o.tif"), "--factor", "2",
+                 "--scheduler", "head-node"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--scheduler head-node is not a dask scheduler address" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.tif").exists()
+
+
+def _damage_zarr_chunk(store, plane: int) -> None:
+    chunk = next(p for p in (store / "0").rglob("*") if p.is_file() and p.relative_to(store / "0").parts[0] == str(plane))
+    chunk.write_bytes(b"garbage")
+
+
+def _damage_tiff_page(path, plane: int) -> None:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[plane]
+        offset, count = page.dataoffsets[0], page.databytecounts[0]
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * count)
+
+
+@pytest.mark.parametrize("name", ["in.ome.zarr", "in.tif"])
+def test_a_damaged_part_of_a_lazy_input_is_named_and_nothing_is_written(blobs, tmp_path, capsys, name):
+    from zaug.cli import main
+
+    src = tmp_path / name
+    if name.endswith(".zarr"):
+        write_volume(Volume(blobs, (1.0, 0.25, 0.25), "um"), src)
+        _damage_zarr_chunk(src, 5)
+    else:
+        tifffile.imwrite(src, blobs, compression="zlib", imagej=True, metadata={"axes": "ZYX"})  # read lazily
+        _damage_tiff_page(src, 5)
+    out = tmp_path / "o.ome.zarr"
+    code = main(["predict", "linear", str(src), "-o", str(out), "--factor", "2", "--tile", "16"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"{name} cannot be read at z 5" in err and "the file is damaged there" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+@pytest.mark.skipif(not HAS_DISTRIBUTED, reason="dask.distributed is not installed (pip install 'zaug[cluster]')")
 def test_zaugnet_tiles_on_a_dask_cluster_match_this_machine(model):
     from dask.distributed import Client, LocalCluster
 

@@ -536,6 +536,9 @@ def _scheduler(address: str | None, threads: bool):
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:
         raise ZaugError(f"cannot reach the dask scheduler at {address} ({exc}).") from None
+    except (ValueError, TypeError) as exc:  # distributed's parser of the address
+        raise InputError(f"--scheduler {address} is not a dask scheduler address ({exc}); give one like "
+                         "tcp://host:8786.") from None
     with client:
         print(f"running on the dask cluster at {address} ({len(client.scheduler_info()['workers'])} workers)")
         yield

@@ -13,6 +13,7 @@ import zarr
 
 from ..errors import InputError
 from ..volume import Volume
+from ._reads import NamedReads
 from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries,
                      unconvertible_units, without_binary_noise)
 
@@ -51,7 +52,10 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     names = [(a["name"] if isinstance(a, dict) else a).upper() for a in axes_meta]
     if lazy:
         import dask.array as da
-        data = da.from_zarr(arr)
+        from dask.base import tokenize
+
+        data = da.from_array(NamedReads(arr, path, "".join(names)), chunks=arr.chunks, asarray=False,
+                             name=f"zarr-{tokenize(str(path), dataset['path'], arr.shape, arr.dtype.str)}")
     else:
         data = arr[...]
     physical = _spatial_transform(names, axes_meta, dataset.get("coordinateTransformations") or [],

@@ -12,6 +12,7 @@ import numpy as np
 import tifffile
 
 from ..volume import Volume
+from ._reads import NamedReads
 from ._units import (COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit,
                      origin_entries, unconvertible_units, without_binary_noise)
 
@@ -45,7 +46,7 @@ def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
             planes = TiffPlanes(path, tuple(series.shape), series.dtype)
             # lateral chunks of about a tile, so a tile's task holds only its part of each plane
             chunks = (1,) * (planes.ndim - 2) + tuple(min(LAZY_CHUNK, n) for n in planes.shape[-2:])
-            data = da.from_array(planes, chunks=chunks, asarray=False)
+            data = da.from_array(NamedReads(planes, path, series.axes), chunks=chunks, asarray=False)
         if data is None:
             data = series.asarray()
         axes = series.axes
