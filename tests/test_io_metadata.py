@@ -315,3 +315,10 @@ def test_more_than_five_axes_are_refused_in_one_sentence(tmp_path):
         assert "at most 5 axes (TCZYX)" in message and "7 letters" not in message
         assert message.count(". ") == 0 and message.endswith(".")
 
+
+
+@pytest.mark.parametrize("origin", [{"z_origin": float("nan")}, {"yx_origin": (0.0, float("inf"))},
+                                    {"yx_origin": (1.0,)}])
+def test_an_origin_that_is_no_position_is_refused(origin):
+    with pytest.raises(InputError, match="origin"):
+        Volume(STACK, (1.0, 1.0, 1.0), "um", **origin)

@@ -8,7 +8,8 @@ import pytest
 import tifffile
 
 from zaug.errors import InputError, OutputError
-from zaug.io import read_volume
+from zaug import Volume
+from zaug.io import read_volume, write_volume
 from zaug.napari_plugin import (WORKER_OF_LAYER, Kind, LayerData, Method, TrainMethod, ZMode, get_reader,
                                 in_a_worker_thread, measure_layer, measure_widget, train_layer, train_widget,
                                 upsample_z_layer, upsample_z_widget, write_image)
@@ -60,6 +61,20 @@ def test_upsample_layer_carries_the_new_voxel_size_and_dtype(tmp_path):
     assert read_volume(written[0]).voxel_size == pytest.approx((0.25, 0.2, 0.2))
     with pytest.raises(Exception, match="already exists"):
         write_image(str(tmp_path / "up.ome.tif"), out, new)
+
+
+def test_the_origin_is_the_layer_translate_through_reader_method_and_writer(tmp_path):
+    src = tmp_path / "stack.ome.zarr"
+    data = (np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16)
+    write_volume(Volume(data, (0.5, 0.2, 0.2), "um", z_origin=3.0, yx_origin=(1.0, -2.0)), src)
+    [(data, attributes, _)] = get_reader(str(src))(str(src))
+    assert attributes["translate"] == pytest.approx((3.0, 1.0, -2.0))
+    layer = LayerData(data, scale=attributes["scale"], name="stack", translate=attributes["translate"],
+                      metadata=attributes["metadata"])
+    out, new, _ = upsample_z_layer(layer, Method.linear, z_spacing=0.25)
+    assert new["translate"] == pytest.approx((3.0, 1.0, -2.0))
+    written = read_volume(write_image(str(tmp_path / "up.ome.tif"), out, new)[0])
+    assert (written.z_origin, *written.yx_origin) == pytest.approx((3.0, 1.0, -2.0))
 
 
 def test_trained_model_needs_a_model_folder(tmp_path):

@@ -102,18 +102,21 @@ def _volume_of(layer):
         raise InputError(f"the layer {layer.name!r} has {data.ndim} dimensions; zaug needs a 3D stack "
                          "(z, y, x), optionally with time and channel axes before them.")
     scale = tuple(float(s) for s in layer.scale)[-3:]
+    given = getattr(layer, "translate", None)  # napari's: an array
+    translate = [] if given is None else [float(t) for t in given]
+    z0, y0, x0 = translate[-3:] if len(translate) >= 3 else (0.0, 0.0, 0.0)  # napari's translate is the origin
     return Volume(data, voxel_size=scale, unit=info.get("unit", "um"), axes=axes,
-                  z_positions=info.get("z_positions"), metadata={"name": layer.name})
+                  z_positions=info.get("z_positions"), z_origin=z0, yx_origin=(y0, x0), metadata={"name": layer.name})
 
 
-def _layer_tuple(volume, name: str, translate=(), kind: str = "image") -> tuple:
-    scale = tuple(1.0 for _ in volume.axes[:-3]) + tuple(volume.voxel_size)
-    attributes = {"name": name, "scale": scale,
+def _layer_tuple(volume, name: str, kind: str = "image") -> tuple:
+    """A napari layer tuple: the voxel size as the scale, the origin as the translate."""
+    lead = tuple(1.0 for _ in volume.axes[:-3])
+    attributes = {"name": name, "scale": lead + tuple(volume.voxel_size),
+                  "translate": tuple(0.0 for _ in lead) + (float(volume.z_coords()[0]), *volume.yx_origin),
                   "metadata": {"zaug": {"unit": volume.unit, "axes": volume.axes,
                                         "z_positions": None if volume.is_uniform else
                                         [float(z) for z in volume.z_coords()]}}}
-    if len(translate) == len(scale):
-        attributes["translate"] = tuple(translate)
     return np.asarray(volume.data), attributes, kind
 
 
@@ -141,7 +144,8 @@ def write_image(path: str, data, attributes: dict) -> list[str]:
     from .io import write_volume
 
     layer = LayerData(data, scale=tuple(attributes.get("scale", (1.0,) * np.ndim(data))),
-                      name=attributes.get("name", "image"), metadata=attributes.get("metadata", {}))
+                      name=attributes.get("name", "image"), translate=tuple(attributes.get("translate", ())),
+                      metadata=attributes.get("metadata", {}))
     return [str(write_volume(_volume_of(layer), path))]
 
 
@@ -195,7 +199,7 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
     else:
         target = {"z_spacing": float(z_spacing)} if z_spacing and z_spacing > 0 else {"factor": float(factor)}
         out = upsample_z(volume, chosen, **target)
-    return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})", getattr(image, "translate", ()))
+    return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})")
 
 
 def measure_layer(image: "napari.layers.Image", kind: Kind = Kind.objects,  # noqa: F821
@@ -212,7 +216,7 @@ def measure_layer(image: "napari.layers.Image", kind: Kind = Kind.objects,  # no
     kind = Kind(kind).value
     result, segmentation = measure_stack(volume, kind, threshold or None, return_segmentation=True)
     labels = segmentation.astype(np.int32)
-    _, attributes, _ = _layer_tuple(volume, f"{image.name} {kind}", getattr(image, "translate", ()))
+    _, attributes, _ = _layer_tuple(volume, f"{image.name} {kind}")
     attributes["metadata"]["zaug_measure"] = result
     return labels, attributes, "labels"
 

@@ -81,7 +81,10 @@ class Volume:
             )
         if len(self.voxel_size) != 3 or not all(np.isfinite(v) and v > 0 for v in self.voxel_size):
             raise InputError(f"voxel size {self.voxel_size} must be three positive numbers (z, y, x).")
+        object.__setattr__(self, "z_origin", float(self.z_origin))
         object.__setattr__(self, "yx_origin", tuple(float(v) for v in self.yx_origin))
+        if not np.isfinite(self.z_origin):
+            raise InputError(f"the z origin {self.z_origin} must be a finite number.")
         if len(self.yx_origin) != 2 or not all(np.isfinite(v) for v in self.yx_origin):
             raise InputError(f"the lateral origin {self.yx_origin} must be two finite numbers (y, x).")
         if self.data.ndim != len(axes):
