@@ -48,7 +48,8 @@ from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError, ZaugWarning
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
-from .isotropy import ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio
+from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
+                       unmeasured_sentence)
 from .methods import is_learned, is_restoration, learned_module
 from .restore import ClassicalRestorer, restore_stack
 from .volume import Volume, check_volume
@@ -213,8 +214,7 @@ def isotropy_notes(result: dict) -> list[str]:
     """One sentence for every row of a restoration evaluation whose isotropy ratio could not be measured, with why."""
     rows = {"the original": result["reference"]["original"], "the simulated input": result["reference"]["input"]}
     rows.update(result["methods"])
-    return [f"The isotropy ratio of {label} could not be measured: {r['isotropy_note']}."
-            for label, r in rows.items() if r.get("isotropy_note")]
+    return [unmeasured_sentence(label, r["isotropy_note"]) for label, r in rows.items() if r.get("isotropy_note")]
 
 
 def _isotropy(stack: np.ndarray, voxel_size) -> dict:

@@ -111,6 +111,15 @@ def isotropy_ratio(volume_or_array, voxel_size: tuple[float, float, float] | Non
             "count": len(axial), "unit": unit, "reason": None}
 
 
+def unmeasured_sentence(label: str, reason: str) -> str:
+    """The report's sentence for an isotropy ratio that could not be measured, ``reason`` from :func:`isotropy_ratio`.
+
+    >>> unmeasured_sentence("the output", "its 4 planes are too few")
+    'The isotropy ratio of the output could not be measured: its 4 planes are too few.'
+    """
+    return f"The isotropy ratio of {label} could not be measured: {reason}."
+
+
 def _unmeasured(nz: int, peaks: int, axial_found: int) -> str:
     """Why :func:`isotropy_ratio` measured no structure, as a clause about the stack ("its ...")."""
     if nz < 5:  # a profile needs the peak and two planes either side

@@ -289,7 +289,7 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
         The input and the output of ``zaug predict`` (first T/C stack used).
     """
     from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
-                           plot_spectra)
+                           plot_spectra, unmeasured_sentence)
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -320,8 +320,7 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
                      f"{r['isotropy_ratio']:.3f} | {r['axial_fwhm']:.4g} | {r['lateral_fwhm']:.4g} | "
                      f"{r['profiles']} | {r['spectral_extent_ratio']:.3f} |")
     lines += [line for label, r in rows.items() if r["isotropy_note"]
-              for line in ("", f"The isotropy ratio of the {_ROW_NAMES.get(label, label)} could not be measured: "
-                               f"{r['isotropy_note']}.")]
+              for line in ("", unmeasured_sentence(f"the {_ROW_NAMES.get(label, label)}", r["isotropy_note"]))]
     lines += ["", f"{ISOTROPY_RATIO_MEANING[0].upper()}{ISOTROPY_RATIO_MEANING[1:]}; {SPECTRAL_RATIO_MEANING}. "
               "No ground truth is involved: these say how isotropic the output is, not whether it is right; use "
               "`zaug evaluate` for that."]

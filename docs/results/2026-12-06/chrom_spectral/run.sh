@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Thirty-first session: the real chromosomes stack restored by cubic, Self-Net (--sigma auto) and RESIN,
 # 6 minutes each as in ../../2026-12-02, scored by `zaug predict --report` with the per-frequency axial noise floor.
-# Usage: bash run.sh WORKDIR   (models and outputs go to WORKDIR; the reports are copied beside this script)
+# Usage: D=../shared/data bash run.sh WORKDIR   (from the repository root, after `make install`; models and outputs
+# go to WORKDIR; the reports are copied beside this script)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-D=${D:-/work/shared/data}
+D=${D:-../shared/data}
 W=$1; mkdir -p "$W"
-zaug() { /work/main/.venv/bin/zaug "$@"; }
+zaug() { .venv/bin/zaug "$@"; }
 S=$D/neubias_xyz_8bit__chromosomes.tif
 zaug predict cubic "$S" --z-spacing 0.0338542 -o "$W/cubic.tif" --report "$W/r_cubic" --overwrite
 zaug train "$S" --method selfnet --sigma auto --minutes 6 --seed 0 -o "$W/m_selfnet" --overwrite
