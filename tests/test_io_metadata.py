@@ -297,6 +297,26 @@ def test_imagej_origin_is_in_pixels_counted_the_other_way(tmp_path):
     assert (ij["zorigin"], ij["yorigin"], ij["xorigin"]) == pytest.approx((-6.0, -5.0, 2.0))
 
 
+def test_a_given_voxel_size_keeps_an_imagej_origin_on_its_pixel(tmp_path):
+    # the origin is 6, 5 and -2 pixels from the first voxel: with new sizes it stays there
+    write_volume(Volume(STACK, (0.5, 0.2, 0.25), "um", z_origin=3.0, yx_origin=(1.0, -0.5)), tmp_path / "o.tif")
+    vol = _read_quietly(tmp_path / "o.tif", voxel_size=(1.0, 0.1, 0.1))
+    assert (vol.z_origin, vol.yx_origin) == (6.0, (0.5, -0.2))
+
+
+def test_a_given_voxel_size_converts_a_physical_origin_to_its_unit(tmp_path):
+    write_volume(Volume(STACK, (290, 260, 260), "nm", z_origin=1000.0, yx_origin=(520.0, -260.0)), tmp_path / "o.zarr")
+    vol = _read_quietly(tmp_path / "o.zarr", voxel_size=(0.3, 0.25, 0.25), unit="um")
+    assert (vol.voxel_size, vol.z_origin, vol.yx_origin) == ((0.3, 0.25, 0.25), 1.0, (0.52, -0.26))
+
+
+def test_a_given_voxel_size_in_no_physical_unit_drops_a_physical_origin_with_a_warning(tmp_path):
+    write_volume(Volume(STACK, (290, 260, 260), "nm", yx_origin=(520.0, -260.0)), tmp_path / "o.zarr")
+    with pytest.warns(ZaugWarning, match="origin is in nm, which cannot be converted to pixel"):
+        vol = read_volume(tmp_path / "o.zarr", voxel_size=(1, 1, 1), unit="pixel")
+    assert (vol.z_origin, vol.yx_origin) == (0.0, (0.0, 0.0))
+
+
 def test_central_crop_moves_the_lateral_origin(tmp_path):
     from zaug.blockwise import central_crop
 

@@ -24,7 +24,9 @@ transformations), OME-TIFF's ``PositionZ``/``PositionY``/``PositionX`` (z from
 every plane, y and x from the first), ImageJ's ``zorigin``/``yorigin``/``xorigin``
 (in pixels, counted the other way: an origin ``o`` is ``-o / size``) and
 ``.npz``'s ``z_origin``/``yx_origin``. With a ``voxel_size`` given to
-:func:`read_volume` the file's origin is dropped (it may be in another unit).
+:func:`read_volume` the origin follows it: an origin kept in pixels (ImageJ's, or
+a file without a physical unit) stays on the same pixel, one in a physical unit
+is converted to the unit given (and dropped, with a warning, where it cannot be).
 
 Examples
 --------
@@ -50,7 +52,7 @@ import numpy as np
 from ..errors import InputError, ZaugWarning
 from ..volume import CANONICAL_AXES, Volume
 from ._atomic import atomic_path, check_output_path
-from ._units import normalize_unit
+from ._units import conversion_factor, normalize_unit, without_binary_noise
 from .numpy_io import read_numpy, write_numpy
 from .omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
@@ -119,19 +121,24 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     except Exception as exc:  # a corrupt or foreign file: say so in one sentence
         raise InputError(f"cannot read {path} as {fmt}: {_short(exc)}.") from exc
     data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
-    z_origin, yx_origin = 0.0, (0.0, 0.0)
+    file_size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
+                 physical.get("x", physical.get("y", 1.0)))
+    # in the file's unit, like its voxel size; uneven z positions start at the first
+    positions = physical.get("z_positions")
+    file_origin = (float(positions[0]) if positions else float(physical.get("z_origin", 0.0)),
+                   *physical.get("yx_origin", (0.0, 0.0)))
     if voxel_size is not None:
         if len(voxel_size) != 3:
             raise InputError("--voxel-size needs three numbers: z y x.")
         size = tuple(float(v) for v in voxel_size)
         unit = normalize_unit(unit) if unit else (physical.get("unit") if physical.get("unit") not in (None, "pixel") else "um")
+        origin = _origin_for_new_size(path, physical, file_origin, file_size, size, unit)
     else:
         _warn_about(path, physical, nz=int(data.shape[-3]))
-        size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
-                physical.get("x", physical.get("y", 1.0)))
+        size = file_size
         unit = normalize_unit(unit) if unit else physical.get("unit", "pixel")
-        # in the file's unit, like its voxel size
-        z_origin, yx_origin = float(physical.get("z_origin", 0.0)), physical.get("yx_origin", (0.0, 0.0))
+        origin = (float(physical.get("z_origin", 0.0)), *file_origin[1:])
+    z_origin, yx_origin = origin[0], tuple(origin[1:])
     z_positions = physical.get("z_positions") if voxel_size is None else None
     if z_positions is not None and len(z_positions) != data.shape[-3]:
         z_positions = None
@@ -139,6 +146,27 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
     return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
                   yx_origin=yx_origin, metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+
+
+def _origin_for_new_size(path: Path, physical: dict, origin: tuple, file_size: tuple, size: tuple,
+                         unit: str) -> tuple[float, float, float]:
+    """The file's origin ``(z, y, x)`` under the voxel size and unit the user gives instead of the file's.
+
+    An origin the file counts in pixels (ImageJ's; any in the ``pixel`` unit)
+    stays on the same pixel; one in a physical unit keeps its position,
+    converted to ``unit``, or is dropped with a warning where it cannot be.
+    """
+    if not any(origin):
+        return 0.0, 0.0, 0.0
+    file_unit = physical.get("unit", "pixel")
+    if physical.get("origin_in_pixels") or file_unit == "pixel":
+        return tuple(without_binary_noise(o / old * new) for o, old, new in zip(origin, file_size, size))
+    factor = conversion_factor(file_unit, unit)
+    if factor is None:
+        warnings.warn(ZaugWarning(f"{path}: its origin is in {file_unit}, which cannot be converted to {unit}, "
+                                  "so it is set to 0."), stacklevel=4)
+        return 0.0, 0.0, 0.0
+    return tuple(without_binary_noise(o * factor) for o in origin)
 
 
 def _warn_about(path: Path, physical: dict, nz: int) -> None:

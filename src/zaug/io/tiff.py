@@ -151,6 +151,7 @@ def _imagej_physical(tif: tifffile.TiffFile) -> dict:
         if unit is not None or physical.keys() & {"x", "y", "z"}:
             physical["unit"] = unit if unit is not None else "pixel"
         physical.update(_imagej_origin(ij, physical))
+        physical["origin_in_pixels"] = True  # ImageJ's own unit for it: a new voxel size moves it
         return physical
     if not lateral or unit != "cm":  # ResolutionUnit NONE: an aspect ratio in no unit, which says nothing more
         return physical
