@@ -42,6 +42,50 @@ def test_classical_tiles_equal_the_whole_volume(blobs, kind):
     np.testing.assert_array_equal(tiled.data.compute(), whole.data)
 
 
+@pytest.fixture(scope="module")
+def tall():
+    """A smooth uint16 stack of 64 planes, taller than the context a cut along z takes each side."""
+    from scipy.ndimage import gaussian_filter
+
+    field = gaussian_filter(np.random.default_rng(1).normal(size=(64, 40, 40)), (2.0, 2.5, 2.5))
+    return Volume((field / np.abs(field).max() * 20000 + 25000).astype(np.uint16), (1.0, 0.25, 0.25), "um")
+
+
+@pytest.mark.parametrize("kind", ["linear", "cubic"])
+def test_tiles_cut_along_z_give_the_whole_volume(tall, kind):
+    whole = upsample_z(tall, ClassicalInterpolator(kind), factor=3).data
+    tiled = upsample_z_blockwise(tall, ClassicalInterpolator(kind), factor=3, tile=16, tile_planes=10)
+    assert tiled.data.chunks[0] == (30,) * 6 + (10,) and tiled.data.npartitions == 7 * 9
+    planes = tiled.data.compute()
+    if kind == "linear":  # two planes per output plane: exactly the whole-stack answer
+        np.testing.assert_array_equal(planes, whole)
+    else:  # the spline through all planes reaches a little past the 8 planes of context
+        assert np.abs(planes.astype(np.int64) - whole).max() <= 1
+    # without context the cubic spline's ends show at every cut
+    tiled = upsample_z_blockwise(tall, _WithoutAxialMargin("cubic"), factor=3, tile=16, tile_planes=10)
+    if kind == "cubic":
+        assert np.abs(tiled.data.compute().astype(np.int64) - whole).max() > 20
+
+
+class _WithoutAxialMargin(ClassicalInterpolator):
+    axial_margin = 0
+
+
+def test_a_tile_of_every_plane_over_the_memory_budget_is_cut_along_z(tall, monkeypatch):
+    import zaug.blockwise as blockwise
+
+    method = ClassicalInterpolator("linear")
+    assert upsample_z_blockwise(tall, method, factor=2, tile=16).data.chunks[0] == (127,)
+    # room for 40 of the 64 planes of 32 x 32 and their share of the 127 output planes, float32; less
+    # 8 planes of context each side: 24 planes a tile
+    monkeypatch.setattr(blockwise, "TILE_BYTES", 40 * (64 + 127) * 32 * 32 * 4 // 64)
+    tiled = upsample_z_blockwise(tall, method, factor=2, tile=32)
+    assert tiled.data.chunks[0] == (48, 48, 31)
+    np.testing.assert_array_equal(tiled.data.compute(), upsample_z(tall, method, factor=2).data)
+    with pytest.raises(InputError, match="at least 2 planes along z"):
+        upsample_z_blockwise(tall, method, factor=2, tile=16, tile_planes=1)
+
+
 def test_channels_and_time_points_are_tiled_one_stack_at_a_time(blobs):
     data = np.stack([np.stack([blobs, blobs[:, ::-1]]), np.stack([blobs[:, :, ::-1], blobs])])  # TCZYX
     vol = Volume(data, (1.0, 0.25, 0.25), "um", axes="TCZYX")
@@ -73,6 +117,19 @@ def test_zaugnet_tiles_with_margins_match_the_whole_volume(model):
     assert np.abs(bare - whole).mean() > np.abs(planes - whole).mean()
 
 
+def test_zaugnet_tiles_cut_along_z_match_the_whole_volume(model):
+    net, _ = model
+    sample = load_sample()
+    tall = sample.replace(data=np.ascontiguousarray(sample.data[:, :64, :64]))
+    whole = upsample_z(tall, net, factor=2).data.astype(np.int64)
+    with dask.config.set(scheduler="synchronous"):
+        tiled = upsample_z_blockwise(tall, net, factor=2, tile=64, tile_planes=12)
+        assert len(tiled.data.chunks[0]) == 5
+        planes = tiled.data.compute().astype(np.int64)
+    # the network sees the same pairs; only the spline the calibration mixes in reaches past the cuts
+    assert np.abs(planes - whole).max() <= 2 and np.mean(planes != whole) < 0.01
+
+
 def test_zaugnet_transfer_mode_tiles_match_the_whole_volume(model):
     net, small = model
     net.mode = "transfer"
@@ -97,6 +154,20 @@ def test_restoration_tiles_equal_the_whole_stack_for_a_classical_restorer(blobs)
     np.testing.assert_array_equal(tiled.data.compute(), whole.data)
 
 
+def test_restoration_tiles_cut_along_z_equal_the_whole_stack(tall):
+    whole = restore_volume(tall, ClassicalRestorer("cubic")).data.astype(np.int64)
+    tiles = RestorationTiles(ClassicalRestorer("cubic"))
+    assert tiles.axial_margin(tall.z_coords(), np.arange(0, 63.01, 0.25)) == 8 + 8  # 32 output planes, + 8 input
+    tiled = upsample_z_blockwise(tall, tiles, z_spacing=0.25, tile=40, tile_planes=12)
+    assert len(tiled.data.chunks[0]) == 6
+    assert np.abs(tiled.data.compute().astype(np.int64) - whole).max() <= 1
+    # planes 7 apart: some cuts of 3 planes hold none of them, and are left out
+    whole = restore_volume(tall, ClassicalRestorer("cubic"), z_spacing=7.0).data.astype(np.int64)
+    tiled = upsample_z_blockwise(tall, tiles, z_spacing=7.0, tile=40, tile_planes=3)
+    assert tiled.data.chunks[0] == (1,) * 10
+    assert np.abs(tiled.data.compute().astype(np.int64) - whole).max() <= 1
+
+
 @pytest.mark.parametrize("module", [selfnet, resin], ids=["selfnet", "resin"])
 def test_learned_restoration_tiles_match_the_whole_stack(module, tmp_path):
     sample = load_sample()
@@ -110,6 +181,14 @@ def test_learned_restoration_tiles_match_the_whole_stack(module, tmp_path):
         planes = tiled.data.compute()
     assert planes.shape == whole.shape
     contrast = np.abs(whole - whole.mean()).mean()
+    assert np.abs(planes.astype(np.float64) - whole).mean() < 0.01 * contrast
+    # twice as many planes, cut along z into tiles of 8 (and their context)
+    tall = aniso.replace(data=np.concatenate([aniso.data, aniso.data[::-1]]))
+    whole = (model.restore_volume(tall) if module is resin else restore_volume(tall, model)).data
+    with dask.config.set(scheduler="synchronous"):
+        tiled = upsample_z_blockwise(tall, RestorationTiles(model), z_spacing=0.26, tile=64, tile_planes=8)
+        assert len(tiled.data.chunks[0]) == 4
+        planes = tiled.data.compute()
     assert np.abs(planes.astype(np.float64) - whole).mean() < 0.01 * contrast
 
 
@@ -201,6 +280,20 @@ def test_cli_reads_ome_zarr_lazily_and_writes_tiles(run_cli, blobs, tmp_path):
     res = run_cli("predict", "cubic", tmp_path / "in.ome.zarr", "-o", tmp_path / "x.tif", "--factor", "2",
                   "--tile", "8")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "at least 16" in res.stderr
+
+
+def test_cli_cuts_tiles_along_z_on_request(run_cli, tall, tmp_path):
+    write_volume(tall, tmp_path / "in.tif")
+    res = run_cli("predict", "linear", tmp_path / "in.tif", "-o", tmp_path / "out.ome.zarr", "--factor", "2",
+                  "--tile-planes", "20")
+    assert res.returncode == 0, res.stderr
+    assert "in 4 tiles (4 along z)" in res.stdout  # whole 40 x 40 planes, 64 planes in tiles of 20
+    np.testing.assert_array_equal(read_volume(tmp_path / "out.ome.zarr").data,
+                                  upsample_z(tall, ClassicalInterpolator("linear"), factor=2).data)
+    res = run_cli("predict", "linear", tmp_path / "in.tif", "-o", tmp_path / "x.tif", "--factor", "2",
+                  "--tile-planes", "1")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "at least 2 planes" in res.stderr
+    assert not (tmp_path / "x.tif").exists()
 
 
 def test_cli_restores_an_ome_zarr_input_tile_by_tile(run_cli, tmp_path):

@@ -1,12 +1,14 @@
 """Z-upsampling of volumes larger than memory, tile by tile, with dask.
 
-The volume is cut laterally into tiles that span every z plane. Each tile,
-with the lateral margin that the method needs for context, is upsampled on
-its own and cropped back. Memory then holds a few tiles at a time, and the
-tiles can run on the workers of a dask cluster. State that must be the same
+The volume is cut laterally into tiles, and, where a tile of every plane
+would take more than about 256 MiB (stacks of many planes), along z too.
+Each tile, with the lateral margin and the planes each side that the method
+needs for context, is upsampled on its own and cropped back. Memory then
+holds a few tiles at a time, and the tiles can run on the workers of a dask
+cluster. State that must be the same
 for every tile (ZAugNet's calibration weights, the intensity percentiles of a
-restoration) is measured once per stack, on a central crop, before the tiles
-are cut. Restoration models (niiv, Self-Net, RESIN) take part through
+restoration) is measured once per stack, on a central crop (512 x 512 pixels,
+256 planes), before the tiles are cut. Restoration models (niiv, Self-Net, RESIN) take part through
 :class:`zaug.restore.RestorationTiles`.
 
 The result is a lazy :class:`~zaug.volume.Volume`: nothing is computed until
@@ -41,13 +43,21 @@ from .predict import ZInterpolator, cast_like, keep_acquired, output_positions, 
 from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
+SAMPLE_PLANES = 256  # and its planes, at most (a taller stack's central ones)
 DEFAULT_TILE = 512
+# a tile whose float32 input and output planes take more than this is cut along z as well (the tile's
+# copies and the method's work take about as much again, twice: cubic x2 on 1200 x 512 x 512, two threads,
+# peaked at 10.0 GB in one tile of every plane, 2.2 GB in 18 cut along z, 8.1 GB whole in memory;
+# benchmarks/bench_blockwise.py)
+TILE_BYTES = 1 << 28
+AXIAL_MARGIN = 8  # input planes of context each side of a z-cut: a cubic spline's reach falls to 3e-5 there
+MIN_TILE_PLANES = 8
 
 
 def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | None = None,
                          z_spacing: float | None = None, z_out: np.ndarray | None = None,
-                         tile: int | None = None) -> Volume:
-    """Resample ``volume`` along z with ``method``, lazily, in lateral tiles.
+                         tile: int | None = None, tile_planes: int | None = None) -> Volume:
+    """Resample ``volume`` along z with ``method``, lazily, in tiles.
 
     Parameters
     ----------
@@ -65,6 +75,14 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
         method's ``block_tile`` (ZAugNet: 448, so that a tile and its margins
         make one pass of the network), else 512. Memory per tile is about
         ``(nz_in + nz_out) * (tile + 2 margin)^2 * 4`` bytes.
+    tile_planes : int, optional
+        Input planes per tile along z (the method's ``axial_margin`` planes of
+        context come on top each side; default 8, far enough for a cubic
+        spline). By default every plane, unless such a tile would take more
+        than about 256 MiB (:data:`TILE_BYTES`): then as many as fit. Tiles cut
+        along z give the whole-stack result of a method that looks at nearby
+        planes only (linear, ZAugNet's pairs; cubic splines within about 1e-4
+        of the contrast).
 
     Returns
     -------
@@ -82,9 +100,11 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     z_out = np.asarray(z_out, np.float64)
     data = volume.data if isinstance(volume.data, da.Array) else da.from_array(volume.data, name=False)
     margin = int(getattr(method, "lateral_margin", 0))
+    halo = _axial_margin(method, z_in, z_out)
+    cuts = _z_cuts(z_in, z_out, tile + 2 * margin, tile_planes, halo)
     pixel_size = volume.voxel_size[1:]
     lead = volume.data.shape[:-3]
-    stacks = [_upsample_stack(data[index], method, z_in, z_out, pixel_size, tile, margin, volume.dtype)
+    stacks = [_upsample_stack(data[index], method, z_in, z_out, pixel_size, tile, margin, cuts, halo, volume.dtype)
               for index in np.ndindex(*lead)]
     out = stacks[0] if not lead else da.stack(stacks).reshape(lead + stacks[0].shape)
     return resampled_volume(volume, out, z_out, getattr(method, "name", "method"))
@@ -100,38 +120,78 @@ def central_crop(volume: Volume, side: int = SAMPLE_SIDE) -> Volume:
     return volume.replace(data=data, yx_origin=origin, metadata=dict(volume.metadata, crop=[y0, x0, side]))
 
 
+def _axial_margin(method, z_in: np.ndarray, z_out: np.ndarray) -> int:
+    """Input planes of context each side of a cut along z: the method's ``axial_margin`` (a number, or a
+    function of the input and output positions), else :data:`AXIAL_MARGIN`."""
+    margin = getattr(method, "axial_margin", AXIAL_MARGIN)
+    return int(margin(z_in, z_out) if callable(margin) else margin)
+
+
+def _z_cuts(z_in: np.ndarray, z_out: np.ndarray, side: int, tile_planes: int | None,
+            halo: int) -> list[tuple[int, int]]:
+    """Input plane ranges ``[k0, k1)`` whose output planes (``z_in[k0] <= z < z_in[k1]``, the last to the end)
+    make one tile each along z; one range, every plane, when a tile of every plane fits in :data:`TILE_BYTES`."""
+    nz = len(z_in)
+    if tile_planes is None:
+        per_plane = (1 + len(z_out) / nz) * side * side * 4  # input and output, float32
+        fit = int(TILE_BYTES // per_plane) - 2 * halo
+        tile_planes = nz if fit >= nz else max(MIN_TILE_PLANES, fit)
+    elif tile_planes < 2:
+        raise InputError(f"a tile needs at least 2 planes along z, got {tile_planes}.")
+    starts = list(range(0, nz - 1, int(tile_planes))) or [0]
+    return [(k0, nz if k0 == starts[-1] else k0 + int(tile_planes)) for k0 in starts]
+
+
 def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int, margin: int,
-                    dtype: np.dtype) -> da.Array:
+                    cuts: list[tuple[int, int]], halo: int, dtype: np.dtype) -> da.Array:
     """One ZYX stack as a grid of lazily upsampled tiles."""
     nz, ny, nx = stack.shape
     if hasattr(method, "for_stack"):
-        prepared = method.for_stack(_central_crop(stack), z_in, z_out, pixel_size)
+        k0, k1 = _central_planes(nz)
+        z_sample = z_out[(z_out >= z_in[k0]) & (z_out <= z_in[k1 - 1])]
+        prepared = method.for_stack(_central_crop(stack[k0:k1]), z_in[k0:k1], z_sample, pixel_size)
         if hasattr(prepared, "calibration"):  # what was used, as after a whole-stack prediction
             method.calibration = dict(prepared.calibration)
             method.calibration_scale = dict(getattr(prepared, "calibration_scale", {}))
         method = prepared
     # one graph node for the method, shared by every tile (not hashed or copied per tile)
     method_node = dask.delayed(method, name=f"zaug-method-{uuid.uuid4().hex}")
-    rows = []
-    for y0 in range(0, ny, tile):
-        y1 = min(ny, y0 + tile)
-        row = []
-        for x0 in range(0, nx, tile):
-            x1 = min(nx, x0 + tile)
-            ya, yb, xa, xb = max(0, y0 - margin), min(ny, y1 + margin), max(0, x0 - margin), min(nx, x1 + margin)
-            crop = (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
-            task = dask.delayed(_upsample_tile, pure=True)(stack[:, ya:yb, xa:xb], method_node, z_in, z_out,
-                                                         pixel_size, crop, dtype, (y0, x0))
-            row.append(da.from_delayed(task, shape=(len(z_out), y1 - y0, x1 - x0), dtype=dtype))
-        rows.append(row)
-    return da.block(rows)
+    layers = []
+    for k0, k1 in cuts:
+        # the output planes of this cut, computed from its planes and `halo` more each side
+        last = k1 == nz
+        here = (z_out >= z_in[k0]) & ((z_out <= z_in[-1]) if last else (z_out < z_in[k1]))
+        za, zb = max(0, k0 - halo), min(nz, k1 + 1 + halo)
+        z_here = z_out[here]
+        if not len(z_here):  # output planes farther apart than these input planes
+            continue
+        rows = []
+        for y0 in range(0, ny, tile):
+            y1 = min(ny, y0 + tile)
+            row = []
+            for x0 in range(0, nx, tile):
+                x1 = min(nx, x0 + tile)
+                ya, yb, xa, xb = max(0, y0 - margin), min(ny, y1 + margin), max(0, x0 - margin), min(nx, x1 + margin)
+                crop = (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
+                task = dask.delayed(_upsample_tile, pure=True)(stack[za:zb, ya:yb, xa:xb], method_node, z_in[za:zb],
+                                                             z_here, pixel_size, crop, dtype, (k0, y0, x0))
+                row.append(da.from_delayed(task, shape=(len(z_here), y1 - y0, x1 - x0), dtype=dtype))
+            rows.append(row)
+        layers.append(rows)
+    return da.block(layers)
+
+
+def _central_planes(nz: int) -> tuple[int, int]:
+    """The central :data:`SAMPLE_PLANES` planes (all of a shorter stack) as ``[k0, k1)``."""
+    k0 = max(0, (nz - SAMPLE_PLANES) // 2)
+    return k0, min(nz, k0 + SAMPLE_PLANES)
 
 
 def _central_crop(stack: da.Array) -> np.ndarray:
     ny, nx = stack.shape[1:]
     y0, x0 = max(0, (ny - SAMPLE_SIDE) // 2), max(0, (nx - SAMPLE_SIDE) // 2)
     sample = np.asarray(stack[:, y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE], dtype=np.float32)
-    _check_finite(sample, (y0, x0))
+    _check_finite(sample, (None, y0, x0))
     return sample
 
 
@@ -143,8 +203,10 @@ def _upsample_tile(block, method, z_in, z_out, pixel_size, crop, dtype, origin) 
     return keep_acquired(cast_like(planes[:, y0:y1, x0:x1], dtype), np.asarray(block)[:, y0:y1, x0:x1], z_in, z_out)
 
 
-def _check_finite(x: np.ndarray, origin: tuple[int, int]) -> None:
+def _check_finite(x: np.ndarray, origin: tuple) -> None:
     bad = ~np.isfinite(x)
     if bad.any():
-        raise InputError(f"the image contains {int(bad.sum())} NaN or infinite value(s) in the tile at y {origin[0]}, "
-                         f"x {origin[1]}; replace them before processing.")
+        z, y, x0 = origin
+        where = f"y {y}, x {x0}" + (f" (from plane {z})" if z else "")
+        raise InputError(f"the image contains {int(bad.sum())} NaN or infinite value(s) in the tile at {where}; "
+                         "replace them before processing.")

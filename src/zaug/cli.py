@@ -73,9 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--device", help="learned models: auto, cpu or cuda (default auto)")
     p.add_argument("--tile", type=int, metavar="N",
-                   help="process the stack in lateral tiles of N x N pixels that span every plane, so memory holds "
-                        "a few tiles, not the stack (default: whole planes; for an OME-Zarr input, which is then "
-                        "read lazily, 448 for ZAugNet and 512 otherwise; write to .zarr to stream the output too)")
+                   help="process the stack in lateral tiles of N x N pixels, so memory holds a few tiles, not the "
+                        "stack (default: whole planes; for an OME-Zarr input, which is then read lazily, 448 for "
+                        "ZAugNet and 512 otherwise; write to .zarr to stream the output too)")
+    p.add_argument("--tile-planes", type=int, metavar="P",
+                   help="tiles: P input planes along z each, with context planes each side (default: every plane, "
+                        "unless a tile would then take more than about 256 MiB)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the tiles on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786; "
                         "needs pip install 'zaug[cluster]' and input and output on a file system the workers see)")
@@ -411,7 +414,8 @@ def cmd_predict(args) -> int:
     restoring = is_restorer(method)
     if not restoring:
         factor = _interpolation_factor(args)
-    blockwise = args.tile is not None or bool(args.scheduler) or format_of(args.input) == "ome-zarr"
+    blockwise = (args.tile is not None or args.tile_planes is not None or bool(args.scheduler)
+                 or format_of(args.input) == "ome-zarr")
     vol = _read(args, args.input, lazy=blockwise)
     if restoring:
         out = _restore(args, vol, method, blockwise)
@@ -431,7 +435,8 @@ def cmd_predict(args) -> int:
                       f"fitted on lateral triplets of the input{capped}")
         vz = out.voxel_size[0]
         print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}"
-              + (f", in {out.data.npartitions} tiles" if blockwise else ""))
+              + (f", in {out.data.npartitions} tiles" if blockwise else "")
+              + (f" ({len(out.data.chunks[-3])} along z)" if blockwise and len(out.data.chunks[-3]) > 1 else ""))
         if args.report:
             from .report import write_prediction_report
 
@@ -471,7 +476,7 @@ def _restore(args, vol, method, blockwise: bool):
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
         warn_if_coarser(vol, spacing)
         return upsample_z_blockwise(vol, RestorationTiles(method, fuse), z_spacing=spacing,
-                                    tile=args.tile)
+                                    tile=args.tile, tile_planes=args.tile_planes)
     return restore_with(vol, method, z_spacing=spacing, fuse=fuse)
 
 
@@ -494,7 +499,8 @@ def _interpolate(args, vol, method, factor: int | None, blockwise: bool):
         return upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
     from .blockwise import upsample_z_blockwise
 
-    return upsample_z_blockwise(vol, method, factor=factor, z_spacing=args.z_spacing, tile=args.tile)
+    return upsample_z_blockwise(vol, method, factor=factor, z_spacing=args.z_spacing, tile=args.tile,
+                                tile_planes=args.tile_planes)
 
 
 def _note_doubling(vol, factor: int | None, z_spacing: float | None) -> None:
