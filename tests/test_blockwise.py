@@ -10,7 +10,7 @@ import tifffile
 import zarr
 
 from zaug import InputError, Volume
-from zaug.blockwise import central_crop, upsample_z_blockwise
+from zaug.blockwise import central_crop, central_planes, upsample_z_blockwise
 from zaug.classic import ClassicalInterpolator
 from zaug.io import read_volume, write_volume
 from zaug.methods import resin, selfnet, zaugnet
@@ -261,6 +261,14 @@ def test_central_crop_is_in_memory_and_centred(blobs):
     crop = central_crop(lazy, side=32)
     assert isinstance(crop.data, np.ndarray) and crop.data.shape == (33, 32, 32)
     np.testing.assert_array_equal(crop.data, lazy.data[:, 16:48, 32:64].compute())
+    # a report's planes: those of the input's central planes, in both, with the z origin moved
+    z_range = central_planes(vol, planes=5)
+    assert z_range == (6.0, 10.0)
+    here, there = central_crop(vol, 32, z_range), central_crop(lazy, 32, z_range)
+    assert (here.nz, here.z_origin, there.nz, there.z_origin) == (5, 6.0, 9, 6.0)
+    np.testing.assert_array_equal(there.data, lazy.data[12:21, 16:48, 32:64].compute())
+    with pytest.raises(InputError, match="no plane of the stack lies between z 20 and 30"):
+        central_crop(vol, 32, (20.0, 30.0))
 
 
 def test_tiles_smaller_than_16_pixels_are_refused(blobs):

@@ -1,6 +1,7 @@
 """bioimage.io export: the packaged stack interpolator is zaug's prediction, and consumers can run it."""
 
 import subprocess
+import warnings
 import sys
 import zipfile
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from zaug import InputError, OutputError
+from zaug import InputError, OutputError, ZaugWarning
 from zaug.cli import main
 from zaug.export import (ExportError, _calibration_weights, _wrapper, architecture_source, axis_scales,
                          check_export_factor, export_bioimageio)
@@ -111,6 +112,9 @@ def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_
         rdf = package.read("rdf.yaml").decode()
     assert {"rdf.yaml", "weights.pt", "zaug_zstack.py", "test_input.npy", "test_output.npy"} <= names
     assert "zaug" in rdf and "A. Tester" in rdf and "calibration_weights" in rdf
+    with zipfile.ZipFile(out) as package:
+        readme = package.read("README.md").decode()
+    assert "## Validation" in readme and "Run it on whole stacks" in readme
 
     # a consumer runs it on a stack of another size: zaug's prediction with the same weights
     descr = core.load_description(out)
@@ -171,9 +175,28 @@ def test_export_refuses_what_it_cannot_package(models, small, tmp_path):
     uneven = small.replace(z_positions=np.cumsum(np.r_[0.0, np.linspace(0.2, 0.4, small.nz - 1)]))
     with pytest.raises(InputError, match="not uniform"):
         export_bioimageio(models["zaugnet"], uneven, tmp_path / "m.zip")
-    with pytest.raises(ExportError, match="not an SPDX licence"):
-        export_bioimageio(models["zaugnet"], small, tmp_path / "m.zip", license="MY-OWN", test=False)
+    with pytest.raises(ExportError, match="not an SPDX licence"):  # before the model is even looked for
+        export_bioimageio(tmp_path / "no_model", small, tmp_path / "m.zip", license="MY-OWN", test=False)
+    with pytest.raises(InputError, match="no_model does not exist; give the folder of a model"):
+        export_bioimageio(tmp_path / "no_model", small, tmp_path / "m.zip", test=False)
     assert not list(tmp_path.glob("*.zip"))
+
+
+def test_export_warns_about_what_a_shared_package_would_claim():
+    from types import SimpleNamespace
+
+    from zaug.export import NO_AUTHOR, _warn_about_what_is_shared
+
+    losing = SimpleNamespace(config=SimpleNamespace(self_check={"gain_db": -0.23}))
+    with pytest.warns(ZaugWarning) as caught:
+        _warn_about_what_is_shared(losing, None)
+    messages = [str(w.message) for w in caught]
+    assert any(NO_AUTHOR in m and "--author NAME" in m for m in messages)
+    assert any("-0.23 dB" in m and "worse than interpolation" in m for m in messages)
+    winning = SimpleNamespace(config=SimpleNamespace(self_check={"gain_db": 0.5}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_about_what_is_shared(winning, ["A. Tester"])
 
 
 def _consumer_and_zaug(package, model_dir, stack, spacing, fixed):

@@ -110,14 +110,33 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     return resampled_volume(volume, out, z_out, getattr(method, "name", "method"))
 
 
-def central_crop(volume: Volume, side: int = SAMPLE_SIDE) -> Volume:
-    """The central ``side`` x ``side`` lateral window of every plane, in memory (for reports)."""
+def central_crop(volume: Volume, side: int = SAMPLE_SIDE, z_range: tuple[float, float] | None = None) -> Volume:
+    """The central ``side`` x ``side`` lateral window, in memory (for reports).
+
+    Planes at ``z_range`` (first and last position, inclusive) only, when
+    given; a z range outside the stack is refused.
+    """
     ny, nx = volume.spatial_shape[1:]
     y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
-    window = volume.data[..., y0:y0 + side, x0:x0 + side]
+    z = volume.z_coords()
+    tol = 1e-6 * max(1.0, float(z[-1] - z[0]))
+    keep = np.ones(len(z), bool) if z_range is None else (z >= z_range[0] - tol) & (z <= z_range[1] + tol)
+    if not keep.any():
+        raise InputError(f"no plane of the stack lies between z {z_range[0]:g} and {z_range[1]:g}.")
+    k0, k1 = int(np.argmax(keep)), len(keep) - int(np.argmax(keep[::-1]))
+    window = volume.data[..., k0:k1, y0:y0 + side, x0:x0 + side]
     data = window.compute() if isinstance(window, da.Array) else np.array(window)
     origin = (volume.yx_origin[0] + y0 * volume.voxel_size[1], volume.yx_origin[1] + x0 * volume.voxel_size[2])
-    return volume.replace(data=data, yx_origin=origin, metadata=dict(volume.metadata, crop=[y0, x0, side]))
+    planes = {"z_positions": z[k0:k1]} if volume.z_positions is not None else {"z_origin": float(z[k0])}
+    return volume.replace(data=data, yx_origin=origin, **planes,
+                          metadata=dict(volume.metadata, crop=[y0, x0, side] + ([k0, k1] if z_range else [])))
+
+
+def central_planes(volume: Volume, planes: int = SAMPLE_PLANES) -> tuple[float, float]:
+    """The z positions of the first and last of ``volume``'s central ``planes`` planes (all of a shorter stack)."""
+    k0, k1 = _central_planes(volume.nz, planes)
+    z = volume.z_coords()
+    return float(z[k0]), float(z[k1 - 1])
 
 
 def _axial_margin(method, z_in: np.ndarray, z_out: np.ndarray) -> int:
@@ -181,10 +200,10 @@ def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int,
     return da.block(layers)
 
 
-def _central_planes(nz: int) -> tuple[int, int]:
-    """The central :data:`SAMPLE_PLANES` planes (all of a shorter stack) as ``[k0, k1)``."""
-    k0 = max(0, (nz - SAMPLE_PLANES) // 2)
-    return k0, min(nz, k0 + SAMPLE_PLANES)
+def _central_planes(nz: int, planes: int = SAMPLE_PLANES) -> tuple[int, int]:
+    """The central ``planes`` planes (all of a shorter stack) as ``[k0, k1)``."""
+    k0 = max(0, (nz - planes) // 2)
+    return k0, min(nz, k0 + planes)
 
 
 def _central_crop(stack: da.Array) -> np.ndarray:

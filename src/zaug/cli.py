@@ -440,10 +440,11 @@ def cmd_predict(args) -> int:
         if args.report:
             from .report import write_prediction_report
 
-            if blockwise:  # a report on the central tiles: the whole stack may not fit in memory
-                from .blockwise import central_crop
+            if blockwise:  # a report on the central tiles and planes: the whole stack may not fit in memory
+                from .blockwise import central_crop, central_planes
 
-                vol, out = central_crop(vol), central_crop(out)
+                z_range = central_planes(vol)
+                vol, out = central_crop(vol, z_range=z_range), central_crop(out, z_range=z_range)
             print(f"report: {write_prediction_report(vol, out, args.report)}")
     return 0
 

@@ -44,12 +44,12 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import InputError, ZaugError
+from .errors import InputError, ZaugError, ZaugWarning
+from .classic import CLASSICAL_METHODS
 from .io import check_output_path
 from .io._atomic import atomic_path
 from .io._units import normalize_unit
 from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
-from .errors import ZaugWarning
 from .methods.zaugnet import TRANSFER_ALPHA, describe_weights, check_mode as zaugnet_mode
 from .predict import output_positions
 from .volume import Volume, check_volume
@@ -83,6 +83,9 @@ ZAUGNET_CITATION = {
 
 class ExportError(ZaugError):
     """The model cannot be exported (missing packages, unsupported method, failed test)."""
+
+
+NO_AUTHOR = "unknown (exported by zaug without --author)"
 
 
 def check_export_factor(factor: int, plus: bool, minimum: int = 2) -> int:
@@ -218,7 +221,8 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
         which also take 1: restored at the stack's own sampling, e.g. a RESIN
         model of an oblique blur on a near-isotropic stack).
     name, authors, license
-        For the description (defaults: from the model folder, ``["zaug user"]``, CC-BY-4.0).
+        For the description (defaults: from the model folder, :data:`NO_AUTHOR` with a warning, CC-BY-4.0).
+        The licence is checked before any work.
     calibrate : bool
         ZAugNet: False fixes the weights at the model alone, as ``zaug predict --no-calibrate``.
     mode : {'direct', 'transfer', 'auto'}, optional
@@ -243,6 +247,9 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
     if output.suffix != ".zip":
         raise InputError(f"a bioimage.io package is a .zip file; {output.name} does not end in .zip.")
     check_output_path(output, overwrite=overwrite)
+    _check_licence(v0_5, license)
+    if not Path(model_dir).exists() and str(model_dir) not in CLASSICAL_METHODS:
+        raise InputError(f"{model_dir} does not exist; give the folder of a model from 'zaug train'.")
     model = resolve(str(model_dir), device="cpu")
     stack, z_in = _check_volume(volume)
     if mode is not None:
@@ -250,6 +257,7 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
             raise InputError("--z-mode is a ZAugNet option; this model has no modes.")
         model.mode = zaugnet_mode(mode)
     plan = _plan(model, stack, z_in, volume, factor, calibrate, Path(model_dir).resolve().name)
+    _warn_about_what_is_shared(model, authors)
     factor = plan.factor
     test_input = _test_input(stack)
     test_output = plan.module(torch.from_numpy(test_input)).numpy()
@@ -258,7 +266,7 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
     with tempfile.TemporaryDirectory(prefix="zaug-bioimageio-") as tmp:
         descr = _description(v0_5, plan, model, volume, Path(tmp), test_input, test_output,
                              name or f"{plan.method} x{factor} z ({Path(model_dir).resolve().name})",
-                             authors or ["zaug user"], license)
+                             authors or [NO_AUTHOR], license)
         status = _run_test(descr) if test else None
         with atomic_path(output) as part:
             save_package(descr, output_path=part)
@@ -447,6 +455,29 @@ def _zaug_prediction(model, weights, stack, z_in, factor) -> np.ndarray:
     return out
 
 
+def _check_licence(v0_5, license: str) -> None:
+    """Refuse a licence the bioimage.io description would refuse, before the model runs."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        TypeAdapter(v0_5.ModelDescr.model_fields["license"].annotation).validate_python(license)
+    except ValidationError as exc:
+        raise ExportError(f"{license!r} is not an SPDX licence identifier such as CC-BY-4.0, MIT or "
+                          "BSD-3-Clause.") from exc
+
+
+def _warn_about_what_is_shared(model, authors: list[str] | None) -> None:
+    """A package is made to be shared: say what its description would otherwise claim or hide."""
+    if not authors:
+        warnings.warn(ZaugWarning(f"no --author given: the package names its author {NO_AUTHOR!r}; pass "
+                                  "--author NAME (repeat for several) before sharing it."), stacklevel=3)
+    gain = (model.config.self_check or {}).get("gain_db")
+    if gain is not None and gain < 0:
+        warnings.warn(ZaugWarning(f"this model's self-check measured {gain:+.2f} dB against the better of linear "
+                                  "and cubic interpolation on its training stack: the package may do worse than "
+                                  "interpolation (its README says so)."), stacklevel=3)
+
+
 def _run_test(descr) -> str:
     from bioimageio.core import test_model
 
@@ -546,9 +577,15 @@ def _documentation(plan: _Plan, model, volume: Volume) -> str:
              f"Trained with `zaug train --method {cfg.method} --preset {cfg.preset}` on the user's own stack "
              f"({cfg.summary.get('steps')} steps), self-supervised; training voxel size (z, y, x) "
              f"{tuple(cfg.train_voxel_size)} {cfg.train_unit}.", ""]
+    lines += ["## Validation", ""]
     if sc.get("gain_db") is not None:
+        worse = " (worse than interpolation: check it on your data first)" if sc["gain_db"] < 0 else ""
         lines += [f"Self-check on held-out data of the training stack: {sc['gain_db']:+.2f} dB PSNR over the "
-                  "better of linear and cubic interpolation.", ""]
+                  f"better of linear and cubic interpolation{worse}.", ""]
+    else:
+        lines += ["No self-check was recorded for this model.", ""]
+    lines += ["The test tensors (`test_input.npy`, `test_output.npy`) are a crop of the stack it was exported "
+              "with and this package's output on it, compared with zaug's own prediction when it was exported.", ""]
     if plan.kwargs.get("mode") == "transfer":
         lines += ["## Mode", "", f"{plan.fixed_lines[0]}: nothing is measured per stack, so the package does what "
                   "`zaug predict --z-mode transfer` does on any stack; it needs at least 3 planes.", ""]
@@ -560,7 +597,10 @@ def _documentation(plan: _Plan, model, volume: Volume) -> str:
     lines += ["", "Use it on stacks of the same kind and sampling; for others, train and predict with zaug.", "",
               "## Limits", "",
               "- Trained on one stack: measure it on yours with `zaug evaluate` before trusting it.",
-              "- The output is float32; cast it back to your stack's data type (zaug predict does).", ""]
+              "- The output is float32; cast it back to your stack's data type (zaug predict does).",
+              "- Run it on whole stacks: bioimageio.core's tiled (blockwise) prediction fails on the output's z "
+              "axis, and tiles would need planes and pixels of context; for stacks larger than memory use "
+              "`zaug predict --tile`.", ""]
     return "\n".join(lines)
 
 
