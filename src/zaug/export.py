@@ -176,7 +176,9 @@ def architecture_source() -> str:
         lines = [line for line in source.splitlines()
                  if "# zaug-bundle" not in line and line != "from __future__ import annotations"]
         parts.append(f"# ---- zaug/nets/{module.__name__.rsplit('.', 1)[-1]}.py ----\n" + "\n".join(lines))
-    header = (f'"""zaug {__version__} networks for bioimage.io: zaug/nets/ifnet.py, resnet2d.py, unet3d.py, edsr_liif.py and zstack.py."""\n\n'
+    header = (f'"""zaug {__version__} networks for bioimage.io: zaug/nets/ifnet.py, resnet2d.py, unet3d.py, edsr_liif.py and zstack.py.\n\n'
+              'Copyright (c) 2026, the zaug authors. BSD-3-Clause licence (the package\'s own licence is that of its\n'
+              'weights and files): redistributions must keep this notice.\n"""\n\n'
               "from __future__ import annotations\n\n")
     return header + "\n\n".join(parts) + "\n"
 
