@@ -308,6 +308,9 @@ def test_a_given_voxel_size_converts_a_physical_origin_to_its_unit(tmp_path):
     write_volume(Volume(STACK, (290, 260, 260), "nm", z_origin=1000.0, yx_origin=(520.0, -260.0)), tmp_path / "o.zarr")
     vol = _read_quietly(tmp_path / "o.zarr", voxel_size=(0.3, 0.25, 0.25), unit="um")
     assert (vol.voxel_size, vol.z_origin, vol.yx_origin) == ((0.3, 0.25, 0.25), 1.0, (0.52, -0.26))
+    # uneven planes under a given (even) spacing: they start where the first plane was
+    write_volume(Volume(STACK, (0.3, 0.25, 0.25), "um", z_positions=[2.0, 2.3, 2.7, 3.0, 3.4]), tmp_path / "u.npz")
+    assert _read_quietly(tmp_path / "u.npz", voxel_size=(0.35, 0.25, 0.25)).z_origin == 2.0
 
 
 def test_a_given_voxel_size_in_no_physical_unit_drops_a_physical_origin_with_a_warning(tmp_path):

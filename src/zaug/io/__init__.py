@@ -125,8 +125,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
                  physical.get("x", physical.get("y", 1.0)))
     # in the file's unit, like its voxel size; uneven z positions start at the first
     positions = physical.get("z_positions")
-    file_origin = (float(positions[0]) if positions else float(physical.get("z_origin", 0.0)),
-                   *physical.get("yx_origin", (0.0, 0.0)))
+    first_z = float(positions[0]) if positions is not None and len(positions) else float(physical.get("z_origin", 0.0))
+    file_origin = (first_z, *physical.get("yx_origin", (0.0, 0.0)))
     if voxel_size is not None:
         if len(voxel_size) != 3:
             raise InputError("--voxel-size needs three numbers: z y x.")
