@@ -110,7 +110,8 @@ def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_
     with zipfile.ZipFile(out) as package:
         names = set(package.namelist())
         rdf = package.read("rdf.yaml").decode()
-    assert {"rdf.yaml", "weights.pt", "zaug_zstack.py", "test_input.npy", "test_output.npy"} <= names
+    assert {"rdf.yaml", "weights.pt", "zaug_zstack.py", "test_input.npy", "test_output.npy", "sample_input.tif",
+            "sample_output.tif"} <= names
     assert "zaug" in rdf and "A. Tester" in rdf and "calibration_weights" in rdf
     with zipfile.ZipFile(out) as package:
         readme = package.read("README.md").decode()

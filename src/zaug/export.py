@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 
 from . import __version__
@@ -497,7 +498,8 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
     factor = plan.factor
     files = {"weights": folder / "weights.pt", "arch": folder / "zaug_zstack.py",
              "env": folder / "environment.yaml", "input": folder / "test_input.npy",
-             "output": folder / "test_output.npy", "doc": folder / "README.md", "cover": folder / "cover.png"}
+             "output": folder / "test_output.npy", "doc": folder / "README.md", "cover": folder / "cover.png",
+             "sample_in": folder / "sample_input.tif", "sample_out": folder / "sample_output.tif"}
     # the bioimage.io format for PyTorch weights is torch.save's state dict; consumers load it with
     # weights_only=True, and zaug itself never reads it back (its own models are safetensors)
     torch.save(plan.module.state_dict(), files["weights"])
@@ -505,6 +507,9 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
     files["env"].write_text(_environment())
     np.save(files["input"], test_input)
     np.save(files["output"], test_output)
+    # the same crop as images a person can open (bioimage.io's sample tensors; the .npy files are for machines)
+    tifffile.imwrite(files["sample_in"], test_input[0])
+    tifffile.imwrite(files["sample_out"], test_output[0])
     files["doc"].write_text(_documentation(plan, model, volume))
     _cover(files["cover"], test_input[0], test_output[0], factor)
 
@@ -521,9 +526,11 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
                 axis(v0_5.SpaceOutputAxis, "y", ref("y"), vy), axis(v0_5.SpaceOutputAxis, "x", ref("x"), vx)]
     inputs = [v0_5.InputTensorDescr(
         id=raw, axes=in_axes, test_tensor=v0_5.FileDescr(source=files["input"]),
+        sample_tensor=v0_5.FileDescr(source=files["sample_in"]),
         description="z-stack in its own intensity units (float32); uniform z spacing")]
     outputs = [v0_5.OutputTensorDescr(
         id=v0_5.TensorId("output"), axes=out_axes, test_tensor=v0_5.FileDescr(source=files["output"]),
+        sample_tensor=v0_5.FileDescr(source=files["sample_out"]),
         description=f"the stack {_sampling(factor)}, float32")]
     state_dict = v0_5.PytorchStateDictWeightsDescr(
         source=files["weights"], pytorch_version=v0_5.Version(torch.__version__.split("+")[0]),
