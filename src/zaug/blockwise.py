@@ -38,6 +38,7 @@ import dask
 import dask.array as da
 import numpy as np
 
+from .classic import CUBIC_REACH
 from .errors import InputError
 from .predict import ZInterpolator, cast_like, keep_acquired, output_positions, resampled_volume
 from .volume import Volume, check_volume
@@ -50,7 +51,7 @@ DEFAULT_TILE = 512
 # peaked at 10.0 GB in one tile of every plane, 2.2 GB in 18 cut along z, 8.1 GB whole in memory;
 # benchmarks/bench_blockwise.py)
 TILE_BYTES = 1 << 28
-AXIAL_MARGIN = 8  # input planes of context each side of a z-cut: a cubic spline's reach falls to 3e-5 there
+AXIAL_MARGIN = CUBIC_REACH  # input planes of context each side of a cut along z
 MIN_TILE_PLANES = 8
 
 
@@ -116,8 +117,7 @@ def central_crop(volume: Volume, side: int = SAMPLE_SIDE, z_range: tuple[float, 
     Planes at ``z_range`` (first and last position, inclusive) only, when
     given; a z range outside the stack is refused.
     """
-    ny, nx = volume.spatial_shape[1:]
-    y0, x0 = max(0, (ny - side) // 2), max(0, (nx - side) // 2)
+    y0, x0 = _window_start(volume.spatial_shape[1:], side)
     z = volume.z_coords()
     tol = 1e-6 * max(1.0, float(z[-1] - z[0]))
     keep = np.ones(len(z), bool) if z_range is None else (z >= z_range[0] - tol) & (z <= z_range[1] + tol)
@@ -206,9 +206,13 @@ def _central_planes(nz: int, planes: int = SAMPLE_PLANES) -> tuple[int, int]:
     return k0, min(nz, k0 + planes)
 
 
+def _window_start(yx_shape, side: int) -> tuple[int, int]:
+    """Where the central ``side`` x ``side`` window of planes of ``yx_shape`` starts."""
+    return tuple(max(0, (n - side) // 2) for n in yx_shape)
+
+
 def _central_crop(stack: da.Array) -> np.ndarray:
-    ny, nx = stack.shape[1:]
-    y0, x0 = max(0, (ny - SAMPLE_SIDE) // 2), max(0, (nx - SAMPLE_SIDE) // 2)
+    y0, x0 = _window_start(stack.shape[1:], SAMPLE_SIDE)
     sample = np.asarray(stack[:, y0:y0 + SAMPLE_SIDE, x0:x0 + SAMPLE_SIDE], dtype=np.float32)
     _check_finite(sample, (None, y0, x0))
     return sample

@@ -548,12 +548,10 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
                              **_jsonable(plan.fixed), "train_voxel_size": list(cfg.train_voxel_size),
                              "train_unit": cfg.train_unit, "self_check": _jsonable(cfg.self_check),
                              "steps": cfg.summary.get("steps")}})
-    except ValueError as exc:  # pydantic's ValidationError: a bad --name, --license, ...
+    except ValueError as exc:  # pydantic's ValidationError: a bad --name, ... (the licence is checked first)
         errors = getattr(exc, "errors", lambda: [])()
         where = str(errors[0]["loc"][0]) if errors and errors[0]["loc"] else "description"
         message = errors[0]["msg"] if errors else str(exc)
-        if where == "license":
-            message = f"{license!r} is not an SPDX licence identifier such as CC-BY-4.0, MIT or BSD-3-Clause"
         raise ExportError(f"the bioimage.io description is not valid ({where}: {message[:200]}).") from exc
 
 

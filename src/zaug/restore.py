@@ -28,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .classic import CLASSICAL_METHODS, interpolate_stack
+from .classic import CLASSICAL_METHODS, CUBIC_REACH, interpolate_stack
 from .data.lateral import DEFAULT_PERCENTILES, normalise, percentile_range
 from .errors import InputError, ZaugWarning
 from .predict import cast_like, output_positions
@@ -204,10 +204,10 @@ class RestorationTiles:
 
     def axial_margin(self, z_in: np.ndarray, z_out: np.ndarray) -> int:
         """Input planes of context each side of a cut along z (:mod:`zaug.blockwise`): the networks' reach,
-        ``lateral_margin`` output planes, plus the 8 planes of the resampling spline's."""
+        ``lateral_margin`` output planes, plus the resampling spline's."""
         step_in = float(np.mean(np.diff(z_in))) if len(z_in) > 1 else 1.0
         step_out = float(np.mean(np.diff(z_out))) if len(z_out) > 1 else step_in
-        return int(np.ceil(self.lateral_margin * step_out / step_in)) + 8
+        return int(np.ceil(self.lateral_margin * step_out / step_in)) + CUBIC_REACH
 
     def for_stack(self, sample: np.ndarray, z_in, z_out, pixel_size=None) -> "RestorationTiles":
         """A copy that normalises every tile with the percentiles of ``sample``."""
