@@ -345,3 +345,126 @@ def test_more_than_five_axes_are_refused_in_one_sentence(tmp_path):
 def test_an_origin_that_is_no_position_is_refused(origin):
     with pytest.raises(InputError, match="origin"):
         Volume(STACK, (1.0, 1.0, 1.0), "um", **origin)
+
+
+# -- files as microscopes and Fiji write them: damage, several series, calibrations ------------
+
+def test_a_truncated_tiff_is_refused_not_read_as_fewer_planes(tmp_path):
+    path = tmp_path / "stack.tif"
+    tifffile.imwrite(path, np.arange(10 * 32 * 32, dtype=np.uint16).reshape(10, 32, 32))
+    whole = path.read_bytes()
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole[: len(whole) * 6 // 10])  # a copy that stopped part-way
+    assert len(tifffile.TiffFile(cut).series[0].pages) < 10  # tifffile alone reads what it can
+    with pytest.raises(InputError, match="damaged or truncated"):
+        read_volume(cut)
+
+
+def test_an_overview_plane_before_the_stack_is_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "two.ome.tif"
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(np.zeros((16, 16), np.uint16), metadata={"axes": "YX"})
+        tif.write(STACK, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5,
+                                   "PhysicalSizeX": 0.5})
+    with pytest.warns(ZaugWarning, match="2 image series .* reads series 1 only"):
+        vol = read_volume(path)
+    np.testing.assert_array_equal(vol.data, STACK)
+    assert vol.voxel_size == (2.0, 0.5, 0.5)
+    with pytest.warns(ZaugWarning, match="reads series 1 only"):
+        np.testing.assert_array_equal(np.asarray(read_volume(path, lazy=True).data), STACK)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_fiji_signed_16_bit_is_read_as_its_values_and_written_back(tmp_path, lazy):
+    values = (STACK.astype(np.int32) - 150).astype(np.int16)  # negative and positive
+    path = tmp_path / "signed.tif"
+    tifffile.imwrite(path, (values.astype(np.int32) + 32768).astype(np.uint16), imagej=True,
+                     metadata={"axes": "ZYX", "spacing": 1.0, "unit": "micron", "cf": 0, "c0": -32768.0,
+                               "c1": 1.0, "vunit": "Gray Value"})
+    vol = _read_quietly(path, lazy=lazy)
+    assert vol.dtype == np.int16
+    np.testing.assert_array_equal(np.asarray(vol.data), values)
+    out = write_volume(upsample_z(vol.replace(data=np.asarray(vol.data)), ClassicalInterpolator("linear"), 2),
+                       tmp_path / "out.tif")
+    np.testing.assert_array_equal(read_volume(out).data[::2], values)
+
+
+def test_float16_goes_to_tiff_as_float32_with_every_value(tmp_path):
+    data = (STACK / 7).astype(np.float16)
+    with pytest.warns(ZaugWarning, match="written as float32"):
+        out = write_volume(Volume(data, (1, 1, 1), "um"), tmp_path / "half.ome.tif")
+    back = read_volume(out)
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back.data, data.astype(np.float32))
+
+
+def test_npy_output_warns_that_it_drops_the_voxel_size(tmp_path):
+    with pytest.warns(ZaugWarning, match="holds pixels only"):
+        write_volume(Volume(STACK, (2, 0.5, 0.5), "um"), tmp_path / "a.npy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        write_volume(Volume(STACK), tmp_path / "b.npy")  # nothing to lose
+
+
+def test_info_shows_the_origin(tmp_path, capsys):
+    from zaug.cli import main
+
+    path = write_volume(Volume(STACK, (2, 0.5, 0.5), "um", z_origin=5.0, yx_origin=(100.0, 200.0)),
+                        tmp_path / "a.ome.tif")
+    assert main(["info", str(path)]) == 0
+    assert "origin (first voxel) z 5, y 100, x 200 um" in capsys.readouterr().out
+    assert main(["info", "--json", str(path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["z_origin"] == 5.0 and info["yx_origin"] == {"y": 100.0, "x": 200.0}
+
+
+def test_a_stack_saved_page_by_page_is_read_as_one_stack(tmp_path):
+    path = tmp_path / "pages.tif"
+    for plane in STACK:  # each page with metadata of its own: tifffile sees a series per page
+        tifffile.imwrite(path, plane, append=True)
+    assert len(tifffile.TiffFile(path).series) == len(STACK)
+    np.testing.assert_array_equal(_read_quietly(path).data, STACK)
+
+
+@pytest.mark.parametrize("name", ["a.ome.tif", "a.ome.zarr", "a.tif"])
+def test_channel_names_and_time_step_are_carried_to_an_upsampled_output(tmp_path, name):
+    data = np.random.default_rng(1).integers(0, 200, (3, 2, 5, 8, 8)).astype(np.uint16)
+    vol = Volume(data, (2, 0.5, 0.5), "um", axes="TCZYX", channel_names=("DAPI", "GFP"), time_interval=30.0,
+                 time_unit="min", time_origin=60.0 if name.endswith("zarr") else 0.0)
+    out = upsample_z(vol, ClassicalInterpolator("linear"), 2)
+    if name == "a.tif":
+        with pytest.warns(ZaugWarning, match="holds no channel names, so DAPI, GFP"):
+            path = write_volume(out, tmp_path / name)
+    else:
+        path = write_volume(out, tmp_path / name)
+    back = _read_quietly(path)
+    assert back.channel_names == (() if name == "a.tif" else ("DAPI", "GFP"))
+    assert (back.time_interval, back.time_unit, back.time_origin) == (30.0, "min", out.time_origin)
+    assert back.voxel_size == (1.0, 0.5, 0.5)
+
+
+def test_time_units_are_read_in_each_formats_spelling(tmp_path):
+    stack = np.zeros((2, 5, 8, 8), np.uint8)
+    tifffile.imwrite(tmp_path / "ij.tif", stack, imagej=True, metadata={"axes": "TZYX", "finterval": 2.5})
+    tifffile.imwrite(tmp_path / "o.ome.tif", stack, ome=True,
+                     metadata={"axes": "TZYX", "TimeIncrement": 250, "TimeIncrementUnit": "ms"})
+    assert (read_volume(tmp_path / "ij.tif").time_interval, read_volume(tmp_path / "ij.tif").time_unit) == (2.5, "s")
+    assert (read_volume(tmp_path / "o.ome.tif").time_interval, read_volume(tmp_path / "o.ome.tif").time_unit) == (
+        250.0, "ms")
+
+
+def test_names_and_time_that_do_not_fit_the_axes_are_dropped():
+    vol = Volume(np.zeros((2, 5, 8, 8), np.uint8), axes="CZYX", channel_names=("a", "b"), time_interval=3.0)
+    assert vol.channel_names == ("a", "b") and vol.time_interval is None  # no T axis
+    one = vol.replace(data=vol.data[0], axes="ZYX")
+    assert one.channel_names == ()
+    assert vol.replace(channel_names=("a",)).channel_names == ()
+
+
+def test_ome_z_origin_is_the_first_time_points_when_the_stage_drifts(tmp_path):
+    z = [10.0 + 2 * k for k in range(5)] + [12.0 + 2 * k for k in range(5)]  # T1 drifted by 2 um
+    tifffile.imwrite(tmp_path / "drift.ome.tif", np.zeros((2, 5, 8, 8), np.uint8), ome=True,
+                     metadata={"axes": "TZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5,
+                               "Plane": {"PositionZ": z}})
+    vol = read_volume(tmp_path / "drift.ome.tif")
+    assert vol.z_origin == 10.0 and vol.z_positions is None

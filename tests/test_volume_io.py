@@ -146,6 +146,27 @@ def test_write_refuses_to_clobber_and_to_overwrite_input(tmp_path):
     assert read_volume(path).data.max() == 1
 
 
+def test_overwrite_never_replaces_a_folder_holding_the_input_or_other_files(tmp_path):
+    vol = Volume(np.arange(3 * 8 * 8, dtype=np.uint8).reshape(3, 8, 8), (1, 1, 1), "um")
+    store = tmp_path / "res.ome.zarr"
+    store.mkdir()
+    inside = write_volume(vol, store / "input.tif")
+    with pytest.raises(OutputError, match="is inside the output"):
+        write_volume(vol, store, overwrite=True, inputs=[inside])
+    notes = tmp_path / "notes.ome.zarr"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"not part of a zarr store \(notes.txt\)"):
+        write_volume(vol, notes, overwrite=True)
+    assert inside.exists() and (notes / "notes.txt").read_text() == "mine"
+    # an earlier output, or an empty folder, is replaced
+    out = write_volume(vol, tmp_path / "out.ome.zarr")
+    write_volume(vol.replace(data=vol.data[::-1]), out, overwrite=True)
+    np.testing.assert_array_equal(read_volume(out).data, vol.data[::-1])
+    (tmp_path / "empty.ome.zarr").mkdir()
+    write_volume(vol, tmp_path / "empty.ome.zarr", overwrite=True)
+
+
 def test_failed_write_leaves_no_file_under_final_name(tmp_path, monkeypatch):
     import zaug.io as zio
 

@@ -386,11 +386,13 @@ def cmd_info(args) -> int:
         print(f"{args.path}: {' x '.join(map(str, vol.data.shape))} ({vol.axes}), {vol.dtype}, "
               f"voxel size z {vz:g}, y {vy:g}, x {vx:g} {vol.unit} (anisotropy {vol.anisotropy:.2f}"
               f"{', non-uniform z' if not vol.is_uniform else ''})")
+        if any(vol.origin):
+            print("origin (first voxel) z {:g}, y {:g}, x {:g} {}".format(*vol.origin, vol.unit))
     return 0
 
 
 def cmd_predict(args) -> int:
-    from .io import format_of, write_volume
+    from .io import format_of, stored_dtype, write_volume
     from .methods import resolve
 
     # everything that can be refused is refused before any work or output
@@ -434,8 +436,9 @@ def cmd_predict(args) -> int:
                 print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, as "
                       f"fitted on lateral triplets of the input{capped}")
         vz = out.voxel_size[0]
-        print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, {out.dtype}"
-              + (f", in {out.data.npartitions} tiles" if blockwise else "")
+        print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, "
+              f"{stored_dtype(out.dtype, args.output)}"
+              + (f", in {out.data.npartitions} tile{'s' * (out.data.npartitions != 1)}" if blockwise else "")
               + (f" ({len(out.data.chunks[-3])} along z)" if blockwise and len(out.data.chunks[-3]) > 1 else ""))
         if args.report:
             from .report import write_prediction_report

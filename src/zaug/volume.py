@@ -48,6 +48,14 @@ class Volume:
     yx_origin : tuple of float
         Physical (y, x) position of the first pixel of every plane, in
         ``unit`` (a file's lateral offset or stage position).
+    channel_names : tuple of str
+        Names of the channels (C axis), as the file gave them; empty when unknown.
+    time_interval : float, optional
+        Time between time points (T axis), in ``time_unit``; None when unknown.
+    time_unit : str
+        Unit of ``time_interval`` and ``time_origin`` (``"s"``, ``"ms"``, ``"min"``, ...).
+    time_origin : float
+        Time of the first time point.
     metadata : dict
         Free-form information carried along (source path, ...).
 
@@ -69,6 +77,10 @@ class Volume:
     z_positions: np.ndarray | None = None
     z_origin: float = 0.0
     yx_origin: tuple[float, float] = (0.0, 0.0)
+    channel_names: tuple[str, ...] = ()
+    time_interval: float | None = None
+    time_unit: str = "s"
+    time_origin: float = 0.0
     metadata: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +104,7 @@ class Volume:
                 f"axes {axes!r} name {len(axes)} dimensions but the image has {self.data.ndim} "
                 f"(shape {tuple(self.data.shape)})."
             )
+        self._fit_channel_and_time_metadata()
         if self.z_positions is not None:
             z = np.asarray(self.z_positions, dtype=np.float64)
             if z.shape != (self.nz,):
@@ -99,6 +112,20 @@ class Volume:
             if not np.all(np.isfinite(z)) or np.any(np.diff(z) <= 0):
                 raise InputError("z positions must be finite and strictly increasing.")
             object.__setattr__(self, "z_positions", z)
+
+    def _fit_channel_and_time_metadata(self) -> None:
+        """Keep channel names and the time step only where they describe this volume's C and T axes
+        (a copy with one channel, or one time point, drops them rather than mislabel it)."""
+        names = tuple(str(n) for n in self.channel_names)
+        if "C" not in self.axes or len(names) != self.data.shape[self.axes.index("C")]:
+            names = ()
+        object.__setattr__(self, "channel_names", names)
+        interval = self.time_interval
+        if "T" not in self.axes or interval is None or not (np.isfinite(interval) and interval > 0):
+            interval = None
+        object.__setattr__(self, "time_interval", None if interval is None else float(interval))
+        origin = float(self.time_origin)
+        object.__setattr__(self, "time_origin", origin if "T" in self.axes and np.isfinite(origin) else 0.0)
 
     # -- shape -----------------------------------------------------------
     @property
@@ -159,9 +186,20 @@ class Volume:
         }
         if self.z_positions is not None:
             info["z_positions"] = [float(z) for z in self.z_positions]
+        elif self.z_origin:
+            info["z_origin"] = self.z_origin
         if any(self.yx_origin):
             info["yx_origin"] = {"y": self.yx_origin[0], "x": self.yx_origin[1]}
+        if self.channel_names:
+            info["channel_names"] = list(self.channel_names)
+        if self.time_interval is not None:
+            info["time"] = {"interval": self.time_interval, "unit": self.time_unit, "origin": self.time_origin}
         return info
+
+    @property
+    def origin(self) -> tuple[float, float, float]:
+        """Physical position (z, y, x) of the first voxel, in :attr:`unit`."""
+        return (float(self.z_coords()[0]),) + self.yx_origin
 
     def __repr__(self) -> str:
         vz, vy, vx = self.voxel_size

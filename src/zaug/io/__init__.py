@@ -28,6 +28,13 @@ every plane, y and x from the first), ImageJ's ``zorigin``/``yorigin``/``xorigin
 a file without a physical unit) stays on the same pixel, one in a physical unit
 is converted to the unit given (and dropped, with a warning, where it cannot be).
 
+Channel names (:attr:`~zaug.Volume.channel_names`: OME ``Channel`` names,
+OME-Zarr ``omero`` labels) and the time step (:attr:`~zaug.Volume.time_interval`,
+``time_unit``, ``time_origin``: ImageJ ``finterval``/``tunit``, OME
+``TimeIncrement``, OME-Zarr's ``t`` axis) are read and written back where the
+format holds them. Of a TIFF file with several image series the first stack is
+read (with a warning); a damaged or truncated TIFF is refused.
+
 Examples
 --------
 >>> import numpy as np, tempfile, os
@@ -57,7 +64,7 @@ from .numpy_io import read_numpy, write_numpy
 from .omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
 
-__all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "format_of"]
+__all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "format_of", "stored_dtype"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 NUMPY_SUFFIXES = (".npy", ".npz")
@@ -144,8 +151,12 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         z_positions = None
     if z_positions is not None:
         size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
+    time = physical.get("time", {})
     return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
-                  yx_origin=yx_origin, metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+                  yx_origin=yx_origin, channel_names=tuple(physical.get("channel_names", ())),
+                  time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
+                  time_origin=time.get("origin", 0.0),
+                  metadata={"source": str(path), "format": fmt, "name": _stem(path)})
 
 
 def _origin_for_new_size(path: Path, physical: dict, origin: tuple, file_size: tuple, size: tuple,
@@ -199,6 +210,14 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
     """
     fmt = format_of(path)
     out = check_output_path(path, overwrite=overwrite, inputs=inputs)
+    if stored_dtype(volume.dtype, out) != volume.dtype:
+        warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as "
+                                  f"{stored_dtype(volume.dtype, out)} (every value kept)."), stacklevel=2)
+        volume = volume.replace(data=np.asarray(volume.data).astype(stored_dtype(volume.dtype, out)))
+    if fmt == "numpy" and out.suffix.lower() == ".npy" and volume.unit != "pixel":
+        warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so the voxel size ({volume.voxel_size[0]:g} x "
+                                  f"{volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} {volume.unit}) is not "
+                                  "stored; write .npz, .tif or .ome.zarr to keep it."), stacklevel=2)
     with atomic_path(out) as tmp:
         if fmt == "tiff":
             write_tiff(volume, tmp, ome=str(out).lower().endswith((".ome.tif", ".ome.tiff")) or None)
@@ -207,6 +226,13 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         else:
             write_numpy(volume, tmp)
     return out
+
+
+def stored_dtype(dtype, path: str | os.PathLike) -> np.dtype:
+    """The data type in which :func:`write_volume` stores ``dtype`` at ``path``: the same, except float16
+    in TIFF (which no TIFF writer here holds), stored as float32, which holds every value."""
+    dtype = np.dtype(dtype)
+    return np.dtype(np.float32) if dtype == np.float16 and format_of(path) == "tiff" else dtype
 
 
 def _to_canonical(data, axes: str | None, user_axes: bool) -> tuple[object, str]:

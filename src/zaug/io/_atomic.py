@@ -34,12 +34,37 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
     for src in inputs:
         if out.resolve() == Path(src).resolve():
             raise OutputError(f"the output {out} is the input file; choose another output path.")
+        if out.resolve() in Path(src).resolve().parents:
+            raise OutputError(f"the input {src} is inside the output {out}, which writing would replace; "
+                              "choose another output path.")
     if out.exists() and not overwrite:
         raise OutputError(f"{out} already exists; pass --overwrite to replace it.")
+    if out.is_dir() and not out.is_symlink():
+        _check_replaceable_store(out)
     check_parent_folder(out)
     if not out.parent.exists():
         raise OutputError(f"the folder {out.parent} does not exist; create it first.")
     return out
+
+
+ZARR_METADATA = {".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"}
+
+
+def _check_replaceable_store(folder: Path) -> None:
+    """Refuse to replace a folder that is not a zarr store: ``--overwrite`` replaces an earlier output,
+    never a folder of the user's files that happens to have the output's name."""
+    def is_node(path: Path) -> bool:
+        return any((path / name).exists() for name in ZARR_METADATA)
+
+    foreign = [p.name for p in sorted(folder.iterdir())
+               if not p.name.startswith((".zaug-partial-", ".zaug-old-"))
+               and not (p.name in ZARR_METADATA or (p.is_dir() and is_node(p)))]
+    if foreign or (not is_node(folder) and any(folder.iterdir())):
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        held = f"holds files that are not part of a zarr store ({shown})" if foreign else "is not a zarr store"
+
+        raise OutputError(f"{folder} is a folder that {held}, so --overwrite will not replace it; "
+                          "choose another output path.")
 
 
 def check_parent_folder(path: str | os.PathLike) -> None:

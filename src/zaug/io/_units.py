@@ -19,6 +19,12 @@ _TO_OME = {"um": "\u00b5m", "nm": "nm", "pm": "pm", "mm": "mm", "cm": "cm", "m":
            "in": "in", "pixel": "pixel"}
 _METRES = {"m": 1.0, "cm": 1e-2, "mm": 1e-3, "um": 1e-6, "nm": 1e-9, "pm": 1e-12, "A": 1e-10, "in": 0.0254}
 COMMON_UNIT = "um"  # what mixed units are converted to
+# time units: short form, then OME's symbol, NGFF's (UDUNITS-2) name and ImageJ's spelling
+_TIME = {"s": ("s", "second", "sec"), "ms": ("ms", "millisecond", "ms"), "us": ("\u00b5s", "microsecond", "us"),
+         "min": ("min", "minute", "min"), "h": ("h", "hour", "hour"), "d": ("d", "day", "day")}
+_TIME_NAMES = {name.lower(): short for short, names in _TIME.items() for name in (short, *names)}
+_TIME_NAMES.update({"sec": "s", "secs": "s", "seconds": "s", "msec": "ms", "milliseconds": "ms", "\u03bcs": "us",
+                    "minutes": "min", "mins": "min", "hr": "h", "hrs": "h", "hours": "h", "days": "d"})
 
 
 def normalize_unit(unit: str | None) -> str:
@@ -116,3 +122,13 @@ def in_one_unit(sizes: dict[str, tuple[float, str]]) -> tuple[dict[str, float], 
     if any(f is None for f in factors.values()):
         return None
     return {k: without_binary_noise(v * factors[unit]) for k, (v, unit) in sizes.items()}, COMMON_UNIT
+
+
+def time_unit(unit: str | None) -> str | None:
+    """Short form of a time unit (``'second'``, ``'sec'`` -> ``'s'``), or None when it is not one."""
+    return _TIME_NAMES.get(str(unit).strip().lower()) if unit is not None else None
+
+
+def time_unit_in(unit: str, form: str) -> str:
+    """A short time unit as OME (``'ome'``), NGFF (``'ngff'``) or ImageJ (``'imagej'``) spell it."""
+    return _TIME[unit][("ome", "ngff", "imagej").index(form)]

@@ -14,8 +14,8 @@ import zarr
 from ..errors import InputError
 from ..volume import Volume
 from ._reads import NamedReads
-from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries,
-                     unconvertible_units, without_binary_noise)
+from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries, time_unit,
+                     time_unit_in, unconvertible_units, without_binary_noise)
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -63,19 +63,19 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     z_positions = attrs.get("zaug", {}).get("z_positions")
     if z_positions:
         physical["z_positions"] = z_positions
+    physical.update(_time_axis(names, axes_meta, dataset.get("coordinateTransformations") or [],
+                               ms.get("coordinateTransformations") or []))
+    labels = [ch.get("label") for ch in (ngff.get("omero") or {}).get("channels", []) if isinstance(ch, dict)]
+    if labels and all(labels):
+        physical["channel_names"] = labels
     return data, "".join(names), physical
 
 
-def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: list,
-                       global_transforms: list) -> dict:
-    """Voxel size, unit and origin (``z_origin``, ``yx_origin``) of level 0 from its NGFF transformations.
-
-    The multiscale's own (global) transformations apply after the dataset's,
-    so the scales multiply and the dataset's translation is scaled by the
-    global scale before the global translation is added. Axes in different
-    units are converted to micrometres.
-    """
-    scale, offset = [1.0] * len(names), [0.0] * len(names)
+def _scale_and_offset(n: int, dataset_transforms: list, global_transforms: list) -> tuple[list, list]:
+    """Per-axis scale and translation of level 0: the multiscale's own (global) transformations apply
+    after the dataset's, so the scales multiply and the dataset's translation is scaled by the global
+    scale before the global translation is added."""
+    scale, offset = [1.0] * n, [0.0] * n
     for transforms in (dataset_transforms, global_transforms):
         for tr in transforms:
             if tr.get("type") == "scale" and "scale" in tr:
@@ -83,6 +83,29 @@ def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: li
                 offset = [a * float(b) for a, b in zip(offset, tr["scale"])]
             elif tr.get("type") == "translation" and "translation" in tr:
                 offset = [a + float(b) for a, b in zip(offset, tr["translation"])]
+    return scale, offset
+
+
+def _time_axis(names: list[str], axes_meta: list, dataset_transforms: list, global_transforms: list) -> dict:
+    """The time step, unit and origin of a ``t`` axis that states a time unit."""
+    if "T" not in names:
+        return {}
+    meta = axes_meta[names.index("T")]
+    unit = time_unit(meta.get("unit")) if isinstance(meta, dict) else None
+    if unit is None:
+        return {}
+    scale, offset = _scale_and_offset(len(names), dataset_transforms, global_transforms)
+    t = names.index("T")
+    return {"time": {"interval": scale[t], "unit": unit, "origin": offset[t]}}
+
+
+def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: list,
+                       global_transforms: list) -> dict:
+    """Voxel size, unit and origin (``z_origin``, ``yx_origin``) of level 0 from its NGFF transformations.
+
+    Axes in different units are converted to micrometres.
+    """
+    scale, offset = _scale_and_offset(len(names), dataset_transforms, global_transforms)
     given = {(a.get("name") or "").upper(): normalize_unit(a["unit"]) for a in axes_meta
              if isinstance(a, dict) and a.get("unit") and (a.get("name") or "").upper() in ("Z", "Y", "X")}
     default = next(iter(given.values()), "pixel")  # a spatial axis without a unit shares the others'
@@ -103,13 +126,17 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     """Write ``volume`` as a single-level NGFF 0.4 image (written with dask when lazy)."""
     unit = ngff_unit(volume.unit)
     axes = []
+    timed = volume.time_interval is not None
     for a in volume.axes.lower():
         entry = {"name": a, "type": _AXIS_TYPES[a]}
         if a in "zyx" and unit:
             entry["unit"] = unit
+        if a == "t" and timed:
+            entry["unit"] = time_unit_in(volume.time_unit, "ngff")
         axes.append(entry)
-    scale = [1.0] * (len(volume.axes) - 3) + list(volume.voxel_size)
-    translation = [0.0] * (len(volume.axes) - 3) + [float(volume.z_coords()[0]), *volume.yx_origin]
+    lead = {"T": (volume.time_interval, volume.time_origin) if timed else (1.0, 0.0), "C": (1.0, 0.0)}
+    scale = [lead[a][0] for a in volume.axes[:-3]] + list(volume.voxel_size)
+    translation = [lead[a][1] for a in volume.axes[:-3]] + [float(volume.z_coords()[0]), *volume.yx_origin]
     data = volume.data
     lazy = hasattr(data, "dask")
     if lazy:
@@ -138,6 +165,8 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     }]
     if volume.z_positions is not None:
         root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}
+    if volume.channel_names:
+        root.attrs["omero"] = {"channels": [{"label": name, "active": True} for name in volume.channel_names]}
 
 
 def _store(data, target) -> None:

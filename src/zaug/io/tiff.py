@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import logging
+import re
 import threading
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import tifffile
 
+from ..errors import InputError, ZaugWarning
 from ..volume import Volume
 from ._reads import NamedReads
 from ._units import (COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit,
-                     origin_entries, unconvertible_units, without_binary_noise)
+                     origin_entries, time_unit, time_unit_in, unconvertible_units, without_binary_noise)
 
 IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 LAZY_CHUNK = 512  # lateral chunk side of a compressed TIFF read lazily (zaug.blockwise's default tile)
 
 
 def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
-    """Read the first series of a TIFF file.
+    """Read the first image series of a TIFF file (the first stack, after an overview plane; the pages of
+    a file whose every page is an image series of its own, as a stack).
 
     With ``lazy``, an uncompressed, contiguously stored series is memory-mapped
     (read-only); a compressed one of one page per plane becomes a dask array
@@ -35,26 +41,141 @@ def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
         entries found (``z``, ``y``, ``x``), ``unit``, ``z_positions``,
         ``z_origin`` and ``yx_origin``.
     """
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        data = _memmap(path) if lazy else None
+    with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
+        if _planes_saved_one_by_one(tif):  # as Fiji does, the pages are the planes of one stack
+            return np.stack([s.asarray() for s in tif.series]), "ZYX", _imagej_physical(tif)
+        index = _pick_series(tif, path)
+        series = tif.series[index]
+        data = _memmap(path, index) if lazy else None
         if data is not None and data.shape != tuple(series.shape):
             data = None
         if data is None and lazy and TiffPlanes.fits(series):
             import dask.array as da
 
-            planes = TiffPlanes(path, tuple(series.shape), series.dtype)
+            planes = TiffPlanes(path, tuple(series.shape), series.dtype, index)
             # lateral chunks of about a tile, so a tile's task holds only its part of each plane
             chunks = (1,) * (planes.ndim - 2) + tuple(min(LAZY_CHUNK, n) for n in planes.shape[-2:])
             data = da.from_array(NamedReads(planes, path, series.axes), chunks=chunks, asarray=False)
         if data is None:
             data = series.asarray()
         axes = series.axes
+        data = _imagej_calibrated(data, tif.imagej_metadata or {}, path)
         if tif.is_ome and tif.ome_metadata:
-            physical = _ome_physical(tif.ome_metadata)
+            physical = dict(_ome_physical(tif.ome_metadata, index), **_ome_channels_and_time(tif.ome_metadata, index))
         else:
-            physical = _imagej_physical(tif)
+            physical = dict(_imagej_physical(tif), **_imagej_time(tif.imagej_metadata or {}))
     return data, axes, physical
+
+
+def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
+    root = ET.fromstring(xml)
+    return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
+
+
+def _ome_channels_and_time(xml: str, image: int = 0) -> dict:
+    """Channel names and the time step (``TimeIncrement``, default unit seconds) of an OME ``Pixels``."""
+    pixels = _ome_pixels(xml, image)
+    if pixels is None:
+        return {}
+    found: dict = {}
+    names = [el.get("Name") for el in pixels if el.tag.endswith("Channel")]
+    if names and all(names):
+        found["channel_names"] = names
+    step, unit = pixels.get("TimeIncrement"), time_unit(pixels.get("TimeIncrementUnit", "s"))
+    if step is not None and unit is not None:
+        found["time"] = {"interval": float(step), "unit": unit}
+    return found
+
+
+def _imagej_time(ij: dict) -> dict:
+    """ImageJ's frame interval (``finterval``, in ``tunit``, default seconds)."""
+    unit = time_unit(ij.get("tunit", "sec"))
+    if ij.get("finterval") is None or unit is None:
+        return {}
+    return {"time": {"interval": float(ij["finterval"]), "unit": unit}}
+
+
+# what tifffile logs about a file it cannot read whole (it then reads what it can)
+DAMAGE_SIGNS = ("invalid page offset", "corrupted", "truncated", "failed to read", "invalid value offset")
+
+
+@contextlib.contextmanager
+def _tifffile_errors(path: Path):
+    """Turn tifffile's logged read problems into one sentence: an error where the file is damaged (a
+    truncated file reads as fewer planes, silently), else a warning."""
+    logger = logging.getLogger("tifffile")
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    except Exception as exc:
+        _refuse_damage(path, records, exc)
+        raise
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+    _refuse_damage(path, records)
+    for message in dict.fromkeys(_tifffile_message(r) for r in records):
+        warnings.warn(ZaugWarning(f"{path}: {message}"), stacklevel=4)
+
+
+def _refuse_damage(path: Path, records: list[logging.LogRecord], exc: Exception | None = None) -> None:
+    damaged = [m for m in map(_tifffile_message, records) if any(sign in m.lower() for sign in DAMAGE_SIGNS)]
+    if damaged:
+        raise InputError(f"{path} looks damaged or truncated ({damaged[0]}), so it cannot be read whole.") from exc
+
+
+def _tifffile_message(record: logging.LogRecord) -> str:
+    """A tifffile log line without the object it was logged for (``<tifffile.TiffPages @8> ...``)."""
+    return re.sub(r"^<[^>]*>\s*", "", record.getMessage()).strip()
+
+
+def _imagej_calibrated(data, ij: dict, path: Path):
+    """The values Fiji shows: its signed 16-bit images are stored as uint16 plus 32768, with a calibration
+    (``cf=0``, a straight line, ``c0=-32768``, ``c1=1``) that undoes it; other calibrations are left to
+    the user, with a warning."""
+    if "cf" not in ij:
+        return data
+    signed = ij.get("cf") == 0 and float(ij.get("c0", 0)) == -32768 and float(ij.get("c1", 1)) == 1
+    if signed and np.dtype(data.dtype) == np.uint16:
+        if isinstance(data, np.ndarray) and not isinstance(data, np.memmap):
+            return (data.astype(np.int32) - 32768).astype(np.int16)
+        import dask.array as da
+
+        lazy = data if isinstance(data, da.Array) else da.from_array(data, chunks=(1,) * (data.ndim - 2) + (-1, -1))
+        return (lazy.astype(np.int32) - 32768).astype(np.int16)
+    warnings.warn(ZaugWarning(f"{path}: its ImageJ calibration of the values (function {ij.get('cf')}, "
+                              f"{ij.get('vunit', 'no unit')}) is not applied; zaug works on the stored values."),
+                  stacklevel=4)
+    return data
+
+
+def _planes_saved_one_by_one(tif: tifffile.TiffFile) -> bool:
+    """Whether every series is a single plane of one shape and type (a stack saved page by page with
+    metadata of its own on each page, which tifffile reads as a series per page)."""
+    series = tif.series
+    first = series[0]
+    return len(series) > 1 and all(len(s.shape) == 2 and s.shape == first.shape and s.dtype == first.dtype
+                                   and len(s.pages) == 1 for s in series)
+
+
+def _pick_series(tif: tifffile.TiffFile, path: Path) -> int:
+    """Which image series to read: the first, unless it is a single plane (an overview) and a later one
+    is a stack; a warning names the series read when there are several."""
+    series = tif.series
+    chosen = 0
+    if len(series) > 1:
+        stacks = [i for i, s in enumerate(series) if len(s.shape) >= 3 and not s.axes.endswith("S")]
+        if len(series[0].shape) < 3 and stacks:
+            chosen = stacks[0]
+        shapes = ", ".join(f"{i}: {'x'.join(map(str, s.shape))} ({s.axes})" for i, s in enumerate(series[:4]))
+        warnings.warn(ZaugWarning(
+            f"{path} holds {len(series)} image series ({shapes}{', ...' if len(series) > 4 else ''}); zaug reads "
+            f"series {chosen} only; save another series to a file of its own to use it."), stacklevel=4)
+    return chosen
 
 
 class TiffPlanes:
@@ -67,8 +188,8 @@ class TiffPlanes:
     open the file themselves (each thread keeps its own handle).
     """
 
-    def __init__(self, path: Path, shape: tuple, dtype):
-        self.path, self.shape, self.dtype = Path(path), tuple(shape), np.dtype(dtype)
+    def __init__(self, path: Path, shape: tuple, dtype, series: int = 0):
+        self.path, self.shape, self.dtype, self.series = Path(path), tuple(shape), np.dtype(dtype), int(series)
         self.ndim = len(self.shape)
         self._local = threading.local()
 
@@ -80,15 +201,15 @@ class TiffPlanes:
                 and tuple(series.keyframe.shape) == shape[-2:])
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "shape": self.shape, "dtype": self.dtype}
+        return {"path": self.path, "shape": self.shape, "dtype": self.dtype, "series": self.series}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], state["shape"], state["dtype"])
+        self.__init__(state["path"], state["shape"], state["dtype"], state.get("series", 0))
 
     def _pages(self):
         if getattr(self._local, "pages", None) is None:
             tif = tifffile.TiffFile(self.path)
-            self._local.tif, self._local.pages = tif, tif.series[0].pages
+            self._local.tif, self._local.pages = tif, tif.series[self.series].pages
         return self._local.pages
 
     def __getitem__(self, key) -> np.ndarray:
@@ -107,9 +228,9 @@ class TiffPlanes:
         return out[drop]
 
 
-def _memmap(path: Path) -> np.ndarray | None:
+def _memmap(path: Path, series: int = 0) -> np.ndarray | None:
     try:
-        return tifffile.memmap(path, series=0, mode="r")
+        return tifffile.memmap(path, series=series, mode="r")
     except ValueError:  # compressed or not contiguous: cannot be mapped
         return None
 
@@ -183,7 +304,7 @@ def _unknown_z(lateral: dict, unit: str) -> dict:
     return {"unit": "pixel", "unknown_z": {"y": y, "x": x, "unit": unit}}
 
 
-def _ome_physical(xml: str) -> dict:
+def _ome_physical(xml: str, image: int = 0) -> dict:
     """Voxel size, z positions and origin of an OME-XML ``Pixels`` element, in one unit.
 
     ``PhysicalSize*`` (default unit: micrometre) in different units are
@@ -195,8 +316,7 @@ def _ome_physical(xml: str) -> dict:
     ``yx_origin``. Positions in no physical unit are ignored. Units that cannot
     be converted leave the voxel size unknown, with a warning (``warnings``).
     """
-    root = ET.fromstring(xml)
-    pixels = next((el for el in root.iter() if el.tag.endswith("Pixels")), None)
+    pixels = _ome_pixels(xml, image)
     if pixels is None:
         return {}
     sizes = {}
@@ -216,8 +336,10 @@ def _ome_physical(xml: str) -> dict:
     physical["unit"] = unit
     planes = [el for el in pixels if el.tag.endswith("Plane")]
     size_units = {axis: sizes[axis][1] if axis in sizes else unit for axis in "zyx"}
+    # the first time point and channel: a stage that drifts between time points moves them all
+    first = [p for p in planes if int(p.get("TheT", 0)) == 0 and int(p.get("TheC", 0)) == 0]
     z = {(int(p.get("TheZ", 0)), _plane_position(p, "Z", size_units["z"], unit))
-         for p in planes if p.get("PositionZ") is not None}
+         for p in first if p.get("PositionZ") is not None}
     positions = [pos for _, pos in sorted(z)] if all(pos is not None for _, pos in z) else []
     if len(positions) > 1 and np.all(np.diff(positions) > 0):
         if "z" in physical and np.allclose(np.diff(positions), physical["z"], rtol=1e-6, atol=0):
@@ -269,15 +391,25 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
                 metadata[f"PhysicalSize{axis}Unit"] = unit
         if volume.z_positions is not None or volume.z_origin != 0 or any(volume.yx_origin):
             metadata["Plane"] = _plane_positions(volume, unit)
+        if volume.channel_names:
+            metadata["Channel"] = {"Name": list(volume.channel_names)}
+        if volume.time_interval is not None:
+            metadata.update(TimeIncrement=volume.time_interval,
+                            TimeIncrementUnit=time_unit_in(volume.time_unit, "ome"))
         tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib",
                          **_resolution_tags(volume.unit, vy, vx))
         return
+    if volume.channel_names:
+        warnings.warn(ZaugWarning(f"ImageJ TIFF holds no channel names, so {', '.join(volume.channel_names)} are "
+                                  "not stored; write .ome.tif or .ome.zarr to keep them."), stacklevel=3)
     # ImageJ orders hyperstacks TZCYX.
     order = [volume.axes.index(a) for a in "TZCYX" if a in volume.axes]
     ij_axes = "".join(volume.axes[i] for i in order)
     metadata = {"spacing": vz, "unit": imagej_unit(volume.unit), "axes": ij_axes, **_imagej_origin_metadata(volume)}
     if volume.z_positions is not None:
         metadata["zaug_z_positions"] = json.dumps([float(z) for z in volume.z_positions])
+    if volume.time_interval is not None:
+        metadata.update(finterval=volume.time_interval, tunit=time_unit_in(volume.time_unit, "imagej"))
     tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata,
                      resolution=(1.0 / vx, 1.0 / vy), compression="zlib")
 
