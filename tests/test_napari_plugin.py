@@ -97,6 +97,45 @@ def test_measure_layer_returns_labels_and_measurements():
     assert attributes["metadata"]["zaug_measure"]["summary"]["count"] == 2
 
 
+def test_the_layers_units_are_the_voxel_size_unit_and_measurements_follow_them():
+    z, y, x = np.mgrid[0:20, 0:40, 0:40]
+    ball = (((z - 10)**2 + (y - 20)**2 + (x - 20)**2 < 36) * 1000).astype(np.uint16)
+    in_um = measure_layer(LayerData(ball, scale=(0.5, 0.2, 0.2)), Kind.objects)[1]["metadata"]["zaug_measure"]
+    in_nm = LayerData(ball, scale=(500.0, 200.0, 200.0), units=("nanometer",) * 3)
+    labels, attributes, _ = measure_layer(in_nm, Kind.objects)
+    assert attributes["units"] == ("nanometer",) * 3 and attributes["metadata"]["zaug"]["unit"] == "nm"
+    measured = attributes["metadata"]["zaug_measure"]
+    assert measured["summary"]["count"] == 1
+    assert measured["unit"] == "nm"  # nm^3, not um^3
+    assert measured["items"][0]["volume_nm3"] == pytest.approx(in_um["items"][0]["volume_um3"] * 1e9, rel=1e-6)
+    out, attributes, _ = upsample_z_layer(in_nm, Method.linear, factor=2)
+    assert attributes["scale"] == (250.0, 200.0, 200.0) and attributes["units"][-1] == "nanometer"
+    with pytest.raises(InputError, match="one unit"):
+        upsample_z_layer(LayerData(ball, units=("pixel", "nanometer", "nanometer")), Method.linear)
+
+
+def test_time_axis_scale_translate_and_display_are_kept():
+    data = np.random.default_rng(0).integers(0, 4000, (3, 5, 8, 8)).astype(np.uint16)
+    layer = LayerData(data, scale=(30.0, 2.0, 0.5, 0.5), translate=(60.0, 1.0, 0.0, 0.0), name="movie",
+                      units=("second", "micrometer", "micrometer", "micrometer"))
+    layer.colormap, layer.contrast_limits = type("Colormap", (), {"name": "green"})(), (100.0, 3000.0)
+    out, attributes, _ = upsample_z_layer(layer, Method.linear, factor=2)
+    assert out.shape == (3, 9, 8, 8)
+    assert attributes["scale"] == (30.0, 1.0, 0.5, 0.5) and attributes["translate"] == (60.0, 1.0, 0.0, 0.0)
+    assert attributes["units"][0] == "second"
+    assert attributes["colormap"] == "green" and attributes["contrast_limits"] == (100.0, 3000.0)
+
+
+def test_rgb_layer_and_an_existing_file_get_one_sentence_in_the_guis_words(tmp_path):
+    rgb = LayerData(np.zeros((4, 16, 16, 3), np.uint8), scale=(1, 1, 1, 1))
+    rgb.rgb = True
+    with pytest.raises(InputError, match="RGB image"):
+        upsample_z_layer(rgb, Method.cubic)
+    path = write_image(str(tmp_path / "a.tif"), np.zeros((3, 8, 8), np.uint8), {"scale": (1, 1, 1)})[0]
+    with pytest.raises(OutputError, match="save under a new name"):
+        write_image(path, np.zeros((3, 8, 8), np.uint8), {"scale": (1, 1, 1)})
+
+
 def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
     from zaug.sample import load_sample
 
@@ -118,7 +157,7 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
     assert not np.array_equal(moved[1::2], out[1::2])
     with pytest.raises(InputError, match="ZAugNet option"):
         upsample_z_layer(layer, Method.cubic, z_mode=ZMode.transfer)
-    with pytest.raises(OutputError, match="--overwrite"):  # a finished model is not replaced silently
+    with pytest.raises(OutputError, match="tick overwrite to replace it"):  # a finished model is not replaced silently
         train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model", progress=False)
     # start_from, as zaug train --init: the shipped prior, or refused in one sentence where it does not apply
     train_layer(layer, TrainMethod.zaugnet, minutes=0.05, model_folder=tmp_path / "prior", start_from="prior",
@@ -145,7 +184,7 @@ def test_in_a_headless_napari_viewer(tmp_path):
     viewer = ViewerModel()
     [layer] = viewer.open(str(sample_path()), plugin="zaug")
     assert tuple(layer.scale) == pytest.approx((0.29, 0.26, 0.26))
-    viewer._add_layer_from_data(*upsample_z_layer(layer, Method.cubic, factor=2.0))
+    viewer._add_layer_from_data(*upsample_z_layer(layer, Method.cubic, factor=2))
     assert tuple(viewer.layers[-1].scale) == pytest.approx((0.145, 0.26, 0.26))
     saved = viewer.layers[-1].save(str(tmp_path / "up.ome.tif"), plugin="zaug")
     assert read_volume(saved[0]).voxel_size == pytest.approx((0.145, 0.26, 0.26))
@@ -209,9 +248,9 @@ def test_widgets_run_in_a_napari_worker_thread(monkeypatch, tmp_path):
         loop.exec_()
         return got
 
-    got = results(lambda: upsample_z_widget(layer, Method.cubic, factor=2.0))
+    got = results(lambda: upsample_z_widget(layer, Method.cubic, factor=2))
     assert isinstance(got["worker"], FunctionWorker)
-    expected = upsample_z_layer(layer, Method.cubic, factor=2.0)
+    expected = upsample_z_layer(layer, Method.cubic, factor=2)
     np.testing.assert_array_equal(got["value"][0], expected[0])
     assert got["value"][1]["scale"] == (1.0, 0.5, 0.5)
     from napari.utils import notifications

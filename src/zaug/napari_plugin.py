@@ -16,7 +16,7 @@ Examples
 >>> import numpy as np
 >>> data = np.linspace(0, 1, 5 * 8 * 8, dtype=np.float32).reshape(5, 8, 8)
 >>> layer = LayerData(data, scale=(2.0, 0.5, 0.5), name="stack")
->>> out, attributes, kind = upsample_z_layer(layer, Method.cubic, factor=2.0)
+>>> out, attributes, kind = upsample_z_layer(layer, Method.cubic, factor=2)
 >>> out.shape, attributes["scale"], kind
 ((9, 8, 8), (1.0, 0.5, 0.5), 'image')
 """
@@ -24,13 +24,14 @@ Examples
 import enum
 import functools
 import inspect
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ZaugError, ZaugWarning
 
 READ_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy", ".npz")
 AXES_BY_NDIM = {3: "ZYX", 4: "TZYX", 5: "TCZYX"}
@@ -87,6 +88,7 @@ class LayerData:
     name: str = "image"
     translate: tuple = ()
     metadata: dict = field(default_factory=dict)
+    units: tuple | None = None  # napari's (pint units or names); None: pixels
 
 
 def _volume_of(layer):
@@ -95,28 +97,87 @@ def _volume_of(layer):
     data = layer.data
     if getattr(layer, "multiscale", False):
         data = data[0]  # the full-resolution level
+    if getattr(layer, "rgb", False):
+        raise InputError(f"the layer {layer.name!r} is an RGB image; zaug works on one channel at a time: "
+                         "split it into channels first (right-click the layer: Split RGB).")
     data = np.asarray(data)
     info = dict(getattr(layer, "metadata", {}) or {}).get("zaug", {})
     axes = info.get("axes") or AXES_BY_NDIM.get(data.ndim)
     if axes is None or len(axes) != data.ndim:
         raise InputError(f"the layer {layer.name!r} has {data.ndim} dimensions; zaug needs a 3D stack "
                          "(z, y, x), optionally with time and channel axes before them.")
-    scale = tuple(float(s) for s in layer.scale)[-3:]
+    scale = [float(s) for s in layer.scale]
     given = getattr(layer, "translate", None)  # napari's: an array
-    translate = [] if given is None else [float(t) for t in given]
-    z0, y0, x0 = translate[-3:] if len(translate) >= 3 else (0.0, 0.0, 0.0)  # napari's translate is the origin
-    return Volume(data, voxel_size=scale, unit=info.get("unit", "um"), axes=axes,
-                  z_positions=info.get("z_positions"), z_origin=z0, yx_origin=(y0, x0), metadata={"name": layer.name})
+    translate = [float(t) for t in given] if given is not None and len(given) == data.ndim else [0.0] * data.ndim
+    voxel, unit = _spatial_size(scale[-3:], _unit_names(layer, data.ndim)[-3:], info.get("unit", "um"))
+    factor = [v / s for v, s in zip(voxel, scale[-3:])]  # the translate follows a unit conversion
+    z0, y0, x0 = (t * f for t, f in zip(translate[-3:], factor))  # napari's translate is the origin
+    time = _time_of(axes, scale, translate, _unit_names(layer, data.ndim))
+    return Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
+                  z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
+                  **time, metadata={"name": layer.name})
 
 
-def _layer_tuple(volume, name: str, kind: str = "image") -> tuple:
-    """A napari layer tuple: the voxel size as the scale, the origin as the translate."""
-    lead = tuple(1.0 for _ in volume.axes[:-3])
-    attributes = {"name": name, "scale": lead + tuple(volume.voxel_size),
-                  "translate": tuple(0.0 for _ in lead) + (float(volume.z_coords()[0]), *volume.yx_origin),
+def _unit_names(layer, ndim: int) -> list[str | None]:
+    """The layer's units (napari >= 0.6: pint units, 'pixel' by default) as names, None where unknown."""
+    units = getattr(layer, "units", None)
+    if units is None or len(units) != ndim:
+        return [None] * ndim
+    return [str(u) for u in units]
+
+
+def _spatial_size(scale: list[float], names: list[str | None], fallback: str) -> tuple[tuple, str]:
+    """Voxel size and unit from the layer's scale and units; a layer in pixels (napari's default) keeps
+    zaug's unit from its metadata (micrometres when it has none)."""
+    from .io._units import in_one_unit, normalize_unit
+
+    units = [normalize_unit(n) for n in names if n is not None]
+    if len(units) != 3 or all(u == "pixel" for u in units):
+        return tuple(scale), fallback
+    converted = in_one_unit({axis: (size, u) for axis, size, u in zip("zyx", scale, units)})
+    if converted is None:
+        raise InputError(f"the layer's units ({', '.join(names)}) cannot be put in one unit; "
+                         "give its z, y and x axes one length unit.")
+    sizes, unit = converted
+    return (sizes["z"], sizes["y"], sizes["x"]), unit
+
+
+def _time_of(axes: str, scale: list[float], translate: list[float], names: list[str | None]) -> dict:
+    """The time step of a T axis whose unit is a time, or whose scale or translate the user set."""
+    from .io._units import time_unit
+
+    if "T" not in axes:
+        return {}
+    t = axes.index("T")
+    unit = time_unit(names[t])
+    if unit is None and scale[t] == 1.0 and translate[t] == 0.0:
+        return {}
+    return {"time_interval": scale[t], "time_unit": unit or "s", "time_origin": translate[t]}
+
+
+def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:
+    """A napari layer tuple: the voxel size as the scale, the origin as the translate, the units; the
+    colour map and contrast limits of ``like`` (the input layer), so that the output looks the same."""
+    from .io._units import ngff_unit, time_unit_in
+
+    timed = volume.time_interval is not None
+    lead_scale = {"T": volume.time_interval if timed else 1.0, "C": 1.0}
+    lead_unit = {"T": time_unit_in(volume.time_unit, "ngff") if timed else "pixel", "C": "pixel"}
+    lead = volume.axes[:-3]
+    attributes = {"name": name, "scale": tuple(lead_scale[a] for a in lead) + tuple(volume.voxel_size),
+                  "translate": tuple(volume.time_origin if a == "T" else 0.0 for a in lead)
+                  + (float(volume.z_coords()[0]), *volume.yx_origin),
+                  "units": tuple(lead_unit[a] for a in lead) + (ngff_unit(volume.unit) or "pixel",) * 3,
                   "metadata": {"zaug": {"unit": volume.unit, "axes": volume.axes,
+                                        "channel_names": list(volume.channel_names),
                                         "z_positions": None if volume.is_uniform else
                                         [float(z) for z in volume.z_coords()]}}}
+    if kind == "image" and like is not None:
+        colormap = getattr(getattr(like, "colormap", None), "name", None)
+        if colormap:
+            attributes["colormap"] = colormap
+        if getattr(like, "contrast_limits", None) is not None:
+            attributes["contrast_limits"] = tuple(float(c) for c in like.contrast_limits)
     return np.asarray(volume.data), attributes, kind
 
 
@@ -141,12 +202,19 @@ def write_image(path: str, data, attributes: dict) -> list[str]:
 
     An existing file is never replaced: choose a new name.
     """
+    from .errors import OutputError
     from .io import write_volume
 
     layer = LayerData(data, scale=tuple(attributes.get("scale", (1.0,) * np.ndim(data))),
                       name=attributes.get("name", "image"), translate=tuple(attributes.get("translate", ())),
-                      metadata=attributes.get("metadata", {}))
-    return [str(write_volume(_volume_of(layer), path))]
+                      metadata=attributes.get("metadata", {}), units=attributes.get("units"))
+    try:
+        return [str(write_volume(_volume_of(layer), path))]
+    except OutputError as exc:
+        if not Path(path).exists():
+            raise
+        raise OutputError(f"{path} already exists and zaug never replaces a file from napari; "
+                          "save under a new name.") from exc
 
 
 # The napari types are forward references that magicgui resolves inside napari: zaug never imports napari.
@@ -154,8 +222,8 @@ def write_image(path: str, data, attributes: dict) -> list[str]:
 # lookup in this module to build the widgets.
 def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic,  # noqa: F821
                      model_folder: Annotated[Path, {"mode": "d"}] = Path("."),
-                     factor: Annotated[float, {"min": 1.0, "max": 64.0, "step": 1.0}] = 2.0,
-                     z_spacing: Annotated[float, {"min": 0.0, "max": 1e6, "step": 0.01}] = 0.0,
+                     factor: Annotated[int, {"min": 2, "max": 64}] = 2,
+                     z_spacing: Annotated[float, {"min": 0.0, "max": 1e6, "step": 0.001}] = 0.0,
                      device: str = "auto",
                      z_mode: ZMode = ZMode.as_trained) -> "napari.types.LayerDataTuple":  # noqa: F821
     """Upsample an image layer along z; the new layer carries the new z voxel size.
@@ -165,10 +233,13 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
     image : napari Image layer (or :class:`LayerData`)
     method : Method
         ``trained model`` uses the model saved by ``zaug train`` in ``model_folder``.
-    factor : float
+    model_folder : Path
+        The folder of a model trained with ``zaug train`` (or Train a model), for ``trained model``.
+    factor : int
         N planes -> (N - 1) * factor + 1; ignored when ``z_spacing`` is above 0.
     z_spacing : float
-        Target z spacing in the layer's unit (0: use ``factor``).
+        Target z spacing in the layer's unit (0: use ``factor``); one coarser
+        than the layer's gives fewer planes, with a warning.
     device : str
         auto, cpu or cuda (trained models).
     z_mode : ZMode
@@ -193,20 +264,32 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         chosen.mode = z_mode.value
     if hasattr(chosen, "resolved_mode"):
         label = f"{label}, {chosen.resolved_mode()}"
+    if z_spacing and z_spacing > volume.voxel_size[0]:
+        warnings.warn(ZaugWarning(f"the z spacing {z_spacing:g} is coarser than the layer's "
+                                  f"({volume.voxel_size[0]:g} {volume.unit}): the new layer has fewer planes."))
     if is_restorer(chosen):  # niiv, Self-Net, RESIN
         spacing = float(z_spacing) if z_spacing and z_spacing > 0 else volume.voxel_size[0] / float(factor)
         out = restore_with(volume, chosen, z_spacing=spacing)
     else:
         target = {"z_spacing": float(z_spacing)} if z_spacing and z_spacing > 0 else {"factor": float(factor)}
         out = upsample_z(volume, chosen, **target)
-    return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})")
+    return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})", like=image)
 
 
 def measure_layer(image: "napari.layers.Image", kind: Kind = Kind.objects,  # noqa: F821
                   threshold: Annotated[float, {"min": 0.0, "max": 1e12}] = 0.0) -> "napari.types.LayerDataTuple":  # noqa: F821
     """Segment an image layer as ``zaug measure`` does; a labels layer of objects, or the filament skeleton.
 
-    ``threshold`` 0 uses Otsu's. The measurements go into the new layer's ``metadata["zaug_measure"]``.
+    The measurements (in the layer's unit) go into the new layer's ``metadata["zaug_measure"]``.
+
+    Parameters
+    ----------
+    image : napari Image layer (or :class:`LayerData`)
+        One 3D stack.
+    kind : Kind
+        objects (volumes, roughness) or filaments (lengths).
+    threshold : float
+        Foreground above this value; 0 uses Otsu's threshold.
     """
     from .downstream import measure_stack
 
@@ -228,14 +311,36 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
                 start_from: str = "", overwrite: bool = False, device: str = "auto", progress=True) -> str:
     """Train a model on an image layer (self-supervised: the layer alone), as ``zaug train`` does.
 
-    The model goes to ``model_folder``; an interrupted run there with the same
-    settings resumes, a finished model is replaced only with ``overwrite``.
-    ``start_from`` (ZAugNet, ZAugNet+), as ``zaug train --init``: empty to
-    start from random weights, ``prior`` for the ZAugNet prior shipped with
-    zaug, or the folder of an earlier model of the same method and preset.
-    Use it with Upsample z (method: trained model). Returns the self-check:
-    the model against interpolation on planes held out of this layer.
-    ``progress``: a tqdm class for the bar (napari's, in the widget).
+    Use it with Upsample z (method: trained model).
+
+    Parameters
+    ----------
+    image : napari Image layer (or :class:`LayerData`)
+    method : TrainMethod
+        zaugnet or zaugnet+ add planes between the acquired ones; selfnet,
+        resin and niiv restore an isotropic stack.
+    preset : Preset
+        Network size: fast trains on a laptop's CPU, paper is the published size.
+    minutes : float
+        Training time; the self-check runs after it.
+    model_folder : Path
+        Where the model goes; an interrupted run there with the same settings
+        resumes.
+    start_from : str
+        zaugnet, zaugnet+: empty for random weights, prior for the ZAugNet
+        prior shipped with zaug, or the folder of an earlier model.
+    overwrite : bool
+        Replace a finished model in the folder.
+    device : str
+        auto, cpu or cuda.
+    progress : bool or tqdm class
+        The progress bar (napari's, in the widget).
+
+    Returns
+    -------
+    str
+        The self-check: the model against interpolation on planes held out of
+        this layer.
     """
     import json
 
@@ -247,7 +352,11 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
                "device": device, "overwrite": bool(overwrite), "progress": progress}
     if str(start_from).strip():
         options["init"] = str(start_from).strip()
-    model_dir = module.fit([volume], Path(model_folder), options)
+    try:
+        model_dir = module.fit([volume], Path(model_folder), options)
+    except ZaugError as exc:  # the widget has a box, not a flag
+        exc.args = (str(exc).replace("pass --overwrite", "tick overwrite"),)
+        raise
     config = json.loads((Path(model_dir) / "config.json").read_text())
     return f"model saved in {model_dir}. {module.format_self_check(config['self_check'])}"
 

@@ -212,7 +212,7 @@ def _update_bar(bar, budget: Budget, state: dict) -> None:
     if budget.steps is not None:
         bar.update(state["step"] - bar.n)
     else:
-        bar.update(min(bar.total, state["elapsed"]) - bar.n)
+        bar.update(int(min(bar.total, state["elapsed"])) - bar.n)  # whole seconds: napari's bar takes integers
     post = {"step": state["step"], "loss": f"{state['last_loss']:.4f}"}
     if state["history"]:
         last = state["history"][-1]
