@@ -55,3 +55,54 @@ def test_restarts_are_limited(tmp_path):
     summary = run_training(task, tmp_path / "c", Budget(steps=10), progress=False, n_validations=10)
     assert len(task.restarted) == summary["restarts"] == MAX_RESTARTS
     assert np.all(np.array(task.restarted) == 1.0)
+
+
+class InterruptedTask(ScriptedTask):
+    """Sends itself SIGINT half-way through step ``at`` (as Ctrl-C during a step)."""
+
+    def __init__(self, at):
+        super().__init__([30.0])
+        self.at, self.steps = at, 0
+
+    def step(self, rng, progress):
+        import os
+        import signal
+
+        self.steps += 1
+        if self.steps == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+        self.w += float(rng.random())  # the second half of the step, after the signal
+        return {"loss": 1.0}
+
+
+def test_ctrl_c_stops_after_the_step_and_resuming_gives_the_uninterrupted_run(tmp_path):
+    import pytest
+
+    whole = ScriptedTask([30.0])
+    whole.step = InterruptedTask(at=0).step.__func__.__get__(whole)  # the same steps, never interrupted
+    whole.at, whole.steps = 0, 0
+    run_training(whole, tmp_path / "whole", Budget(steps=8), progress=False)
+    task = InterruptedTask(at=3)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(task, tmp_path / "cut", Budget(steps=8), progress=False)
+    resumed = InterruptedTask(at=0)
+    summary = run_training(resumed, tmp_path / "cut", Budget(steps=8), progress=False)
+    assert summary["resumed"] and resumed.steps == 5  # steps 4 to 8: step 3 had ended and was kept
+    assert float(resumed.w) == float(whole.w)
+
+
+def test_a_run_killed_after_its_last_step_saves_on_rerun(tmp_path):
+    first = ScriptedTask([29.0, 30.0, 31.0, 32.0])
+    run_training(first, tmp_path / "a", Budget(steps=4), progress=False)  # its last checkpoint, then killed
+    again = ScriptedTask([30.0])
+    summary = run_training(again, tmp_path / "a", Budget(steps=4), progress=False)  # nothing left to train
+    assert summary["resumed"] and summary["steps"] == 4 and float(again.w) == float(first.w) == 4.0
+
+
+def test_infinite_minutes_are_refused():
+    import pytest
+
+    from zaug.errors import ZaugError
+
+    with pytest.raises(ZaugError, match="finite"):
+        Budget(minutes=float("inf"))

@@ -644,3 +644,53 @@ def test_auto_mode_transfers_when_the_self_check_gains_more_than_denoising_can(s
     model.config.self_check = {"model": {"psnr": 40.0}, "linear": {"psnr": 30.0}}
     model.mode = "direct"
     assert model.resolved_mode() == "direct"
+
+
+def test_a_folder_another_training_holds_is_refused(small, tmp_path):
+    from zaug.methods._common import _folder_lock
+
+    with _folder_lock(tmp_path / "m"):  # as a run in another thread (napari) or process holds it
+        with pytest.raises(OutputError, match="another training is writing into"):
+            zaugnet.fit([small], tmp_path / "m", TINY)
+    out = zaugnet.fit([small], tmp_path / "m", TINY)  # free again
+    assert (out / "config.json").exists()
+
+
+def test_resume_refuses_other_stacks_of_the_same_shape_and_cleans_killed_writes(small, tmp_path):
+    model = tmp_path / "m"
+    zaugnet.fit([small], model, TINY)
+    (model / "config.json").unlink()  # an unfinished run of `small`
+    (model / ".zaug-partial-123-checkpoint").mkdir()  # a checkpoint write killed half-way
+    other = small.replace(data=np.ascontiguousarray(small.data[::-1]))
+    with pytest.raises(OutputError, match="other settings"):
+        zaugnet.fit([other], model, TINY)
+    with pytest.raises(OutputError, match="other settings"):
+        zaugnet.fit([small.replace(voxel_size=(1.0, 0.26, 0.26))], model, TINY)
+    zaugnet.fit([small], model, TINY)  # the same stack: resumed and finished
+    assert not (model / ".zaug-partial-123-checkpoint").exists() and (model / "config.json").exists()
+
+
+def test_damaged_or_foreign_model_files_get_one_sentence(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    config = json.loads((out / "config.json").read_text())
+    newer = dict(config, zaug_version="9.0.0")
+    (out / "config.json").write_text(json.dumps(newer))
+    with pytest.warns(ZaugWarning, match="written by zaug 9.0.0, newer than this zaug"):
+        zaugnet.load(out)
+    (out / "config.json").write_text(json.dumps(dict(newer, new_field=1)))
+    with pytest.raises(InputError, match=r"not a valid ZAugNet configuration \(it was written by zaug 9.0.0"):
+        zaugnet.load(out)
+    (out / "config.json").write_text(json.dumps(dict(config, net=dict(config["net"], widths=[8, 8, 8]))))
+    with pytest.raises(InputError, match="do not fit the network") as err:
+        zaugnet.load(out)
+    assert "\n" not in str(err.value)
+    (out / "config.json").write_text(json.dumps(config))
+    (out / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(InputError, match="cannot be read"):
+        zaugnet.load(out)
+
+
+def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small, tmp_path):
+    eight_bit = small.replace(data=(np.asarray(small.data, np.float32) / 256).astype(np.uint8))
+    with pytest.warns(ZaugWarning, match="training stack 2's intensities .* scaled by its own percentiles"):
+        zaugnet.fit([small, eight_bit], tmp_path / "m", TINY)

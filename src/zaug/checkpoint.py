@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .errors import InputError
@@ -25,7 +26,11 @@ def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tens
 
 def load_module_tensors(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
     state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
-    module.load_state_dict(state)
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as exc:  # torch's message runs over many lines: its first says what
+        first = str(exc).strip().splitlines()[0].rstrip(":. ")
+        raise InputError(f"the stored weights do not fit the network of their configuration ({first}).") from exc
 
 
 def optimizer_state(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -64,7 +69,7 @@ def load_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     try:
         tensors = load_file(str(directory / "state.safetensors"))
         meta = json.loads((directory / "state.json").read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"the checkpoint in {directory} is damaged ({exc}); pass --overwrite to start again.") from exc
     return tensors, meta
 
@@ -86,7 +91,7 @@ def load_model(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         raise InputError(f"{model_dir} is not a complete zaug model (config.json and model.safetensors needed).")
     try:
         return load_file(str(weights)), json.loads(cfg_file.read_text())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"the model in {model_dir} cannot be read ({exc}).") from exc
 
 

@@ -11,8 +11,12 @@ A method provides a *task* (see :class:`TrainTask`).
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +75,8 @@ class Budget:
             raise ZaugError(f"--steps must be at least 1, got {self.steps}: zero steps would train nothing.")
         if self.minutes is not None and not self.minutes > 0:
             raise ZaugError(f"--minutes must be positive, got {self.minutes}: zero minutes would train nothing.")
+        if self.minutes is not None and not math.isfinite(self.minutes):
+            raise ZaugError(f"--minutes must be a finite number, got {self.minutes}.")
 
     def progress(self, step: int, elapsed: float) -> float:
         if self.steps is not None:
@@ -91,7 +97,10 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
     """Train ``task`` until the budget is spent, resuming from ``run_dir/checkpoint`` if present.
 
     ``progress`` shows a tqdm bar on stderr; a tqdm subclass instead (napari's
-    ``progress``, for its activity panel) is used in tqdm's place.
+    ``progress``, for its activity panel) is used in tqdm's place. Ctrl-C (or
+    SIGTERM) stops the run at the end of the step under way and checkpoints it
+    there, so that the resumed run gives the weights of an uninterrupted one; a
+    second one stops it at once, mid-step.
 
     Returns
     -------
@@ -112,9 +121,14 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
         torch.set_rng_state(tensors["rng.torch"])
         rng.bit_generator.state = meta["numpy_rng"]
         state.update(meta["loop"])
-    start_weights = _fingerprint(task.weights())
+    # the weights before the first step: a run resumed after its last step (killed while it saved) has
+    # nothing left to train, but it did train
+    state.setdefault("start_fingerprint", _fingerprint(task.weights()))
     validate_every = _validation_interval(budget, n_validations)
     bar = _progress_bar(budget, state, progress, description)
+    if resumed and not bar.disable:
+        bar.write(f"resuming the run in {run_dir} from its checkpoint at step {state['step']} "
+                  f"({state['elapsed']:.0f} s trained)", file=sys.stderr)
     t_last = time.perf_counter()
     last_ckpt, next_val = t_last, _next_validation(state, validate_every)
 
@@ -126,47 +140,95 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
         all_tensors["rng.torch"] = torch.get_rng_state()
         save_state(ckpt_dir, all_tensors, {"task": meta, "numpy_rng": rng.bit_generator.state, "loop": state})
 
-    try:
-        while not budget.done(state["step"], state["elapsed"]):
-            losses = task.step(rng, budget.progress(state["step"], state["elapsed"]))
-            now = time.perf_counter()
-            state["elapsed"] += now - t_last
-            t_last = now
-            state["step"] += 1
-            state["last_loss"] = float(losses.get("loss", math.nan))
-            if not math.isfinite(state["last_loss"]):
-                raise ZaugError("training diverged (the loss is not a number); try another --seed or a "
-                                "smaller learning rate.")
-            if _due(state, next_val, validate_every) or budget.done(state["step"], state["elapsed"]):
-                scores = task.validate()
-                state["history"].append({"step": state["step"], "seconds": round(state["elapsed"], 1), **scores})
-                if _collapsed(task, state, scores, best_weights):
-                    task.restart_from(best_weights)
-                    state["restarts"] = state.get("restarts", 0) + 1
-                    state["history"][-1]["restarted_from_step"] = state["best"]["step"]
-                if state["best"] is None or scores["score"] > state["best"]["score"]:
-                    state["best"] = dict(scores, step=state["step"])
-                    best_weights = {k: v.detach().clone() for k, v in task.weights().items()}
-                next_val = _next_validation(state, validate_every)
-                t_last = time.perf_counter()  # validation time is not training time
-            _update_bar(bar, budget, state)
-            if time.perf_counter() - last_ckpt > checkpoint_every_s:
+    with _interrupts_after_the_step() as interrupted:
+        try:
+            while not budget.done(state["step"], state["elapsed"]) and not interrupted:
+                losses = task.step(rng, budget.progress(state["step"], state["elapsed"]))
+                now = time.perf_counter()
+                state["elapsed"] += now - t_last
+                t_last = now
+                state["step"] += 1
+                state["last_loss"] = float(losses.get("loss", math.nan))
+                if not math.isfinite(state["last_loss"]):
+                    raise ZaugError("training diverged (the loss is not a number); try another --seed or a "
+                                    "smaller learning rate.")
+                if _due(state, next_val, validate_every) or budget.done(state["step"], state["elapsed"]):
+                    scores = task.validate()
+                    state["history"].append({"step": state["step"], "seconds": round(state["elapsed"], 1), **scores})
+                    if _collapsed(task, state, scores, best_weights):
+                        task.restart_from(best_weights)
+                        state["restarts"] = state.get("restarts", 0) + 1
+                        state["history"][-1]["restarted_from_step"] = state["best"]["step"]
+                    if state["best"] is None or scores["score"] > state["best"]["score"]:
+                        state["best"] = dict(scores, step=state["step"])
+                        best_weights = {k: v.detach().clone() for k, v in task.weights().items()}
+                    next_val = _next_validation(state, validate_every)
+                    t_last = time.perf_counter()  # validation time is not training time
+                _update_bar(bar, budget, state)
+                if time.perf_counter() - last_ckpt > checkpoint_every_s:
+                    checkpoint()
+                    last_ckpt = t_last = time.perf_counter()
+            if interrupted:
                 checkpoint()
-                last_ckpt = t_last = time.perf_counter()
-    except KeyboardInterrupt:
-        checkpoint()
-        bar.close()
-        raise
-    bar.close()
+        except KeyboardInterrupt:  # a second Ctrl-C, mid-step: saved as it is (resumable, not bit for bit)
+            checkpoint()
+            raise
+        finally:
+            bar.close()
+    if interrupted:
+        _deliver(interrupted[0])
     if state["step"] == 0:
         raise ZaugError("training ran zero steps; nothing was learned and no model was saved.")
     if best_weights is not None:
         task.load_weights(best_weights)
-    if _fingerprint(task.weights()) == start_weights:
+    if _fingerprint(task.weights()) == state["start_fingerprint"]:
         raise ZaugError("training did not change the network's weights; no model was saved.")
     checkpoint()
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "best": state["best"],
             "history": state["history"], "resumed": resumed, "restarts": state.get("restarts", 0)}
+
+
+@contextlib.contextmanager
+def _interrupts_after_the_step():
+    """Hold SIGINT and SIGTERM until the step under way ends (the yielded list receives the signal and
+    the handler it would have met); a second signal goes to that handler at once. Only the main thread
+    can handle signals: elsewhere (a napari worker) nothing is held."""
+    held: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
+        return
+    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM) if signal.getsignal(sig) is not signal.SIG_IGN]
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def hold(signum, frame):
+        if held:  # the second: at once
+            _restore(previous)
+            _deliver((signum, previous[signum]))
+        held.append((signum, previous[signum]))
+
+    for sig in signals:
+        signal.signal(sig, hold)
+    try:
+        yield held
+    finally:
+        _restore(previous)
+
+
+def _restore(previous: dict) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+
+
+def _deliver(held: tuple) -> None:
+    """Give a held signal to the handler it would have met (which raises, or ends the process)."""
+    signum, handler = held
+    if callable(handler):
+        handler(signum, None)
+    elif signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    else:  # the default action of SIGTERM: end the process, as it would have
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
 
 
 def _collapsed(task: TrainTask, state: dict, scores: dict, best_weights) -> bool:

@@ -105,7 +105,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _remove(tmp)
 
 
-def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: str) -> None:
+def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: str, keep: Iterable[str] = ()) -> None:
     """Remove from ``folder`` the entries zaug wrote there, refusing if it holds anything else.
 
     ``--overwrite`` replaces zaug's own output; a folder that also holds other files (the user's
@@ -120,6 +120,8 @@ def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: st
         interrupted write (``.zaug-partial-*``, ``.zaug-old-*``) count as zaug's too.
     what : str
         What the folder is, for the message ("a zaug model folder").
+    keep : iterable of str
+        Names among ``entries`` to leave in place (a lock the caller holds).
     """
     folder = Path(folder)
     own = set(entries)
@@ -129,7 +131,7 @@ def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: st
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise OutputError(f"{folder} holds files zaug did not write ({shown}), so it is not only {what}; "
                           "choose another output.")
-    for name in names:
+    for name in set(names) - set(keep):
         _remove(folder / name)
 
 

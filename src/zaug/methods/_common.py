@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import json
+import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
 from .. import __version__
 from ..errors import InputError, OutputError, ZaugWarning
-from ..checkpoint import save_model
+from ..checkpoint import load_model, save_model
 from ..io._atomic import clear_own_folder
 from ..train import Budget, run_training
 
@@ -26,6 +31,40 @@ class ModelConfig(BaseModel):
     train_unit: str
     summary: dict = {}
     self_check: dict = {}
+
+
+def data_identity(volumes) -> list[dict]:
+    """What identifies the training stacks of a run: shape, type, voxel size and a checksum of a sparse
+    grid of their voxels (an unfinished run is resumed only on the same stacks)."""
+    rows = []
+    for v in volumes:
+        step = tuple(max(1, n // 16) for n in v.data.shape)
+        sample = np.ascontiguousarray(np.asarray(v.data[tuple(slice(None, None, k) for k in step)]))
+        rows.append({"shape": list(v.data.shape), "dtype": str(v.dtype), "voxel_size": list(v.voxel_size),
+                     "unit": v.unit, "checksum": hashlib.sha1(sample.tobytes()).hexdigest()[:16]})
+    return rows
+
+
+def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str):
+    """A saved model's weights and validated configuration; a model from a newer zaug is named as such
+    (refused where this zaug cannot read its configuration, else loaded with a warning)."""
+    tensors, raw = load_model(Path(model_dir))
+    version = str(raw.get("zaug_version", "")) if isinstance(raw, dict) else ""
+    newer = _version_key(version) > _version_key(__version__)
+    try:
+        config = config_class.model_validate(raw)
+    except ValueError as exc:
+        why = f" (it was written by zaug {version}, newer than this zaug {__version__}: upgrade zaug)" if newer else ""
+        raise InputError(f"{model_dir}/config.json is not a valid {name} configuration{why}.") from exc
+    if newer:
+        warnings.warn(ZaugWarning(f"{model_dir} was written by zaug {version}, newer than this zaug {__version__}; "
+                                  "upgrade zaug if its results are not what that version gave."), stacklevel=3)
+    return tensors, config
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """``'0.10.2'`` -> ``(0, 10, 2)``; what is not a number counts as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in version.split("+")[0].split("."))
 
 
 def restoration_summary(config) -> dict:
@@ -84,11 +123,15 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
     marker = out / "run.json"
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give a folder for the model.")
-    if out.exists() and any(out.iterdir()):
+    if out.exists():
+        for leftover in out.iterdir():  # of a write killed half-way (this run holds the folder)
+            if leftover.name.startswith((".zaug-partial-", ".zaug-old-")):
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         if not _is_model_folder(out):
             raise OutputError(f"{out} is not empty and not a zaug model folder; choose another output.")
         if overwrite:
-            clear_own_folder(out, MODEL_FOLDER_ENTRIES, "a zaug model folder")
+            clear_own_folder(out, MODEL_FOLDER_ENTRIES, "a zaug model folder", keep=(LOCK_NAME,))
         elif (out / "config.json").exists():
             raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
         elif not (out / "checkpoint").exists():
@@ -102,8 +145,50 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
     return out
 
 
+#: Held (flock) by the training that writes into a model folder.
+LOCK_NAME = ".zaug-lock"
 #: What zaug writes in a model folder (anything else there is the user's).
-MODEL_FOLDER_ENTRIES = ("run.json", "config.json", "model.safetensors", "checkpoint")
+MODEL_FOLDER_ENTRIES = ("run.json", "config.json", "model.safetensors", "checkpoint", LOCK_NAME)
+
+
+def one_training_per_folder(fit):
+    """Make ``fit(volumes, out_dir, options)`` refuse a model folder that another training is writing
+    into (another process, or another napari widget run in this one), rather than let two runs mix."""
+    @functools.wraps(fit)
+    def locked(volumes, out_dir, options=None):
+        with _folder_lock(Path(out_dir)):
+            return fit(volumes, out_dir, options)
+
+    return locked
+
+
+@contextlib.contextmanager
+def _folder_lock(out: Path):
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    if out.exists() and not out.is_dir():
+        yield  # refused with its own sentence
+        return
+    made, lock = not out.exists(), out / LOCK_NAME
+    new_lock = not lock.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(lock, "a")
+    try:
+        try:  # a lock per open file: a second run in this process is refused as another process is
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise OutputError(f"another training is writing into {out}; wait for it to end, or choose "
+                              "another folder.") from None
+        yield
+    finally:
+        handle.close()  # releases the lock (as the end of the process does, however it ends)
+        if made and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused before anything was written
+            shutil.rmtree(out, ignore_errors=True)
+        elif new_lock and not (out / "run.json").exists():  # a folder that is not a run: leave it as it was
+            lock.unlink(missing_ok=True)
 
 
 def _read_json(path: Path):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, renoise_option,
                             resolve_sigma, split_lateral_validation)
@@ -38,8 +38,8 @@ from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
-                      restoration_summary, train_and_save)
+from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
+                      preset_and_budget, refuse_options, resolve_device, restoration_summary, train_and_save)
 
 
 class NiivTraining(BaseModel):
@@ -73,6 +73,7 @@ class NiivConfig(ModelConfig):
     validation_planes: list[int] = []
 
 
+@one_training_per_folder
 def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None) -> Path:
     """Train niiv on the lateral planes of the user's stack(s) and save it in ``out_dir``.
 
@@ -109,7 +110,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     patch = _patch_size(tp, factor, degradation, volumes)
     identity = {"method": "niiv", "preset": preset, "seed": config.seed, "factor": factor,
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
-                "data": [list(v.data.shape) for v in volumes]}
+                "data": data_identity(volumes)}
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
@@ -241,11 +242,7 @@ class NiivRestorer:
 
 def load(model_dir: str | Path, device: str = "auto") -> NiivRestorer:
     """Load a trained niiv model as a plane restorer."""
-    tensors, raw = load_model(Path(model_dir))
-    try:
-        config = NiivConfig.model_validate(raw)
-    except ValueError as exc:
-        raise InputError(f"{model_dir}/config.json is not a valid niiv configuration.") from exc
+    tensors, config = load_config(NiivConfig, model_dir, "niiv")
     dev = resolve_device(device)
     net = NIIV(**config.net).to(dev)
     load_module_tensors("niiv", net, tensors)

@@ -91,7 +91,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
-from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
 from ..data.lateral import (anisotropy_factor, degradation_model, degrade, n_samples, normalise, percentile_range,
@@ -105,8 +105,8 @@ from ..nets.zstack import apply_blended_cubes
 from ..predict import cast_like, output_positions
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
-                      restoration_summary, train_and_save)
+from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
+                      preset_and_budget, refuse_options, resolve_device, restoration_summary, train_and_save)
 from .selfnet import iso_rows
 
 MIN_CUBE = 16
@@ -153,6 +153,7 @@ class ResinConfig(ModelConfig):
 
 
 # -- fit ----------------------------------------------------------------------------
+@one_training_per_folder
 def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None) -> Path:
     """Train RESIN on the user's stack(s) and save it in ``out_dir``.
 
@@ -198,7 +199,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                          validation_region=region)
     identity = {"method": "resin", "preset": preset, "seed": config.seed, "factor": factor, "axial_angle": angle,
                 "cube": cube, "degradation": degradation, "sigma": config.sigma,
-                "data": [list(v.data.shape) for v in volumes]}
+                "data": data_identity(volumes)}
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
@@ -633,11 +634,7 @@ class ResinRestorer:
 
 def load(model_dir: str | Path, device: str = "auto") -> ResinRestorer:
     """Load a trained RESIN model as a volume restorer."""
-    tensors, raw = load_model(Path(model_dir))
-    try:
-        config = ResinConfig.model_validate(raw)
-    except ValueError as exc:
-        raise InputError(f"{model_dir}/config.json is not a valid resin configuration.") from exc
+    tensors, config = load_config(ResinConfig, model_dir, "resin")
     dev = resolve_device(device)
     net = UNet3D(**config.net["net"]).to(dev)
     load_module_tensors("f", net, tensors)

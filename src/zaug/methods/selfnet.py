@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, normalise,
                             percentile_range, renoise_option, resolve_sigma, split_lateral_validation,
@@ -84,8 +84,8 @@ from ..predict import output_positions
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
-                      restoration_summary, train_and_save)
+from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
+                      preset_and_budget, refuse_options, resolve_device, restoration_summary, train_and_save)
 
 MIN_PATCH = 16  # smallest patch side the discriminators and SSIM work well on
 
@@ -138,6 +138,7 @@ class SelfNetConfig(ModelConfig):
 
 
 # -- fit ----------------------------------------------------------------------------
+@one_training_per_folder
 def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None) -> Path:
     """Train Self-Net on the user's stack(s) and save it in ``out_dir``.
 
@@ -175,7 +176,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     hr_patch, config.patch = _patch_sizes(tp.patch, factor, degradation, volumes)
     identity = {"method": "selfnet", "preset": preset, "seed": config.seed, "factor": factor,
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
-                "data": [list(v.data.shape) for v in volumes]}
+                "data": data_identity(volumes)}
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
@@ -532,11 +533,7 @@ class SelfNetRestorer:
 
 def load(model_dir: str | Path, device: str = "auto") -> SelfNetRestorer:
     """Load a trained Self-Net model as a plane restorer."""
-    tensors, raw = load_model(Path(model_dir))
-    try:
-        config = SelfNetConfig.model_validate(raw)
-    except ValueError as exc:
-        raise InputError(f"{model_dir}/config.json is not a valid selfnet configuration.") from exc
+    tensors, config = load_config(SelfNetConfig, model_dir, "selfnet")
     dev = resolve_device(device)
     net = ResNetGenerator(**config.net["generator"]).to(dev)
     load_module_tensors("deblur", net, tensors)

@@ -43,8 +43,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
-from ._common import (ModelConfig, prepare_run_dir, preset_and_budget, refuse_options, resolve_device,
-                      train_and_save)
+from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
+                      preset_and_budget, refuse_options, resolve_device, train_and_save)
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
@@ -116,6 +116,7 @@ class ZAugNetConfig(ModelConfig):
 # training
 
 
+@one_training_per_folder
 def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None) -> Path:
     """Train ZAugNet (or ZAugNet+) on the user's stacks and save the model in ``out_dir``.
 
@@ -157,7 +158,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         val_info[str(s)] = sorted(val_planes)
         runs.append(training_runs(len(stack), train_planes))
     low, high = _normalisation(stacks)
-    norm = [np.clip((s - low) / (high - low), 0, 1).astype(np.float32) for s in stacks]
+    scaling = [_training_scaling(s, (low, high), i, len(stacks)) for i, s in enumerate(stacks)]
+    norm = [np.clip((s - lo) / (hi - lo), 0, 1).astype(np.float32) for s, (lo, hi) in zip(stacks, scaling)]
     base = TRAINING_PRESETS[preset].model_copy(update={k: opts[k] for k in ("patch", "batch", "lr") if opts.get(k)})
     config = ZAugNetConfig(
         method=method, preset=preset, net=dict(ifnet_preset(preset), **opts.get("net", {}), position_input=plus),
@@ -173,7 +175,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     identity = {"method": config.method, "preset": config.preset, "seed": config.seed,
                 "adversarial": config.adversarial, "max_gap": config.max_gap, "lateral": config.lateral,
                 "ema": config.ema,
-                "data": [list(s.shape) for s in stacks], "normalisation": config.normalisation}
+                "data": data_identity(volumes), "normalisation": config.normalisation}
     init = _initial_weights(opts.get("init"), config)  # refused before the run folder is made
     if init is not None:
         identity["init"] = str(opts["init"])
@@ -242,6 +244,28 @@ def _normalisation(stacks: list[np.ndarray]) -> tuple[float, float]:
     if not high > low:
         high = low + 1.0
     return float(low), float(high)
+
+
+def _far_apart(own: tuple[float, float], reference: tuple[float, float]) -> bool:
+    """Whether intensities spanning ``own`` would reach a network scaled for ``reference`` as a nearly
+    constant or clipped plane: a range under a tenth or over ten times the reference's, or almost wholly
+    outside it (8-bit data beside 16-bit, a dim channel)."""
+    low, high = reference
+    lo, hi = (own[0] - low) / (high - low), (own[1] - low) / (high - low)
+    return not (0.1 <= hi - lo <= 10.0 and lo < 0.9 and hi > 0.1)
+
+
+def _training_scaling(stack: np.ndarray, pooled: tuple[float, float], index: int, n: int) -> tuple[float, float]:
+    """The pooled intensity scaling, or the stack's own where the two are far apart (as prediction scales
+    such a stack), with a warning: one scaling for all would train on it as a blank."""
+    own = _normalisation([stack])
+    if n == 1 or not _far_apart(own, pooled):
+        return pooled
+    warnings.warn(ZaugWarning(
+        f"training stack {index + 1}'s intensities (0.1-99.99 percentiles {own[0]:.4g} to {own[1]:.4g}) are far "
+        f"from those of all the stacks together ({pooled[0]:.4g} to {pooled[1]:.4g}); it is scaled by its own "
+        "percentiles, as prediction scales such a stack."), stacklevel=4)
+    return own
 
 
 def _validation_set(norm, val_trips, z_coords):
@@ -447,11 +471,7 @@ def format_self_check(sc: dict) -> str:
 
 def load(model_dir: str | Path, device: str = "auto") -> "ZAugNetModel":
     """Load a trained model for prediction."""
-    tensors, raw = load_model(Path(model_dir))
-    try:
-        config = ZAugNetConfig.model_validate(raw)
-    except ValueError as exc:
-        raise InputError(f"{model_dir}/config.json is not a valid ZAugNet configuration.") from exc
+    tensors, config = load_config(ZAugNetConfig, model_dir, "ZAugNet")
     return ZAugNetModel(config, tensors, resolve_device(device))
 
 
@@ -579,8 +599,7 @@ class ZAugNetModel:
         """
         low, high = self.config.normalisation["low"], self.config.normalisation["high"]
         own_low, own_high = _normalisation([np.asarray(stack, np.float32)])
-        lo, hi = (own_low - low) / (high - low), (own_high - low) / (high - low)
-        if 0.1 <= hi - lo <= 10.0 and lo < 0.9 and hi > 0.1:  # a dimmer crop or a brighter stack: as trained
+        if not _far_apart((own_low, own_high), (low, high)):  # a dimmer crop or a brighter stack: as trained
             return low, high
         warnings.warn(ZaugWarning(
             f"this stack's intensities (0.1-99.99 percentiles {own_low:.4g} to {own_high:.4g}) are far from the "
