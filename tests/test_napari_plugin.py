@@ -29,7 +29,8 @@ def test_manifest_is_valid_and_names_existing_functions():
     for command in manifest.contributions.commands:
         module, _, name = command.python_name.partition(":")
         assert callable(getattr(importlib.import_module(module), name)), command.python_name
-    assert {w.command for w in manifest.contributions.widgets} == {"zaug.train", "zaug.upsample_z", "zaug.measure"}
+    widgets = {w.command for w in manifest.contributions.widgets}
+    assert widgets == {"zaug.train", "zaug.stop_training", "zaug.upsample_z", "zaug.measure"}
 
 
 def test_manifest_is_registered_as_an_entry_point():
@@ -169,6 +170,30 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
     assert not (tmp_path / "niiv").exists()
 
 
+def test_a_stopped_training_saves_its_step_and_resumes(tmp_path):
+    import threading
+
+    from zaug.sample import load_sample
+    from zaug.train import TrainingStopped
+
+    sample = load_sample()
+    layer = LayerData(sample.data[:, :64, :64], scale=sample.voxel_size, name="nuclei")
+    stop = threading.Event()
+    threading.Timer(4.0, stop.set).start()  # Stop training (or closing napari) during the run
+    with pytest.raises(TrainingStopped, match="resumes from there"):
+        train_layer(layer, TrainMethod.zaugnet, minutes=5.0, model_folder=tmp_path / "m", device="cpu",
+                    progress=False, stop=stop)
+    saved = json.loads((tmp_path / "m" / "checkpoint" / "state.json").read_text())["loop"]["step"]
+    assert saved > 0 and not (tmp_path / "m" / "config.json").exists()
+    again = threading.Event()
+    threading.Timer(4.0, again.set).start()
+    with pytest.raises(TrainingStopped):  # resumed from the saved step, then stopped again
+        train_layer(layer, TrainMethod.zaugnet, minutes=5.0, model_folder=tmp_path / "m", device="cpu",
+                    progress=False, stop=again)
+    state = json.loads((tmp_path / "m" / "checkpoint" / "state.json").read_text())["loop"]
+    assert state["step"] > saved and state["elapsed"] > 4.0
+
+
 def test_in_a_headless_napari_viewer(tmp_path):
     """With napari installed (the dev extra has it), the plugin works through napari itself."""
     pytest.importorskip("napari", reason="napari is not installed (pip install 'zaug[napari]')")
@@ -203,7 +228,7 @@ def test_widgets_take_the_functions_parameters_and_return_a_worker():
         assert ours.return_annotation == WORKER_OF_LAYER != theirs.return_annotation
         assert widget.__doc__ == function.__doc__
     ours, theirs = inspect.signature(train_widget), inspect.signature(train_layer)
-    assert list(ours.parameters) == [name for name in theirs.parameters if name != "progress"]
+    assert list(ours.parameters) == [name for name in theirs.parameters if name not in ("progress", "stop")]
     assert ours.return_annotation is None  # the model goes to a folder, not to a layer
 
 

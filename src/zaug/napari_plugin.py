@@ -24,6 +24,7 @@ Examples
 import enum
 import functools
 import inspect
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,7 +309,8 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
                 preset: Preset = Preset.fast,
                 minutes: Annotated[float, {"min": 0.1, "max": 10080.0, "step": 1.0}] = 10.0,
                 model_folder: Annotated[Path, {"mode": "d"}] = Path.home() / "zaug-model",
-                start_from: str = "", overwrite: bool = False, device: str = "auto", progress=True) -> str:
+                start_from: str = "", overwrite: bool = False, device: str = "auto", progress=True,
+                stop=None) -> str:
     """Train a model on an image layer (self-supervised: the layer alone), as ``zaug train`` does.
 
     Use it with Upsample z (method: trained model).
@@ -335,6 +337,9 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
         auto, cpu or cuda.
     progress : bool or tqdm class
         The progress bar (napari's, in the widget).
+    stop : threading.Event, optional
+        Set it (Stop training, or closing napari) to end the run at the end of
+        a step; it resumes from there when trained again with the same settings.
 
     Returns
     -------
@@ -349,7 +354,7 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
     volume = _volume_of(image)
     module = learned_module(TrainMethod(method).value)
     options = {"method": TrainMethod(method).value, "preset": Preset(preset).value, "minutes": float(minutes),
-               "device": device, "overwrite": bool(overwrite), "progress": progress}
+               "device": device, "overwrite": bool(overwrite), "progress": progress, "stop": stop}
     if str(start_from).strip():
         options["init"] = str(start_from).strip()
     try:
@@ -422,16 +427,43 @@ def train_widget(*args, **kwargs):
     from napari.utils import notifications
     from napari.utils import progress as napari_progress
 
-    worker = start_worker(train_layer, *args, progress=napari_progress, **kwargs)
+    stop = threading.Event()
+    worker = start_worker(train_layer, *args, progress=napari_progress, stop=stop, **kwargs)
     worker.returned.connect(notifications.show_info)
+    RUNNING_TRAININGS.add(stop)
+    worker.finished.connect(lambda: RUNNING_TRAININGS.discard(stop))
+    quit_worker = worker.quit
+
+    def quit() -> None:  # napari asks its workers to quit when the viewer closes: save the step, then end
+        stop.set()
+        quit_worker()
+
+    worker.quit = quit
     return worker
 
 
+#: The stop events of the trainings the widget runs now (Stop training sets them).
+RUNNING_TRAININGS: set = set()
+
+
+def stop_training_widget() -> None:
+    """Stop the trainings started from Train a model: each saves the step under way and ends; training the
+    same layer into the same folder again resumes it."""
+    from napari.utils import notifications
+
+    running = list(RUNNING_TRAININGS)
+    for stop in running:
+        stop.set()
+    notifications.show_info(f"asked {len(running)} training(s) to stop at the end of their step; training again "
+                            "with the same settings resumes them." if running else "no training is running.")
+
+
 # the widget's form: train_layer's parameters but the bar's class; nothing for napari to add as a layer
+_HIDDEN = ("progress", "stop")
 train_widget.__signature__ = inspect.signature(train_layer).replace(
-    parameters=[p for name, p in inspect.signature(train_layer).parameters.items() if name != "progress"],
+    parameters=[p for name, p in inspect.signature(train_layer).parameters.items() if name not in _HIDDEN],
     return_annotation=None)
-train_widget.__annotations__ = {k: v for k, v in train_layer.__annotations__.items() if k != "progress"}
+train_widget.__annotations__ = {k: v for k, v in train_layer.__annotations__.items() if k not in _HIDDEN}
 train_widget.__annotations__["return"] = None
 upsample_z_widget = in_a_worker_thread(upsample_z_layer)
 measure_widget = in_a_worker_thread(measure_layer)

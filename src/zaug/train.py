@@ -92,15 +92,22 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+class TrainingStopped(ZaugError):
+    """The run was asked to stop (``stop``); it saved a checkpoint and resumes from it."""
+
+
 def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int = 0, progress: bool | type = True,
-                 checkpoint_every_s: float = 60.0, n_validations: int = 20, description: str = "training") -> dict:
+                 checkpoint_every_s: float = 60.0, n_validations: int = 20, description: str = "training",
+                 stop: threading.Event | None = None) -> dict:
     """Train ``task`` until the budget is spent, resuming from ``run_dir/checkpoint`` if present.
 
     ``progress`` shows a tqdm bar on stderr; a tqdm subclass instead (napari's
     ``progress``, for its activity panel) is used in tqdm's place. Ctrl-C (or
     SIGTERM) stops the run at the end of the step under way and checkpoints it
     there, so that the resumed run gives the weights of an uninterrupted one; a
-    second one stops it at once, mid-step.
+    second one stops it at once, mid-step. Setting ``stop`` (from another thread:
+    a GUI's Stop) does the same as the first Ctrl-C, then raises
+    :class:`TrainingStopped`.
 
     Returns
     -------
@@ -142,7 +149,7 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
 
     with _interrupts_after_the_step() as interrupted:
         try:
-            while not budget.done(state["step"], state["elapsed"]) and not interrupted:
+            while not (budget.done(state["step"], state["elapsed"]) or interrupted or (stop and stop.is_set())):
                 losses = task.step(rng, budget.progress(state["step"], state["elapsed"]))
                 now = time.perf_counter()
                 state["elapsed"] += now - t_last
@@ -168,7 +175,8 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
                 if time.perf_counter() - last_ckpt > checkpoint_every_s:
                     checkpoint()
                     last_ckpt = t_last = time.perf_counter()
-            if interrupted:
+            stopped = not budget.done(state["step"], state["elapsed"])
+            if stopped:
                 checkpoint()
         except KeyboardInterrupt:  # a second Ctrl-C, mid-step: saved as it is (resumable, not bit for bit)
             checkpoint()
@@ -177,6 +185,9 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
             bar.close()
     if interrupted:
         _deliver(interrupted[0])
+    if stopped:
+        raise TrainingStopped(f"training stopped at step {state['step']} ({state['elapsed']:.0f} s); it resumes "
+                              "from there when the same training is started again.")
     if state["step"] == 0:
         raise ZaugError("training ran zero steps; nothing was learned and no model was saved.")
     if best_weights is not None:

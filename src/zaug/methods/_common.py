@@ -217,7 +217,7 @@ def train_and_save(task, config: ModelConfig, out: Path, budget: Budget, opts: d
     """
     summary = run_training(task, out, budget, seed=config.seed, progress=_progress_option(opts.get("progress", True)),
                            description=description,
-                           checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)))
+                           checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)), stop=opts.get("stop"))
     config.summary = {k: summary[k] for k in ("steps", "seconds", "best", "resumed", "restarts")}
     if summary["restarts"]:
         warnings.warn(f"{description}: the validation score collapsed and training went back to its best "

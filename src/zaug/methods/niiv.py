@@ -85,7 +85,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     options : dict
         ``preset``, ``steps`` or ``minutes``, ``seed``, ``device``,
         ``factor``, ``degradation`` ('avgpool' | 'gaussian'), ``sigma``,
-        ``progress``, ``overwrite``.
+        ``progress``, ``overwrite``, ``stop`` (as in :func:`zaug.methods.zaugnet.fit`).
     """
     opts = dict(options or {})
     refuse_options(opts, "niiv", ("axial_angle", "init"))

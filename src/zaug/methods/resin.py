@@ -169,7 +169,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``device``, ``factor``, ``axial_angle`` (degrees, default 0),
         ``cube`` (training cube side), ``degradation`` and ``sigma`` (the
         known blur of the validation only), ``progress``, ``overwrite``,
-        ``checkpoint_every_s``.
+        ``checkpoint_every_s``, ``stop`` (as in :func:`zaug.methods.zaugnet.fit`).
 
     Returns
     -------

@@ -153,7 +153,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``preset`` ('fast' | 'paper'), ``steps`` or ``minutes``, ``seed``,
         ``device``, ``factor``, ``degradation`` ('avgpool' | 'gaussian',
         default 'gaussian'), ``sigma``, ``progress``, ``overwrite``,
-        ``checkpoint_every_s``.
+        ``checkpoint_every_s``, ``stop`` (as in :func:`zaug.methods.zaugnet.fit`).
 
     Returns
     -------

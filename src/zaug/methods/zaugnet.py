@@ -134,7 +134,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``overwrite`` (bool), ``patch``/``batch``/``lr`` overrides, ``init``
         (a model folder of the same method and preset whose generator the run
         starts from, or ``'prior'`` for the one shipped with zaug, see
-        :func:`prior_dir`).
+        :func:`prior_dir`), ``stop`` (a ``threading.Event``: set, the run
+        saves its step and raises :class:`~zaug.train.TrainingStopped`).
 
     Returns
     -------
