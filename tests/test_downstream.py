@@ -67,8 +67,9 @@ def test_skeleton_lengths_of_a_ring_and_separate_filaments():
     from scipy import ndimage
 
     stack = ndimage.gaussian_filter(stack, 1.0)
-    mask, skeleton = segment_filaments(stack, (1, 1, 1), threshold=0.5 * stack.max() / 4)
-    lengths = sorted(skeleton_lengths(skeleton, (1, 1, 1)))
+    mask, skeleton, lengths = segment_filaments(stack, (1, 1, 1), threshold=0.5 * stack.max() / 4)
+    assert sorted(lengths) == sorted(skeleton_lengths(skeleton, (1, 1, 1)))  # isotropic: the same grid
+    lengths = sorted(lengths)
     assert len(lengths) == 2
     assert lengths[0] == pytest.approx(24, abs=4)
     assert lengths[1] == pytest.approx(2 * np.pi * 20, rel=0.12)
@@ -170,3 +171,31 @@ def test_cli_evaluate_prints_and_reports_downstream(tmp_path, run_cli):
     assert "## Downstream: objects" in report and "| cubic |" in report
     saved = json.loads((tmp_path / "report" / "results.json").read_text())
     assert set(saved["downstream"]["methods"]) == {"linear", "cubic"}
+
+
+def _tube(shape, voxel, a, b, radius=1.0, oversample=3):
+    """A tube from ``a`` to ``b`` (physical z, y, x), rendered with its partial volume in every voxel."""
+    axes = [(np.arange(n * oversample) + 0.5) / oversample * v for n, v in zip(shape, voxel)]
+    z, y, x = np.meshgrid(*axes, indexing="ij")
+    p, a, b = np.stack([z, y, x], -1), np.asarray(a, float), np.asarray(b, float)
+    t = np.clip((p - a) @ (b - a) / ((b - a) @ (b - a)), 0, 1)
+    inside = (np.linalg.norm(p - a - t[..., None] * (b - a), axis=-1) <= radius).astype(np.float32)
+    return inside.reshape(shape[0], oversample, shape[1], oversample, shape[2], oversample).mean((1, 3, 5))
+
+
+@pytest.mark.parametrize("a, b", [((8, 12, 12), (32, 12, 12)), ((10, 12, 5), (30, 12, 25)), ((20, 5, 12), (20, 35, 12))])
+def test_filament_lengths_do_not_depend_on_the_direction_on_anisotropic_voxels(a, b):
+    voxel = (2.0, 0.5, 0.5)  # on the grid's own skeleton: along z -33%, the x-z diagonal +22%
+    stack = _tube((20, 80, 60), voxel, a, b)  # 40 x 40 x 30 um
+    _, skeleton, lengths = segment_filaments(stack, voxel)
+    assert len(lengths) == 1 and skeleton.shape == stack.shape and skeleton.any()
+    # within 15%: thinning shortens each end by about the tube's half-extent, which z blur widens
+    assert lengths[0] == pytest.approx(np.linalg.norm(np.subtract(b, a)), rel=0.15)
+
+
+def test_a_tube_of_an_even_square_section_keeps_a_skeleton():
+    from zaug.downstream import _skeletonize
+
+    tube = np.zeros((20, 20, 60), bool)
+    tube[8:12, 8:12, 10:50] = True  # scikit-image's 3D thinning removes it whole
+    assert skeleton_lengths(_skeletonize(tube), (1, 1, 1))[0] == pytest.approx(40, rel=0.15)  # ends thinned
