@@ -100,3 +100,12 @@ def test_acquired_planes_are_kept_beyond_float32_precision(dtype, tmp_path):
         got = np.asarray(out.data)
         assert got.dtype == dtype
         np.testing.assert_array_equal(got[::2], data)
+
+
+def test_nearest_breaks_every_tie_the_same_way_despite_rounding():
+    from zaug.classic import interpolate_stack
+
+    z_in = 0.29 * np.arange(15)  # not exact in binary: halfway points fall on either side by rounding
+    stack = np.arange(15, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
+    halfway = interpolate_stack(stack, z_in, 0.29 * (np.arange(14) + 0.5), "nearest")[:, 0, 0]
+    np.testing.assert_array_equal(halfway, np.arange(14))  # always the plane below

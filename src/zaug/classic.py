@@ -56,7 +56,8 @@ def interpolate_stack(stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
     data = np.asarray(stack, dtype=np.float32)
     if method == "nearest":
         idx = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
-        idx = np.where(z_out - z_in[idx - 1] <= z_in[idx] - z_out, idx - 1, idx)
+        below, above = z_out - z_in[idx - 1], z_in[idx] - z_out
+        idx = np.where(below <= above + tol, idx - 1, idx)  # a tie (up to rounding) takes the plane below
         return data[idx].copy()
     if method == "linear" or (method == "cubic" and len(z_in) < 4):
         hi = np.clip(np.searchsorted(z_in, z_out, side="right"), 1, len(z_in) - 1)

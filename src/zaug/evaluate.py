@@ -322,7 +322,7 @@ def verdict(name: str, gain: dict) -> str:
     low = gain.get("low_band_gain_db")
     if g > 0.05 and gs <= 0.05:
         line += "Its gain is no more than smoothing would give: it mostly denoises."
-    elif word == "better" and low is not None and low < 0:
+    elif word == "better" and low is not None and low < -0.05:  # the tolerance of "better" and "worse"
         line += (f"But at low spatial frequencies (structure) it is {-low:.2f} dB below {gain['best_low_band']}: "
                  "its gain is noise removal, not better-recovered structure.")
     elif word == "better":
