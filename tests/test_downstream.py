@@ -199,3 +199,14 @@ def test_a_tube_of_an_even_square_section_keeps_a_skeleton():
     tube = np.zeros((20, 20, 60), bool)
     tube[8:12, 8:12, 10:50] = True  # scikit-image's 3D thinning removes it whole
     assert skeleton_lengths(_skeletonize(tube), (1, 1, 1))[0] == pytest.approx(40, rel=0.15)  # ends thinned
+
+
+def test_an_object_one_plane_thick_is_left_out_of_the_roughness():
+    from zaug.downstream import measure_objects
+
+    labels = np.zeros((30, 48, 48), np.int32)
+    labels[15, 5:9, 5:9] = 1  # a sliver: its smoothed mask never reaches the half level
+    z, y, x = np.mgrid[0:30, 0:48, 0:48]
+    labels[(z - 15) ** 2 + (y - 30) ** 2 + (x - 30) ** 2 < 100] = 2
+    measured = measure_objects(labels, (1.0, 1.0, 1.0))
+    assert measured["count"] == 2 and set(measured["roughness"]) == {2}

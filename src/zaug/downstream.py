@@ -183,7 +183,10 @@ def surface_spectrum(mask: np.ndarray, voxel_size: Sequence[float], l_max: int =
     if padded.sum() < 8:
         raise InputError("the object is too small for a surface fit.")
     # the half-level of the smoothed mask: a surface without the voxel staircase, which would count as roughness
-    vertices, _, _, _ = measure.marching_cubes(smooth(padded, spacing), 0.5, spacing=tuple(spacing))
+    smoothed = smooth(padded, spacing)
+    if not smoothed.max() > 0.5:  # a sliver (one plane thick) has no half-level surface
+        raise InputError("the object is too thin for a surface fit.")
+    vertices, _, _, _ = measure.marching_cubes(smoothed, 0.5, spacing=tuple(spacing))
     centre = (np.argwhere(padded).mean(axis=0)) * spacing
     offsets = vertices - centre
     radius = np.linalg.norm(offsets, axis=1)
@@ -195,6 +198,8 @@ def surface_spectrum(mask: np.ndarray, voxel_size: Sequence[float], l_max: int =
     if len(radius) < 2 * basis.shape[1]:
         raise InputError(f"the object's surface has {len(radius)} points, too few for degree {l_max}.")
     coeffs, *_ = np.linalg.lstsq(basis, radius, rcond=None)
+    if not coeffs[0] > 0:  # no radius function fits a surface this far from star-shaped
+        raise InputError("the object's surface is not star-shaped around its centroid.")
     power = np.bincount(degrees, weights=coeffs**2, minlength=l_max + 1) / (4 * np.pi)
     return power, float(coeffs[0] / np.sqrt(4 * np.pi))
 

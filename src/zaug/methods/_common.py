@@ -185,7 +185,7 @@ def _folder_lock(out: Path):
         yield
     finally:
         handle.close()  # releases the lock (as the end of the process does, however it ends)
-        if made and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused before anything was written
+        if made and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused at once
             shutil.rmtree(out, ignore_errors=True)
         elif new_lock and not (out / "run.json").exists():  # a folder that is not a run: leave it as it was
             lock.unlink(missing_ok=True)
