@@ -366,12 +366,32 @@ def test_an_overview_plane_before_the_stack_is_skipped_with_a_warning(tmp_path):
         tif.write(np.zeros((16, 16), np.uint16), metadata={"axes": "YX"})
         tif.write(STACK, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5,
                                    "PhysicalSizeX": 0.5})
-    with pytest.warns(ZaugWarning, match="2 image series .* reads series 1 only"):
+    with pytest.warns(ZaugWarning, match="2 image series .* reads series 1; choose another with --series"):
         vol = read_volume(path)
     np.testing.assert_array_equal(vol.data, STACK)
     assert vol.voxel_size == (2.0, 0.5, 0.5)
-    with pytest.warns(ZaugWarning, match="reads series 1 only"):
+    with pytest.warns(ZaugWarning, match="reads series 1;"):
         np.testing.assert_array_equal(np.asarray(read_volume(path, lazy=True).data), STACK)
+
+
+def test_series_picks_an_image_series_of_a_tiff(tmp_path, capsys):
+    from zaug.cli import main
+
+    path = tmp_path / "two.ome.tif"
+    other = (STACK[:4] * 2).astype(np.uint16)
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(STACK, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})
+        tif.write(other, metadata={"axes": "ZYX", "PhysicalSizeZ": 3.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})
+    second = _read_quietly(path, series=1)  # chosen: no warning
+    np.testing.assert_array_equal(second.data, other)
+    assert second.voxel_size == (3.0, 0.5, 0.5)
+    np.testing.assert_array_equal(np.asarray(_read_quietly(path, series=1, lazy=True).data), other)
+    with pytest.raises(InputError, match=r"holds 2 image series \(0 to 1\); --series 2 is not one of them"):
+        read_volume(path, series=2)
+    with pytest.raises(InputError, match="TIFF"):
+        read_volume(write_volume(Volume(STACK), tmp_path / "a.npz"), series=0)
+    assert main(["info", str(path), "--series", "1"]) == 0
+    assert "4 x 16 x 16 (ZYX)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("lazy", [False, True])

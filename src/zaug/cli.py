@@ -174,6 +174,8 @@ def _calibrate_option(p: argparse.ArgumentParser) -> None:
 
 def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="axes of the stored array, e.g. ZYX or ZCYX (overrides the file)")
+    p.add_argument("--series", type=int, metavar="N",
+                   help="TIFF with several image series: read series N (0 is the first; default the first stack)")
     p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
                    help="voxel size in --unit (overrides the file)")
     p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
@@ -348,9 +350,11 @@ def _read(args, path, lazy: bool = False):
         unit = normalize_unit(args.unit)
         if unit != "pixel" and conversion_factor(unit, "um") is None:
             raise InputError(f"unknown unit {args.unit!r} for --unit; use um, nm, mm, cm, m, pm or A.")
+    series = getattr(args, "series", None)
     if args.voxel_size is not None:
-        return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit or "um", lazy=lazy)
-    vol = read_volume(path, axes=args.axes, lazy=lazy)
+        return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit or "um", lazy=lazy,
+                           series=series)
+    vol = read_volume(path, axes=args.axes, lazy=lazy, series=series)
     if unit is None or unit == vol.unit:
         return vol
     scale = conversion_factor(vol.unit, unit)

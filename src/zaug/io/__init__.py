@@ -86,7 +86,7 @@ def format_of(path: str | os.PathLike) -> str:
 
 def read_volume(path: str | os.PathLike, axes: str | None = None,
                 voxel_size: Sequence[float] | None = None, unit: str | None = None,
-                lazy: bool = False) -> Volume:
+                lazy: bool = False, series: int | None = None) -> Volume:
     """Read a volume and its voxel size.
 
     Parameters
@@ -105,6 +105,9 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
         dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only).
         Other files are read into memory.
+    series : int, optional
+        Of a TIFF file with several image series, the one to read (0 is the
+        first); default the first stack (after an overview plane).
 
     Returns
     -------
@@ -114,9 +117,11 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     fmt = format_of(path)
+    if series is not None and fmt != "tiff":
+        raise InputError(f"--series picks an image series of a TIFF file; {path} is {fmt}.")
     try:
         if fmt == "tiff":
-            data, file_axes, physical = read_tiff(path, lazy=lazy)
+            data, file_axes, physical = read_tiff(path, lazy=lazy, series=series)
         elif fmt == "ome-zarr":
             if not is_ome_zarr(path):
                 raise InputError(f"{path} is not an OME-Zarr image folder.")

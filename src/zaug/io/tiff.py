@@ -25,7 +25,7 @@ IMAGEJ_DTYPES = (np.uint8, np.uint16, np.float32)
 LAZY_CHUNK = 512  # lateral chunk side of a compressed TIFF read lazily (zaug.blockwise's default tile)
 
 
-def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
+def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tuple[np.ndarray, str, dict]:
     """Read the first image series of a TIFF file (the first stack, after an overview plane; the pages of
     a file whose every page is an image series of its own, as a stack).
 
@@ -42,9 +42,9 @@ def read_tiff(path: Path, lazy: bool = False) -> tuple[np.ndarray, str, dict]:
         ``z_origin`` and ``yx_origin``.
     """
     with _tifffile_errors(path), tifffile.TiffFile(path) as tif:
-        if _planes_saved_one_by_one(tif):  # as Fiji does, the pages are the planes of one stack
+        if series is None and _planes_saved_one_by_one(tif):  # as Fiji does, the pages are one stack
             return np.stack([s.asarray() for s in tif.series]), "ZYX", _imagej_physical(tif)
-        index = _pick_series(tif, path)
+        index = _pick_series(tif, path) if series is None else _given_series(tif, path, series)
         series = tif.series[index]
         data = _memmap(path, index) if lazy else None
         if data is not None and data.shape != tuple(series.shape):
@@ -162,6 +162,13 @@ def _planes_saved_one_by_one(tif: tifffile.TiffFile) -> bool:
                                    and len(s.pages) == 1 for s in series)
 
 
+def _given_series(tif: tifffile.TiffFile, path: Path, series: int) -> int:
+    if not 0 <= series < len(tif.series):
+        raise InputError(f"{path} holds {len(tif.series)} image series (0 to {len(tif.series) - 1}); "
+                         f"--series {series} is not one of them.")
+    return series
+
+
 def _pick_series(tif: tifffile.TiffFile, path: Path) -> int:
     """Which image series to read: the first, unless it is a single plane (an overview) and a later one
     is a stack; a warning names the series read when there are several."""
@@ -174,7 +181,7 @@ def _pick_series(tif: tifffile.TiffFile, path: Path) -> int:
         shapes = ", ".join(f"{i}: {'x'.join(map(str, s.shape))} ({s.axes})" for i, s in enumerate(series[:4]))
         warnings.warn(ZaugWarning(
             f"{path} holds {len(series)} image series ({shapes}{', ...' if len(series) > 4 else ''}); zaug reads "
-            f"series {chosen} only; save another series to a file of its own to use it."), stacklevel=4)
+            f"series {chosen}; choose another with --series N (series= in read_volume)."), stacklevel=4)
     return chosen
 
 
