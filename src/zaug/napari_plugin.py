@@ -110,10 +110,11 @@ def _volume_of(layer):
     scale = [float(s) for s in layer.scale]
     given = getattr(layer, "translate", None)  # napari's: an array
     translate = [float(t) for t in given] if given is not None and len(given) == data.ndim else [0.0] * data.ndim
-    voxel, unit = _spatial_size(scale[-3:], _unit_names(layer, data.ndim)[-3:], info.get("unit", "um"))
+    names = _unit_names(layer, data.ndim)
+    voxel, unit = _spatial_size(scale[-3:], names[-3:], info.get("unit", "um"))
     factor = [v / s for v, s in zip(voxel, scale[-3:])]  # the translate follows a unit conversion
     z0, y0, x0 = (t * f for t, f in zip(translate[-3:], factor))  # napari's translate is the origin
-    time = _time_of(axes, scale, translate, _unit_names(layer, data.ndim))
+    time = _time_of(axes, scale, translate, names)
     return Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
                   z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
                   **time, metadata={"name": layer.name})

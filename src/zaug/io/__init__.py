@@ -215,10 +215,11 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
     """
     fmt = format_of(path)
     out = check_output_path(path, overwrite=overwrite, inputs=inputs)
-    if stored_dtype(volume.dtype, out) != volume.dtype:
-        warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as "
-                                  f"{stored_dtype(volume.dtype, out)} (every value kept)."), stacklevel=2)
-        volume = volume.replace(data=np.asarray(volume.data).astype(stored_dtype(volume.dtype, out)))
+    stored = stored_dtype(volume.dtype, out)
+    if stored != volume.dtype:
+        warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as {stored} "
+                                  "(every value kept)."), stacklevel=2)
+        volume = volume.replace(data=np.asarray(volume.data).astype(stored))
     if fmt == "numpy" and out.suffix.lower() == ".npy" and volume.unit != "pixel":
         warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so the voxel size ({volume.voxel_size[0]:g} x "
                                   f"{volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} {volume.unit}) is not "

@@ -61,7 +61,8 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         axes = series.axes
         data = _imagej_calibrated(data, tif.imagej_metadata or {}, path)
         if tif.is_ome and tif.ome_metadata:
-            physical = dict(_ome_physical(tif.ome_metadata, index), **_ome_channels_and_time(tif.ome_metadata, index))
+            pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
+            physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels))
         else:
             physical = dict(_imagej_physical(tif), **_imagej_time(tif.imagej_metadata or {}))
     return data, axes, physical
@@ -72,9 +73,8 @@ def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
 
 
-def _ome_channels_and_time(xml: str, image: int = 0) -> dict:
+def _ome_channels_and_time(pixels: ET.Element | None) -> dict:
     """Channel names and the time step (``TimeIncrement``, default unit seconds) of an OME ``Pixels``."""
-    pixels = _ome_pixels(xml, image)
     if pixels is None:
         return {}
     found: dict = {}
@@ -311,7 +311,7 @@ def _unknown_z(lateral: dict, unit: str) -> dict:
     return {"unit": "pixel", "unknown_z": {"y": y, "x": x, "unit": unit}}
 
 
-def _ome_physical(xml: str, image: int = 0) -> dict:
+def _ome_physical(pixels: ET.Element | None) -> dict:
     """Voxel size, z positions and origin of an OME-XML ``Pixels`` element, in one unit.
 
     ``PhysicalSize*`` (default unit: micrometre) in different units are
@@ -323,7 +323,6 @@ def _ome_physical(xml: str, image: int = 0) -> dict:
     ``yx_origin``. Positions in no physical unit are ignored. Units that cannot
     be converted leave the voxel size unknown, with a warning (``warnings``).
     """
-    pixels = _ome_pixels(xml, image)
     if pixels is None:
         return {}
     sizes = {}
