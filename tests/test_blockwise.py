@@ -337,6 +337,9 @@ def test_cli_scheduler_address_that_is_no_address_is_one_sentence(blobs, tmp_pat
     err = capsys.readouterr().err
     assert code == 2 and "--scheduler head-node is not a dask scheduler address" in err and err.count("\n") == 1
     assert not (tmp_path / "o.tif").exists()
+    import dask
+
+    assert dask.config.get("scheduler", None) is None  # the failed client left no default scheduler behind
 
 
 def _damage_zarr_chunk(store, plane: int) -> None:

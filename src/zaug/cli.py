@@ -546,11 +546,15 @@ def _scheduler(address: str | None, threads: bool):
         from dask.distributed import Client
     except ImportError:
         raise ZaugError("--scheduler needs dask.distributed: pip install 'zaug[cluster]'.") from None
+    # a Client that fails to start has already made itself dask's default scheduler: that is undone
+    saved = {"scheduler": dask.config.get("scheduler", None)}
     try:
         client = Client(address, timeout="10s")
     except (OSError, TimeoutError) as exc:
+        dask.config.set(saved)
         raise ZaugError(f"cannot reach the dask scheduler at {address} ({exc}).") from None
     except (ValueError, TypeError) as exc:  # distributed's parser of the address
+        dask.config.set(saved)
         raise InputError(f"--scheduler {address} is not a dask scheduler address ({exc}); give one like "
                          "tcp://host:8786.") from None
     with client:
