@@ -269,8 +269,10 @@ def test_zaugnet_mode_says_default_or_asked_and_notes_factors_it_interpolates(za
     assert "mode: direct (the default)" in out and "as asked" not in out and "note:" not in out
     assert main(["predict", str(zaugnet_model), str(src), "-o", str(tmp_path / "x3.tif"), "--factor", "3",
                  "--z-mode", "direct", "--no-calibrate"]) == 0
-    out = capsys.readouterr().out
-    assert "mode: direct (as asked)" in out and "linearly interpolated" in out and "zaugnet+" in out
+    captured = capsys.readouterr()
+    assert "mode: direct (as asked)" in captured.out
+    assert "zaug: warning: ZAugNet doubles the planes per pass, so for x3 the new planes are linearly " in captured.err
+    assert "(x4); ZAugNet+ or the z mode 'transfer'" in captured.err
     assert read_volume(tmp_path / "x3.tif").nz == 13
     assert main(["predict", str(zaugnet_model), str(src), "-o", str(tmp_path / "t.tif"), "--factor", "3",
                  "--z-mode", "transfer", "--no-calibrate"]) == 2
@@ -281,13 +283,13 @@ def test_zaugnet_mode_says_default_or_asked_and_notes_factors_it_interpolates(za
                                                          (3, None, True, True), (2, None, False, False),
                                                          (None, 0.0725, True, False), (None, 0.1, True, True),
                                                          (None, 0.145, False, True)])
-def test_zaugnet_notes_when_it_interpolates_between_its_own_planes(capsys, factor, spacing, uniform, note):
-    from zaug.cli import _note_doubling
+def test_zaugnet_notes_when_it_interpolates_between_its_own_planes(factor, spacing, uniform, note):
+    from zaug.methods.zaugnet import _contains, _doubling_grids
+    from zaug.predict import output_positions
 
-    vol = Volume(np.zeros((4, 8, 8), np.uint16), (0.29, 0.26, 0.26), "um",
-                 z_positions=None if uniform else np.array([0.0, 0.29, 0.87, 1.16]))
-    _note_doubling(vol, factor, spacing)
-    assert ("linearly interpolated" in capsys.readouterr().out) == note
+    z_in = np.array([0.0, 0.29, 0.58, 0.87]) if uniform else np.array([0.0, 0.29, 0.87, 1.16])
+    z_out = output_positions(z_in, factor=factor, z_spacing=spacing)
+    assert (not _contains(_doubling_grids(z_in, z_out)[-1], z_out)) == note  # what the model warns about
 
 
 # ---- 10. --voxel-size is in --unit (default um); --unit alone converts ---------------------------------

@@ -90,6 +90,17 @@ def test_report_writes_markdown_json_and_figures(tmp_path):
     assert (tmp_path / "rep" / "cf_psnr_sweep.png").stat().st_size > 10_000
     data = json.loads((tmp_path / "rep" / "results.json").read_text())
     assert data["factor"] == 4 and "arrays" not in data
+    # from Python as from the command line: an earlier report (or a user's report.md) is not replaced
+    from zaug import OutputError
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "report.md").write_text("my lab notes")
+    for folder in ("rep", "notes"):
+        with pytest.raises(OutputError, match="already holds report.md"):
+            write_drop_slice_report(result, tmp_path / folder)
+    assert (tmp_path / "notes" / "report.md").read_text() == "my lab notes"
+    assert not (tmp_path / "notes" / "results.json").exists()
+    assert write_drop_slice_report(result, tmp_path / "rep", overwrite=True) == report
 
 
 def test_verdict_does_not_call_low_band_losses_structure():

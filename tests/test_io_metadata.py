@@ -418,6 +418,23 @@ def test_float16_goes_to_tiff_as_float32_with_every_value(tmp_path):
     np.testing.assert_array_equal(back.data, data.astype(np.float32))
 
 
+def test_64_bit_integers_go_to_tiff_as_32_bit_when_every_value_fits(tmp_path):
+    from zaug import OutputError
+
+    for dtype, stored in ((np.int64, np.int32), (np.uint64, np.uint32)):
+        data = STACK.astype(dtype)
+        with pytest.warns(ZaugWarning, match=f"written as {np.dtype(stored)}"):
+            out = write_volume(Volume(data, (1, 1, 1), "um"), tmp_path / f"{np.dtype(dtype)}.tif")
+        back = read_volume(out)
+        assert back.dtype == stored
+        np.testing.assert_array_equal(back.data, data)
+    big = STACK.astype(np.int64) + 2**40
+    with pytest.raises(OutputError, match="do not fit in int32; write .ome.zarr or .npz"):
+        write_volume(Volume(big, (1, 1, 1), "um"), tmp_path / "big.ome.tif")
+    assert not (tmp_path / "big.ome.tif").exists()
+    write_volume(Volume(big, (1, 1, 1), "um"), tmp_path / "big.npz")  # there, as it is
+
+
 def test_npy_output_warns_that_it_drops_the_voxel_size(tmp_path):
     with pytest.warns(ZaugWarning, match="holds pixels only"):
         write_volume(Volume(STACK, (2, 0.5, 0.5), "um"), tmp_path / "a.npy")

@@ -46,3 +46,23 @@ def test_normalize_percentile_range():
     out = normalize_percentile(data)
     assert out.min() == 0 and out.max() == 1
     assert out[500] == pytest.approx(0.5, abs=0.01)
+
+
+def test_mismatched_shapes_are_refused_rather_than_broadcast_or_cut_short():
+    from zaug import InputError, ZaugWarning
+    from zaug.metrics import fourier_clipped_psnr, rmse, ssim
+
+    rng = np.random.default_rng(0)
+    gt = rng.random((4, 32, 32))
+    pred = gt.copy()
+    pred[1:] = rng.random((3, 32, 32))
+    assert ssim(pred, gt) < 0.5  # three of four planes are noise
+    for metric in (ssim, psnr, rmse, lambda p, g: fourier_clipped_psnr(p, g, 0.5)):
+        with pytest.raises(InputError, match=r"must have the same shape"):
+            metric(pred[:1], gt)  # was: SSIM 1.0 over the first plane only
+        with pytest.raises(InputError, match=r"must have the same shape"):
+            metric(gt[0], gt)  # was: a plane broadcast against the stack
+    with pytest.raises(InputError, match="at least 7 x 7"):
+        ssim(gt[:, :4, :4], gt[:, :4, :4])
+    with pytest.warns(ZaugWarning, match="the truth spans 65535, far more than data_range 1"):
+        psnr(np.full((8, 8), 65535.0), np.linspace(0, 65535, 64).reshape(8, 8))

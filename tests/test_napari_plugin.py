@@ -313,3 +313,32 @@ def test_widgets_run_in_a_napari_worker_thread(monkeypatch, tmp_path):
     assert "error" not in got and (tmp_path / "m" / "config.json").is_file()
     assert len(bars) == 1 and bars[0]["desc"].startswith("zaugnet")  # the bar is napari's own
     assert infos == [got["value"]] and got["value"].startswith(f"model saved in {tmp_path / 'm'}.")
+
+    # Upsample z: napari's bar, and Stop ends it with no layer
+    bars.clear()
+    got = results(lambda: upsample_z_widget(layer, Method.cubic, factor=2))
+    assert "value" in got and [bar["desc"] for bar in bars] == ["Upsample z"]
+    import time
+
+    import zaug.napari_plugin as plugin
+    from zaug.progress import Cancelled, advance, part
+
+    def slow(*args, **kwargs):  # a long upsampling: 400 reports over about 4 s
+        with part(400):
+            for _ in range(400):
+                time.sleep(0.01)
+                advance()
+
+    monkeypatch.setattr(plugin, "upsample_z_layer", slow)
+    infos.clear()
+
+    def started_then_stopped():
+        worker = upsample_z_widget(layer, Method.cubic, factor=2)
+        QTimer.singleShot(300, plugin.stop_training_widget)
+        return worker
+
+    began = time.perf_counter()
+    got = results(started_then_stopped)
+    assert isinstance(got.get("error"), Cancelled) and "value" not in got
+    assert time.perf_counter() - began < 3.0 and plugin.RUNNING_JOBS == {}
+    assert infos == ["asked 1 upsampling(s) to stop; they add no layer."]

@@ -101,6 +101,20 @@ def test_restoration_evaluation_with_niiv_tiny(tmp_path):
     assert result["methods"]["niiv"]["training"]["sigma"] is None
     assert "niiv: " in (table := format_restoration_table(result)) and "blur model sigma 2.00 (factor / 2)" in table
     assert "simulated 2.00" in table and "cubic: " not in table
+    # a verdict in words, whichever way it goes
+    from zaug.evaluate_restore import restoration_verdicts
+
+    gain = result["methods"]["niiv"]["psnr"] - result["methods"]["cubic"]["psnr"]
+    (line,) = restoration_verdicts(result)
+    assert line.startswith(f"niiv: {gain:+.2f} dB PSNR and ") and "against cubic interpolation" in line
+    assert line in table
+    assert ("prefer cubic" in line) == (gain <= 0.05)
+    fake = {"methods": {"linear": {"psnr": 30.0, "ssim": 0.8}, "cubic": {"psnr": 29.0, "ssim": 0.8},
+                        "selfnet": {"psnr": 29.5, "ssim": 0.7}}}
+    assert restoration_verdicts(fake) == ["selfnet: -0.50 dB PSNR and -0.1000 SSIM against linear interpolation, the "
+                                          "better classical method here. It is worse than linear interpolation on "
+                                          "this simulated anisotropy: prefer linear (or train longer, or on this "
+                                          "stack's own blur)."]
 
 
 def test_drop_slice_evaluation_refuses_restoration_methods(run_cli):

@@ -6,6 +6,7 @@ from zaug import InputError, Volume
 from zaug.data.lateral import simulate_anisotropy
 from zaug.metrics import normalize_percentile, psnr
 from zaug.restore import ClassicalRestorer, restore_volume
+from zaug.io import read_volume
 
 
 def _smooth_object(nz=33, ny=24, nx=20) -> np.ndarray:
@@ -141,6 +142,18 @@ def test_a_learned_restorer_warns_on_another_anisotropy(tmp_path, capsys):
     assert main(["predict", str(model_dir), str(tmp_path / "half.tif"), "-o", str(tmp_path / "out.tif"),
                  "--tile", "16"]) == 0  # the tile-by-tile path warns too
     assert "zaug: warning: the model learnt to restore a 4.46-fold" in capsys.readouterr().err
+    # a stack whose file gave no voxel size: its z step is the training anisotropy, not 1 pixel (no-op)
+    unknown = Volume(crop[::4], (1.0, 1.0, 1.0), "pixel")
+    with pytest.warns(UserWarning, match=r"no voxel size, so its z step is taken as 4\.46 pixels"):
+        out = restore_with(unknown, model)
+    assert out.voxel_size == (1.0, 1.0, 1.0) and out.nz == int((unknown.nz - 1) * 1.16 / 0.26) + 1
+    np.save(tmp_path / "plain.npy", crop[::4])
+    assert main(["predict", str(model_dir), str(tmp_path / "plain.npy"), "-o", str(tmp_path / "plain.tif"),
+                 "--tile", "16"]) == 0
+    assert "its z step is taken as 4.46 pixels" in capsys.readouterr().err
+    assert read_volume(tmp_path / "plain.tif").nz == out.nz
+    with pytest.warns(UserWarning, match=r"4\.46-fold anisotropy and this stack's is 1\.00-fold"):
+        restore_with(Volume(crop[::4], (1.0, 1.0, 1.0), "um"), model)  # 1 um everywhere is a voxel size
 
 
 def test_a_z_spacing_coarser_than_the_input_warns():

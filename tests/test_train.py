@@ -106,3 +106,26 @@ def test_infinite_minutes_are_refused():
 
     with pytest.raises(ZaugError, match="finite"):
         Budget(minutes=float("inf"))
+
+
+def test_a_time_budget_that_buys_few_steps_is_reported(tmp_path):
+    import time
+
+    import pytest
+
+    from zaug import ZaugWarning
+    from zaug.train import FEW_STEPS
+
+    class SlowTask(ScriptedTask):
+        def step(self, rng, progress):
+            time.sleep(0.05)
+            return super().step(rng, progress)
+
+    with pytest.warns(ZaugWarning, match=r"0\.002 minutes of training made only \d+ steps: the model has hardly"):
+        summary = run_training(SlowTask([30.0]), tmp_path / "few", Budget(minutes=0.002), progress=False)
+    assert 1 <= summary["steps"] < FEW_STEPS
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)  # a number of steps the user chose: no warning
+        run_training(ScriptedTask([30.0]), tmp_path / "chosen", Budget(steps=3), progress=False)

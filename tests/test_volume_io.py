@@ -212,3 +212,40 @@ def test_an_interrupted_store_leaves_nothing_even_when_writes_land_late(tmp_path
             raise KeyboardInterrupt
     writer.join()
     assert not final.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_read_volume_unit_alone_converts_as_the_command_line_does(tmp_path):
+    write_volume(Volume(np.zeros((4, 8, 8), np.uint8), (0.29, 0.26, 0.26), "um", z_origin=1.5), tmp_path / "a.tif")
+    vol = read_volume(tmp_path / "a.tif", unit="nm")  # converted, not relabelled
+    assert vol.unit == "nm" and vol.voxel_size == (290.0, 260.0, 260.0) and vol.z_origin == 1500.0
+    assert read_volume(tmp_path / "a.tif", voxel_size=(1, 0.5, 0.5), unit="nm").voxel_size == (1.0, 0.5, 0.5)
+    with pytest.raises(InputError, match="unknown unit 'furlong'"):
+        read_volume(tmp_path / "a.tif", unit="furlong")
+    np.save(tmp_path / "px.npy", np.zeros((4, 8, 8), np.uint8))
+    with pytest.raises(InputError, match=r"px\.npy: the stack has no physical unit, which cannot be converted"):
+        read_volume(tmp_path / "px.npy", unit="um")
+
+
+def test_an_array_where_a_volume_belongs_gets_one_sentence():
+    from zaug.predict import upsample_z
+    from zaug.volume import check_volume
+
+    with pytest.raises(InputError, match=r"expected a zaug Volume, got ndarray; wrap an array .*Volume\(array"):
+        check_volume(np.zeros((4, 8, 8)))
+    from zaug.classic import ClassicalInterpolator
+
+    with pytest.raises(InputError, match="expected a zaug Volume"):
+        upsample_z(np.zeros((4, 8, 8)), ClassicalInterpolator("linear"), factor=2)
+    assert Volume([[[1, 2], [3, 4]]] * 3).data.shape == (3, 2, 2)  # a nested list becomes an array
+    vol = Volume(np.random.default_rng(0).random((5, 16, 16), np.float32), (2.0, 1.0, 1.0), "um")
+    assert upsample_z(vol, "cubic", factor=2).voxel_size == (1.0, 1.0, 1.0)  # a name is resolved
+    from zaug.restore import ClassicalRestorer
+
+    with pytest.raises(InputError, match=r"restores volumes: use zaug\.restore\.restore_with"):
+        upsample_z(vol, ClassicalRestorer("linear"), factor=2)
+    from zaug.methods import zaugnet
+
+    with pytest.raises(InputError, match=r"fit takes a list of zaug Volumes"):
+        zaugnet.fit(vol, "unused", {"steps": 1})
+    with pytest.raises(InputError, match=r"unknown training option 'sead' \(did you mean 'seed'\?\)"):
+        zaugnet.fit([vol], "unused", {"steps": 1, "sead": 5})

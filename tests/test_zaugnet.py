@@ -343,7 +343,7 @@ def test_prediction_between_closer_planes_than_trained_says_so(small, tmp_path):
 
 def _stand_in(model, correction):
     """Replace the network: linear interpolation minus ``correction`` (a number)."""
-    model._pairs = lambda planes, jobs: [0.5 * (planes[a] + planes[b]) - correction for a, b, _ in jobs]
+    model._pairs = lambda planes, jobs, counted=True: [0.5 * (planes[a] + planes[b]) - correction for a, b, _ in jobs]
 
 
 def test_calibration_weights_are_fitted_on_lateral_triplets_at_the_spacing_of_use(small, tmp_path):
@@ -662,10 +662,12 @@ def test_resume_refuses_other_stacks_of_the_same_shape_and_cleans_killed_writes(
     (model / "config.json").unlink()  # an unfinished run of `small`
     (model / ".zaug-partial-123-checkpoint").mkdir()  # a checkpoint write killed half-way
     other = small.replace(data=np.ascontiguousarray(small.data[::-1]))
-    with pytest.raises(OutputError, match="other settings"):
+    with pytest.raises(OutputError, match=r"other settings \(the stacks\)"):
         zaugnet.fit([other], model, TINY)
     with pytest.raises(OutputError, match="other settings"):
         zaugnet.fit([small.replace(voxel_size=(1.0, 0.26, 0.26))], model, TINY)
+    with pytest.raises(OutputError, match=r"other settings \(seed, the budget \(--steps / --minutes\)\)"):
+        zaugnet.fit([small], model, dict(TINY, seed=3, steps=TINY["steps"] + 1))
     zaugnet.fit([small], model, TINY)  # the same stack: resumed and finished
     assert not (model / ".zaug-partial-123-checkpoint").exists() and (model / "config.json").exists()
 

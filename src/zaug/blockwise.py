@@ -40,7 +40,7 @@ import numpy as np
 
 from .classic import CUBIC_REACH
 from .errors import InputError
-from .predict import ZInterpolator, cast_like, keep_acquired, output_positions, resampled_volume
+from .predict import ZInterpolator, as_z_interpolator, cast_like, keep_acquired, output_positions, resampled_volume
 from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
@@ -92,6 +92,7 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
         lateral voxel size as the input, z voxel size updated.
     """
     check_volume(volume, scan_values=False)  # non-finite values are found tile by tile
+    method = as_z_interpolator(method)
     tile = int(tile if tile is not None else getattr(method, "block_tile", DEFAULT_TILE))
     if tile < 16:
         raise InputError(f"the tile size must be at least 16 pixels, got {tile}.")

@@ -343,32 +343,10 @@ def _read(args, path, lazy: bool = False):
     alone converts the file's voxel size (and z positions, origin) to that unit.
     """
     from .io import read_volume
-    from .io._units import conversion_factor, normalize_unit, without_binary_noise
 
-    unit = None
-    if args.unit is not None:
-        unit = normalize_unit(args.unit)
-        if unit != "pixel" and conversion_factor(unit, "um") is None:
-            raise InputError(f"unknown unit {args.unit!r} for --unit; use um, nm, mm, cm, m, pm or A.")
-    series = getattr(args, "series", None)
-    if args.voxel_size is not None:
-        return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit or "um", lazy=lazy,
-                           series=series)
-    vol = read_volume(path, axes=args.axes, lazy=lazy, series=series)
-    if unit is None or unit == vol.unit:
-        return vol
-    scale = conversion_factor(vol.unit, unit)
-    if scale is None:
-        known = "no physical unit" if vol.unit == "pixel" else f"its voxel size in {vol.unit}"
-        raise InputError(f"{path} gives {known}, which cannot be converted to {unit}; give the voxel size with "
-                         f"--voxel-size Z Y X --unit {unit}.")
-
-    def convert(value: float) -> float:
-        return without_binary_noise(value * scale)
-
-    positions = None if vol.z_positions is None else [convert(z) for z in vol.z_positions]
-    return vol.replace(voxel_size=tuple(convert(v) for v in vol.voxel_size), unit=unit, z_positions=positions,
-                       z_origin=convert(vol.z_origin), yx_origin=tuple(convert(o) for o in vol.yx_origin))
+    unit = args.unit if args.unit is not None or args.voxel_size is None else "um"
+    return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit, lazy=lazy,
+                       series=getattr(args, "series", None))
 
 
 def _training(args) -> dict:
@@ -423,13 +401,19 @@ def cmd_predict(args) -> int:
     blockwise = (args.tile is not None or args.tile_planes is not None or bool(args.scheduler)
                  or format_of(args.input) == "ome-zarr")
     vol = _read(args, args.input, lazy=blockwise)
-    if restoring:
-        out = _restore(args, vol, method, blockwise)
-    else:
-        out = _interpolate(args, vol, method, factor, blockwise)
     classical = kind in CLASSICAL
+    from .progress import reporting
+
+    # a bar for the learned methods (classical ones take seconds); tiles: dask's own bar when they run here
+    shown = not (classical or blockwise)
+    with reporting(desc="restoring" if restoring else "predicting") if shown else contextlib.nullcontext():
+        if restoring:
+            out = _restore(args, vol, method, blockwise)
+        else:
+            out = _interpolate(args, vol, method, factor, blockwise)
     with _scheduler(args.scheduler, threads=classical) if blockwise else contextlib.nullcontext():
-        write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
+        with _tile_bar() if blockwise and not (classical or args.scheduler) else contextlib.nullcontext():
+            write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])
         scales = getattr(method, "calibration_scale", {})
         if getattr(method, "calibration", None):
             from .methods.zaugnet import describe_weights
@@ -452,7 +436,7 @@ def cmd_predict(args) -> int:
 
                 z_range = central_planes(vol)
                 vol, out = central_crop(vol, z_range=z_range), central_crop(out, z_range=z_range)
-            print(f"report: {write_prediction_report(vol, out, args.report)}")
+            print(f"report: {write_prediction_report(vol, out, args.report, overwrite=args.overwrite)}")
     return 0
 
 
@@ -468,9 +452,11 @@ def _interpolation_factor(args) -> int | None:
 
 
 def _restore(args, vol, method, blockwise: bool):
-    from .restore import RestorationTiles, check_anisotropy, default_z_spacing, restore_with, warn_if_coarser
+    from .restore import (RestorationTiles, check_anisotropy, default_z_spacing, restore_with, warn_if_coarser,
+                          with_training_anisotropy)
 
     fuse = args.fuse or "mean"
+    vol = with_training_anisotropy(vol, method)
     spacing = args.z_spacing
     if args.factor is not None:
         if args.factor < 1:
@@ -501,8 +487,6 @@ def _interpolate(args, vol, method, factor: int | None, blockwise: bool):
         mode = method.resolved_mode()
         reason = method.mode_reason() if args.z_mode or method.mode == "auto" else "the default"
         print(f"mode: {mode} ({reason})")
-        if mode == "direct" and not getattr(method, "plus", True):
-            _note_doubling(vol, factor, args.z_spacing)
     if not blockwise:
         return upsample_z(vol, method, factor=factor, z_spacing=args.z_spacing)
     from .blockwise import upsample_z_blockwise
@@ -511,22 +495,13 @@ def _interpolate(args, vol, method, factor: int | None, blockwise: bool):
                                 tile_planes=args.tile_planes)
 
 
-def _note_doubling(vol, factor: int | None, z_spacing: float | None) -> None:
-    """Say so when plain ZAugNet reaches the asked positions by linear interpolation between its own planes.
+@contextlib.contextmanager
+def _tile_bar():
+    """dask's bar over the tiles computed on this machine, on stderr (a cluster has its dashboard)."""
+    from dask.diagnostics import ProgressBar
 
-    It inserts midpoints pass after pass (x2, x4, x8); other positions are
-    interpolated linearly from the finest pass (``ZAugNetModel._doubling``).
-    """
-    import math
-
-    ratio = factor if factor is not None else vol.voxel_size[0] / z_spacing
-    passes = math.log2(ratio) if ratio > 0 else 0.5
-    if abs(passes - round(passes)) < 1e-6 and (factor is not None or vol.is_uniform):
-        return
-    what = f"x{ratio:g}" if vol.is_uniform else f"a z spacing of {z_spacing:g} {vol.unit} on uneven input planes"
-    print(f"note: ZAugNet doubles the planes per pass, so for {what} the new planes are linearly interpolated "
-          "between those of the finest pass that reaches the spacing (zaugnet+ or --z-mode transfer predict any "
-          "position).")
+    with ProgressBar(out=sys.stderr, minimum=1.0):
+        yield
 
 
 @contextlib.contextmanager
@@ -624,7 +599,7 @@ def cmd_evaluate(args) -> int:
                                      fid_weights=args.fid_weights)
         writer, table = write_drop_slice_report, format_table
     if args.report:
-        report = writer(result, args.report)
+        report = writer(result, args.report, overwrite=args.overwrite)
         if not args.json:
             print(f"report: {report}")
     plain = {k: v for k, v in result.items() if k != "arrays"}
@@ -734,7 +709,9 @@ COMMANDS = {"info": cmd_info, "predict": cmd_predict, "evaluate": cmd_evaluate, 
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"zaug: warning: {message}", file=sys.stderr)
+    from tqdm import tqdm
+
+    tqdm.write(f"zaug: warning: {message}", file=sys.stderr)  # on a line of its own, above a progress bar
 
 
 class Terminated(KeyboardInterrupt):

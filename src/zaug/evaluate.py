@@ -46,7 +46,7 @@ from .classic import CLASSICAL_METHODS, ClassicalInterpolator
 from .errors import InputError
 from .fid import FID_CONVENTION, FIDScorer, distance_columns
 from .downstream import check_downstream, downstream_checks, format_downstream
-from .methods import ORACLES, is_learned, is_restoration, learned_module
+from .methods import ORACLES, is_learned, is_restoration, learned_module, method_names
 from .volume import Volume, check_volume
 
 CONVENTIONS = [
@@ -145,7 +145,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
                          "select one channel/time point first.")
     check_volume(volume, min_planes=factor + 1)
     check_downstream(downstream)
-    methods = list(dict.fromkeys(methods))
+    methods = method_names(methods)
     for name in methods:
         if is_restoration(name):
             raise InputError(f"{name} restores isotropic volumes: evaluate it with --restore.")

@@ -46,6 +46,7 @@ from scipy import ndimage
 from . import metrics
 from .data.lateral import percentile_range
 from .errors import InputError
+from .methods import method_names
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .volume import Volume, check_volume
 
@@ -149,7 +150,7 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
     blurred = oblique_blur(truth, sigma, angle)
     fid_scorer = FIDScorer.maybe(axial_planes(truth), fid_weights, (train_options or {}).get("device", "cpu"))
     results, arrays = {}, {}
-    for name in dict.fromkeys(methods):
+    for name in method_names(methods):
         start = time.perf_counter()
         restored, extra = _restore(name, blurred, volume, angle, factor, sigma, train_options or {}, log)
         pred = np.clip(restored, 0.0, 1.0)

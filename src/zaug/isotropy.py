@@ -38,7 +38,8 @@ ISOTROPY_RATIO_MEANING = ("isotropy ratio = median axial FWHM / median lateral F
                           "(1 = isotropic)")
 SPECTRAL_RATIO_MEANING = ("spectral extent ratio = lateral / axial frequency extent of the power spectrum above the "
                           "noise, the axial noise floor measured at each axial frequency (1 = isotropic; "
-                          "interpolation along z leaves it unchanged)")
+                          "interpolation along z adds no axial detail, so it does not lower it: its smoothing "
+                          "raised it by 7 to 12% on three real stacks)")
 
 
 def _as_stacks(volume_or_array, voxel_size) -> tuple[list[np.ndarray], tuple[float, float, float], str]:

@@ -25,9 +25,13 @@ Examples
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
+
+from .errors import InputError, ZaugWarning
 
 FULL_RADIUS = float(np.sqrt(2.0))
 DEFAULT_SWEEP = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, FULL_RADIUS)
@@ -45,8 +49,28 @@ def normalize_percentile(data: np.ndarray, low: float = 0.1, high: float = 99.9,
     return np.clip(out, 0.0, 1.0) if clip else out
 
 
+def as_pair(pred, gt, data_range: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` and ``gt`` (arrays or Volumes) as float64 arrays of one shape.
+
+    Refuses different shapes (which numpy would broadcast, or a loop over
+    planes cut short, into a plausible number) in one sentence; warns when
+    ``gt`` spans far more than ``data_range`` (raw 16-bit intensities scored
+    as if normalised).
+    """
+    pred, gt = (np.asarray(getattr(a, "data", a), dtype=np.float64) for a in (pred, gt))
+    if pred.shape != gt.shape:
+        raise InputError(f"the prediction ({pred.shape}) and the truth ({gt.shape}) must have the same shape.")
+    if data_range is not None and gt.size and float(np.ptp(gt)) > 2 * data_range:
+        warnings.warn(ZaugWarning(f"the truth spans {float(np.ptp(gt)):g}, far more than data_range "
+                                  f"{data_range:g}: normalise both (normalize_percentile) or give data_range."),
+                      stacklevel=3)
+    return pred, gt
+
+
 def mse(pred: np.ndarray, gt: np.ndarray) -> float:
-    diff = np.asarray(pred, dtype=np.float64) - np.asarray(gt, dtype=np.float64)
+    """Mean squared error, pooled over every voxel."""
+    pred, gt = as_pair(pred, gt)
+    diff = pred - gt
     return float(np.mean(diff * diff))
 
 
@@ -61,13 +85,17 @@ def _psnr_from_mse(err: float, data_range: float) -> float:
 
 def psnr(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB from one MSE over all voxels."""
-    return _psnr_from_mse(mse(pred, gt), data_range)
+    return _psnr_from_mse(mse(*as_pair(pred, gt, data_range)), data_range)
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> float:
     """Structural similarity: per 2D plane (Gaussian window off, 7x7), mean over planes."""
-    pred = np.asarray(pred, dtype=np.float64)
-    gt = np.asarray(gt, dtype=np.float64)
+    pred, gt = as_pair(pred, gt, data_range)
+    if gt.ndim not in (2, 3):
+        raise InputError(f"SSIM compares planes or stacks of planes (2 or 3 dimensions); got {gt.ndim}.")
+    if min(gt.shape[-2:]) < 7:
+        raise InputError(f"SSIM needs planes of at least 7 x 7 pixels (its window); these are "
+                         f"{gt.shape[-2]} x {gt.shape[-1]}.")
     if gt.ndim == 2:
         return float(structural_similarity(pred, gt, data_range=data_range))
     return float(np.mean([structural_similarity(p, g, data_range=data_range) for p, g in zip(pred, gt)]))
@@ -86,7 +114,8 @@ def fourier_clipped_psnr_sweep(pred: np.ndarray, gt: np.ndarray, radii=DEFAULT_S
     The error spectrum ``FFT(pred - gt)`` is computed once per plane; by
     Parseval the clipped MSE is ``sum_{|k| <= r} |D_k|^2 / N^2``.
     """
-    diff = np.asarray(pred, dtype=np.float64) - np.asarray(gt, dtype=np.float64)
+    pred, gt = as_pair(pred, gt)
+    diff = pred - gt
     if diff.ndim == 2:
         diff = diff[None]
     power = np.abs(np.fft.fft2(diff, axes=(-2, -1))) ** 2
@@ -121,6 +150,7 @@ def sharpness_ratio(pred: np.ndarray, gt: np.ndarray) -> float:
 
 def plane_psnr(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> np.ndarray:
     """PSNR of every plane of a stack."""
+    pred, gt = as_pair(pred, gt)
     return np.array([psnr(p, g, data_range) for p, g in zip(pred, gt)])
 
 

@@ -250,7 +250,7 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
     """
     from .methods import resolve
     from .predict import upsample_z
-    from .restore import is_restorer, restore_with
+    from .restore import is_restorer, restore_with, with_training_anisotropy
 
     volume = _volume_of(image)
     if method is Method.trained_model:
@@ -270,6 +270,7 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         warnings.warn(ZaugWarning(f"the z spacing {z_spacing:g} is coarser than the layer's "
                                   f"({volume.voxel_size[0]:g} {volume.unit}): the new layer has fewer planes."))
     if is_restorer(chosen):  # niiv, Self-Net, RESIN
+        volume = with_training_anisotropy(volume, chosen)
         spacing = float(z_spacing) if z_spacing and z_spacing > 0 else volume.voxel_size[0] / float(factor)
         out = restore_with(volume, chosen, z_spacing=spacing)
     else:
@@ -419,6 +420,22 @@ def start_worker(function, *args, **kwargs):
     return worker
 
 
+def start_stoppable_worker(function, *args, **kwargs):
+    """:func:`start_worker` for a ``function`` that takes ``stop`` (an event); Stop, or napari's closing, sets it."""
+    stop = threading.Event()
+    worker = start_worker(function, *args, stop=stop, **kwargs)
+    RUNNING_JOBS[stop] = function.__name__
+    worker.finished.connect(lambda: RUNNING_JOBS.pop(stop, None))
+    quit_worker = worker.quit
+
+    def quit() -> None:  # napari asks its workers to quit when the viewer closes: end at the next report
+        stop.set()
+        quit_worker()
+
+    worker.quit = quit
+    return worker
+
+
 def train_widget(*args, **kwargs):
     """Train in a napari worker: the bar in napari's activity panel, the self-check as a notification.
 
@@ -428,35 +445,49 @@ def train_widget(*args, **kwargs):
     from napari.utils import notifications
     from napari.utils import progress as napari_progress
 
-    stop = threading.Event()
-    worker = start_worker(train_layer, *args, progress=napari_progress, stop=stop, **kwargs)
+    worker = start_stoppable_worker(train_layer, *args, progress=napari_progress, **kwargs)
     worker.returned.connect(notifications.show_info)
-    RUNNING_TRAININGS.add(stop)
-    worker.finished.connect(lambda: RUNNING_TRAININGS.discard(stop))
-    quit_worker = worker.quit
-
-    def quit() -> None:  # napari asks its workers to quit when the viewer closes: save the step, then end
-        stop.set()
-        quit_worker()
-
-    worker.quit = quit
     return worker
 
 
-#: The stop events of the trainings the widget runs now (Stop training sets them).
-RUNNING_TRAININGS: set = set()
+def upsample_with_progress(*args, stop=None, **kwargs):
+    """:func:`upsample_z_layer` with its bar in napari's activity panel; ``stop`` set ends it, with no layer."""
+    from napari.utils import progress as napari_progress
+
+    from .progress import reporting
+
+    with reporting(napari_progress, desc="Upsample z", stop=stop):
+        return upsample_z_layer(*args, **kwargs)
+
+
+def upsample_z_widget(*args, **kwargs):
+    return start_stoppable_worker(upsample_with_progress, *args, **kwargs)
+
+
+functools.update_wrapper(upsample_z_widget, upsample_z_layer)
+upsample_z_widget.__annotations__ = dict(upsample_z_layer.__annotations__, **{"return": WORKER_OF_LAYER})
+upsample_z_widget.__signature__ = inspect.signature(upsample_z_layer).replace(return_annotation=WORKER_OF_LAYER)
+
+#: The stop events of the trainings and upsamplings the widgets run now (Stop sets them), and which is which.
+RUNNING_JOBS: dict = {}
 
 
 def stop_training_widget() -> None:
-    """Stop the trainings started from Train a model: each saves the step under way and ends; training the
-    same layer into the same folder again resumes it."""
+    """Stop what Train a model and Upsample z are running: a training saves the step under way and ends
+    (training the same layer into the same folder again resumes it); an upsampling ends with no new layer."""
     from napari.utils import notifications
 
-    running = list(RUNNING_TRAININGS)
-    for stop in running:
+    running = list(RUNNING_JOBS.items())
+    for stop, _ in running:
         stop.set()
-    notifications.show_info(f"asked {len(running)} training(s) to stop at the end of their step; training again "
-                            "with the same settings resumes them." if running else "no training is running.")
+    trainings = sum(name == "train_layer" for _, name in running)
+    said = []
+    if trainings:
+        said.append(f"asked {trainings} training(s) to stop at the end of their step; training again with the "
+                    "same settings resumes them")
+    if len(running) > trainings:
+        said.append(f"asked {len(running) - trainings} upsampling(s) to stop; they add no layer")
+    notifications.show_info("; ".join(said) + "." if said else "nothing is running.")
 
 
 # the widget's form: train_layer's parameters but the bar's class; nothing for napari to add as a layer
@@ -466,5 +497,4 @@ train_widget.__signature__ = inspect.signature(train_layer).replace(
     return_annotation=None)
 train_widget.__annotations__ = {k: v for k, v in train_layer.__annotations__.items() if k not in _HIDDEN}
 train_widget.__annotations__["return"] = None
-upsample_z_widget = in_a_worker_thread(upsample_z_layer)
 measure_widget = in_a_worker_thread(measure_layer)

@@ -26,6 +26,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import InputError
+from .progress import part
 from .volume import Volume, check_volume
 
 
@@ -106,6 +107,21 @@ def keep_acquired(out: np.ndarray, stack, z_in: np.ndarray, z_out: np.ndarray) -
     return out
 
 
+def as_z_interpolator(method) -> ZInterpolator:
+    """``method``, a method name or model folder resolved (:func:`zaug.methods.resolve`), checked to be one
+    that interpolates planes (a restoration model goes through :func:`zaug.restore.restore_with`)."""
+    if isinstance(method, str):
+        from .methods import resolve
+
+        method = resolve(method)
+    if not hasattr(method, "interpolate"):
+        restores = hasattr(method, "restore_volume") or hasattr(method, "restore_planes")
+        hint = ("it restores volumes: use zaug.restore.restore_with(volume, model)" if restores
+                else "give a method name, a model folder or a loaded ZAugNet model")
+        raise InputError(f"{type(method).__name__} does not interpolate planes along z; {hint}.")
+    return method
+
+
 def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
                z_spacing: float | None = None, z_out: np.ndarray | None = None) -> Volume:
     """Resample ``volume`` along z with ``method``.
@@ -114,8 +130,9 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
     ----------
     volume : Volume
         Input (any dtype; T and C axes processed one stack at a time).
-    method : ZInterpolator
-        A classical interpolator or a loaded model.
+    method : ZInterpolator or str
+        A classical interpolator or a loaded model, or the name of one
+        (``"cubic"``) or its model folder.
     factor, z_spacing : optional
         See :func:`output_positions`.
     z_out : numpy.ndarray, optional
@@ -128,14 +145,17 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
         when not uniform) updated.
     """
     check_volume(volume)
+    method = as_z_interpolator(method)
     z_in = volume.z_coords()
     if z_out is None:
         z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing)
     out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
-    for index, stack in volume.stacks():
-        planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
-                                    pixel_size=volume.voxel_size[1:])
-        out[index] = keep_acquired(cast_like(planes, volume.dtype), stack, z_in, z_out)
+    with part(volume.n_stacks):
+        for index, stack in volume.stacks():
+            with part(1):
+                planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
+                                            pixel_size=volume.voxel_size[1:])
+            out[index] = keep_acquired(cast_like(planes, volume.dtype), stack, z_in, z_out)
     return resampled_volume(volume, out, z_out, method.name)
 
 

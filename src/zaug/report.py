@@ -78,14 +78,23 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
     return out
 
 
-def write_drop_slice_report(result: dict, out_dir: str | Path) -> Path:
+def report_folder(out_dir: str | Path, kind: str, methods=(), overwrite: bool = False) -> Path:
+    """The folder of a report of ``kind``, made, after :func:`check_report_folder` has allowed it."""
+    out = check_report_folder(out_dir, report_files(kind, list(methods)), overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write ``report.md``, ``results.json`` and figures for a drop-slice evaluation.
 
-    ``result`` must come from ``evaluate_drop_slice(..., keep_predictions=True)``.
+    ``result`` must come from ``evaluate_drop_slice(..., keep_predictions=True)``
+    for the orthogonal views; the table and sweep are written regardless.
     Returns the path of the Markdown report.
+    An existing report in ``out_dir`` is replaced only with ``overwrite``
+    (:func:`check_report_folder`).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = report_folder(out_dir, "drop-slice", result["methods"], overwrite)
     arrays = result.get("arrays", {})
     figures = []
     if arrays:
@@ -186,16 +195,17 @@ def _save(fig, path: Path, plt) -> Path:
     return path
 
 
-def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
+def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
     """``report.md``, ``results.json`` and figures for a restoration evaluation.
 
     ``result`` must come from ``evaluate_restoration(..., keep_predictions=True)``
     for the xz views and spectra; the table and sweep are written regardless.
+    An existing report in ``out_dir`` is replaced only with ``overwrite``
+    (:func:`check_report_folder`).
     """
-    from .evaluate_restore import format_restoration_table, isotropy_notes
+    from .evaluate_restore import format_restoration_table, isotropy_notes, restoration_verdicts
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = report_folder(out_dir, "restoration", result["methods"], overwrite)
     arrays = result.get("arrays", {})
     figures = []
     if arrays:
@@ -226,6 +236,9 @@ def write_restoration_report(result: dict, out_dir: str | Path) -> Path:
                      f"{cf['high']:.2f} | {r['sharpness']:.3f} | {r['isotropy_ratio']:.3f} | "
                      f"{r['spectral_extent_ratio']:.3f} |" + (distance_columns(r, markdown=True) if fid else ""))
     lines += [line for note in isotropy_notes(result) for line in ("", note)]
+    verdicts = restoration_verdicts(result)
+    if verdicts:
+        lines += ["", "## In one line", ""] + [f"- {v}" for v in verdicts]
     lines += downstream_section(result)
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     lines += ["", "```", format_restoration_table(result), "```", ""]
@@ -272,7 +285,7 @@ def _spectra_name(label: str) -> str:
     return f"spectra_{label.replace('+', 'plus').replace(':', '_')}.png"
 
 
-def write_prediction_report(before, after, out_dir: str | Path) -> Path:
+def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool = False) -> Path:
     """How isotropic is the result? A report on a real prediction (no ground truth needed).
 
     Measures the isotropy ratio (axial / lateral FWHM of thin structures) and
@@ -287,12 +300,20 @@ def write_prediction_report(before, after, out_dir: str | Path) -> Path:
     ----------
     before, after : Volume
         The input and the output of ``zaug predict`` (first T/C stack used).
+    out_dir : path-like
+        The report's folder (made when absent).
+    overwrite : bool
+        Replace an earlier report there (:func:`check_report_folder`).
+
+    Returns
+    -------
+    Path
+        The Markdown report.
     """
     from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
                            plot_spectra, unmeasured_sentence)
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = report_folder(out_dir, "prediction", (), overwrite)
     rows, figures = {}, []
     for label, single in _report_stacks(before, after):
         stack = single.data
@@ -402,16 +423,17 @@ def _before_after_xz(before, after, path: Path) -> Path:
     return _save(fig, path, plt)
 
 
-def write_oblique_report(result: dict, out_dir: str | Path) -> Path:
+def write_oblique_report(result: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
     """``report.md``, ``results.json`` and z-y / x-y sections for an oblique restoration evaluation.
 
     ``result`` must come from ``evaluate_oblique(..., keep_predictions=True)``
     for the figures; the table is written regardless.
+    An existing report in ``out_dir`` is replaced only with ``overwrite``
+    (:func:`check_report_folder`).
     """
     from .evaluate_oblique import format_oblique_table
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = report_folder(out_dir, "oblique", result["methods"], overwrite)
     arrays = result.get("arrays", {})
     figures = []
     if arrays:

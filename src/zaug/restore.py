@@ -32,6 +32,7 @@ from .classic import CLASSICAL_METHODS, CUBIC_REACH, interpolate_stack
 from .data.lateral import DEFAULT_PERCENTILES, normalise, percentile_range
 from .errors import InputError, ZaugWarning
 from .predict import cast_like, output_positions
+from .progress import advance, part
 from .volume import Volume, check_volume
 
 FUSIONS = ("mean", "geometric", "xz", "yz")
@@ -133,11 +134,12 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
     z_out = output_positions(z_in, z_spacing=float(z_spacing))
     rows = np.interp(z_out, z_in, np.arange(volume.nz, dtype=np.float64))
     out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
-    for index, stack in volume.stacks():
-        stack = np.asarray(stack)
-        lo, hi = percentile_range(stack, percentiles)
-        restored = restore_stack(normalise(stack, lo, hi), restorer, rows, fuse, batch)
-        out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
+    with part(volume.n_stacks):
+        for index, stack in volume.stacks():
+            stack = np.asarray(stack)
+            lo, hi = percentile_range(stack, percentiles)
+            restored = restore_stack(normalise(stack, lo, hi), restorer, rows, fuse, batch)
+            out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
     metadata = dict(volume.metadata, method=getattr(restorer, "name", type(restorer).__name__), fuse=fuse)
     return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
                           z_origin=float(z_out[0]), metadata=metadata)
@@ -152,10 +154,11 @@ def restore_stack(stack: np.ndarray, restorer: PlaneRestorer, rows: np.ndarray, 
                   batch: int = 64) -> np.ndarray:
     """Restore a normalised float ZYX stack at axial positions ``rows`` (sample units)."""
     parts = []
-    if fuse != "yz":  # xz planes: (Y, Z, X) -> (Y, Zout, X) -> (Zout, Y, X)
-        parts.append(_restore_planes(stack.transpose(1, 0, 2), restorer, rows, batch).transpose(1, 0, 2))
-    if fuse != "xz":  # yz planes: (X, Z, Y) -> (X, Zout, Y) -> (Zout, Y, X)
-        parts.append(_restore_planes(stack.transpose(2, 0, 1), restorer, rows, batch).transpose(1, 2, 0))
+    with part((fuse != "yz") * stack.shape[1] + (fuse != "xz") * stack.shape[2]):  # planes to restore
+        if fuse != "yz":  # xz planes: (Y, Z, X) -> (Y, Zout, X) -> (Zout, Y, X)
+            parts.append(_restore_planes(stack.transpose(1, 0, 2), restorer, rows, batch).transpose(1, 0, 2))
+        if fuse != "xz":  # yz planes: (X, Z, Y) -> (X, Zout, Y) -> (Zout, Y, X)
+            parts.append(_restore_planes(stack.transpose(2, 0, 1), restorer, rows, batch).transpose(1, 2, 0))
     if len(parts) == 1:
         return parts[0]
     if fuse == "geometric":
@@ -173,6 +176,7 @@ def _restore_planes(planes: np.ndarray, restorer: PlaneRestorer, rows: np.ndarra
             raise ValueError(f"restorer returned shape {result.shape}, expected "
                              f"{(len(chunk), len(rows), planes.shape[2])}")
         out[start:start + batch] = result
+        advance(len(chunk))
     return out
 
 
@@ -243,7 +247,7 @@ def check_anisotropy(volume: Volume, method) -> None:
     """
     config = getattr(method, "config", None)
     trained = float(getattr(config, "factor", 0) or 0)
-    if trained <= 0 or getattr(config, "axial_angle", 0) or volume.voxel_size == (1.0, 1.0, 1.0):
+    if trained <= 0 or getattr(config, "axial_angle", 0) or _unknown_voxel_size(volume):
         return
     current = volume.anisotropy
     if not 1 / 1.5 <= current / trained <= 1.5:
@@ -251,6 +255,27 @@ def check_anisotropy(volume: Volume, method) -> None:
             f"the model learnt to restore a {trained:.2f}-fold anisotropy and this stack's is {current:.2f}-fold "
             "(z voxel size over lateral); its axial blur may differ from what the model learnt: consider training "
             "on this stack."), stacklevel=3)
+
+
+def _unknown_voxel_size(volume: Volume) -> bool:
+    return volume.unit == "pixel" and volume.voxel_size == (1.0, 1.0, 1.0)
+
+
+def with_training_anisotropy(volume: Volume, method) -> Volume:
+    """``volume``, or, when its file gave no voxel size, the same stack with a z step of the anisotropy that
+    ``method`` (a learned restorer) was trained for, with a warning.
+
+    Without it the stack would read as isotropic already (1 pixel on every
+    axis) and be restored onto the planes it has: nothing done.
+    """
+    config = getattr(method, "config", None)
+    trained = float(getattr(config, "factor", 0) or 0)
+    if not _unknown_voxel_size(volume) or trained <= 1 or getattr(config, "axial_angle", 0):
+        return volume
+    warnings.warn(ZaugWarning(
+        f"the stack has no voxel size, so its z step is taken as {trained:.3g} pixels, the anisotropy the model was "
+        f"trained for; give the voxel size (--voxel-size Z Y X) if it is another."), stacklevel=3)
+    return volume.replace(voxel_size=(trained, 1.0, 1.0), z_positions=None)
 
 
 def warn_if_coarser(volume: Volume, z_spacing: float | None) -> None:
@@ -267,6 +292,7 @@ def restore_with(volume: Volume, method, z_spacing: float | None = None, fuse: s
 
     Warns (:func:`check_anisotropy`) when a learned model was trained at a very different anisotropy.
     """
+    volume = with_training_anisotropy(volume, method)
     check_anisotropy(volume, method)
     warn_if_coarser(volume, z_spacing)
     if hasattr(method, "restore_volume"):

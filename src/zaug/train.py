@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import load_state, save_state
-from .errors import ZaugError
+from .errors import ZaugError, ZaugWarning
 
 
 class TrainTask(Protocol):
@@ -59,6 +60,8 @@ class TrainTask(Protocol):
 COLLAPSE_DB = 6.0
 #: Restarts from the best weights allowed in one run; after that the loop trains on (the best weights are kept).
 MAX_RESTARTS = 3
+#: Fewer steps than this from a time budget make a model that has hardly learned: the run says so.
+FEW_STEPS = 100
 
 
 @dataclass
@@ -195,6 +198,10 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
     if _fingerprint(task.weights()) == state["start_fingerprint"]:
         raise ZaugError("training did not change the network's weights; no model was saved.")
     checkpoint()
+    if budget.minutes is not None and state["step"] < FEW_STEPS:
+        warnings.warn(f"{budget.minutes:g} minutes of training made only {state['step']} steps: the model has "
+                      "hardly learned (its self-check says how it compares with interpolation); give it more "
+                      "--minutes.", ZaugWarning, stacklevel=2)
     return {"steps": state["step"], "seconds": round(state["elapsed"], 1), "best": state["best"],
             "history": state["history"], "resumed": resumed, "restarts": state.get("restarts", 0)}
 
@@ -291,8 +298,8 @@ def _update_bar(bar, budget: Budget, state: dict) -> None:
         last = state["history"][-1]
         if "val_psnr" in last:
             post["val"] = f"{last['val_psnr']:.2f}dB"
-        if "val_gain_db" in last:
-            post["vs_linear"] = f"{last['val_gain_db']:+.2f}dB"
+        if "val_gain_db" in last:  # over what the task's validation says (linear interpolation by default)
+            post[f"vs_{last.get('val_baseline', 'linear')}"] = f"{last['val_gain_db']:+.2f}dB"
     bar.set_postfix(post, refresh=False)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -84,6 +85,8 @@ class Volume:
     metadata: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not hasattr(self.data, "ndim"):  # a list of planes, say
+            object.__setattr__(self, "data", np.asarray(self.data))
         axes = self.axes.upper()
         object.__setattr__(self, "axes", axes)
         object.__setattr__(self, "voxel_size", tuple(float(v) for v in self.voxel_size))
@@ -162,11 +165,43 @@ class Volume:
         return self.z_origin + self.voxel_size[0] * np.arange(self.nz, dtype=np.float64)
 
     # -- iteration and copies ---------------------------------------------
+    @property
+    def n_stacks(self) -> int:
+        """Number of ZYX stacks (time points x channels)."""
+        return math.prod(self.data.shape[:-3])
+
     def stacks(self) -> Iterator[tuple[tuple[int, ...], Any]]:
         """Yield ``(index, zyx)`` for every time point and channel."""
         lead = self.data.shape[:-3]
         for index in itertools.product(*(range(n) for n in lead)):
             yield index, self.data[index]
+
+    def in_unit(self, unit: str) -> "Volume":
+        """The same volume with its voxel size, z positions and origin converted to ``unit``.
+
+        >>> import numpy as np
+        >>> Volume(np.zeros((3, 4, 4)), (0.29, 0.26, 0.26), "um").in_unit("nm").voxel_size
+        (290.0, 260.0, 260.0)
+        """
+        from .io._units import conversion_factor, normalize_unit, without_binary_noise
+
+        unit = normalize_unit(unit)
+        if unit != "pixel" and conversion_factor(unit, "um") is None:
+            raise InputError(f"unknown unit {unit!r}; use um, nm, mm, cm, m, pm or A.")
+        if unit == self.unit:
+            return self
+        scale = conversion_factor(self.unit, unit)
+        if scale is None:
+            known = "no physical unit" if self.unit == "pixel" else f"its voxel size in {self.unit}"
+            raise InputError(f"the stack has {known}, which cannot be converted to {unit}; give its voxel size "
+                             f"in {unit} instead (--voxel-size Z Y X --unit {unit}).")
+
+        def convert(value: float) -> float:
+            return without_binary_noise(value * scale)
+
+        positions = None if self.z_positions is None else [convert(z) for z in self.z_positions]
+        return self.replace(voxel_size=tuple(convert(v) for v in self.voxel_size), unit=unit, z_positions=positions,
+                            z_origin=convert(self.z_origin), yx_origin=tuple(convert(o) for o in self.yx_origin))
 
     def replace(self, **changes: Any) -> "Volume":
         """A copy with some fields changed (metadata is copied, not shared)."""
@@ -232,8 +267,11 @@ def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool
     Raises
     ------
     InputError
-        Too few planes, non-finite values or a constant image.
+        Not a Volume, too few planes, non-finite values or a constant image.
     """
+    if not isinstance(volume, Volume):
+        raise InputError(f"expected a zaug Volume, got {type(volume).__name__}; wrap an array with its voxel size: "
+                         "Volume(array, voxel_size=(z, y, x), unit='um').")
     if volume.nz < min_planes:
         raise InputError(
             f"the stack has {volume.nz} z plane(s); at least {min_planes} are needed "

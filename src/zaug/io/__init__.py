@@ -56,7 +56,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError, ZaugWarning
+from ..errors import InputError, OutputError, ZaugWarning
 from ..volume import CANONICAL_AXES, Volume
 from ._atomic import atomic_path, check_output_path
 from ._units import conversion_factor, normalize_unit, without_binary_noise
@@ -99,8 +99,9 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     voxel_size : sequence of 3 floats, optional
         ``(z, y, x)`` physical voxel size, overriding the file's.
     unit : str, optional
-        Unit of ``voxel_size`` (default: the file's, else ``"um"`` when
-        ``voxel_size`` is given).
+        Unit of ``voxel_size`` (default: the file's, else ``"um"``); without
+        ``voxel_size``, the unit the file's voxel size, z positions and origin
+        are converted to (:meth:`Volume.in_unit`).
     lazy : bool
         Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
         dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only).
@@ -114,6 +115,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     Volume
     """
     path = Path(path)
+    if unit is not None and normalize_unit(unit) != "pixel" and conversion_factor(normalize_unit(unit), "um") is None:
+        raise InputError(f"unknown unit {unit!r}; use um, nm, mm, cm, m, pm or A.")
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     fmt = format_of(path)
@@ -139,6 +142,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     positions = physical.get("z_positions")
     first_z = float(positions[0]) if positions is not None and len(positions) else float(physical.get("z_origin", 0.0))
     file_origin = (first_z, *physical.get("yx_origin", (0.0, 0.0)))
+    convert_to = None
     if voxel_size is not None:
         if len(voxel_size) != 3:
             raise InputError("--voxel-size needs three numbers: z y x.")
@@ -148,7 +152,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     else:
         _warn_about(path, physical, nz=int(data.shape[-3]))
         size = file_size
-        unit = normalize_unit(unit) if unit else physical.get("unit", "pixel")
+        convert_to, unit = unit, physical.get("unit", "pixel")
         origin = (float(physical.get("z_origin", 0.0)), *file_origin[1:])
     z_origin, yx_origin = origin[0], tuple(origin[1:])
     z_positions = physical.get("z_positions") if voxel_size is None else None
@@ -157,11 +161,17 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     if z_positions is not None:
         size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
     time = physical.get("time", {})
-    return Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
-                  yx_origin=yx_origin, channel_names=tuple(physical.get("channel_names", ())),
-                  time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
-                  time_origin=time.get("origin", 0.0),
-                  metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+    volume = Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
+                    yx_origin=yx_origin, channel_names=tuple(physical.get("channel_names", ())),
+                    time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
+                    time_origin=time.get("origin", 0.0),
+                    metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+    if convert_to is None:
+        return volume
+    try:
+        return volume.in_unit(convert_to)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
 
 
 def _origin_for_new_size(path: Path, physical: dict, origin: tuple, file_size: tuple, size: tuple,
@@ -217,9 +227,14 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
     out = check_output_path(path, overwrite=overwrite, inputs=inputs)
     stored = stored_dtype(volume.dtype, out)
     if stored != volume.dtype:
+        data = np.asarray(volume.data)
+        if stored.kind in "iu" and data.size and not (np.iinfo(stored).min <= data.min()
+                                                      and data.max() <= np.iinfo(stored).max):
+            raise OutputError(f"TIFF cannot hold {volume.dtype} and these values do not fit in {stored}; write "
+                              ".ome.zarr or .npz, or convert the stack to 32 bits first.")
         warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as {stored} "
                                   "(every value kept)."), stacklevel=2)
-        volume = volume.replace(data=np.asarray(volume.data).astype(stored))
+        volume = volume.replace(data=data.astype(stored))
     if fmt == "numpy" and out.suffix.lower() == ".npy" and volume.unit != "pixel":
         warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so the voxel size ({volume.voxel_size[0]:g} x "
                                   f"{volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} {volume.unit}) is not "
@@ -235,10 +250,14 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
 
 
 def stored_dtype(dtype, path: str | os.PathLike) -> np.dtype:
-    """The data type in which :func:`write_volume` stores ``dtype`` at ``path``: the same, except float16
-    in TIFF (which no TIFF writer here holds), stored as float32, which holds every value."""
+    """The data type in which :func:`write_volume` stores ``dtype`` at ``path``: the same, except in TIFF
+    (whose writers here hold neither): float16 as float32, and 64-bit integers as 32-bit ones of the same
+    sign (:func:`write_volume` checks that every value fits)."""
     dtype = np.dtype(dtype)
-    return np.dtype(np.float32) if dtype == np.float16 and format_of(path) == "tiff" else dtype
+    if format_of(path) != "tiff":
+        return dtype
+    return {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.int64): np.dtype(np.int32),
+            np.dtype(np.uint64): np.dtype(np.uint32)}.get(dtype, dtype)
 
 
 def _to_canonical(data, axes: str | None, user_axes: bool) -> tuple[object, str]:

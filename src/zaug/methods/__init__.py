@@ -53,7 +53,19 @@ def learned_module(name: str):
 
 
 def available() -> list[str]:
+    """Every method name: classical, learned, then the oracles evaluations can add."""
     return list(CLASSICAL_METHODS) + list(LEARNED) + list(ORACLES)
+
+
+def method_names(methods) -> list[str]:
+    """``methods`` as a list of names without repeats: a sequence, or one string such as ``"linear,cubic"``.
+
+    >>> method_names("linear, cubic,linear")
+    ['linear', 'cubic']
+    """
+    if isinstance(methods, str):
+        methods = methods.split(",")
+    return list(dict.fromkeys(str(m).strip() for m in methods if str(m).strip()))
 
 
 def resolve(spec: str, device: str = "auto"):

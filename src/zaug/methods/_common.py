@@ -76,8 +76,23 @@ def restoration_summary(config) -> dict:
             "renoise": getattr(config, "renoise", False)}
 
 
+#: Every option a method's ``fit`` reads (each method refuses those it does not use, by name).
+FIT_OPTIONS = frozenset({
+    "method", "preset", "steps", "minutes", "seed", "device", "progress", "overwrite", "stop", "checkpoint_every_s",
+    "adversarial", "max_gap", "patch", "batch", "lr", "init", "net", "ema", "lateral", "calibrate", "model_dir",
+    "factor", "degradation", "sigma", "renoise", "axial_angle", "cube"})
+
+
 def preset_and_budget(opts: dict, presets: dict) -> tuple[str, Budget]:
-    """The preset name (checked) and the training budget from fit options."""
+    """The preset name (checked) and the training budget from fit options (a misspelt one refused)."""
+    unknown = sorted(set(opts) - FIT_OPTIONS)
+    if unknown:
+        import difflib
+
+        hints = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, FIT_OPTIONS, 1))
+                 else repr(key) for key in unknown]
+        raise InputError(f"unknown training option{'s' * (len(unknown) > 1)} {', '.join(hints)}; the options are "
+                         f"{', '.join(sorted(FIT_OPTIONS))}.")
     preset = opts.get("preset") or "fast"
     if preset not in presets:
         raise InputError(f"unknown preset {preset!r}; use {' or '.join(presets)}.")
@@ -136,13 +151,23 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
             raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
         elif not (out / "checkpoint").exists():
             marker.unlink()  # a run that failed before its first checkpoint: nothing to resume
-        elif _read_json(marker) != identity:
-            raise OutputError(f"{out} holds an unfinished run with other settings; pass --overwrite "
+        elif (earlier := _read_json(marker)) != identity:
+            differ = _differences(earlier, identity)
+            raise OutputError(f"{out} holds an unfinished run with other settings ({differ}); pass --overwrite "
                               "to start again, or use the same settings to resume it.")
     out.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
         marker.write_text(json.dumps(identity, indent=1))
     return out
+
+
+def _differences(earlier, now) -> str:
+    """What differs between two run identities, named (the stacks, not their checksums)."""
+    if not isinstance(earlier, dict):
+        return "unreadable"
+    names = {"data": "the stacks", "budget": "the budget (--steps / --minutes)"}
+    keys = [k for k in dict.fromkeys([*earlier, *now]) if earlier.get(k) != now.get(k)]
+    return ", ".join(names.get(k, k.replace("_", " ")) for k in keys) or "none named"
 
 
 #: Held (flock) by the training that writes into a model folder.
@@ -156,6 +181,10 @@ def one_training_per_folder(fit):
     into (another process, or another napari widget run in this one), rather than let two runs mix."""
     @functools.wraps(fit)
     def locked(volumes, out_dir, options=None):
+        from ..volume import Volume
+
+        if isinstance(volumes, Volume) or not all(isinstance(v, Volume) for v in volumes):
+            raise InputError("fit takes a list of zaug Volumes (one or more stacks): fit([volume], out_dir, options).")
         with _folder_lock(Path(out_dir)):
             return fit(volumes, out_dir, options)
 

@@ -101,8 +101,9 @@ from ..evaluate_oblique import line_blur_kernel
 from ..losses_ssim import ssim_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..nets.unet3d import PatchDiscriminatorND, UNet3D, resin_preset
-from ..nets.zstack import apply_blended_cubes
+from ..nets.zstack import apply_blended_cubes, n_cubes
 from ..predict import cast_like, output_positions
+from ..progress import advance, part
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
@@ -506,7 +507,7 @@ class ResinTask:
         preds, truth = self._val_predictions(), self.val["target"]
         val_psnr = psnr(preds["model"], truth)
         return {"score": val_psnr, "val_psnr": val_psnr, "val_gain_db": val_psnr - psnr(preds["cubic"], truth),
-                "val_cycle_l1": self._cycle_l1()}
+                "val_baseline": "input" if self.config.axial_angle else "cubic", "val_cycle_l1": self._cycle_l1()}
 
     def self_check(self) -> dict:
         preds, truth = self._val_predictions(), self.val["target"]
@@ -561,7 +562,9 @@ def apply_tiled(net: torch.nn.Module, volume: np.ndarray, device: torch.device, 
                 overlap: int = 16) -> np.ndarray:
     """Run a size-preserving 3D net on a ZYX volume of any size in overlapping, blended tiles."""
     net.eval()
-    out = apply_blended_cubes(net, torch.from_numpy(np.ascontiguousarray(volume, np.float32)), tile, overlap, device)
+    with part(n_cubes(volume.shape, tile, overlap)):
+        out = apply_blended_cubes(net, torch.from_numpy(np.ascontiguousarray(volume, np.float32)), tile, overlap,
+                                  device, on_cube=advance)
     return out.numpy()
 
 
@@ -623,10 +626,11 @@ class ResinRestorer:
         z_out = output_positions(z_in, z_spacing=float(z_spacing))
         rows = np.interp(z_out, z_in, np.arange(volume.nz, dtype=np.float64))
         out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
-        for index, stack in volume.stacks():
-            lo, hi = percentile_range(np.asarray(stack))
-            restored = self.restore_normalised(normalise(stack, lo, hi), rows)
-            out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
+        with part(volume.n_stacks):
+            for index, stack in volume.stacks():
+                lo, hi = percentile_range(np.asarray(stack))
+                restored = self.restore_normalised(normalise(stack, lo, hi), rows)
+                out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
         metadata = dict(volume.metadata, method="resin", axial_angle=self.config.axial_angle)
         return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
                               z_origin=float(z_out[0]), metadata=metadata)

@@ -442,7 +442,7 @@ class SelfNetTask:
         truth = self.val["c"]
         val_psnr = psnr(preds["model"], truth)
         base = max(psnr(preds["linear"], truth), psnr(preds["cubic"], truth))
-        return {"score": val_psnr, "val_psnr": val_psnr, "val_gain_db": val_psnr - base}
+        return {"score": val_psnr, "val_psnr": val_psnr, "val_gain_db": val_psnr - base, "val_baseline": "interp"}
 
     def self_check(self) -> dict:
         preds = self._val_predictions(learned=True)

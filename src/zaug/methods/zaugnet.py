@@ -54,6 +54,7 @@ from ..errors import InputError, ZaugError, ZaugWarning  # noqa: F401  (ZaugWarn
 from ..evaluate import smooth_oracle
 from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
+from ..progress import advance, part
 from ..nets.critic import Critic, critic_preset
 from ..nets.ifnet import IFNet, ifnet_preset
 from ..nets.zstack import (BAND_SIGMAS, band_split, band_weights, clipping_offset, run_generator, tiled_generator,
@@ -687,7 +688,7 @@ class ZAugNetModel:
             planes = np.ascontiguousarray(planes[:, z0:z0 + rows, c0:c0 + cols])
             k = len(knots)
             pick = np.unique(np.linspace(0, k - 2, per_axis).round().astype(int))
-            model = np.stack(self._pairs(planes, [(int(i), int(i) + 1, 0.5) for i in pick]))
+            model = np.stack(self._pairs(planes, [(int(i), int(i) + 1, 0.5) for i in pick], counted=False))
             cubic = interpolate_stack(planes[:k], knots, knots[pick] + gap, "cubic")
             linear = 0.5 * (planes[pick] + planes[pick + 1])
             truth = planes[k + pick]
@@ -787,7 +788,8 @@ class ZAugNetModel:
         """Each inner input plane estimated from its two neighbours (the training gap), then carried to ``z_out``."""
         jobs = [(i - 1, i + 1, float((z_in[i] - z_in[i - 1]) / (z_in[i + 1] - z_in[i - 1])))
                 for i in range(1, len(z_in) - 1)]
-        estimates = np.stack(self._pairs(x, jobs))
+        with part(len(jobs)):
+            estimates = np.stack(self._pairs(x, jobs))
         for n, (a, b, t) in enumerate(jobs):
             estimates[n] += _clipping_offset(x[a], x[b], t)
         if not self.plus:  # it predicts the midpoint whatever t: carried to t along the quadratic through the three
@@ -812,7 +814,9 @@ class ZAugNetModel:
                 todo.append((n, a, b, float(tn)))
         spacing = float(np.mean(np.diff(z_in)))
         jobs = [(a, b, tn) for _, a, b, tn in todo]
-        for n, plane in zip((n for n, *_ in todo), self._predict_calibrated(x, z_in, x, z_in, jobs, spacing)):
+        with part(len(jobs)):
+            planes = self._predict_calibrated(x, z_in, x, z_in, jobs, spacing)
+        for n, plane in zip((n for n, *_ in todo), planes):
             out[n] = plane
         return out
 
@@ -823,21 +827,27 @@ class ZAugNetModel:
         that is not the input spacing over a power of two) are linearly
         interpolated from the first grid at least as fine as the target.
         """
-        grid, planes = z_in.copy(), x
-        finest = np.min(np.diff(z_out)) if len(z_out) > 1 else np.inf
-        for _ in range(6):
-            if _contains(grid, z_out) or np.min(np.diff(grid)) <= finest * (1 + 1e-6):
-                break
-            mids = self._predict_calibrated(x, z_in, planes, grid, [(i, i + 1, 0.5) for i in range(len(grid) - 1)],
-                                            float(np.mean(np.diff(grid))))
-            merged = np.empty((2 * len(grid) - 1,) + planes.shape[1:], np.float32)
-            merged[0::2], merged[1::2] = planes, mids
-            planes, grid = merged, np.sort(np.concatenate([grid, 0.5 * (grid[1:] + grid[:-1])]))
-        return interpolate_stack(planes, grid, z_out, "linear")
+        grids = _doubling_grids(z_in, z_out)
+        if not _contains(grids[-1], z_out):
+            warnings.warn(ZaugWarning(
+                f"ZAugNet doubles the planes per pass, so for {_ratio_words(z_in, z_out)} the new planes are linearly "
+                f"interpolated between those of its finest pass (x{2 ** (len(grids) - 1)}); ZAugNet+ or the z mode "
+                "'transfer' (--z-mode transfer) predict any position."), stacklevel=4)
+        planes = x
+        with part(sum(len(grid) - 1 for grid in grids[:-1])):  # planes to predict
+            for grid in grids[:-1]:
+                mids = self._predict_calibrated(x, z_in, planes, grid,
+                                                [(i, i + 1, 0.5) for i in range(len(grid) - 1)],
+                                                float(np.mean(np.diff(grid))))
+                merged = np.empty((2 * len(grid) - 1,) + planes.shape[1:], np.float32)
+                merged[0::2], merged[1::2] = planes, mids
+                planes = merged
+        return interpolate_stack(planes, grids[-1], z_out, "linear")
 
     @torch.no_grad()
-    def _pairs(self, x: np.ndarray, jobs: list[tuple[int, int, float]]):
-        """Predict the plane between ``x[a]`` and ``x[b]`` at ``t`` for each job, in batches."""
+    def _pairs(self, x: np.ndarray, jobs: list[tuple[int, int, float]], counted: bool = True):
+        """Predict the plane between ``x[a]`` and ``x[b]`` at ``t`` for each job, in batches (``counted``:
+        reported as planes done of the prediction, :mod:`zaug.progress`)."""
         results = []
         for start in range(0, len(jobs), self.batch):
             chunk = jobs[start:start + self.batch]
@@ -845,6 +855,8 @@ class ZAugNetModel:
             b = torch.from_numpy(np.clip(np.stack([x[j[1]] for j in chunk]), 0, 1))[:, None].to(self.device)
             t = torch.tensor([j[2] for j in chunk], dtype=torch.float32, device=self.device)
             results.extend(self._tiled(a, b, t).cpu().numpy()[:, 0])
+            if counted:
+                advance(len(chunk))
         return results
 
     def _tiled(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -1060,3 +1072,24 @@ def _contains(grid: np.ndarray, z: np.ndarray) -> bool:
     idx = np.clip(np.searchsorted(grid, z), 0, len(grid) - 1)
     near = np.minimum(np.abs(grid[idx] - z), np.abs(grid[np.maximum(idx - 1, 0)] - z))
     return bool(np.all(near <= 1e-6 * max(1.0, abs(grid[-1] - grid[0]))))
+
+
+def _doubling_grids(z_in: np.ndarray, z_out: np.ndarray, max_passes: int = 6) -> list[np.ndarray]:
+    """The z grids of :meth:`ZAugNetModel._doubling`: the input's, then each pass's midpoints added, until the
+    grid holds every output position or is at least as fine as the output."""
+    grids = [np.asarray(z_in, np.float64).copy()]
+    finest = np.min(np.diff(z_out)) if len(z_out) > 1 else np.inf
+    for _ in range(max_passes):
+        grid = grids[-1]
+        if _contains(grid, z_out) or np.min(np.diff(grid)) <= finest * (1 + 1e-6):
+            break
+        grids.append(np.sort(np.concatenate([grid, 0.5 * (grid[1:] + grid[:-1])])))
+    return grids
+
+
+def _ratio_words(z_in: np.ndarray, z_out: np.ndarray) -> str:
+    """'x3' for evenly spaced input and output planes, else 'these output positions'."""
+    even = [len(z) > 2 and np.allclose(np.diff(z), np.diff(z).mean(), rtol=1e-6) for z in (z_in, z_out)]
+    if all(even):
+        return f"x{float(np.diff(z_in).mean() / np.diff(z_out).mean()):.3g}"
+    return "these output positions"

@@ -30,6 +30,8 @@ True
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -492,15 +494,21 @@ def cube_ramp(n: int, overlap: int, first: bool, last: bool) -> torch.Tensor:
     return w
 
 
+def n_cubes(shape: tuple[int, ...], tile: int = 64, overlap: int = 16) -> int:
+    """How many cubes :func:`apply_blended_cubes` runs the net on for a volume of ``shape``."""
+    return math.prod(len(tile_starts(n, tile, tile - overlap)) for n in shape)
+
+
 @torch.no_grad()
 def apply_blended_cubes(net: nn.Module, volume: torch.Tensor, tile: int = 64, overlap: int = 16,
-                        device=None) -> torch.Tensor:
+                        device=None, on_cube=None) -> torch.Tensor:
     """Run a size-preserving 3D net on a ``(Z, Y, X)`` volume of any size in overlapping, blended cubes.
 
     Cubes of side ``tile`` start ``tile - overlap`` apart (the last one flush
     with the end); where they overlap, their outputs are averaged with linear
     ramps, so no seam shows. ``device``: where the net runs (default: the
-    volume's); the result stays on the volume's device.
+    volume's); the result stays on the volume's device. ``on_cube``: called
+    after each cube (progress).
     """
     device = volume.device if device is None else device
     acc = torch.zeros(volume.shape, dtype=torch.float32, device=volume.device)
@@ -517,6 +525,8 @@ def apply_blended_cubes(net: nn.Module, volume: torch.Tensor, tile: int = 64, ov
                 blend = ramps[0][:, None, None] * ramps[1][None, :, None] * ramps[2][None, None, :]
                 acc[window] += out * blend
                 total[window] += blend
+                if on_cube is not None:
+                    on_cube()
     return acc / total
 
 

@@ -1,0 +1,122 @@
+"""Progress of long work (prediction, restoration), shown only where a caller asks for it.
+
+A library call shows nothing. ``zaug predict`` and napari wrap the work in
+:func:`reporting`; the loops that take the time declare how much work they
+are about to do with :func:`part` and report it done with :func:`advance`.
+Parts nest: a part counts as ``weight`` units of the part around it, so the
+bar moves through the whole job once, whatever the number of channels, time
+points, passes and batches. Setting the ``stop`` event given to
+:func:`reporting` makes the next report raise :class:`Cancelled` (napari's
+worker uses it: nothing is written for a cancelled job).
+
+>>> from zaug.progress import part, advance
+>>> with part(3):      # nobody reporting: free, and nothing is shown
+...     advance()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from contextvars import ContextVar
+
+from .errors import ZaugError
+
+#: Bar positions over the whole job (tqdm shows them as a percentage).
+RESOLUTION = 1000
+
+
+class Cancelled(ZaugError):
+    """The job was stopped from outside (the ``stop`` event of :func:`reporting`); nothing was written."""
+
+
+class _Level:
+    """A part: where it starts in the whole job, how much of it it covers, its units, the units done."""
+
+    __slots__ = ("start", "span", "total", "done")
+
+    def __init__(self, start: float, span: float, total: float):
+        self.start, self.span, self.total, self.done = start, span, max(float(total), 1e-12), 0.0
+
+    def at(self) -> float:
+        return self.start + self.span * min(self.done, self.total) / self.total
+
+
+class _Reporter:
+    def __init__(self, bar, stop: threading.Event | None):
+        self.bar, self.stop = bar, stop
+        self.levels = [_Level(0.0, 1.0, 1.0)]
+
+    def check(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise Cancelled("stopped before the end; nothing was written.")
+
+    def show(self) -> None:
+        position = min(RESOLUTION, int(RESOLUTION * self.levels[-1].at()))
+        if position > self.bar.n:  # only forward
+            self.bar.update(position - self.bar.n)
+        self.check()
+
+
+_REPORTER: ContextVar[_Reporter | None] = ContextVar("zaug_progress", default=None)
+
+
+@contextlib.contextmanager
+def reporting(bar=None, desc: str = "predicting", stop: threading.Event | None = None):
+    """Show the progress of the work done inside the ``with`` block.
+
+    Parameters
+    ----------
+    bar : tqdm class, optional
+        The bar to use (tqdm's on stderr by default; napari's ``progress`` for
+        its activity panel).
+    desc : str
+        The bar's label.
+    stop : threading.Event, optional
+        Set from another thread, it stops the work at its next report with
+        :class:`Cancelled`.
+    """
+    if bar is None:
+        from tqdm.auto import tqdm as bar
+    shown = bar(total=RESOLUTION, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+    reporter = _Reporter(shown, stop)
+    token = _REPORTER.set(reporter)
+    try:
+        reporter.check()
+        yield
+        reporter.levels[0].done = 1.0
+        reporter.show()
+    finally:
+        _REPORTER.reset(token)
+        shown.close()
+
+
+@contextlib.contextmanager
+def part(total: float, weight: float = 1.0):
+    """Declare ``total`` units of work in the ``with`` block, worth ``weight`` units of the enclosing part.
+
+    Reported with :func:`advance`; when the block ends, the enclosing part has
+    advanced by ``weight``. Without :func:`reporting` around it, nothing happens.
+    """
+    reporter = _REPORTER.get()
+    if reporter is None:
+        yield
+        return
+    parent = reporter.levels[-1]
+    start = parent.at()
+    span = min(parent.span * weight / parent.total, parent.start + parent.span - start)
+    reporter.levels.append(_Level(start, max(span, 0.0), total))
+    try:
+        yield
+    finally:
+        reporter.levels.pop()
+    parent.done += weight
+    reporter.show()
+
+
+def advance(units: float = 1.0) -> None:
+    """Report ``units`` of the innermost :func:`part` done (and stop here if asked to)."""
+    reporter = _REPORTER.get()
+    if reporter is not None:
+        reporter.levels[-1].done += units
+        reporter.show()

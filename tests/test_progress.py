@@ -1,0 +1,89 @@
+"""Progress of prediction and restoration: silent in the library, a bar that covers the job once when asked."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from zaug import Volume
+from zaug.progress import RESOLUTION, Cancelled, advance, part, reporting
+
+
+class Recorder:
+    """A tqdm stand-in that records the bar's positions."""
+
+    made = []
+
+    def __init__(self, total, desc, bar_format):
+        self.total, self.desc, self.n, self.positions = total, desc, 0, []
+        Recorder.made.append(self)
+
+    def update(self, k):
+        self.n += k
+        self.positions.append(self.n)
+
+    def close(self):
+        self.closed = True
+
+
+def test_nested_parts_move_the_bar_forward_through_the_job_once():
+    Recorder.made.clear()
+    with reporting(Recorder, desc="predicting"):
+        with part(2):  # two stacks
+            for _ in range(2):
+                with part(1):
+                    with part(4):  # four batches each
+                        for _ in range(4):
+                            advance()
+    bar = Recorder.made[0]
+    assert bar.closed and bar.desc == "predicting"
+    assert bar.positions == [125, 250, 375, 500, 625, 750, 875, 1000]
+    assert bar.n == RESOLUTION
+
+
+def test_a_part_that_reports_more_than_it_declared_stays_within_its_share():
+    Recorder.made.clear()
+    with reporting(Recorder):
+        with part(2):
+            with part(1):
+                with part(3):
+                    for _ in range(10):  # more than declared: held at the end of this stack's half
+                        advance()
+            assert Recorder.made[0].n == 500
+    assert Recorder.made[0].n == RESOLUTION
+
+
+def test_without_a_reporter_nothing_is_recorded_and_nothing_fails():
+    with part(3):
+        advance(5)
+
+
+def test_a_set_stop_event_cancels_at_the_next_report():
+    stop = threading.Event()
+    done = []
+    with pytest.raises(Cancelled, match="nothing was written"):
+        with reporting(Recorder, stop=stop):
+            with part(5):
+                for k in range(5):
+                    done.append(k)
+                    if k == 1:
+                        stop.set()
+                    advance()
+    assert done == [0, 1]
+
+
+def test_upsample_z_and_restoration_report_every_stack():
+    from zaug.classic import ClassicalInterpolator
+    from zaug.predict import upsample_z
+    from zaug.restore import ClassicalRestorer, restore_volume
+
+    vol = Volume(np.random.default_rng(0).random((2, 6, 16, 16), np.float32), (2.0, 1.0, 1.0), "um", axes="CZYX")
+    Recorder.made.clear()
+    with reporting(Recorder):
+        upsample_z(vol, ClassicalInterpolator("linear"), factor=2)
+    assert Recorder.made[0].positions == [500, 1000]  # one per channel
+    Recorder.made.clear()
+    with reporting(Recorder):
+        restore_volume(vol, ClassicalRestorer("linear"), batch=8)
+    positions = Recorder.made[0].positions  # 2 channels x (16 xz + 16 yz planes) in batches of 8
+    assert positions == [125, 250, 375, 500, 625, 750, 875, 1000]
