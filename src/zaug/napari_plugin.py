@@ -7,8 +7,8 @@ napari; napari itself is needed only to show the widgets (``pip install
 and :func:`measure_layer` in a napari worker thread (``train_widget``,
 ``upsample_z_widget``, ``measure_widget``), so the viewer stays responsive while
 a model trains or predicts; napari adds the new layer when they finish (training
-shows its progress in napari's activity panel and its self-check as a
-notification), and their warnings and errors become notifications. Voxel sizes travel as the layers' ``scale``; zaug keeps
+and upsampling show their progress in napari's activity panel, training its
+self-check as a notification), and their warnings and errors become notifications. Voxel sizes travel as the layers' ``scale``; zaug keeps
 the unit, axes and z positions in ``metadata["zaug"]``.
 
 Examples
