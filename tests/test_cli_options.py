@@ -22,6 +22,7 @@ from zaug.cli import (
     main,
 )
 from zaug.errors import InputError, OutputError
+from zaug.evaluate import evaluate_drop_slice
 from zaug.io import read_volume, write_volume
 from zaug.report import report_files
 from zaug.sample import load_sample
@@ -371,3 +372,19 @@ def test_restoration_evaluations_write_their_reports(tmp_path, capsys, protocol)
     capsys.readouterr()
     kind = "oblique" if "--axial-angle" in protocol else "restoration"
     assert sorted(p.name for p in rep.iterdir()) == sorted(report_files(kind, methods))
+
+
+def test_evaluate_and_measure_pick_one_channel_and_time_point(tmp_path, capsys):
+    sample = load_sample().data[:9, :48, :48]
+    two = np.stack([sample, sample[:, ::-1]])[None].repeat(2, axis=0)  # T=2, C=2
+    write_volume(Volume(two, (0.29, 0.26, 0.26), "um", axes="TCZYX", channel_names=("a", "b")),
+                 tmp_path / "tc.ome.tif")
+    assert main(["evaluate", str(tmp_path / "tc.ome.tif"), "--factor", "2", "--methods", "linear"]) == 2
+    _one_sentence(capsys, "axes TCZYX", "--channel C, --time T")
+    assert main(["evaluate", str(tmp_path / "tc.ome.tif"), "--factor", "2", "--methods", "linear", "--json",
+                 "--channel", "1", "--time", "1"]) == 0
+    picked = json.loads(capsys.readouterr().out)
+    alone = evaluate_drop_slice(Volume(sample[:, ::-1], (0.29, 0.26, 0.26), "um"), 2, ["linear"])
+    assert picked["methods"]["linear"]["psnr"] == pytest.approx(alone["methods"]["linear"]["psnr"])
+    assert main(["measure", str(tmp_path / "tc.ome.tif"), "--objects", "--channel", "2", "--time", "0"]) == 2
+    _one_sentence(capsys, "there is no channel 2: the stack has 2 (0 to 1)")

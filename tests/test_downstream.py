@@ -83,6 +83,10 @@ def test_identical_reconstruction_matches_the_truth():
     assert out["truth"]["count"] >= 3
     assert same["matched_fraction"] == 1.0 and same["volume_error"] == 0.0 and same["dice"] == 1.0
     assert same["roughness_error"] == 0.0
+    from zaug.downstream import format_downstream
+
+    assert " um^3, mean roughness" in format_downstream(out, "um")
+    assert " (unit of the voxel size)^3, mean" in format_downstream(out)  # not a bare "^3"
 
 
 def test_drop_slice_objects_on_the_sample_rank_nearest_below_cubic():

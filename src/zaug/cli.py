@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
                         "restoration of simulated anisotropy.")
     p.add_argument("input")
+    _pick_options(p)
     p.add_argument("--factor", type=float, required=True,
                    help="keep every K-th plane (drop-slice) or the anisotropy to simulate (--restore)")
     p.add_argument("--restore", action="store_true", help="restoration mode: simulate anisotropy along z")
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("measure", "Segment a stack and measure its objects (volumes, surface roughness) or filaments "
                        "(lengths), in physical units.")
     p.add_argument("input")
+    _pick_options(p)
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--objects", dest="kind", action="store_const", const="objects",
                       help="blob-like objects such as nuclei or cells")
@@ -180,6 +182,16 @@ def _input_options(p: argparse.ArgumentParser) -> None:
                    help="voxel size in --unit (overrides the file)")
     p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
                                   "--voxel-size, the file's voxel size is converted to this unit (e.g. nm)")
+
+
+def _pick_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channel", type=int, metavar="C", help="of a multi-channel stack, channel C (0 is the first)")
+    p.add_argument("--time", type=int, metavar="T", help="of a time series, time point T (0 is the first)")
+
+
+def _picked(args, vol):
+    """The channel and time point asked for with --channel / --time (all of the stack without them)."""
+    return vol.select(channel=args.channel, time=args.time)
 
 
 def _target_options(p: argparse.ArgumentParser, required: bool = True) -> None:
@@ -406,7 +418,9 @@ def cmd_predict(args) -> int:
 
     # a bar for the learned methods (classical ones take seconds); tiles: dask's own bar when they run here
     shown = not (classical or blockwise)
-    with reporting(desc="restoring" if restoring else "predicting") if shown else contextlib.nullcontext():
+    device = getattr(getattr(method, "device", None), "type", None)  # what --device auto chose
+    desc = ("restoring" if restoring else "predicting") + (f" ({device})" if device else "")
+    with reporting(desc=desc) if shown else contextlib.nullcontext():
         if restoring:
             out = _restore(args, vol, method, blockwise)
         else:
@@ -573,7 +587,7 @@ def cmd_evaluate(args) -> int:
         from .report import check_report_folder, report_files
 
         check_report_folder(args.report, report_files(protocol, methods), args.overwrite)
-    vol = _read(args, args.input)
+    vol = _picked(args, _read(args, args.input))
     log = (lambda msg: print(msg, file=sys.stderr)) if not args.json else None
     if protocol == "oblique":
         from .evaluate_oblique import evaluate_oblique, format_oblique_table
@@ -661,7 +675,7 @@ def cmd_measure(args) -> int:
 
         format_of(args.labels)  # a name zaug can write, before the segmentation runs
         _check_output(args.labels, args.overwrite, inputs=[args.input])
-    volume = _read(args, args.input)
+    volume = _picked(args, _read(args, args.input))
     result, segmentation = measure_stack(volume, args.kind, args.threshold, return_segmentation=True)
     if args.labels:
         labels = segmentation.astype(np.uint16 if segmentation.max() < 65536 else np.uint32)

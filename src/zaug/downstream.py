@@ -549,7 +549,7 @@ def measure_stack(volume, kind: str = "objects", threshold: float | None = None,
     check_downstream(kind)
     if volume.axes != "ZYX":
         raise InputError(f"measuring needs a single ZYX stack, this one has axes {volume.axes}; "
-                         "select one channel/time point first.")
+                         "pick one channel and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=3)
     data, voxel, unit = np.asarray(volume.data, np.float32), tuple(volume.voxel_size), volume.unit
     threshold = default_threshold(data, voxel) if threshold is None else float(threshold)
@@ -601,6 +601,7 @@ TABLE_COLUMNS = {
 def truth_line(result: dict, unit: str = "") -> str:
     """One sentence on what the truth's segmentation holds."""
     t = result["truth"]
+    unit = unit or "(unit of the voxel size)"
     if result["kind"] == "objects":
         return (f"truth: {t['count']} objects ({t['inside']} inside the stack), median volume "
                 f"{t['median_volume']:.1f} {unit}^3, mean roughness {t['mean_roughness']:.4f}")

@@ -142,7 +142,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     """
     if volume.axes != "ZYX":
         raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}; "
-                         "select one channel/time point first.")
+                         "pick one channel and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=factor + 1)
     check_downstream(downstream)
     methods = method_names(methods)

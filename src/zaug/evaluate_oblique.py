@@ -134,7 +134,8 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
     dict
     """
     if volume.axes != "ZYX":
-        raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}.")
+        raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}; pick one channel "
+                         "and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=16)
     if not 0 < abs(angle) <= 90:
         raise InputError(f"the oblique protocol needs an axial angle between 0 and 90 degrees, got {angle:g}.")

@@ -110,7 +110,8 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         :class:`~zaug.errors.ZaugWarning` (an already anisotropic stack).
     """
     if volume.axes != "ZYX":
-        raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}.")
+        raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}; pick one channel "
+                         "and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=3)
     check_downstream(downstream)
     log = log or (lambda msg: None)

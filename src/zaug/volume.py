@@ -176,6 +176,31 @@ class Volume:
         for index in itertools.product(*(range(n) for n in lead)):
             yield index, self.data[index]
 
+    def select(self, channel: int | None = None, time: int | None = None) -> "Volume":
+        """One channel and/or one time point (indices from 0), with its metadata.
+
+        >>> import numpy as np
+        >>> vol = Volume(np.zeros((2, 3, 4, 8, 8)), axes="TCZYX", channel_names=("dna", "actin"))
+        >>> one = vol.select(channel=1, time=0)
+        >>> one.axes, one.metadata["channel"]
+        ('ZYX', 'actin')
+        """
+        data, axes, metadata = self.data, self.axes, dict(self.metadata)
+        for letter, index, name in (("T", time, "time point"), ("C", channel, "channel")):
+            if index is None:
+                continue
+            if letter not in axes:
+                raise InputError(f"the stack has no {name}s to choose from (axes {axes}).")
+            n = data.shape[axes.index(letter)]
+            if not -n <= int(index) < n:
+                raise InputError(f"there is no {name} {index}: the stack has {n} (0 to {n - 1}).")
+            if letter == "C" and self.channel_names:
+                metadata["channel"] = self.channel_names[int(index)]
+            data = np.take(data, int(index), axis=axes.index(letter))
+            axes = axes.replace(letter, "")
+        origin = self.time_origin + (time or 0) * (self.time_interval or 0.0)
+        return self.replace(data=data, axes=axes, metadata=metadata, time_origin=origin)
+
     def in_unit(self, unit: str) -> "Volume":
         """The same volume with its voxel size, z positions and origin converted to ``unit``.
 

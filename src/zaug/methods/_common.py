@@ -244,6 +244,8 @@ def train_and_save(task, config: ModelConfig, out: Path, budget: Budget, opts: d
 
     ``self_check`` computes the held-out scores (default: ``task.self_check()``).
     """
+    device = getattr(task, "device", None)  # said on the bar: --device auto picks it
+    description = f"{description} ({device.type})" if isinstance(device, torch.device) else description
     summary = run_training(task, out, budget, seed=config.seed, progress=_progress_option(opts.get("progress", True)),
                            description=description,
                            checkpoint_every_s=float(opts.get("checkpoint_every_s", 60.0)), stop=opts.get("stop"))
