@@ -43,8 +43,13 @@ def _zaug(model, weights, stack, z, factor):
     return model.interpolate(stack, z, output_positions(z, factor=factor))
 
 
-@pytest.mark.parametrize("name,factor,tile,mode", [("zaugnet", 4, 512, "direct"), ("zaugnet+", 3, 512, "direct"),
-                                                    ("zaugnet", 2, 32, "direct"), ("zaugnet", 3, 512, "transfer"),
+SLOW = pytest.mark.slow  # the default suite keeps two passes (x4) and tiles (32 px) with the transfer mode
+
+
+@pytest.mark.parametrize("name,factor,tile,mode", [("zaugnet", 4, 512, "direct"),
+                                                    pytest.param("zaugnet+", 3, 512, "direct", marks=SLOW),
+                                                    pytest.param("zaugnet", 2, 32, "direct", marks=SLOW),
+                                                    pytest.param("zaugnet", 3, 512, "transfer", marks=SLOW),
                                                     ("zaugnet+", 2, 32, "transfer")])
 def test_stack_module_equals_zaug_prediction(models, small, name, factor, tile, mode):
     model = resolve(models[name], device="cpu")

@@ -191,6 +191,7 @@ def test_cli_fid_weights_error_exits_with_one_sentence(run_cli, tmp_path):
     assert "never unpickles a file" in proc.stderr
 
 
+@pytest.mark.slow  # FID's integration is tested on drop-slice and restoration evaluations in the default suite
 def test_oblique_evaluation_reports_fid(tmp_path, weights):
     from zaug.evaluate_oblique import evaluate_oblique, format_oblique_table
     from zaug.report import write_oblique_report

@@ -114,11 +114,14 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         A finely sampled ZYX stack (one channel, one time point).
     factor : int
         Keep every ``factor``-th plane.
-    methods : sequence of str
+    methods : sequence of str, or str
         Classical names, learned method names (trained here on the kept planes
-        with ``train_options``) and/or ``'linear+smooth'``.
+        with ``train_options``) and/or ``'linear+smooth'``; or one string of
+        them separated by commas (``"linear,cubic"``).
     train_options : dict, optional
-        Options passed to learned methods' ``fit`` (preset, minutes, steps, seed, device).
+        Options passed to learned methods' ``fit`` (preset, minutes, steps,
+        seed, device, ``progress``: False for no bar; ``model_dir`` keeps the
+        model there).
     oracle : bool, optional
         Add ``linear+smooth``; default: when a learned method is evaluated.
     keep_predictions : bool

@@ -180,7 +180,7 @@ class Volume:
         """One channel and/or one time point (indices from 0), with its metadata.
 
         >>> import numpy as np
-        >>> vol = Volume(np.zeros((2, 3, 4, 8, 8)), axes="TCZYX", channel_names=("dna", "actin"))
+        >>> vol = Volume(np.zeros((2, 2, 4, 8, 8)), axes="TCZYX", channel_names=("dna", "actin"))
         >>> one = vol.select(channel=1, time=0)
         >>> one.axes, one.metadata["channel"]
         ('ZYX', 'actin')
