@@ -60,7 +60,7 @@ def as_pair(pred, gt, data_range: float | None = None) -> tuple[np.ndarray, np.n
     pred, gt = (np.asarray(getattr(a, "data", a), dtype=np.float64) for a in (pred, gt))
     if pred.shape != gt.shape:
         raise InputError(f"the prediction ({pred.shape}) and the truth ({gt.shape}) must have the same shape.")
-    if data_range is not None and gt.size and float(np.ptp(gt)) > 2 * data_range:
+    if data_range is not None and gt.size and float(np.ptp(gt)) > 10 * data_range:  # raw 8- or 16-bit
         warnings.warn(ZaugWarning(f"the truth spans {float(np.ptp(gt)):g}, far more than data_range "
                                   f"{data_range:g}: normalise both (normalize_percentile) or give data_range."),
                       stacklevel=3)
