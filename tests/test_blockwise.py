@@ -168,7 +168,7 @@ def test_restoration_tiles_cut_along_z_equal_the_whole_stack(tall):
     assert np.abs(tiled.data.compute().astype(np.int64) - whole).max() <= 1
 
 
-@pytest.mark.parametrize("module", [selfnet, resin], ids=["selfnet", "resin"])
+@pytest.mark.parametrize("module", [pytest.param(selfnet, marks=pytest.mark.slow), resin], ids=["selfnet", "resin"])
 def test_learned_restoration_tiles_match_the_whole_stack(module, tmp_path):
     sample = load_sample()
     aniso = sample.replace(data=np.ascontiguousarray(sample.data[::4, :64, :64]), voxel_size=(1.16, 0.26, 0.26))

@@ -168,6 +168,7 @@ def test_drop_slice_evaluation_reports_fid_per_method(tmp_path, weights):
     assert "fid" not in plain and "fid" not in plain["methods"]["linear"]
 
 
+@pytest.mark.slow  # (suite time) FID in an evaluation stays in the default suite with the drop-slice case
 def test_restoration_evaluation_scores_fid_on_axial_planes(weights, monkeypatch):
     monkeypatch.setenv(FID_WEIGHTS_ENV, str(weights))  # the environment variable alone switches FID on
     vol = load_sample()

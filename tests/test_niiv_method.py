@@ -140,6 +140,7 @@ def test_cli_sigma_reaches_the_model_and_is_refused_where_it_means_nothing(run_c
     assert (config["degradation"], config["sigma"]) == ("gaussian", 1.5)
 
 
+@pytest.mark.slow  # (suite time) the measurement itself: tests/test_spectral_blur.py, in the default suite
 def test_cli_sigma_auto_measures_the_blur_or_says_why_not(run_cli, aniso, tmp_path):
     rng = np.random.default_rng(1)
     spots = np.zeros((64, 64, 64), np.float32)

@@ -603,6 +603,7 @@ def test_transfer_mode_of_plain_zaugnet_carries_its_midpoints_to_non_uniform_pla
     assert np.abs(naive[:, 0, 0] - quad(z_out)).max() > 1e-3
 
 
+@pytest.mark.slow  # (suite time) the transfer mode: evaluation, tiles and napari tests in the default suite
 def test_cli_predict_transfer_mode(run_cli, small, tmp_path):
     src = tmp_path / "s.tif"
     write_volume(small, src)
