@@ -85,7 +85,9 @@ def _psnr_from_mse(err: float, data_range: float) -> float:
 
 def psnr(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB from one MSE over all voxels."""
-    return _psnr_from_mse(mse(*as_pair(pred, gt, data_range)), data_range)
+    pred, gt = as_pair(pred, gt, data_range)
+    diff = pred - gt
+    return _psnr_from_mse(float(np.mean(diff * diff)), data_range)
 
 
 def ssim(pred: np.ndarray, gt: np.ndarray, data_range: float = 1.0) -> float:

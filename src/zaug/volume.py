@@ -208,11 +208,9 @@ class Volume:
         >>> Volume(np.zeros((3, 4, 4)), (0.29, 0.26, 0.26), "um").in_unit("nm").voxel_size
         (290.0, 260.0, 260.0)
         """
-        from .io._units import conversion_factor, normalize_unit, without_binary_noise
+        from .io._units import checked_unit, conversion_factor, without_binary_noise
 
-        unit = normalize_unit(unit)
-        if unit != "pixel" and conversion_factor(unit, "um") is None:
-            raise InputError(f"unknown unit {unit!r}; use um, nm, mm, cm, m, pm or A.")
+        unit = checked_unit(unit)
         if unit == self.unit:
             return self
         scale = conversion_factor(self.unit, unit)

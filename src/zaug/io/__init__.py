@@ -59,7 +59,7 @@ import numpy as np
 from ..errors import InputError, OutputError, ZaugWarning
 from ..volume import CANONICAL_AXES, Volume
 from ._atomic import atomic_path, check_output_path
-from ._units import conversion_factor, normalize_unit, without_binary_noise
+from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
 from .numpy_io import read_numpy, write_numpy
 from .omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
@@ -115,8 +115,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     Volume
     """
     path = Path(path)
-    if unit is not None and normalize_unit(unit) != "pixel" and conversion_factor(normalize_unit(unit), "um") is None:
-        raise InputError(f"unknown unit {unit!r}; use um, nm, mm, cm, m, pm or A.")
+    if unit is not None:
+        checked_unit(unit)
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     fmt = format_of(path)

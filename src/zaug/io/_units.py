@@ -35,6 +35,16 @@ def normalize_unit(unit: str | None) -> str:
     return _TO_SHORT.get(key.lower(), _TO_SHORT.get(key, key))
 
 
+def checked_unit(unit: str) -> str:
+    """:func:`normalize_unit` of a unit a user gives, refused in one sentence when zaug does not know it."""
+    from ..errors import InputError
+
+    short = normalize_unit(unit)
+    if short != "pixel" and short not in _METRES:
+        raise InputError(f"unknown unit {unit!r}; use um, nm, mm, cm, m, pm or A.")
+    return short
+
+
 def ngff_unit(unit: str) -> str | None:
     """UDUNITS-2 name used by OME-Zarr, or None for pixel units."""
     return _TO_NGFF.get(unit)
