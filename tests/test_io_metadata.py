@@ -505,3 +505,61 @@ def test_ome_z_origin_is_the_first_time_points_when_the_stage_drifts(tmp_path):
                                "Plane": {"PositionZ": z}})
     vol = read_volume(tmp_path / "drift.ome.tif")
     assert vol.z_origin == 10.0 and vol.z_positions is None
+
+
+def _ramp(rgb):
+    return np.round(np.outer(rgb, np.arange(256) / 255)).astype(np.uint8)
+
+
+def _fiji_composite(path):
+    """A two-channel ImageJ composite with red and magenta LUTs and a display range per channel, as Fiji saves."""
+    data = np.random.default_rng(2).integers(0, 3000, (5, 2, 8, 8)).astype(np.uint16)
+    tifffile.imwrite(path, data, imagej=True, metadata={
+        "axes": "ZCYX", "spacing": 2.0, "unit": "um", "Ranges": (0.0, 1000.0, 10.0, 2000.0),
+        "LUTs": [_ramp((255, 0, 0)), _ramp((255, 0, 255))], "mode": "composite"})
+    return path
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.ome.zarr", "out.ome.tif"])
+def test_colours_and_display_ranges_are_carried_to_an_upsampled_output(tmp_path, name):
+    vol = _read_quietly(_fiji_composite(tmp_path / "fiji.tif"))
+    assert vol.metadata["display"]["mode"] == "composite"
+    assert [(c["window"], c["color"]) for c in vol.metadata["display"]["channels"]] == [
+        ((0.0, 1000.0), "FF0000"), ((10.0, 2000.0), "FF00FF")]
+    back = _read_quietly(write_volume(upsample_z(vol, ClassicalInterpolator("cubic"), 2), tmp_path / name))
+    channels = back.metadata["display"]["channels"]
+    assert [c["color"] for c in channels] == ["FF0000", "FF00FF"]
+    if name == "out.ome.tif":  # OME-TIFF holds a colour per channel, not a display range
+        assert [c["window"] for c in channels] == [None, None]
+    else:
+        assert [c["window"] for c in channels] == [(0.0, 1000.0), (10.0, 2000.0)]
+        assert back.metadata["display"]["mode"] == "composite"
+    if name == "out.tif":
+        luts = tifffile.TiffFile(tmp_path / name).imagej_metadata["LUTs"]
+        np.testing.assert_array_equal(luts[1], _ramp((255, 0, 255)))  # Fiji shows it as the input
+
+
+def test_one_channel_keeps_its_colour_and_range_and_a_lut_that_is_no_ramp(tmp_path):
+    vol = _read_quietly(_fiji_composite(tmp_path / "fiji.tif")).select(channel=1)
+    back = _read_quietly(write_volume(vol, tmp_path / "one.tif"))
+    assert back.metadata["display"]["channels"] == [{"window": (10.0, 2000.0), "color": "FF00FF", "lut": None}]
+    fire = np.stack([np.arange(256), np.arange(256)[::-1], np.full(256, 40)]).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "fire.tif", STACK, imagej=True, metadata={"axes": "ZYX", "LUTs": [fire]})
+    fired = _read_quietly(write_volume(_read_quietly(tmp_path / "fire.tif"), tmp_path / "fire_out.tif"))
+    np.testing.assert_array_equal(fired.metadata["display"]["channels"][0]["lut"], fire)
+
+
+def test_omero_windows_and_colours_of_another_writer_are_read(tmp_path):
+    import zarr
+
+    path = tmp_path / "other.ome.zarr"
+    write_volume(Volume(STACK, (1, 0.5, 0.5), "um"), path)
+    root = zarr.open_group(str(path), mode="a")
+    root.attrs["omero"] = {"channels": [{"color": "00ff00", "window": {"start": 5, "end": 150, "min": 0,
+                                                                        "max": 65535}, "label": "GFP"}],
+                           "rdefs": {"model": "color"}}
+    vol = _read_quietly(path)
+    assert vol.metadata["display"]["channels"] == [{"window": (5.0, 150.0), "color": "00FF00", "lut": None}]
+    luts = tifffile.TiffFile(write_volume(vol, tmp_path / "gfp.tif")).imagej_metadata
+    assert luts["Ranges"] == (5.0, 150.0)
+    np.testing.assert_array_equal(luts["LUTs"], _ramp((0, 255, 0)))

@@ -49,6 +49,17 @@ def test_reader_keeps_the_voxel_size(tmp_path):
     assert attributes["metadata"]["zaug"]["unit"] == "um"
 
 
+def test_reader_shows_the_files_colour_and_display_range_and_the_writer_keeps_them(tmp_path):
+    green = np.round(np.outer((0, 255, 0), np.arange(256) / 255)).astype(np.uint8)
+    path = tmp_path / "gfp.tif"
+    tifffile.imwrite(path, np.arange(5 * 8 * 8, dtype=np.uint16).reshape(5, 8, 8), imagej=True,
+                     metadata={"axes": "ZYX", "Ranges": (20.0, 250.0), "LUTs": [green]})
+    [(data, attributes, _)] = get_reader(str(path))(str(path))
+    assert attributes["colormap"] == "green" and attributes["contrast_limits"] == (20.0, 250.0)
+    written = write_image(str(tmp_path / "saved.tif"), data, attributes)
+    assert read_volume(written[0]).metadata["display"]["channels"][0]["color"] == "00FF00"
+
+
 def test_upsample_layer_carries_the_new_voxel_size_and_dtype(tmp_path):
     path = _imagej(tmp_path / "stack.tif", (np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16))
     [(data, attributes, _)] = get_reader(str(path))(str(path))

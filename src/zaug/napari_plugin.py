@@ -117,7 +117,8 @@ def _volume_of(layer):
     time = _time_of(axes, scale, translate, names)
     return Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
                   z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
-                  **time, metadata={"name": layer.name})
+                  **time, metadata={"name": layer.name,
+                                    **({"display": info["display"]} if info.get("display") else {})})
 
 
 def _unit_names(layer, ndim: int) -> list[str | None]:
@@ -173,7 +174,10 @@ def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:
                   "metadata": {"zaug": {"unit": volume.unit, "axes": volume.axes,
                                         "channel_names": list(volume.channel_names),
                                         "z_positions": None if volume.is_uniform else
-                                        [float(z) for z in volume.z_coords()]}}}
+                                        [float(z) for z in volume.z_coords()],
+                                        "display": volume.metadata.get("display")}}}
+    if kind == "image" and like is None:
+        attributes.update(_file_display(volume))
     if kind == "image" and like is not None:
         colormap = getattr(getattr(like, "colormap", None), "name", None)
         if colormap:
@@ -181,6 +185,26 @@ def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:
         if getattr(like, "contrast_limits", None) is not None:
             attributes["contrast_limits"] = tuple(float(c) for c in like.contrast_limits)
     return np.asarray(volume.data), attributes, kind
+
+
+#: napari's colour maps for ImageJ's single-colour LUTs
+NAPARI_COLORMAPS = {"FF0000": "red", "00FF00": "green", "0000FF": "blue", "FF00FF": "magenta", "00FFFF": "cyan",
+                    "FFFF00": "yellow", "FFFFFF": "gray"}
+
+
+def _file_display(volume) -> dict:
+    """The colour map and contrast limits a one-channel file asked for (ImageJ LUT and range, OME-Zarr
+    omero), as layer attributes."""
+    display = volume.metadata.get("display") or {}
+    channels = display.get("channels") or []
+    if volume.n_channels != 1 or len(channels) != 1:
+        return {}
+    found: dict = {}
+    if channels[0].get("window") and channels[0]["window"][1] > channels[0]["window"][0]:
+        found["contrast_limits"] = tuple(channels[0]["window"])
+    if channels[0].get("color") in NAPARI_COLORMAPS:
+        found["colormap"] = NAPARI_COLORMAPS[channels[0]["color"]]
+    return found
 
 
 def get_reader(path):

@@ -166,6 +166,11 @@ class Volume:
 
     # -- iteration and copies ---------------------------------------------
     @property
+    def n_channels(self) -> int:
+        """Number of channels (1 without a C axis)."""
+        return int(self.data.shape[self.axes.index("C")]) if "C" in self.axes else 1
+
+    @property
     def n_stacks(self) -> int:
         """Number of ZYX stacks (time points x channels)."""
         return math.prod(self.data.shape[:-3])
@@ -196,6 +201,10 @@ class Volume:
                 raise InputError(f"there is no {name} {index}: the stack has {n} (0 to {n - 1}).")
             if letter == "C" and self.channel_names:
                 metadata["channel"] = self.channel_names[int(index)]
+            if letter == "C" and metadata.get("display"):
+                from .io._display import select_channel
+
+                metadata["display"] = select_channel(metadata["display"], int(index) % n)
             data = np.take(data, int(index), axis=axes.index(letter))
             axes = axes.replace(letter, "")
         origin = self.time_origin + (time or 0) * (self.time_interval or 0.0)

@@ -32,7 +32,10 @@ Channel names (:attr:`~zaug.Volume.channel_names`: OME ``Channel`` names,
 OME-Zarr ``omero`` labels) and the time step (:attr:`~zaug.Volume.time_interval`,
 ``time_unit``, ``time_origin``: ImageJ ``finterval``/``tunit``, OME
 ``TimeIncrement``, OME-Zarr's ``t`` axis) are read and written back where the
-format holds them. Of a TIFF file with several image series the first stack is
+format holds them, and so are the colour and display range of each channel
+(``metadata["display"]``: ImageJ LUTs, ``Ranges`` and composite mode, OME
+``Channel Color``, OME-Zarr ``omero`` colours and windows), so that an output
+opens in Fiji or napari as its input did. Of a TIFF file with several image series the first stack is
 read (with a warning); a damaged or truncated TIFF is refused.
 
 Examples
@@ -165,7 +168,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
                     yx_origin=yx_origin, channel_names=tuple(physical.get("channel_names", ())),
                     time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
                     time_origin=time.get("origin", 0.0),
-                    metadata={"source": str(path), "format": fmt, "name": _stem(path)})
+                    metadata={"source": str(path), "format": fmt, "name": _stem(path),
+                              **({"display": physical["display"]} if physical.get("display") else {})})
     if convert_to is None:
         return volume
     try:

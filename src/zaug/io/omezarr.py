@@ -13,6 +13,7 @@ import zarr
 
 from ..errors import InputError
 from ..volume import Volume
+from . import _display
 from ._reads import NamedReads
 from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries, time_unit,
                      time_unit_in, unconvertible_units, without_binary_noise)
@@ -68,6 +69,8 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     labels = [ch.get("label") for ch in (ngff.get("omero") or {}).get("channels", []) if isinstance(ch, dict)]
     if labels and all(labels):
         physical["channel_names"] = labels
+    physical["display"] = _display.from_omero(ngff.get("omero") or {}, int(arr.shape[names.index("C")])
+                                              if "C" in names else 1)
     return data, "".join(names), physical
 
 
@@ -165,8 +168,9 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     }]
     if volume.z_positions is not None:
         root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}
-    if volume.channel_names:
-        root.attrs["omero"] = {"channels": [{"label": name, "active": True} for name in volume.channel_names]}
+    omero = _display.to_omero(volume.metadata.get("display"), volume.channel_names, volume.n_channels, data.dtype)
+    if omero:
+        root.attrs["omero"] = omero
 
 
 def _store(data, target) -> None:

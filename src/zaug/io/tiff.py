@@ -17,6 +17,7 @@ import tifffile
 
 from ..errors import InputError, ZaugWarning
 from ..volume import Volume
+from . import _display
 from ._reads import NamedReads
 from ._units import (COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit,
                      origin_entries, time_unit, time_unit_in, unconvertible_units, without_binary_noise)
@@ -60,11 +61,13 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
             data = series.asarray()
         axes = series.axes
         data = _imagej_calibrated(data, tif.imagej_metadata or {}, path)
+        n_channels = int(data.shape[axes.index("C")]) if "C" in axes else 1
         if tif.is_ome and tif.ome_metadata:
             pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
-            physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels))
+            physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
         else:
-            physical = dict(_imagej_physical(tif), **_imagej_time(tif.imagej_metadata or {}))
+            ij = tif.imagej_metadata or {}
+            physical = dict(_imagej_physical(tif), **_imagej_time(ij), display=_display.from_imagej(ij, n_channels))
     return data, axes, physical
 
 
@@ -73,14 +76,18 @@ def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
 
 
-def _ome_channels_and_time(pixels: ET.Element | None) -> dict:
-    """Channel names and the time step (``TimeIncrement``, default unit seconds) of an OME ``Pixels``."""
+def _ome_channels_and_time(pixels: ET.Element | None, n_channels: int) -> dict:
+    """Channel names and colours, and the time step (``TimeIncrement``, default unit seconds) of an OME
+    ``Pixels``."""
     if pixels is None:
         return {}
     found: dict = {}
-    names = [el.get("Name") for el in pixels if el.tag.endswith("Channel")]
+    channels = [el for el in pixels if el.tag.endswith("Channel")]
+    names = [el.get("Name") for el in channels]
     if names and all(names):
         found["channel_names"] = names
+    if len(channels) == n_channels:
+        found["display"] = _display.from_ome_channels([el.get("Color") for el in channels])
     step, unit = pixels.get("TimeIncrement"), time_unit(pixels.get("TimeIncrementUnit", "s"))
     if step is not None and unit is not None:
         found["time"] = {"interval": float(step), "unit": unit}
@@ -397,8 +404,12 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
                 metadata[f"PhysicalSize{axis}Unit"] = unit
         if volume.z_positions is not None or volume.z_origin != 0 or any(volume.yx_origin):
             metadata["Plane"] = _plane_positions(volume, unit)
-        if volume.channel_names:
-            metadata["Channel"] = {"Name": list(volume.channel_names)}
+        channel = {"Name": list(volume.channel_names)} if volume.channel_names else {}
+        colors = _display.to_ome_colors(volume.metadata.get("display"), volume.n_channels)
+        if colors is not None:
+            channel["Color"] = colors
+        if channel:
+            metadata["Channel"] = channel
         if volume.time_interval is not None:
             metadata.update(TimeIncrement=volume.time_interval,
                             TimeIncrementUnit=time_unit_in(volume.time_unit, "ome"))
@@ -416,6 +427,7 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
         metadata["zaug_z_positions"] = json.dumps([float(z) for z in volume.z_positions])
     if volume.time_interval is not None:
         metadata.update(finterval=volume.time_interval, tunit=time_unit_in(volume.time_unit, "imagej"))
+    metadata.update(_display.to_imagej(volume.metadata.get("display"), volume.n_channels))
     tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata,
                      resolution=(1.0 / vx, 1.0 / vy), compression="zlib")
 

@@ -1,0 +1,165 @@
+"""How a stack is shown: per-channel colour and display range, carried from file to file.
+
+Kept in ``Volume.metadata["display"]`` as ``{"mode": ..., "channels": [...]}``, one entry per channel
+with ``window`` (low, high) in the stored values, ``color`` (``"RRGGBB"``) and, from ImageJ only, a
+``lut`` (3 x 256 uint8) that is not a plain ramp to one colour. Read from ImageJ's ``Ranges``, ``LUTs``
+and ``mode``, OME's ``Channel Color`` and OME-Zarr's ``omero`` block; written back to each (a format
+keeps what it can hold). zaug keeps the input's value range, so a display range stays valid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: ImageJ modes and the OME-Zarr ``rdefs`` models they correspond to
+_MODEL_OF_MODE = {"composite": "color", "color": "color", "grayscale": "greyscale"}
+
+
+def _ramp_color(lut: np.ndarray) -> str | None:
+    """The colour of a LUT that ramps from black to one colour (ImageJ's Red, Grays, Magenta ...)."""
+    lut = np.asarray(lut)
+    if lut.shape != (3, 256):
+        return None
+    top = lut[:, -1].astype(float)
+    ramp = np.round(np.outer(top, np.arange(256) / 255.0))
+    return "".join(f"{int(v):02X}" for v in top) if np.abs(lut - ramp).max() <= 1 else None
+
+
+def _ramp(color: str) -> np.ndarray:
+    rgb = np.array([int(color[i:i + 2], 16) for i in (0, 2, 4)], float)
+    return np.round(np.outer(rgb, np.arange(256) / 255.0)).astype(np.uint8)
+
+
+def _channel(window=None, color=None, lut=None) -> dict:
+    return {"window": None if window is None else (float(window[0]), float(window[1])),
+            "color": color, "lut": lut}
+
+
+def _display(channels: list[dict], mode: str | None) -> dict | None:
+    if not any(ch["window"] or ch["color"] or ch["lut"] is not None for ch in channels) and not mode:
+        return None
+    return {"mode": mode, "channels": channels}
+
+
+def from_imagej(ij: dict, n_channels: int) -> dict | None:
+    """Display settings from tifffile's ``imagej_metadata``."""
+    ranges = ij.get("Ranges")
+    luts = ij.get("LUTs")
+    if luts is not None and np.ndim(luts) == 2:  # tifffile gives one channel's LUT as one array
+        luts = [luts]
+    windows = (np.reshape(np.asarray(ranges, float), (-1, 2)) if ranges is not None and len(ranges) % 2 == 0
+               else None)
+    if windows is not None and len(windows) != n_channels:
+        windows = None
+    if luts is not None and len(luts) != n_channels:
+        luts = None
+    channels = []
+    for c in range(n_channels):
+        lut = None if luts is None else np.asarray(luts[c], np.uint8)
+        color = None if lut is None else _ramp_color(lut)
+        channels.append(_channel(None if windows is None else windows[c], color,
+                                 lut if lut is not None and color is None else None))
+    mode = ij.get("mode")
+    return _display(channels, mode if mode in _MODEL_OF_MODE and n_channels > 1 else None)
+
+
+def to_imagej(display: dict | None, n_channels: int) -> dict:
+    """ImageJ metadata entries (``Ranges``, ``LUTs``, ``mode``) for tifffile, where every channel has one."""
+    channels = _fitting(display, n_channels)
+    if channels is None:
+        return {}
+    found: dict = {}
+    if all(ch["window"] for ch in channels):
+        found["Ranges"] = tuple(v for ch in channels for v in ch["window"])
+    if all(ch["lut"] is not None or ch["color"] for ch in channels):
+        found["LUTs"] = [ch["lut"] if ch["lut"] is not None else _ramp(ch["color"]) for ch in channels]
+    if display.get("mode") and n_channels > 1:
+        found["mode"] = display["mode"]
+    return found
+
+
+def from_ome_channels(colors: list[str | None]) -> dict | None:
+    """Display settings from the ``Color`` attributes of OME ``Channel`` elements (signed RGBA integers)."""
+    channels = []
+    for value in colors:
+        try:
+            rgba = int(value) & 0xFFFFFFFF if value is not None else None
+        except ValueError:
+            rgba = None
+        channels.append(_channel(color=None if rgba is None else f"{rgba >> 8:06X}"))
+    return _display(channels, None)
+
+
+def to_ome_colors(display: dict | None, n_channels: int) -> list[int] | None:
+    """OME ``Channel Color`` values (signed RGBA), where every channel has a colour."""
+    channels = _fitting(display, n_channels)
+    if channels is None or not all(ch["color"] or ch["lut"] is not None for ch in channels):
+        return None
+    colors = [ch["color"] or f"{int(ch['lut'][0, -1]):02X}{int(ch['lut'][1, -1]):02X}{int(ch['lut'][2, -1]):02X}"
+              for ch in channels]
+    return [int(np.array((int(c, 16) << 8) | 0xFF, np.uint32).view(np.int32)) for c in colors]
+
+
+def from_omero(omero: dict, n_channels: int) -> dict | None:
+    """Display settings from an OME-Zarr ``omero`` block."""
+    entries = [ch for ch in (omero or {}).get("channels", []) if isinstance(ch, dict)]
+    if len(entries) != n_channels:
+        return None
+    channels = []
+    for ch in entries:
+        window, color = ch.get("window") or {}, ch.get("color")
+        bounds = (window.get("start"), window.get("end"))
+        valid = all(isinstance(v, (int, float)) for v in bounds)
+        color = color.upper() if isinstance(color, str) and len(color) == 6 and _is_hex(color) else None
+        channels.append(_channel(bounds if valid else None, color))
+    model = ((omero or {}).get("rdefs") or {}).get("model")
+    mode = {"color": "composite", "greyscale": "grayscale"}.get(model) if n_channels > 1 else None
+    return _display(channels, mode)
+
+
+def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtype) -> dict | None:
+    """An OME-Zarr ``omero`` block with the channel names, colours and windows that are known."""
+    channels = _fitting(display, n_channels) or [_channel() for _ in range(n_channels)]
+    if not names and not any(ch["window"] or ch["color"] or ch["lut"] is not None for ch in channels):
+        return None
+    limits = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
+    entries = []
+    for c, ch in enumerate(channels):
+        entry: dict = {"active": True}
+        if names:
+            entry["label"] = names[c]
+        color = to_ome_colors({"channels": [ch]}, 1)
+        if color is not None:
+            entry["color"] = f"{(color[0] & 0xFFFFFFFF) >> 8:06X}"
+        if ch["window"]:
+            low, high = ch["window"]
+            entry["window"] = {"start": low, "end": high,
+                               "min": float(limits.min) if limits else min(low, 0.0),
+                               "max": float(limits.max) if limits else high}
+        entries.append(entry)
+    omero: dict = {"channels": entries}
+    if display and display.get("mode") in _MODEL_OF_MODE:
+        omero["rdefs"] = {"model": _MODEL_OF_MODE[display["mode"]]}
+    return omero
+
+
+def select_channel(display: dict | None, channel: int) -> dict | None:
+    """The display settings of one channel (its colour and range; the mode is for several)."""
+    if not display or not 0 <= channel < len(display.get("channels", [])):
+        return None
+    return {"mode": None, "channels": [display["channels"][channel]]}
+
+
+def _fitting(display: dict | None, n_channels: int) -> list[dict] | None:
+    """The channels' settings, where there is one per channel."""
+    if not display or len(display.get("channels", [])) != n_channels:
+        return None
+    return display["channels"]
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        int(text, 16)
+    except ValueError:
+        return False
+    return True
