@@ -71,6 +71,23 @@ class _WithoutAxialMargin(ClassicalInterpolator):
     axial_margin = 0
 
 
+class _WithLateralMargin(ClassicalInterpolator):
+    lateral_margin = 32  # as a ZAugNet model's
+
+
+def test_tiles_small_beside_their_margins_are_said_to_cost_more_than_the_plane(tall):
+    import warnings
+
+    from zaug import ZaugWarning
+
+    with pytest.warns(ZaugWarning, match=r"tiles of 16 pixels carry 32 pixels .* processes 9\.0 times the plane"):
+        upsample_z_blockwise(tall, _WithLateralMargin("linear"), factor=2, tile=16)  # 40 x 40 planes: 3 x 3 tiles
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        upsample_z_blockwise(tall, _WithLateralMargin("linear"), factor=2, tile=40)  # one tile: the plane
+        upsample_z_blockwise(tall, ClassicalInterpolator("linear"), factor=2, tile=16)  # no margin
+
+
 def test_a_tile_of_every_plane_over_the_memory_budget_is_cut_along_z(tall, monkeypatch):
     import zaug.blockwise as blockwise
 

@@ -23,6 +23,15 @@ def _assert_clean_failure(proc, *phrases):
         assert phrase in err, err
 
 
+def test_the_installed_command_runs_as_its_own_process(run_cli_process, tmp_path):
+    """The other tests run the command line in the test's process; this one runs ``python -m zaug``."""
+    proc = run_cli_process("info", sample_path(), "--json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["shape"] == [60, 128, 128], proc.stderr
+    tifffile.imwrite(tmp_path / "flat.tif", np.zeros((16, 16), np.uint8))
+    _assert_clean_failure(run_cli_process("predict", "linear", tmp_path / "flat.tif", "-o", tmp_path / "o.tif",
+                                          "--factor", "2"), "no z axis")
+
+
 def test_info_json_of_the_sample(run_cli):
     proc = run_cli("info", sample_path(), "--json")
     assert proc.returncode == 0, proc.stderr

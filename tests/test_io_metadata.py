@@ -89,6 +89,20 @@ def test_centimetre_tiff_without_z_spacing_is_unknown_and_says_how_to_set_it(tmp
     assert given.unit == "um" and given.voxel_size == (0.29, 0.26, 0.26)
 
 
+def test_imagej_stack_without_spacing_is_one_unit_from_imagej_and_unknown_from_tifffile(tmp_path):
+    # ImageJ leaves "spacing" out when it is 1 (its FileSaver); tifffile leaves it out when not given one
+    imagej = tmp_path / "fiji.tif"
+    tifffile.imwrite(imagej, STACK, imagej=True, resolution=(5, 5), metadata={"axes": "ZYX", "unit": "um"})
+    description = tifffile.TiffFile(imagej).pages[0].description.replace("ImageJ=1.11a", "ImageJ=1.54f")
+    tifffile.imwrite(imagej, STACK, resolution=(5, 5), description=description, metadata=None)
+    assert _read_quietly(imagej).voxel_size == (1.0, 0.2, 0.2)
+    by_script = tmp_path / "script.tif"
+    tifffile.imwrite(by_script, STACK, imagej=True, resolution=(5, 5), metadata={"axes": "ZYX", "unit": "um"})
+    with pytest.warns(ZaugWarning, match=r"0\.2 x 0\.2 um but no z spacing"):
+        vol = read_volume(by_script)
+    assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
+
+
 def test_ome_tiff_without_physical_size_z_is_unknown(tmp_path):
     path = _ome(tmp_path / "noz.ome.tif", PhysicalSizeX=0.26, PhysicalSizeY=0.26)
     with pytest.warns(ZaugWarning, match="no z spacing"):
@@ -109,14 +123,6 @@ def test_ome_tiff_mixing_pixels_and_lengths_is_unknown(tmp_path):
     with pytest.warns(ZaugWarning, match="cannot be converted"):
         vol = read_volume(path)
     assert vol.unit == "pixel" and vol.voxel_size == (1, 1, 1)
-
-
-def test_imagej_stack_without_spacing_has_imagej_default_of_one_unit(tmp_path):
-    # ImageJ leaves out a spacing of exactly 1: that is a known z step, not a missing one
-    tifffile.imwrite(tmp_path / "ij.tif", STACK, imagej=True, resolution=(1 / 0.26, 1 / 0.26),
-                     metadata={"unit": "um", "axes": "ZYX"})
-    vol = _read_quietly(tmp_path / "ij.tif")
-    assert vol.unit == "um" and vol.voxel_size == pytest.approx((1.0, 0.26, 0.26))
 
 
 def test_unitless_resolution_of_a_plain_tiff_is_ignored(tmp_path):

@@ -152,14 +152,14 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
     from zaug.sample import load_sample
 
     sample = load_sample()
-    layer = LayerData(sample.data[:, :64, :64], scale=sample.voxel_size, name="nuclei")
+    layer = LayerData(sample.data[:30, :64, :64], scale=sample.voxel_size, name="nuclei")
     message = train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model",
                           device="cpu", progress=False)
     assert message.startswith(f"model saved in {tmp_path / 'model'}.") and "linear" in message
     config = json.loads((tmp_path / "model" / "config.json").read_text())
     assert config["method"] == "zaugnet" and config["summary"]["steps"] > 0
     out, attributes, _ = upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path / "model")
-    assert out.shape == (2 * 60 - 1, 64, 64) and out.dtype == sample.data.dtype
+    assert out.shape == (2 * 30 - 1, 64, 64) and out.dtype == sample.data.dtype
     assert attributes["scale"] == pytest.approx((0.145, 0.26, 0.26)) and attributes["name"].endswith(", direct)")
     # the transfer mode: the same grid and acquired planes, other new planes
     moved, attributes, _ = upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path / "model",

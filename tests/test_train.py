@@ -129,3 +129,23 @@ def test_a_time_budget_that_buys_few_steps_is_reported(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ZaugWarning)  # a number of steps the user chose: no warning
         run_training(ScriptedTask([30.0]), tmp_path / "chosen", Budget(steps=3), progress=False)
+
+
+def test_model_and_checkpoint_files_are_readable_as_the_umask_allows(tmp_path):
+    """A colleague or a cluster worker running as another user must be able to load a model."""
+    import os
+    import stat
+
+    from zaug.checkpoint import load_model, load_state, save_model, save_state
+
+    tensors = {"w": torch.arange(6.0).reshape(2, 3)}
+    previous = os.umask(0o022)
+    try:
+        save_model(tmp_path / "m", tensors, {"method": "zaugnet"})
+        save_state(tmp_path / "m" / "checkpoint", tensors, {"step": 3})
+    finally:
+        os.umask(previous)
+    for path in (tmp_path / "m" / "model.safetensors", tmp_path / "m" / "checkpoint" / "state.safetensors"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
+    assert torch.equal(load_model(tmp_path / "m")[0]["w"], tensors["w"])
+    assert load_state(tmp_path / "m" / "checkpoint")[1] == {"step": 3}

@@ -33,13 +33,14 @@ Examples
 from __future__ import annotations
 
 import uuid
+import warnings
 
 import dask
 import dask.array as da
 import numpy as np
 
 from .classic import CUBIC_REACH
-from .errors import InputError
+from .errors import InputError, ZaugWarning
 from .predict import ZInterpolator, as_z_interpolator, cast_like, keep_acquired, output_positions, resampled_volume
 from .volume import Volume, check_volume
 
@@ -102,6 +103,7 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     z_out = np.asarray(z_out, np.float64)
     data = volume.data if isinstance(volume.data, da.Array) else da.from_array(volume.data, name=False)
     margin = int(getattr(method, "lateral_margin", 0))
+    _warn_about_margins(volume.data.shape[-2:], tile, margin)
     halo = _axial_margin(method, z_in, z_out)
     cuts = _z_cuts(z_in, z_out, tile + 2 * margin, tile_planes, halo)
     pixel_size = volume.voxel_size[1:]
@@ -110,6 +112,28 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
               for index in np.ndindex(*lead)]
     out = stacks[0] if not lead else da.stack(stacks).reshape(lead + stacks[0].shape)
     return resampled_volume(volume, out, z_out, getattr(method, "name", "method"))
+
+
+def margin_work(plane_shape: tuple[int, int], tile: int, margin: int) -> float:
+    """How many times the plane the method processes when each tile carries ``margin`` pixels of context each
+    side (clipped at the plane's edges).
+
+    >>> margin_work((1024, 1024), 448, 32), margin_work((64, 64), 32, 32)
+    (1.265625, 4.0)
+    """
+    work = 1.0
+    for n in plane_shape:
+        starts = range(0, n, tile)
+        work *= sum(min(n, s + tile + margin) - max(0, s - margin) for s in starts) / n
+    return work
+
+
+def _warn_about_margins(plane_shape: tuple[int, int], tile: int, margin: int) -> None:
+    work = margin_work(plane_shape, tile, margin)
+    if work > 2.5:
+        warnings.warn(ZaugWarning(
+            f"tiles of {tile} pixels carry {margin} pixels of context on each side, so the model processes "
+            f"{work:.1f} times the plane; tiles of {max(4 * margin, 256)} pixels or more cost less."), stacklevel=3)
 
 
 def central_crop(volume: Volume, side: int = SAMPLE_SIDE, z_range: tuple[float, float] | None = None) -> Volume:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .errors import InputError
 from .io import atomic_path
@@ -60,7 +60,7 @@ def save_state(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     directory.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(directory) as tmp:
         tmp.mkdir()
-        save_file(tensors, str(tmp / "state.safetensors"))
+        (tmp / "state.safetensors").write_bytes(save(tensors))  # save_file would make it private (mode 0600)
         (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
 
 
@@ -79,7 +79,9 @@ def save_model(model_dir: Path, tensors: dict[str, torch.Tensor], config: dict[s
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(model_dir / "model.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "zaug_method": str(config.get("method"))})
+        # as bytes: safetensors' save_file writes files only their owner can read, so a colleague or a
+        # cluster worker running as another user could not load the model
+        tmp.write_bytes(save(tensors, metadata={"format": "pt", "zaug_method": str(config.get("method"))}))
     with atomic_path(model_dir / "config.json") as tmp:
         tmp.write_text(json.dumps(config, indent=2, default=_json_default))
 

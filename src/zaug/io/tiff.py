@@ -249,12 +249,17 @@ def _memmap(path: Path, series: int = 0) -> np.ndarray | None:
         return None
 
 
+#: the ImageJ version tifffile writes into the ImageJ metadata of the files it makes
+TIFFFILE_IMAGEJ = "1.11a"
+
+
 def _imagej_physical(tif: tifffile.TiffFile) -> dict:
     """Voxel size of an ImageJ hyperstack or of a plain TIFF's resolution tags.
 
     ImageJ's unit (in its description) wins over the ResolutionUnit tag, and a
     missing ``spacing`` in an ImageJ stack means one unit (ImageJ omits a
-    spacing of 1). A plain TIFF has no z spacing at all, so when its tags give a
+    spacing of 1), unless tifffile wrote the file (it omits a spacing it was
+    not given): then the z spacing is unknown, as in a plain TIFF. A plain TIFF has no z spacing at all, so when its tags give a
     lateral size in centimetres the voxel size is left unknown, with that size
     in ``unknown_z``, rather than guessed. Dots per inch (the TIFF default unit,
     72 dpi a common default value) describe a printer, not a microscope, and a
@@ -279,6 +284,10 @@ def _imagej_physical(tif: tifffile.TiffFile) -> dict:
             num, den = t.value
             if num > 0 and den > 0 and (num, den) != (1, 1):
                 lateral[axis] = den / num
+    if ij and "spacing" not in ij and ij.get("ImageJ") == TIFFFILE_IMAGEJ and lateral and unit not in (None, "pixel"):
+        # ImageJ leaves out a spacing of 1; tifffile leaves it out when it was not given one
+        physical.update(_unknown_z(lateral, unit), **_imagej_origin(ij, {}), origin_in_pixels=True)
+        return physical
     if ij:
         physical.update(lateral)
         if "spacing" in ij:
