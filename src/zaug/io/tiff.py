@@ -259,9 +259,10 @@ def _imagej_physical(tif: tifffile.TiffFile) -> dict:
     ImageJ's unit (in its description) wins over the ResolutionUnit tag, and a
     missing ``spacing`` in an ImageJ stack means one unit (ImageJ omits a
     spacing of 1), unless tifffile wrote the file (it omits a spacing it was
-    not given): then the z spacing is unknown, as in a plain TIFF. A plain TIFF has no z spacing at all, so when its tags give a
-    lateral size in centimetres the voxel size is left unknown, with that size
-    in ``unknown_z``, rather than guessed. Dots per inch (the TIFF default unit,
+    not given): then the z spacing is unknown, as in a plain TIFF. A plain
+    TIFF has no z spacing at all, so when its tags give a lateral size in
+    centimetres the voxel size is left unknown, with that size in
+    ``unknown_z``, rather than guessed. Dots per inch (the TIFF default unit,
     72 dpi a common default value) describe a printer, not a microscope, and a
     plain TIFF's ResolutionUnit NONE no length at all: both are ignored.
     """
