@@ -532,6 +532,7 @@ def test_colours_and_display_ranges_are_carried_to_an_upsampled_output(tmp_path,
     assert vol.metadata["display"]["mode"] == "composite"
     assert [(c["window"], c["color"]) for c in vol.metadata["display"]["channels"]] == [
         ((0.0, 1000.0), "FF0000"), ((10.0, 2000.0), "FF00FF")]
+    assert vol.describe()["display"][1] == {"window": [10.0, 2000.0], "color": "FF00FF"}  # zaug info shows it
     back = _read_quietly(write_volume(upsample_z(vol, ClassicalInterpolator("cubic"), 2), tmp_path / name))
     channels = back.metadata["display"]["channels"]
     assert [c["color"] for c in channels] == ["FF0000", "FF00FF"]
@@ -553,6 +554,15 @@ def test_one_channel_keeps_its_colour_and_range_and_a_lut_that_is_no_ramp(tmp_pa
     tifffile.imwrite(tmp_path / "fire.tif", STACK, imagej=True, metadata={"axes": "ZYX", "LUTs": [fire]})
     fired = _read_quietly(write_volume(_read_quietly(tmp_path / "fire.tif"), tmp_path / "fire_out.tif"))
     np.testing.assert_array_equal(fired.metadata["display"]["channels"][0]["lut"], fire)
+
+
+def test_the_display_range_fiji_keeps_for_one_channel_is_carried(tmp_path):
+    # Fiji keeps one channel's display range as min= and max= in its description (the shared chromosomes)
+    tifffile.imwrite(tmp_path / "fiji.tif", STACK, imagej=True, metadata={"axes": "ZYX", "min": 96.0, "max": 203.0})
+    vol = _read_quietly(tmp_path / "fiji.tif")
+    assert vol.metadata["display"]["channels"][0]["window"] == (96.0, 203.0)
+    back = tifffile.TiffFile(write_volume(vol, tmp_path / "out.tif")).imagej_metadata
+    assert (back["min"], back["max"]) == (96.0, 203.0)
 
 
 def test_omero_windows_and_colours_of_another_writer_are_read(tmp_path):

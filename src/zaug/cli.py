@@ -382,6 +382,11 @@ def cmd_info(args) -> int:
               f"{', non-uniform z' if not vol.is_uniform else ''})")
         if any(vol.origin):
             print("origin (first voxel) z {:g}, y {:g}, x {:g} {}".format(*vol.origin, vol.unit))
+        shown = [" ".join(filter(None, (f"channel {c}:" if len(info["display"]) > 1 else None, ch["color"],
+                                        "{:g}-{:g}".format(*ch["window"]) if ch["window"] else None)))
+                 for c, ch in enumerate(info.get("display", []))]
+        if shown:
+            print(f"display: {'; '.join(shown)}")
     return 0
 
 

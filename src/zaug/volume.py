@@ -261,6 +261,11 @@ class Volume:
             info["channel_names"] = list(self.channel_names)
         if self.time_interval is not None:
             info["time"] = {"interval": self.time_interval, "unit": self.time_unit, "origin": self.time_origin}
+        display = self.metadata.get("display")
+        if display and display.get("channels"):  # colour and display range per channel (see zaug.io)
+            info["display"] = [{"window": list(ch["window"]) if ch.get("window") else None,
+                                "color": ch.get("color") or ("LUT" if ch.get("lut") is not None else None)}
+                               for ch in display["channels"]]
         return info
 
     @property

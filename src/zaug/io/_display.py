@@ -2,9 +2,10 @@
 
 Kept in ``Volume.metadata["display"]`` as ``{"mode": ..., "channels": [...]}``, one entry per channel
 with ``window`` (low, high) in the stored values, ``color`` (``"RRGGBB"``) and, from ImageJ only, a
-``lut`` (3 x 256 uint8) that is not a plain ramp to one colour. Read from ImageJ's ``Ranges``, ``LUTs``
-and ``mode``, OME's ``Channel Color`` and OME-Zarr's ``omero`` block; written back to each (a format
-keeps what it can hold). zaug keeps the input's value range, so a display range stays valid.
+``lut`` (3 x 256 uint8) that is not a plain ramp to one colour. Read from ImageJ's ``Ranges`` (``min``
+and ``max`` for one channel), ``LUTs`` and ``mode``, OME's ``Channel Color`` and OME-Zarr's ``omero``
+block; written back to each (a format keeps what it can hold). zaug keeps the input's value range, so a
+display range stays valid.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def from_imagej(ij: dict, n_channels: int) -> dict | None:
         luts = [luts]
     windows = (np.reshape(np.asarray(ranges, float), (-1, 2)) if ranges is not None and len(ranges) % 2 == 0
                else None)
+    if windows is None and n_channels == 1 and all(isinstance(ij.get(k), (int, float)) for k in ("min", "max")):
+        windows = np.array([[ij["min"], ij["max"]]], float)  # ImageJ's display range of one channel
     if windows is not None and len(windows) != n_channels:
         windows = None
     if luts is not None and len(luts) != n_channels:
@@ -64,13 +67,16 @@ def from_imagej(ij: dict, n_channels: int) -> dict | None:
 
 
 def to_imagej(display: dict | None, n_channels: int) -> dict:
-    """ImageJ metadata entries (``Ranges``, ``LUTs``, ``mode``) for tifffile, where every channel has one."""
+    """ImageJ metadata entries (``Ranges``, ``LUTs``, ``mode``; ``min`` and ``max`` for one channel) for
+    tifffile, where every channel has one."""
     channels = _fitting(display, n_channels)
     if channels is None:
         return {}
     found: dict = {}
     if all(ch["window"] for ch in channels):
         found["Ranges"] = tuple(v for ch in channels for v in ch["window"])
+        if n_channels == 1:  # where ImageJ keeps one channel's display range
+            found["min"], found["max"] = channels[0]["window"]
     if all(ch["lut"] is not None or ch["color"] for ch in channels):
         found["LUTs"] = [ch["lut"] if ch["lut"] is not None else _ramp(ch["color"]) for ch in channels]
     if display.get("mode") and n_channels > 1:
