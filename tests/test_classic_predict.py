@@ -109,3 +109,31 @@ def test_nearest_breaks_every_tie_the_same_way_despite_rounding():
     stack = np.arange(15, dtype=np.float32)[:, None, None] * np.ones((1, 2, 2), np.float32)
     halfway = interpolate_stack(stack, z_in, 0.29 * (np.arange(14) + 0.5), "nearest")[:, 0, 0]
     np.testing.assert_array_equal(halfway, np.arange(14))  # always the plane below
+
+
+def test_output_positions_outside_the_stack_or_coarser_spacings_are_refused_or_said():
+    import warnings
+
+    from zaug import ZaugWarning
+
+    vol = Volume(np.arange(5 * 8 * 8, dtype=np.uint16).reshape(5, 8, 8), (0.5, 0.26, 0.26), "um")  # z 0 to 2
+
+    class Extrapolating:  # a model that would answer anything
+        name = "any"
+
+        def interpolate(self, stack, z_in, z_out, pixel_size=None):
+            return np.zeros((len(z_out),) + stack.shape[1:], np.float32)
+
+    for bad, phrase in (([1.0], "at least two"), ([-1.0, 1.0], r"within the stack's planes \(0 to 2\); -1"),
+                        ([1.0, 0.5], "decrease")):
+        with pytest.raises(InputError, match=phrase):
+            upsample_z(vol, Extrapolating(), z_out=bad)
+    with pytest.warns(ZaugWarning, match=r"coarser than the input's \(0.5\): the output has 3 planes from 5"):
+        upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=1.0)
+    with pytest.warns(ZaugWarning, match="end at 1.8, short of the last input plane at 2"):
+        upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=0.25)
+    with pytest.raises(InputError, match="would make 2,000,001 planes"):
+        upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=1e-6)

@@ -283,7 +283,7 @@ def test_zaugnet_mode_says_default_or_asked_and_notes_factors_it_interpolates(za
 @pytest.mark.parametrize("factor,spacing,uniform,note", [(2, None, True, False), (8, None, True, False),
                                                          (3, None, True, True), (2, None, False, False),
                                                          (None, 0.0725, True, False), (None, 0.1, True, True),
-                                                         (None, 0.145, False, True)])
+                                                         (None, 0.145, False, False), (None, 0.1, False, True)])
 def test_zaugnet_notes_when_it_interpolates_between_its_own_planes(factor, spacing, uniform, note):
     from zaug.methods.zaugnet import _contains, _doubling_grids
     from zaug.predict import output_positions
@@ -291,6 +291,16 @@ def test_zaugnet_notes_when_it_interpolates_between_its_own_planes(factor, spaci
     z_in = np.array([0.0, 0.29, 0.58, 0.87]) if uniform else np.array([0.0, 0.29, 0.87, 1.16])
     z_out = output_positions(z_in, factor=factor, z_spacing=spacing)
     assert (not _contains(_doubling_grids(z_in, z_out)[-1], z_out)) == note  # what the model warns about
+
+
+def test_zaugnet_doubles_an_uneven_stack_until_its_widest_gap_is_fine_enough():
+    from zaug.methods.zaugnet import _doubling_grids
+    from zaug.predict import output_positions
+
+    z_in = np.array([0.0, 0.29, 0.87, 1.16, 2.03])  # gaps 0.29 to 0.87
+    grids = _doubling_grids(z_in, output_positions(z_in, z_spacing=0.29))
+    # its narrowest gap is already 0.29: stopping there left every new plane to linear interpolation
+    assert len(grids) == 3 and np.max(np.diff(grids[-1])) <= 0.29
 
 
 # ---- 10. --voxel-size is in --unit (default um); --unit alone converts ---------------------------------

@@ -316,7 +316,8 @@ def test_a_given_voxel_size_converts_a_physical_origin_to_its_unit(tmp_path):
     assert (vol.voxel_size, vol.z_origin, vol.yx_origin) == ((0.3, 0.25, 0.25), 1.0, (0.52, -0.26))
     # uneven planes under a given (even) spacing: they start where the first plane was
     write_volume(Volume(STACK, (0.3, 0.25, 0.25), "um", z_positions=[2.0, 2.3, 2.7, 3.0, 3.4]), tmp_path / "u.npz")
-    assert _read_quietly(tmp_path / "u.npz", voxel_size=(0.35, 0.25, 0.25)).z_origin == 2.0
+    with pytest.warns(ZaugWarning, match="replaced by the even spacing of --voxel-size"):
+        assert read_volume(tmp_path / "u.npz", voxel_size=(0.35, 0.25, 0.25)).z_origin == 2.0
 
 
 def test_a_given_voxel_size_in_no_physical_unit_drops_a_physical_origin_with_a_warning(tmp_path):
@@ -579,3 +580,26 @@ def test_omero_windows_and_colours_of_another_writer_are_read(tmp_path):
     luts = tifffile.TiffFile(write_volume(vol, tmp_path / "gfp.tif")).imagej_metadata
     assert luts["Ranges"] == (5.0, 150.0)
     np.testing.assert_array_equal(luts["LUTs"], _ramp((0, 255, 0)))
+
+
+@pytest.mark.parametrize("positions, problem", [([5, 4.5, 3.2, 3.0, 2.0], "decrease"), ([1, 1.5, 1.5, 2, 3], "repeat"),
+                                                ([1, 2, float("nan"), 4, 5], "not a number")])
+def test_z_positions_that_cannot_be_used_are_dropped_with_a_warning(tmp_path, positions, problem):
+    ome = _ome(tmp_path / "stage.ome.tif", PhysicalSizeX=0.26, PhysicalSizeY=0.26, PhysicalSizeZ=0.5,
+               Plane={"PositionZ": positions})  # a stage moving down, a position logged twice, a lost one
+    with pytest.warns(ZaugWarning, match=f"OME plane positions .*{problem}.* not used"):
+        vol = read_volume(ome)
+    assert vol.is_uniform and vol.voxel_size[0] == 0.5 and vol.z_origin == 0.0
+    imagej = tmp_path / "stage.tif"
+    tifffile.imwrite(imagej, STACK, imagej=True, metadata={"axes": "ZYX", "spacing": 0.5, "unit": "um",
+                                                            "zaug_z_positions": json.dumps(positions)})
+    with pytest.warns(ZaugWarning, match=f"stage.tif: its z positions .*{problem}"):
+        assert read_volume(imagej).voxel_size[0] == 0.5  # was: "voxel size (-0.75, ...) must be positive"
+
+
+def test_a_given_voxel_size_replacing_uneven_positions_says_so(tmp_path):
+    uneven = Volume(STACK, (0.5, 0.26, 0.26), "um", z_positions=[0.0, 0.29, 0.87, 1.16, 2.03])
+    assert uneven.voxel_size[0] == pytest.approx(2.03 / 4)  # the mean spacing, whatever was given
+    path = write_volume(uneven, tmp_path / "u.ome.tif")
+    with pytest.warns(ZaugWarning, match="replaced by the even spacing of --voxel-size"):
+        assert read_volume(path, voxel_size=(0.5, 0.26, 0.26)).is_uniform

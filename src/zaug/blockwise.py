@@ -41,7 +41,8 @@ import numpy as np
 
 from .classic import CUBIC_REACH
 from .errors import InputError, ZaugWarning
-from .predict import ZInterpolator, as_z_interpolator, cast_like, keep_acquired, output_positions, resampled_volume
+from .predict import (ZInterpolator, as_z_interpolator, cast_like, checked_z_out, keep_acquired, output_positions,
+                      resampled_volume, warn_about_spacing)
 from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
@@ -98,9 +99,8 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     if tile < 16:
         raise InputError(f"the tile size must be at least 16 pixels, got {tile}.")
     z_in = volume.z_coords()
-    if z_out is None:
-        z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing)
-    z_out = np.asarray(z_out, np.float64)
+    z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing) if z_out is None else checked_z_out(z_in, z_out)
+    warn_about_spacing(z_in, z_out, z_spacing, volume.unit)
     data = volume.data if isinstance(volume.data, da.Array) else da.from_array(volume.data, name=False)
     margin = int(getattr(method, "lateral_margin", 0))
     _warn_about_margins(volume.data.shape[-2:], tile, margin)

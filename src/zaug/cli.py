@@ -440,8 +440,10 @@ def cmd_predict(args) -> int:
             for spacing, weights in method.calibration.items():
                 capped = (f", then scaled by {scales[spacing]:.2f} so that the new planes vary no more than the "
                           "acquired ones" if scales.get(spacing, 1.0) < 1.0 else "")
-                print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, as "
-                      f"fitted on lateral triplets of the input{capped}")
+                source = ("as fitted on lateral triplets of the input" if weights != (1.0, 0.0) else
+                          "the model alone: no lateral triplet of the input is that finely spaced")
+                print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, "
+                      f"{source}{capped}")
         vz = out.voxel_size[0]
         print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, "
               f"{stored_dtype(out.dtype, args.output)}"

@@ -25,14 +25,13 @@ import enum
 import functools
 import inspect
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 
-from .errors import InputError, ZaugError, ZaugWarning
+from .errors import InputError, ZaugError
 
 READ_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy", ".npz")
 AXES_BY_NDIM = {3: "ZYX", 4: "TZYX", 5: "TCZYX"}
@@ -290,9 +289,7 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         chosen.mode = z_mode.value
     if hasattr(chosen, "resolved_mode"):
         label = f"{label}, {chosen.resolved_mode()}"
-    if z_spacing and z_spacing > volume.voxel_size[0]:
-        warnings.warn(ZaugWarning(f"the z spacing {z_spacing:g} is coarser than the layer's "
-                                  f"({volume.voxel_size[0]:g} {volume.unit}): the new layer has fewer planes."))
+    # a z spacing coarser than the layer's is warned about by upsample_z / restore_with
     if is_restorer(chosen):  # niiv, Self-Net, RESIN
         volume = with_training_anisotropy(volume, chosen)
         spacing = float(z_spacing) if z_spacing and z_spacing > 0 else volume.voxel_size[0] / float(factor)

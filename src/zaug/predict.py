@@ -21,13 +21,14 @@ Examples
 
 from __future__ import annotations
 
+import warnings
 from typing import Protocol
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ZaugWarning
 from .progress import part
-from .volume import Volume, check_volume
+from .volume import Volume, check_volume, z_positions_problem
 
 
 class ZInterpolator(Protocol):
@@ -81,7 +82,30 @@ def output_positions(z_in: np.ndarray, factor: int | None = None,
     n = int(np.floor(extent / z_spacing + 1e-6)) + 1
     if n < 2:
         raise InputError(f"--z-spacing {z_spacing} is larger than the stack's z extent {extent:g}.")
+    if n > MAX_OUTPUT_PLANES:
+        raise InputError(f"--z-spacing {z_spacing:g} would make {n:,} planes of the stack's z extent {extent:g} "
+                         f"(at most {MAX_OUTPUT_PLANES:,}); is it in the voxel size's unit?")
     return z_in[0] + z_spacing * np.arange(n)
+
+
+#: more output planes than any microscope stack needs: a --z-spacing in the wrong unit, say
+MAX_OUTPUT_PLANES = 100_000
+
+
+def warn_about_spacing(z_in: np.ndarray, z_out: np.ndarray, z_spacing: float | None, unit: str) -> None:
+    """Say what a ``z_spacing`` drops: acquired planes when it is coarser than the stack's spacing, and the
+    last plane when the stack's extent is not a whole number of steps."""
+    if z_spacing is None:
+        return
+    mean = float(np.mean(np.diff(z_in)))
+    if z_spacing > mean * (1 + 1e-6):
+        warnings.warn(ZaugWarning(f"the z spacing asked for ({z_spacing:g} {unit}) is coarser than the input's "
+                                  f"({mean:g}): the output has {len(z_out)} planes from {len(z_in)}."), stacklevel=3)
+    tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
+    if z_out[-1] < z_in[-1] - tol:
+        warnings.warn(ZaugWarning(f"planes every {z_spacing:g} {unit} from the first end at {z_out[-1]:g}, short of "
+                                  f"the last input plane at {z_in[-1]:g} (the stack's extent is not a whole number "
+                                  "of steps)."), stacklevel=3)
 
 
 def cast_like(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -147,8 +171,8 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
     check_volume(volume)
     method = as_z_interpolator(method)
     z_in = volume.z_coords()
-    if z_out is None:
-        z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing)
+    z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing) if z_out is None else checked_z_out(z_in, z_out)
+    warn_about_spacing(z_in, z_out, z_spacing, volume.unit)
     out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
     with part(volume.n_stacks):
         for index, stack in volume.stacks():
@@ -157,6 +181,29 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
                                             pixel_size=volume.voxel_size[1:])
             out[index] = keep_acquired(cast_like(planes, volume.dtype), stack, z_in, z_out)
     return resampled_volume(volume, out, z_out, method.name)
+
+
+def checked_z_out(z_in: np.ndarray, z_out) -> np.ndarray:
+    """Output positions given by the caller: at least two, finite, increasing, within the stack (no method
+    extrapolates).
+
+    >>> checked_z_out(np.array([0.0, 1.0, 2.0]), [0.5, 2.5])
+    Traceback (most recent call last):
+    ...
+    zaug.errors.InputError: the output z positions must lie within the stack's planes (0 to 2); 2.5 does not.
+    """
+    z_out = np.asarray(z_out, dtype=np.float64).ravel()
+    if len(z_out) < 2:
+        raise InputError(f"give at least two output z positions, got {len(z_out)}.")
+    problem = z_positions_problem(z_out, len(z_out))
+    if problem:
+        raise InputError(f"the output z positions {problem}; they must be finite and strictly increasing.")
+    tol = 1e-9 * max(1.0, abs(z_in[-1] - z_in[0]))
+    outside = z_out[(z_out < z_in[0] - tol) | (z_out > z_in[-1] + tol)]
+    if len(outside):
+        raise InputError(f"the output z positions must lie within the stack's planes ({z_in[0]:g} to "
+                         f"{z_in[-1]:g}); {outside[0]:g} does not.")
+    return z_out
 
 
 def resampled_volume(volume: Volume, data, z_out: np.ndarray, method_name: str) -> Volume:

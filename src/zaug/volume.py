@@ -25,6 +25,26 @@ CANONICAL_AXES = "TCZYX"
 MIN_PLANES = 2
 
 
+def z_positions_problem(positions, nz: int) -> str | None:
+    """What makes ``positions`` unusable as the z positions of ``nz`` planes, in a few words, or None.
+
+    >>> z_positions_problem([0.0, 0.5, 0.4], 3)
+    'decrease (0.5 to 0.4)'
+    """
+    z = np.asarray(positions, dtype=np.float64).ravel()
+    steps = np.diff(z)
+    if len(z) != nz:
+        return f"are {len(z)} for {nz} planes"
+    if not np.all(np.isfinite(z)):
+        return "include a value that is not a number"
+    if np.any(steps < 0):
+        k = int(np.argmax(steps < 0))
+        return f"decrease ({z[k]:g} to {z[k + 1]:g})"
+    if np.any(steps == 0):
+        return f"repeat {z[int(np.argmax(steps == 0))]:g}"
+    return None
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class Volume:
     """A 3D (or 3D + T/C) microscopy stack with physical voxel size.
@@ -110,11 +130,13 @@ class Volume:
         self._fit_channel_and_time_metadata()
         if self.z_positions is not None:
             z = np.asarray(self.z_positions, dtype=np.float64)
-            if z.shape != (self.nz,):
-                raise InputError(f"{len(z)} z positions were given for {self.nz} planes.")
-            if not np.all(np.isfinite(z)) or np.any(np.diff(z) <= 0):
-                raise InputError("z positions must be finite and strictly increasing.")
+            problem = z_positions_problem(z, self.nz)
+            if problem:
+                raise InputError(f"the z positions {problem}; they must be one finite, strictly increasing "
+                                 "position per plane.")
             object.__setattr__(self, "z_positions", z)
+            if len(z) > 1:  # the z voxel size is their mean spacing, whatever was given
+                object.__setattr__(self, "voxel_size", (float(np.mean(np.diff(z))),) + tuple(self.voxel_size[1:]))
 
     def _fit_channel_and_time_metadata(self) -> None:
         """Keep channel names and the time step only where they describe this volume's C and T axes

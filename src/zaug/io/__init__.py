@@ -60,7 +60,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, OutputError, ZaugWarning
-from ..volume import CANONICAL_AXES, Volume
+from ..volume import CANONICAL_AXES, Volume, z_positions_problem
 from ._atomic import atomic_path, check_output_path
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
 from .numpy_io import read_numpy, write_numpy
@@ -141,6 +141,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
     file_size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
                  physical.get("x", physical.get("y", 1.0)))
+    _check_file_positions(path, physical, int(data.shape[-3]), given=voxel_size is not None)
     # in the file's unit, like its voxel size; uneven z positions start at the first
     positions = physical.get("z_positions")
     first_z = float(positions[0]) if positions is not None and len(positions) else float(physical.get("z_origin", 0.0))
@@ -159,8 +160,6 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         origin = (float(physical.get("z_origin", 0.0)), *file_origin[1:])
     z_origin, yx_origin = origin[0], tuple(origin[1:])
     z_positions = physical.get("z_positions") if voxel_size is None else None
-    if z_positions is not None and len(z_positions) != data.shape[-3]:
-        z_positions = None
     if z_positions is not None:
         size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
     time = physical.get("time", {})
@@ -197,6 +196,21 @@ def _origin_for_new_size(path: Path, physical: dict, origin: tuple, file_size: t
                                   "so it is set to 0."), stacklevel=4)
         return 0.0, 0.0, 0.0
     return tuple(without_binary_noise(o * factor) for o in origin)
+
+
+def _check_file_positions(path: Path, physical: dict, nz: int, given: bool) -> None:
+    """Drop the file's z positions, with a warning, where they cannot be used: not one finite, increasing
+    position per plane, or replaced by a given voxel size (its even spacing)."""
+    positions = physical.get("z_positions")
+    if positions is None:
+        return
+    problem = z_positions_problem(positions, nz)
+    if problem or given:
+        if not problem:  # under the even spacing given, the planes start where the first plane was
+            physical["z_origin"] = float(positions[0])
+        del physical["z_positions"]
+        reason = f"{problem}, so they are not used" if problem else "are replaced by the even spacing of --voxel-size"
+        warnings.warn(ZaugWarning(f"{path}: its z positions (uneven planes) {reason}."), stacklevel=3)
 
 
 def _warn_about(path: Path, physical: dict, nz: int) -> None:

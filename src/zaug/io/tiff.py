@@ -16,7 +16,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError, ZaugWarning
-from ..volume import Volume
+from ..volume import Volume, z_positions_problem
 from . import _display
 from ._reads import NamedReads
 from ._units import (COMMON_UNIT, conversion_factor, imagej_unit, in_one_unit, normalize_unit, ome_unit,
@@ -364,7 +364,11 @@ def _ome_physical(pixels: ET.Element | None) -> dict:
     z = {(int(p.get("TheZ", 0)), _plane_position(p, "Z", size_units["z"], unit))
          for p in first if p.get("PositionZ") is not None}
     positions = [pos for _, pos in sorted(z)] if all(pos is not None for _, pos in z) else []
-    if len(positions) > 1 and np.all(np.diff(positions) > 0):
+    problem = z_positions_problem(positions, len(positions)) if len(positions) > 1 else None
+    if problem:  # a stage moving down, a position logged twice: the planes' order is kept, the positions not
+        physical["warnings"] = [f"its OME plane positions (PositionZ) {problem}, so they are not used: the planes "
+                                "are taken as evenly spaced from z 0 in their order"]
+    elif len(positions) > 1:
         if "z" in physical and np.allclose(np.diff(positions), physical["z"], rtol=1e-6, atol=0):
             physical["z_origin"] = positions[0]  # even planes, as PhysicalSizeZ says: an origin
         else:

@@ -659,11 +659,20 @@ class ZAugNetModel:
             The stack's (y, x) pixel size in z units; by default the training
             stack's.
         """
-        key = round(float(spacing), 9)
+        key = self._calibration_key(spacing)
         if key not in self.calibration:
             pixel = tuple(pixel_size) if pixel_size is not None else tuple(self.config.train_voxel_size[1:])
             self.calibration[key] = self._measure_weights(x, spacing, pixel)
         return self.calibration[key]
+
+    def _calibration_key(self, spacing: float) -> float:
+        """The key of the weights for ``spacing``: with weights fixed for a stack (:meth:`for_stack`), those of
+        the stack's nearest spacing, so that a tile cut along z (whose own mean spacing differs a little on an
+        uneven stack) uses the stack's weights rather than measuring its own."""
+        key = round(float(spacing), 9)
+        if self.fixed_calibration and key not in self.fixed_calibration:
+            key = min(self.fixed_calibration, key=lambda fixed: abs(math.log(fixed / key)))
+        return key
 
     def _measure_weights(self, x: np.ndarray, spacing: float, pixel: tuple[float, float], per_axis: int = 16,
                          rows: int = 96, cols: int = 256, line: int = 48, bands: bool = True) -> tuple:
@@ -722,7 +731,7 @@ class ZAugNetModel:
             preds[n] = preds[n] + _clipping_offset(stack[a], stack[b], t)
         if not self.calibrate:
             return preds
-        key = round(float(spacing), 9)
+        key = self._calibration_key(spacing)
         measured_here = key not in self.calibration
         weights = self.calibration_weights(source, spacing, self._pixel_size)
         at = np.array([z[a] + t * (z[b] - z[a]) for a, b, t in jobs])
@@ -1076,12 +1085,13 @@ def _contains(grid: np.ndarray, z: np.ndarray) -> bool:
 
 def _doubling_grids(z_in: np.ndarray, z_out: np.ndarray, max_passes: int = 6) -> list[np.ndarray]:
     """The z grids of :meth:`ZAugNetModel._doubling`: the input's, then each pass's midpoints added, until the
-    grid holds every output position or is at least as fine as the output."""
+    grid holds every output position or each of its gaps is at most the output's finest spacing (the widest
+    gap decides: on an uneven stack its narrowest gap may already be fine enough where others are not)."""
     grids = [np.asarray(z_in, np.float64).copy()]
     finest = np.min(np.diff(z_out)) if len(z_out) > 1 else np.inf
     for _ in range(max_passes):
         grid = grids[-1]
-        if _contains(grid, z_out) or np.min(np.diff(grid)) <= finest * (1 + 1e-6):
+        if _contains(grid, z_out) or np.max(np.diff(grid)) <= finest * (1 + 1e-6):
             break
         grids.append(np.sort(np.concatenate([grid, 0.5 * (grid[1:] + grid[:-1])])))
     return grids
