@@ -408,7 +408,8 @@ def _reach_past_end(end: int, neighbours, adjacent, points: np.ndarray, mask: np
     norm = float(np.linalg.norm(direction))
     if norm == 0:
         return 0.0
-    direction *= step * float(voxel_size.min()) / norm
+    stride = step * float(voxel_size.min())
+    direction *= stride / norm
     shape = np.asarray(mask.shape)
     reach, at = 0.0, points[end].copy()
     while True:
@@ -416,7 +417,7 @@ def _reach_past_end(end: int, neighbours, adjacent, points: np.ndarray, mask: np
         voxel = np.round(at / voxel_size).astype(int)
         if np.any(voxel < 0) or np.any(voxel >= shape) or not mask[tuple(voxel)]:
             break
-        reach += step * float(voxel_size.min())
+        reach += stride
     inside = tuple(np.round(points[current] / voxel_size).astype(int))
     return max(0.0, reach - float(radius[inside]))
 

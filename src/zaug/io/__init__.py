@@ -159,9 +159,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         convert_to, unit = unit, physical.get("unit", "pixel")
         origin = (float(physical.get("z_origin", 0.0)), *file_origin[1:])
     z_origin, yx_origin = origin[0], tuple(origin[1:])
-    z_positions = physical.get("z_positions") if voxel_size is None else None
-    if z_positions is not None:
-        size = (float(np.mean(np.diff(z_positions))) if len(z_positions) > 1 else size[0],) + size[1:]
+    z_positions = physical.get("z_positions") if voxel_size is None else None  # Volume takes their mean spacing
     time = physical.get("time", {})
     volume = Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
                     yx_origin=yx_origin, channel_names=tuple(physical.get("channel_names", ())),

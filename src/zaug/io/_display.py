@@ -10,6 +10,8 @@ display range stays valid.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 #: ImageJ modes and the OME-Zarr ``rdefs`` models they correspond to
@@ -21,9 +23,23 @@ def _ramp_color(lut: np.ndarray) -> str | None:
     lut = np.asarray(lut)
     if lut.shape != (3, 256):
         return None
-    top = lut[:, -1].astype(float)
-    ramp = np.round(np.outer(top, np.arange(256) / 255.0))
-    return "".join(f"{int(v):02X}" for v in top) if np.abs(lut - ramp).max() <= 1 else None
+    color = _lut_top(lut)
+    return color if np.abs(lut.astype(int) - _ramp(color)).max() <= 1 else None
+
+
+def _lut_top(lut: np.ndarray) -> str:
+    """The colour a LUT reaches at its brightest."""
+    return "".join(f"{int(v):02X}" for v in np.asarray(lut)[:, -1])
+
+
+def _color_of(channel: dict) -> str | None:
+    """A channel's colour, or its LUT's brightest colour."""
+    return channel["color"] or (_lut_top(channel["lut"]) if channel["lut"] is not None else None)
+
+
+def _shown(channel: dict) -> bool:
+    """Whether a channel's entry says anything."""
+    return bool(channel["window"] or channel["color"] or channel["lut"] is not None)
 
 
 def _ramp(color: str) -> np.ndarray:
@@ -37,7 +53,7 @@ def _channel(window=None, color=None, lut=None) -> dict:
 
 
 def _display(channels: list[dict], mode: str | None) -> dict | None:
-    if not any(ch["window"] or ch["color"] or ch["lut"] is not None for ch in channels) and not mode:
+    if not any(map(_shown, channels)) and not mode:
         return None
     return {"mode": mode, "channels": channels}
 
@@ -77,7 +93,7 @@ def to_imagej(display: dict | None, n_channels: int) -> dict:
         found["Ranges"] = tuple(v for ch in channels for v in ch["window"])
         if n_channels == 1:  # where ImageJ keeps one channel's display range
             found["min"], found["max"] = channels[0]["window"]
-    if all(ch["lut"] is not None or ch["color"] for ch in channels):
+    if all(map(_color_of, channels)):
         found["LUTs"] = [ch["lut"] if ch["lut"] is not None else _ramp(ch["color"]) for ch in channels]
     if display.get("mode") and n_channels > 1:
         found["mode"] = display["mode"]
@@ -99,11 +115,9 @@ def from_ome_channels(colors: list[str | None]) -> dict | None:
 def to_ome_colors(display: dict | None, n_channels: int) -> list[int] | None:
     """OME ``Channel Color`` values (signed RGBA), where every channel has a colour."""
     channels = _fitting(display, n_channels)
-    if channels is None or not all(ch["color"] or ch["lut"] is not None for ch in channels):
+    if channels is None or not all(map(_color_of, channels)):
         return None
-    colors = [ch["color"] or f"{int(ch['lut'][0, -1]):02X}{int(ch['lut'][1, -1]):02X}{int(ch['lut'][2, -1]):02X}"
-              for ch in channels]
-    return [int(np.array((int(c, 16) << 8) | 0xFF, np.uint32).view(np.int32)) for c in colors]
+    return [int(np.array((int(_color_of(ch), 16) << 8) | 0xFF, np.uint32).view(np.int32)) for ch in channels]
 
 
 def from_omero(omero: dict, n_channels: int) -> dict | None:
@@ -116,7 +130,7 @@ def from_omero(omero: dict, n_channels: int) -> dict | None:
         window, color = ch.get("window") or {}, ch.get("color")
         bounds = (window.get("start"), window.get("end"))
         valid = all(isinstance(v, (int, float)) for v in bounds)
-        color = color.upper() if isinstance(color, str) and len(color) == 6 and _is_hex(color) else None
+        color = color.upper() if isinstance(color, str) and re.fullmatch(r"[0-9A-Fa-f]{6}", color) else None
         channels.append(_channel(bounds if valid else None, color))
     model = ((omero or {}).get("rdefs") or {}).get("model")
     mode = {"color": "composite", "greyscale": "grayscale"}.get(model) if n_channels > 1 else None
@@ -126,7 +140,7 @@ def from_omero(omero: dict, n_channels: int) -> dict | None:
 def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtype) -> dict | None:
     """An OME-Zarr ``omero`` block with the channel names, colours and windows that are known."""
     channels = _fitting(display, n_channels) or [_channel() for _ in range(n_channels)]
-    if not names and not any(ch["window"] or ch["color"] or ch["lut"] is not None for ch in channels):
+    if not names and not any(map(_shown, channels)):
         return None
     limits = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
     entries = []
@@ -134,9 +148,8 @@ def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtyp
         entry: dict = {"active": True}
         if names:
             entry["label"] = names[c]
-        color = to_ome_colors({"channels": [ch]}, 1)
-        if color is not None:
-            entry["color"] = f"{(color[0] & 0xFFFFFFFF) >> 8:06X}"
+        if _color_of(ch):
+            entry["color"] = _color_of(ch)
         if ch["window"]:
             low, high = ch["window"]
             entry["window"] = {"start": low, "end": high,
@@ -161,11 +174,3 @@ def _fitting(display: dict | None, n_channels: int) -> list[dict] | None:
     if not display or len(display.get("channels", [])) != n_channels:
         return None
     return display["channels"]
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        int(text, 16)
-    except ValueError:
-        return False
-    return True
