@@ -8,7 +8,7 @@ import pytest
 import tifffile
 
 from zaug import Volume
-from zaug.downstream import (downstream_checks, measure_stack, object_volumes, segment_filaments,
+from zaug.downstream import (downstream_checks, measure_filaments, measure_stack, object_volumes, segment_filaments,
                              segment_objects, skeleton_lengths, surface_roughness, surface_spectrum)
 from zaug.errors import InputError
 from zaug.evaluate import evaluate_drop_slice
@@ -59,6 +59,29 @@ def test_roughness_ignores_shape_and_voxel_size_but_sees_bumps():
     assert surface_spectrum(coarse, (2.0, 1.0, 1.0))[1] == pytest.approx(15, rel=0.05)
 
 
+def test_a_small_object_is_kept_or_dropped_alike_on_fine_and_coarse_planes():
+    # a ball of 17 um^3 segmented as 99 voxels of 0.5 um, 42 of 2 x 0.5 x 0.5 um (a default of 50 voxels dropped it)
+    for voxel in ((0.5, 0.5, 0.5), (2.0, 0.5, 0.5)):
+        shape = tuple(int(10 / v) + 1 for v in voxel)
+        zz, yy, xx = _ball_grid(shape, voxel, tuple((n - 1) / 2 * v for n, v in zip(shape, voxel)))
+        ball = (np.sqrt(zz**2 + yy**2 + xx**2) < 1.6).astype(np.float32)
+        assert segment_objects(ball, voxel, threshold=0.5).max() == 1
+        assert segment_objects(ball, voxel, threshold=0.5, min_volume=30.0).max() == 0
+
+
+def test_roughness_of_a_smooth_ball_does_not_count_the_steps_of_coarse_planes():
+    # radius 5 um on 0.5 um voxels, then on planes 2 um apart (the staircase alone read 0.025 there)
+    grids = [_ball_grid(tuple(int(14 / s) for s in v), v, tuple((int(14 / s) - 1) / 2 * s for s in v))
+             for v in ((0.5, 0.5, 0.5), (2.0, 0.5, 0.5))]
+    fine, coarse = (np.sqrt(zz**2 + yy**2 + xx**2) for zz, yy, xx in grids)
+    assert surface_roughness(fine < 5, (0.5, 0.5, 0.5)) < 0.006
+    assert surface_roughness(coarse < 5, (2.0, 0.5, 0.5)) < 0.01
+    # bumps of 10% of the radius are still seen on the coarse planes, as on the fine ones
+    bumps = [surface_roughness(r < 5 * (1 + 0.1 * np.cos(8 * np.arctan2(yy, xx))), v)
+             for r, (zz, yy, xx), v in zip((fine, coarse), grids, ((0.5, 0.5, 0.5), (2.0, 0.5, 0.5)))]
+    assert 0.035 < bumps[0] < 0.06 and bumps[1] == pytest.approx(bumps[0], rel=0.15)
+
+
 def test_skeleton_lengths_of_a_ring_and_separate_filaments():
     stack = np.zeros((9, 60, 90), np.float32)
     t = np.linspace(0, 2 * np.pi, 2000)
@@ -73,6 +96,9 @@ def test_skeleton_lengths_of_a_ring_and_separate_filaments():
     assert len(lengths) == 2
     assert lengths[0] == pytest.approx(24, abs=4)
     assert lengths[1] == pytest.approx(2 * np.pi * 20, rel=0.12)
+    assert measure_filaments(lengths, (1, 1, 1))["median_length"] == pytest.approx(np.median(lengths))
+    nothing = measure_filaments([0.5], (1, 1, 1))  # shorter than two pixels: no filament, no median (was 0.0)
+    assert nothing["count"] == 0 and np.isnan(nothing["median_length"])
 
 
 def test_identical_reconstruction_matches_the_truth():
@@ -133,6 +159,12 @@ def test_measure_stack_reports_objects_in_physical_units():
     assert rows[0]["centroid_x_um"] == pytest.approx(12 * 0.2, abs=0.05)
     assert rows[0]["centroid_z_um"] == pytest.approx(10 * 0.5, abs=0.05)
     assert not rows[0]["touches_border"] and rows[0]["roughness"] is not None
+    # in the stack's coordinates: its origin, and its own z positions where they are uneven
+    z_at = np.concatenate([np.arange(10) * 0.3, 3.0 + np.arange(10) * 0.7])
+    placed = vol.replace(z_positions=100.0 + z_at, yx_origin=(50.0, 60.0))
+    first = sorted(measure_stack(placed, "objects")["items"], key=lambda r: r["centroid_x_um"])[0]
+    assert first["centroid_z_um"] == pytest.approx(103.0, abs=0.05)
+    assert (first["centroid_y_um"], first["centroid_x_um"]) == pytest.approx((52.4, 62.4), abs=0.05)
 
 
 def test_measure_refuses_2d_and_multichannel():

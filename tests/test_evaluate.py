@@ -116,3 +116,24 @@ def test_verdict_does_not_call_low_band_losses_structure():
     assert "noise removal" in verdict("zaugnet", g)
     results["zaugnet"]["cf_psnr"] = cf(48.5)
     assert "recovers structure" in verdict("zaugnet", gains(results)["zaugnet"])
+
+
+def test_uneven_planes_are_interpolated_at_their_positions_and_the_report_says_so(tmp_path):
+    # intensity linear in the physical z position: exact for linear interpolation only if it uses the positions
+    z = np.cumsum([0.0, 1.0, 3.0, 1.0, 3.0, 1.0, 3.0, 1.0, 3.0])
+    data = np.broadcast_to((z / z.max())[:, None, None], (len(z), 16, 16)).astype(np.float32)
+    uneven = evaluate_drop_slice(Volume(data.copy(), (2, 1, 1), "um", z_positions=z), 2, ["linear"])
+    assert uneven["methods"]["linear"]["rmse"] < 1e-6
+    assert any("uneven (gaps 1 to 3 um, mean 2)" in c for c in uneven["conventions"])
+    report = write_drop_slice_report(uneven, tmp_path).read_text()
+    assert "z positions are uneven" in report
+    # linear is exact here (PSNR infinite): results.json says null, strict JSON, not Python's Infinity
+    assert uneven["methods"]["linear"]["psnr"] == np.inf
+
+    def refuse(constant):
+        raise ValueError(constant)
+
+    saved = json.loads((tmp_path / "results.json").read_text(), parse_constant=refuse)
+    assert saved["methods"]["linear"]["psnr"] is None and saved["methods"]["linear"]["ssim"] == 1.0
+    even = evaluate_drop_slice(Volume(data.copy(), (2, 1, 1)), 2, ["linear"])
+    assert not any("uneven" in c for c in even["conventions"])

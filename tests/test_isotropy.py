@@ -33,6 +33,15 @@ def test_isotropic_spots_give_a_ratio_of_one():
     assert r["lateral_fwhm"] == pytest.approx(2.355 * 1.2, rel=0.06)
 
 
+def test_the_width_of_an_elongated_structure_is_taken_across_it():
+    # spots 3 times longer along x than along y and z: isotropic in the z-y plane
+    # (the mean of the y and x widths would read 0.51, and at 30 degrees 0.68 instead of 0.86)
+    r = isotropy_ratio(_spots((40, 64, 96), (1.2, 1.2, 3.6)), (1.0, 1.0, 1.0))
+    assert r["count"] >= 8 and r["ratio"] == pytest.approx(1.0, abs=0.05)
+    turned = ndimage.rotate(_spots((40, 96, 96), (1.2, 1.2, 3.6)), 30, axes=(1, 2), reshape=False, order=1)
+    assert isotropy_ratio(turned, (1.0, 1.0, 1.0))["ratio"] > 0.8
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_spots_elongated_k_fold_along_z_give_a_ratio_of_k(k):
     r = isotropy_ratio(_spots((48, 64, 64), (1.2 * k, 1.2, 1.2), noise=0.02), (1.0, 1.0, 1.0))

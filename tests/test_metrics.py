@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from zaug.metrics import (fourier_clipped_psnr, fourier_clipped_psnr_sweep, normalize_percentile, psnr,
-                          rmse, sharpness_ratio, ssim)
+from zaug.metrics import (fourier_clipped_psnr, fourier_clipped_psnr_sweep, gradient_magnitude, normalize_percentile,
+                          psnr, rmse, sharpness_ratio, ssim)
 
 
 def test_psnr_rmse_known_values():
@@ -39,6 +39,12 @@ def test_sharpness_ratio():
     gt = rng.random((3, 32, 32))
     assert sharpness_ratio(gt, gt) == pytest.approx(1.0)
     assert sharpness_ratio(ndimage.gaussian_filter(gt, (0, 1, 1)), gt) < 0.6
+    # in-plane only: the same plane repeated is as sharp as independent planes of the same kind
+    repeated = np.repeat(gt[:1], 3, axis=0)
+    assert sharpness_ratio(repeated, gt) == pytest.approx(1.0, abs=0.02)
+    planes = np.mean([np.hypot(ndimage.sobel(p, 0), ndimage.sobel(p, 1)).mean() for p in gt])
+    assert gradient_magnitude(gt) == pytest.approx(planes, rel=1e-5)
+    assert gradient_magnitude(gt[0]) == pytest.approx(gradient_magnitude(gt[:1]), rel=1e-6)
 
 
 def test_normalize_percentile_range():
@@ -64,5 +70,6 @@ def test_mismatched_shapes_are_refused_rather_than_broadcast_or_cut_short():
             metric(gt[0], gt)  # was: a plane broadcast against the stack
     with pytest.raises(InputError, match="at least 7 x 7"):
         ssim(gt[:, :4, :4], gt[:, :4, :4])
-    with pytest.warns(ZaugWarning, match="the truth spans 65535, far more than data_range 1"):
-        psnr(np.full((8, 8), 65535.0), np.linspace(0, 65535, 64).reshape(8, 8))
+    for metric in (psnr, lambda p, g: fourier_clipped_psnr(p, g, 0.5)):
+        with pytest.warns(ZaugWarning, match="the truth spans 65535, far more than data_range 1"):
+            metric(np.full((8, 8), 65535.0), np.linspace(0, 65535, 64).reshape(8, 8))

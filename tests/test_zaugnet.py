@@ -253,6 +253,12 @@ def test_spacing_mismatch_warns(small, tmp_path):
     far = small.replace(voxel_size=(5.0, 0.26, 0.26))
     with pytest.warns(UserWarning, match="z spacing"):
         upsample_z(far, model, factor=2)
+    # one wide gap in an otherwise matching stack: its mean is within range, the gap is not
+    dz = small.voxel_size[0]
+    gapped = small.replace(z_positions=np.cumsum([0.0] + [dz] * (small.nz - 2) + [10 * dz]), data=small.data)
+    assert 0.4 < np.mean(np.diff(gapped.z_coords())) / model.config.train_plane_spacing < 2.5
+    with pytest.warns(UserWarning, match=rf"z spacing \(gaps {dz:g} to {10 * dz:g}\) differs"):
+        upsample_z(gapped, model, factor=2)
 
 
 def test_cli_train_and_predict(run_cli, small, tmp_path):

@@ -623,8 +623,10 @@ def cmd_evaluate(args) -> int:
         report = writer(result, args.report, overwrite=args.overwrite)
         if not args.json:
             print(f"report: {report}")
+    from .report import json_text
+
     plain = {k: v for k, v in result.items() if k != "arrays"}
-    print(json.dumps(plain, indent=2) if args.json else table(result))
+    print(json_text(plain) if args.json else table(result))
     return 0
 
 
@@ -695,7 +697,9 @@ def cmd_measure(args) -> int:
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(result["items"])
-    print(json.dumps(result, indent=2) if args.json else format_measurement(result))
+    from .report import json_text
+
+    print(json_text(result) if args.json else format_measurement(result))
     if csv_path is not None and not args.json:
         print(f"{len(result['items'])} rows written to {csv_path}")
     return 0

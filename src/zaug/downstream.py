@@ -91,6 +91,10 @@ def default_threshold(stack: np.ndarray, voxel_size: Sequence[float]) -> float:
     return float(filters.threshold_otsu(smoothed))
 
 
+#: objects smaller than this many cubes of the finest voxel size are dropped by default
+MIN_VOLUME_VOXELS = 50
+
+
 def segment_objects(stack: np.ndarray, voxel_size: Sequence[float], threshold: float | None = None,
                     split_um: float | None = 1.0, min_volume: float | None = None) -> np.ndarray:
     """Label blob-like objects (nuclei, cells) of a 3D stack.
@@ -107,7 +111,9 @@ def segment_objects(stack: np.ndarray, voxel_size: Sequence[float], threshold: f
         Touching objects are split where the distance map has maxima at least
         this deep (in the voxel size's unit); None keeps connected components.
     min_volume : float, optional
-        Smaller objects are dropped; default 50 voxels.
+        Smaller objects are dropped (the voxel size's unit cubed); default
+        ``MIN_VOLUME_VOXELS`` cubes of the finest voxel size, the same on a
+        stack and on its upsampled output.
 
     Returns
     -------
@@ -124,7 +130,9 @@ def segment_objects(stack: np.ndarray, voxel_size: Sequence[float], threshold: f
     else:
         labels, _ = ndimage.label(mask)
     voxel_volume = float(np.prod(voxel_size))
-    min_voxels = 50 if min_volume is None else float(min_volume) / voxel_volume
+    if min_volume is None:  # in physical units, so that a stack and its upsampled output keep the same objects
+        min_volume = MIN_VOLUME_VOXELS * min(voxel_size) ** 3
+    min_voxels = float(min_volume) / voxel_volume
     sizes = np.bincount(labels.ravel())
     small = sizes < min_voxels
     small[0] = True
@@ -163,11 +171,17 @@ def _real_sph_harm(l_max: int, polar: np.ndarray, azimuth: np.ndarray) -> tuple[
     return np.stack(columns, axis=1), np.asarray(degrees)
 
 
+#: a voxel this many times longer on one axis than the finest is resampled before its surface is fitted
+ROUGHNESS_RESAMPLE = 1.5
+
+
 def surface_spectrum(mask: np.ndarray, voxel_size: Sequence[float], l_max: int = 12) -> tuple[np.ndarray, float]:
     """Spherical-harmonic power of one object's surface radius, per degree.
 
     The surface (marching cubes on the mask smoothed by about one lateral
-    pixel, in physical units) is written as a radius
+    pixel, in physical units; a mask whose voxels are more than
+    ``ROUGHNESS_RESAMPLE`` times longer on one axis is first resampled to the
+    finest voxel size by its signed distance) is written as a radius
     r(theta, phi) around the object's centroid and fitted with real spherical
     harmonics up to ``l_max`` by least squares (the object must be star-shaped
     around its centroid, as nuclei are).
@@ -184,12 +198,23 @@ def surface_spectrum(mask: np.ndarray, voxel_size: Sequence[float], l_max: int =
     padded = np.pad(np.asarray(mask, bool), 2)
     if padded.sum() < 8:
         raise InputError("the object is too small for a surface fit.")
+    level = padded.astype(np.float32)
+    zoom = spacing / spacing.min()
+    if zoom.max() > ROUGHNESS_RESAMPLE:
+        # the steps of coarse planes outlast the one-pixel smoothing and read as roughness (a smooth ball of
+        # radius 5 on 2 x 0.5 x 0.5 voxels: 0.025, on 0.5 voxels 0.005). A binary mask resampled keeps its
+        # steps; its signed distance (to the nearest voxel centre across, less half a voxel) does not: 0.008
+        half = 0.5 * spacing.min()
+        signed = np.where(padded, ndimage.distance_transform_edt(padded, sampling=spacing) - half,
+                          half - ndimage.distance_transform_edt(~padded, sampling=spacing)).astype(np.float32)
+        level = (ndimage.zoom(signed, zoom, order=1, grid_mode=True, mode="nearest") > 0).astype(np.float32)
+        spacing = np.full(3, spacing.min())
     # the half-level of the smoothed mask: a surface without the voxel staircase, which would count as roughness
-    smoothed = smooth(padded, spacing)
+    smoothed = smooth(level, spacing)
     if not smoothed.max() > 0.5:  # a sliver (one plane thick) has no half-level surface
         raise InputError("the object is too thin for a surface fit.")
     vertices, _, _, _ = measure.marching_cubes(smoothed, 0.5, spacing=tuple(spacing))
-    centre = (np.argwhere(padded).mean(axis=0)) * spacing
+    centre = (np.argwhere(level > 0.5).mean(axis=0)) * spacing
     offsets = vertices - centre
     radius = np.linalg.norm(offsets, axis=1)
     keep = radius > 0
@@ -212,8 +237,8 @@ def surface_roughness(mask: np.ndarray, voxel_size: Sequence[float], l_cut: int 
     The RMS of the radius's spherical-harmonic components of degree ``l_cut``
     to ``l_max`` over the sphere, divided by the mean radius: long-wavelength
     shape (degree below ``l_cut``: size, elongation, bending) is left out, as in
-    the ZAugNet paper. A sphere gives about 0; a surface with bumps of 5% of the
-    radius gives about 0.05.
+    the ZAugNet paper. A sphere gives about 0; bumps of 10% of the radius (about
+    eight around the equator) give about 0.055, of 5% about 0.027.
 
     Examples
     --------
@@ -483,7 +508,7 @@ def measure_filaments(lengths: Sequence[float], voxel_size: Sequence[float], min
     return {
         "count": len(lengths),
         "total_length": float(np.sum(lengths)),
-        "median_length": float(np.median(lengths)) if lengths else 0.0,
+        "median_length": float(np.median(lengths)) if lengths else float("nan"),  # as for objects: no median of nothing
         "lengths": lengths,
     }
 
@@ -582,7 +607,8 @@ def measure_stack(volume, kind: str = "objects", threshold: float | None = None,
     -------
     dict
         ``{"kind", "threshold", "unit", "voxel_size", "summary", "items"}``; ``items`` holds one row per
-        object (label, volume, centroid, border, roughness) or filament (label, length). With
+        object (label, volume, centroid in the stack's coordinates: its z positions and origin, border,
+        roughness) or filament (label, length). With
         ``return_segmentation``, a pair (that dict, the labels or skeleton array).
 
     Examples
@@ -609,8 +635,8 @@ def measure_stack(volume, kind: str = "objects", threshold: float | None = None,
         measures = measure_objects(labels, voxel)
         border = touches_border(labels)
         centres = ndimage.center_of_mass(labels > 0, labels, list(measures["volumes"])) if measures["count"] else []
-        items = [{"label": i, f"volume_{unit}3": v, **{f"centroid_{a}_{unit}": float(c) * s
-                                                        for a, c, s in zip("zyx", centre, voxel)},
+        items = [{"label": i, f"volume_{unit}3": v, **dict(zip((f"centroid_{a}_{unit}" for a in "zyx"),
+                                                                 _position(volume, centre))),
                   "touches_border": i in border, "roughness": measures["roughness"].get(i)}
                  for (i, v), centre in zip(measures["volumes"].items(), centres)]
     else:
@@ -620,6 +646,13 @@ def measure_stack(volume, kind: str = "objects", threshold: float | None = None,
     result = {"kind": kind, "threshold": threshold, "unit": unit, "voxel_size": list(voxel),
               "summary": _summary(measures), "items": items}
     return (result, labels) if return_segmentation else result
+
+
+def _position(volume, index: Sequence[float]) -> tuple[float, float, float]:
+    """Where a (fractional) voxel index lies in the stack's coordinates: its z positions and lateral origin."""
+    z = float(np.interp(index[0], np.arange(volume.nz), volume.z_coords()))
+    y, x = (o + float(i) * s for o, i, s in zip(volume.yx_origin, index[1:], volume.voxel_size[1:]))
+    return z, y, x
 
 
 def format_measurement(result: dict) -> str:

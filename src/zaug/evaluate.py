@@ -206,7 +206,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         "voxel_size": list(volume.voxel_size),
         "unit": volume.unit,
         "factor": int(factor),
-        "conventions": CONVENTIONS,
+        "conventions": CONVENTIONS + _uneven_z_convention(z_all, volume.unit),
         "normalisation": {"p0.1": float(lo), "p99.9": float(hi)},
         "planes": {"used": int(used), "kept": kept.tolist(), "removed": removed.tolist()},
         "methods": results,
@@ -214,7 +214,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     }
     if fid_scorer:
         result["fid"] = fid_scorer.info
-        result["conventions"] = CONVENTIONS + [FID_CONVENTION]
+        result["conventions"] = result["conventions"] + [FID_CONVENTION]
     full_truth = norm(data[:used]) if downstream or keep_predictions else None
     if downstream:
         log(f"downstream: segmenting the truth and {len(predictions)} reconstructions ({downstream})")
@@ -222,6 +222,15 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     if keep_predictions:
         result["arrays"] = {"truth": full_truth, "kept": kept, "removed": removed, **predictions}
     return result
+
+
+def _uneven_z_convention(z: np.ndarray, unit: str) -> list[str]:
+    """A line for the report when the planes are unevenly spaced: the split is by plane index, not by position."""
+    gaps = np.diff(z)
+    if len(gaps) == 0 or np.ptp(gaps) <= 1e-3 * abs(float(gaps.mean())):
+        return []
+    return [f"z positions are uneven (gaps {gaps.min():.4g} to {gaps.max():.4g} {unit}, mean {gaps.mean():.4g}): "
+            "planes are kept and removed by index, every method interpolates at the true positions"]
 
 
 def _calibration_record(model) -> dict:

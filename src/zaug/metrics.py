@@ -116,7 +116,7 @@ def fourier_clipped_psnr_sweep(pred: np.ndarray, gt: np.ndarray, radii=DEFAULT_S
     The error spectrum ``FFT(pred - gt)`` is computed once per plane; by
     Parseval the clipped MSE is ``sum_{|k| <= r} |D_k|^2 / N^2``.
     """
-    pred, gt = as_pair(pred, gt)
+    pred, gt = as_pair(pred, gt, data_range)
     diff = pred - gt
     if diff.ndim == 2:
         diff = diff[None]
@@ -138,9 +138,11 @@ def fourier_clipped_psnr(pred: np.ndarray, gt: np.ndarray, radius: float,
 def gradient_magnitude(data: np.ndarray) -> float:
     """Mean in-plane gradient magnitude (Sobel), over all planes."""
     data = np.asarray(data, dtype=np.float32)
-    axes = (-2, -1)
-    gy = ndimage.sobel(data, axis=axes[0])
-    gx = ndimage.sobel(data, axis=axes[1])
+    # the Sobel pair of each plane alone: ndimage.sobel on a stack would also smooth across its planes, which
+    # favours methods whose planes are alike (x4 drop-slice: linear read 1.00 for an in-plane 0.83)
+    derivative, smoothing = [-1.0, 0.0, 1.0], [1.0, 2.0, 1.0]
+    gy = ndimage.correlate1d(ndimage.correlate1d(data, derivative, axis=-2), smoothing, axis=-1)
+    gx = ndimage.correlate1d(ndimage.correlate1d(data, derivative, axis=-1), smoothing, axis=-2)
     return float(np.mean(np.hypot(gx, gy)))
 
 

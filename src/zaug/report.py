@@ -19,6 +19,23 @@ from .volume import Volume
 REPORT_KINDS = ("prediction", "drop-slice", "restoration", "oblique")
 
 
+def json_text(result) -> str:
+    """``result`` as strict JSON: a value that is not a finite number (PSNR of identical planes, a median of
+    nothing) becomes null, which every JSON reader takes; Python's NaN and Infinity many refuse (jq, browsers)."""
+    def finite(value):
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        if isinstance(value, (float, np.floating)):
+            return float(value) if np.isfinite(value) else None
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    return json.dumps(finite(result), indent=2, allow_nan=False)
+
+
 def _pyplot():
     import matplotlib
 
@@ -102,7 +119,7 @@ def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool =
     figures.append(_sweep_figure(result, out / "cf_psnr_sweep.png"))
     plain = {k: v for k, v in result.items() if k != "arrays"}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(plain, indent=2))
+        tmp.write_text(json_text(plain))
     lines = [f"# zaug drop-slice evaluation, x{result['factor']}", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
@@ -214,7 +231,7 @@ def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool 
     figures.append(_sweep_figure(result, out / "cf_psnr_sweep.png"))
     plain = {k: v for k, v in result.items() if k != "arrays"}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(plain, indent=2))
+        tmp.write_text(json_text(plain))
     ref = result["reference"]
     lines = [f"# zaug restoration evaluation, x{result['factor']:g} ({result['degradation']})", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
@@ -331,7 +348,7 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
     if grains:
         warnings.warn(grains, stacklevel=2)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(dict(rows, warnings=[grains] if grains else []), indent=2))
+        tmp.write_text(json_text(dict(rows, warnings=[grains] if grains else [])))
     lines = ["# zaug prediction report", "",
              f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", "",
              "| | shape | voxel size (z, y, x) | isotropy ratio | axial FWHM | lateral FWHM | profiles | "
@@ -443,7 +460,7 @@ def write_oblique_report(result: dict, out_dir: str | Path, overwrite: bool = Fa
         figures.append(_sections(panels, "xy", out / "xy_planes.png", result["axial_angle"]))
     plain = {k: v for k, v in result.items() if k != "arrays"}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json.dumps(plain, indent=2))
+        tmp.write_text(json_text(plain))
     ref = result["reference"]
     lines = [f"# zaug oblique restoration evaluation, axial direction at {result['axial_angle']:g} degrees", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "

@@ -610,12 +610,14 @@ class ZAugNetModel:
         return own_low, own_high
 
     def _check_spacing(self, z_in: np.ndarray) -> None:
-        spacing = float(np.mean(np.diff(z_in)))
+        gaps = np.diff(z_in)
+        spacing, narrow, wide = float(np.mean(gaps)), float(gaps.min()), float(gaps.max())
         trained = self.config.train_plane_spacing
         unit = self.config.train_unit
-        if not 0.4 <= spacing / trained <= 2.5:
+        if narrow / trained < 0.4 or wide / trained > 2.5:  # each gap, not the mean: an uneven stack has both
+            seen = f"{spacing:g}" if wide - narrow <= 1e-6 * wide else f"gaps {narrow:g} to {wide:g}"
             warnings.warn(ZaugWarning(
-                f"the input's z spacing ({spacing:g}) differs from that of the training stack ({trained:g} "
+                f"the input's z spacing ({seen}) differs from that of the training stack ({trained:g} "
                 f"{unit}); the model may not transfer, consider training on this stack."), stacklevel=3)
         elif self.resolved_mode() == "direct" and self.config.triplet_spacing and \
                 spacing < 0.55 * min(self.config.triplet_spacing):
