@@ -51,9 +51,12 @@ def test_output_positions_factor_and_spacing():
     assert len(output_positions(np.arange(60.0), factor=4)) == 59 * 4 + 1
     np.testing.assert_allclose(output_positions(np.array([0, 1.0, 3.0]), factor=2), [0, 0.5, 1, 2, 3])
     np.testing.assert_allclose(output_positions(np.array([0.0, 2.9]), z_spacing=0.5), np.arange(0, 2.9, 0.5))
-    for bad in (dict(factor=1), dict(factor=2.5), dict(z_spacing=-1), dict(z_spacing=10.0), {}):
+    for bad in (dict(factor=1), dict(factor=2.5), dict(z_spacing=-1), dict(z_spacing=10.0), {},
+                dict(factor=float("nan")), dict(factor=float("inf"))):
         with pytest.raises(InputError):
             output_positions(np.array([0.0, 1.0, 2.0]), **bad)
+    with pytest.raises(InputError, match="would make 2,000,000,001 planes of 3"):  # was: out of memory
+        output_positions(np.array([0.0, 1.0, 2.0]), factor=10**9)
 
 
 def test_cast_like_rounds_and_clips_to_dtype_range():
@@ -61,6 +64,21 @@ def test_cast_like_rounds_and_clips_to_dtype_range():
     assert cast_like(data, np.uint16).tolist() == [0, 0, 1, 65535]
     assert cast_like(data, np.uint8).tolist() == [0, 0, 1, 255]
     assert cast_like(data, np.float32).dtype == np.float32
+    # the top of 32- and 64-bit ranges clips, it does not wrap to the bottom (float32 rounds 2**31 - 1 up)
+    for dtype in (np.int32, np.uint32, np.int64, np.uint64):
+        info = np.iinfo(dtype)
+        top = np.array([float(info.max), float(info.max) * 1.5], np.float32)
+        assert cast_like(top, dtype).tolist() == [info.max, info.max]
+        assert cast_like(np.array([float(info.min) * 1.5 - 1], np.float32), dtype).tolist() == [info.min]
+    assert cast_like(np.array([70000.0, -70000.0], np.float32), np.float16).tolist() == [65504.0, -65504.0]
+
+
+def test_linear_between_planes_at_the_top_of_a_32_bit_range_stays_there():
+    for dtype in (np.int32, np.uint32):
+        data = np.full((4, 8, 8), np.iinfo(dtype).max, dtype)
+        data[:, 0, 0] = 0
+        out = upsample_z(Volume(data, (2, 1, 1), "um"), ClassicalInterpolator("linear"), factor=2)
+        assert out.dtype == dtype and np.asarray(out.data)[:, 1:, :].min() == np.iinfo(dtype).max
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])

@@ -39,6 +39,17 @@ def test_info_json_of_the_sample(run_cli):
     assert info["shape"] == [60, 128, 128] and info["dtype"] == "uint16" and info["unit"] == "um"
 
 
+def test_info_shows_display_settings_only_where_a_channel_has_some(run_cli, tmp_path):
+    data = np.random.default_rng(0).integers(0, 999, (2, 4, 8, 8)).astype(np.uint16)
+    plain = write_volume(Volume(data, (1, 1, 1), "um", axes="CZYX"), tmp_path / "plain.tif")
+    assert "display:" not in run_cli("info", plain).stdout  # was: "display: channel 0:; channel 1:"
+    shown = {"mode": "composite", "channels": [{"window": (0.0, 500.0), "color": "FF0000", "lut": None},
+                                               {"window": None, "color": None, "lut": None}]}
+    vol = Volume(data, (1, 1, 1), "um", axes="CZYX", metadata={"display": shown})
+    out = run_cli("info", write_volume(vol, tmp_path / "shown.ome.zarr")).stdout
+    assert "display: channel 0: FF0000 0-500\n" in out
+
+
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])
 def test_predict_linear_cells3d_then_info(run_cli, tmp_path, suffix):
     src = shared("cells3d_nuclei.tif")
@@ -101,6 +112,25 @@ def test_single_plane(run_cli, tmp_path):
     write_volume(one, tmp_path / "one.tif")  # ImageJ stores one plane as a 2D image
     _assert_clean_failure(run_cli("predict", "linear", tmp_path / "one.tif", "-o", tmp_path / "o.tif",
                                   "--factor", "2"), "3D stack")
+
+
+@pytest.mark.parametrize("data, said", [
+    (np.arange(256).reshape(4, 8, 8).astype("datetime64[s]"), "type datetime64[s] are not supported"),
+    (np.zeros((4, 8, 8), [("a", "<u2")]), "are not supported"),
+    (np.arange(256).reshape(4, 8, 8) * 1e300, "values up to 2.55e+302, beyond what 32-bit floats hold"),
+])
+def test_data_no_method_can_compute_with(run_cli, tmp_path, data, said):
+    np.save(tmp_path / "odd.npy", data)  # was: dates "interpolated", infinities written, a ufunc error
+    _assert_clean_failure(run_cli("predict", "linear", tmp_path / "odd.npy", "-o", tmp_path / "o.npy",
+                                  "--factor", "2"), said)
+
+
+@pytest.mark.parametrize("option", ["--factor", "--z-spacing"])
+def test_a_number_that_is_not_finite_is_refused_as_an_argument(run_cli, tmp_path, option):
+    write_volume(Volume(np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)), tmp_path / "a.tif")
+    proc = run_cli("predict", "linear", tmp_path / "a.tif", "-o", tmp_path / "o.tif", option, "nan")
+    assert proc.returncode == 2 and f"argument {option}: expected a finite number, got 'nan'" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "o.tif").exists()
 
 
 @pytest.mark.parametrize("value", [np.nan, np.inf])

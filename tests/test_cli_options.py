@@ -59,20 +59,20 @@ def stacks(tmp_path_factory):
 def test_report_refuses_to_replace_an_existing_report_before_any_output(stacks, tmp_path, capsys, command):
     rep = tmp_path / "rep"
     rep.mkdir()
-    (rep / "report.md").write_text("mine")
+    (rep / "report.md").write_text(earlier := "# zaug prediction report\n\nan earlier one")
     out = tmp_path / "x.tif"
     args = (["predict", "cubic", str(stacks / "u16.tif"), "-o", str(out), "--factor", "2"] if command == "predict"
             else ["evaluate", str(stacks / "u16.tif"), "--factor", "2"])
     assert main(args + ["--report", str(rep)]) == 2
     _one_sentence(capsys, "report.md", "--overwrite")
-    assert (rep / "report.md").read_text() == "mine" and not out.exists()
+    assert (rep / "report.md").read_text() == earlier and not out.exists()
     assert sorted(p.name for p in rep.iterdir()) == ["report.md"]
     assert main(args + ["--report", str(rep), "--overwrite"]) == 0
     capsys.readouterr()
     # the names checked are the names written
     kind = "prediction" if command == "predict" else "drop-slice"
     assert sorted(p.name for p in rep.iterdir()) == sorted(report_files(kind, ["linear", "cubic"]))
-    assert (rep / "report.md").read_text() != "mine"
+    assert (rep / "report.md").read_text() != earlier
 
 
 def test_a_report_folder_may_hold_other_files(stacks, tmp_path, capsys):

@@ -95,9 +95,11 @@ def test_report_writes_markdown_json_and_figures(tmp_path):
 
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "report.md").write_text("my lab notes")
-    for folder in ("rep", "notes"):
-        with pytest.raises(OutputError, match="already holds report.md"):
-            write_drop_slice_report(result, tmp_path / folder)
+    with pytest.raises(OutputError, match="already holds report.md"):
+        write_drop_slice_report(result, tmp_path / "rep")
+    for overwrite in (False, True):  # the user's own report.md, not an earlier report: not even with --overwrite
+        with pytest.raises(OutputError, match="holds a report.md that zaug did not write"):
+            write_drop_slice_report(result, tmp_path / "notes", overwrite=overwrite)
     assert (tmp_path / "notes" / "report.md").read_text() == "my lab notes"
     assert not (tmp_path / "notes" / "results.json").exists()
     assert write_drop_slice_report(result, tmp_path / "rep", overwrite=True) == report

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from zaug import InputError, OutputError, Volume
+from zaug import InputError, OutputError, Volume, ZaugWarning
 from zaug.io import read_volume, write_volume
 from zaug.sample import load_sample
 
@@ -165,6 +165,12 @@ def test_overwrite_never_replaces_a_folder_holding_the_input_or_other_files(tmp_
     np.testing.assert_array_equal(read_volume(out).data, vol.data[::-1])
     (tmp_path / "empty.ome.zarr").mkdir()
     write_volume(vol, tmp_path / "empty.ome.zarr", overwrite=True)
+    # a file of the user's inside an array's folder of a store (was: deleted with it)
+    (out / "0" / "sub").mkdir()
+    (out / "0" / "sub" / "mine.txt").write_text("mine")
+    with pytest.raises(OutputError, match=r"not part of a zarr store \(0/sub/mine.txt\)"):
+        write_volume(vol, out, overwrite=True)
+    assert (out / "0" / "sub" / "mine.txt").read_text() == "mine"
 
 
 def test_failed_write_leaves_no_file_under_final_name(tmp_path, monkeypatch):
@@ -178,6 +184,97 @@ def test_failed_write_leaves_no_file_under_final_name(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_volume(Volume(np.zeros((3, 8, 8), np.uint8)), tmp_path / "a.tif")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name, writer", [("a.tif", "write_tiff"), ("a.ome.zarr", "write_ome_zarr")])
+def test_an_output_that_appears_during_the_write_is_kept_not_replaced(tmp_path, monkeypatch, name, writer):
+    import zaug.io as zio
+
+    final = tmp_path / name
+    real = getattr(zio, writer)
+
+    def another_run_finishes_first(volume, path, *args, **kwargs):
+        real(volume, path, *args, **kwargs)
+        real(volume.replace(data=np.full((3, 8, 8), 7, np.uint8)), final)  # the other run's result
+
+    monkeypatch.setattr(zio, writer, another_run_finishes_first)
+    with pytest.raises(OutputError, match="appeared while this run was writing it"):
+        write_volume(Volume(np.zeros((3, 8, 8), np.uint8)), final)
+    assert read_volume(final).data.min() == 7  # was: silently replaced by this run's zeros
+    assert [p.name for p in tmp_path.iterdir()] == [name]
+    monkeypatch.setattr(zio, writer, real)
+    write_volume(Volume(np.zeros((3, 8, 8), np.uint8)), final, overwrite=True)
+    assert read_volume(final).data.max() == 0
+
+
+def test_outputs_a_file_system_refuses_or_a_link_in_the_way_get_one_sentence(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import zaug.io as zio
+
+    vol = Volume(np.zeros((3, 8, 8), np.uint8))
+    (tmp_path / "dangling.tif").symlink_to(tmp_path / "nowhere.tif")
+    with pytest.raises(OutputError, match="already exists"):  # was: the link replaced
+        write_volume(vol, tmp_path / "dangling.tif")
+
+    def disk_full(volume, path, *args, **kwargs):
+        path.write_bytes(b"half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(zio, "write_tiff", disk_full)
+    with pytest.raises(OutputError, match=r"cannot write .*full\.tif: No space left on device\."):
+        write_volume(vol, tmp_path / "full.tif")
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+    with pytest.raises(OutputError, match="is not writable"):
+        write_volume(vol, tmp_path / "ro.tif")
+    monkeypatch.undo()
+    # a name of 250 characters is legal; the hidden temporary name must not push it past 255
+    long = write_volume(vol, tmp_path / ("n" * 246 + ".tif"))
+    assert read_volume(long).data.shape == (3, 8, 8)
+    # a link or a file where a store goes is replaced with --overwrite, and only the link, not its target
+    target = write_volume(vol, tmp_path / "target.ome.zarr")
+    (tmp_path / "link.ome.zarr").symlink_to(target)
+    write_volume(vol.replace(data=np.ones((3, 8, 8), np.uint8)), tmp_path / "link.ome.zarr", overwrite=True)
+    assert read_volume(target).data.max() == 0 and read_volume(tmp_path / "link.ome.zarr").data.min() == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.tif", "link.ome.zarr", long.name,
+                                                          "target.ome.zarr"]
+
+
+def test_an_output_inside_an_input_store_is_refused_and_killed_writes_are_pointed_at(tmp_path):
+    vol = Volume(np.zeros((3, 8, 8), np.uint8), (1, 1, 1), "um")
+    store = write_volume(vol, tmp_path / "in.ome.zarr")
+    with pytest.raises(OutputError, match="is inside the input"):  # was: a TIFF written into the store
+        write_volume(vol, store / "0" / "out.tif", inputs=[store])
+    (tmp_path / ".zaug-partial-4242-0a1b2c3d-out.tif").write_bytes(b"half")  # a run killed with -9
+    with pytest.warns(ZaugWarning, match=r"1 hidden partial output\(s\) of out.tif .*remove them unless"):
+        write_volume(vol, tmp_path / "out.tif")
+
+
+def test_damaged_or_odd_files_get_one_sentence_that_names_them(tmp_path):
+    data = np.zeros((3, 8, 8), np.uint8)
+    tifffile.imwrite(tmp_path / "neg.tif", data, imagej=True, resolution=(2, 2),
+                     metadata={"spacing": -2, "unit": "um", "axes": "ZYX"})
+    with pytest.raises(InputError, match=r"neg\.tif gives a voxel size of -2, 0\.5, 0\.5 um .* --voxel-size Z Y X"):
+        read_volume(tmp_path / "neg.tif")  # was: "voxel size (-2.0, 0.5, 0.5) must be ...", naming neither
+    assert read_volume(tmp_path / "neg.tif", voxel_size=(2, 0.5, 0.5)).voxel_size == (2, 0.5, 0.5)
+    np.savez(tmp_path / "two.npz", data=data, voxel_size=np.array([2.0, 0.5]))
+    with pytest.raises(InputError, match="voxel size of 2 number"):  # was: x taken from y
+        read_volume(tmp_path / "two.npz")
+    np.savez(tmp_path / "empty.npz")
+    with pytest.raises(InputError, match="holds no arrays"):
+        read_volume(tmp_path / "empty.npz")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}] * 3, dtype=object), allow_pickle=True)
+    with pytest.raises(InputError, match=r"holds Python objects \(pickled data\), which zaug never loads") as caught:
+        read_volume(tmp_path / "objects.npy")
+    assert "allow_pickle" not in str(caught.value)  # numpy's advice to unpickle is not passed on
+    store = write_volume(Volume(data + 1, (1, 1, 1), "um"), tmp_path / "cut.ome.zarr")
+    import shutil
+
+    shutil.rmtree(store / "0")
+    with pytest.raises(InputError, match="names the array '0', which the folder does not hold"):
+        read_volume(store)
 
 
 def test_reads_real_shared_files_with_their_voxel_sizes():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -93,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "restoration of simulated anisotropy.")
     p.add_argument("input")
     _pick_options(p)
-    p.add_argument("--factor", type=float, required=True,
+    p.add_argument("--factor", type=_number, required=True,
                    help="keep every K-th plane (drop-slice) or the anisotropy to simulate (--restore)")
     p.add_argument("--restore", action="store_true", help="restoration mode: simulate anisotropy along z")
     p.add_argument("--methods", default="linear,cubic", help="comma-separated (default linear,cubic)")
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fid-weights", metavar="FILE",
                    help="Inception-v3 weights (.safetensors) for the paper's FID and the unbiased KID; default "
                         "$ZAUG_FID_WEIGHTS; zaug ships none and downloads none (see the README)")
-    p.add_argument("--simulate-sigma", type=float, metavar="S",
+    p.add_argument("--simulate-sigma", type=_number, metavar="S",
                    help="--restore, gaussian: sigma in planes of the simulated blur (default factor/2); the "
                         "methods are not told it (their model of the blur is --sigma)")
     _calibrate_option(p)
@@ -116,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("train", "Train a model on your own stacks (self-supervised).")
     p.add_argument("stacks", nargs="+")
     p.add_argument("--method", required=True, help="zaugnet, zaugnet+, niiv, selfnet or resin")
-    p.add_argument("--factor", type=float, help="niiv, selfnet, resin: anisotropy (default: from the voxel size)")
+    p.add_argument("--factor", type=_number, help="niiv, selfnet, resin: anisotropy (default: from the voxel size)")
     p.add_argument("-o", "--output", required=True, help="model folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing model folder")
     _input_options(p)
@@ -131,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="blob-like objects such as nuclei or cells")
     kind.add_argument("--filaments", dest="kind", action="store_const", const="filaments",
                       help="tubes and fibres such as microtubules, vessels or mitochondria")
-    p.add_argument("--threshold", type=float, help="foreground threshold in the stack's intensities "
+    p.add_argument("--threshold", type=_number, help="foreground threshold in the stack's intensities "
                                                      "(default Otsu's, after smoothing by one pixel)")
     p.add_argument("--csv", metavar="FILE", help="write one row per object or filament to FILE")
     p.add_argument("--labels", metavar="FILE", help="write the object labels (or the filament skeleton) as a stack "
@@ -163,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo", "Run zaug on the sample stack shipped with the package and write a report.")
     p.add_argument("--output", default="demo_output", help="folder for the results (default demo_output)")
-    p.add_argument("--minutes", type=float, default=4.0, help="training time of the demo model")
+    p.add_argument("--minutes", type=_number, default=4.0, help="training time of the demo model")
     p.add_argument("--no-train", action="store_true", help="only classical methods")
     p.add_argument("--device", default="auto")
     return parser
@@ -178,7 +179,7 @@ def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="axes of the stored array, e.g. ZYX or ZCYX (overrides the file)")
     p.add_argument("--series", type=int, metavar="N",
                    help="TIFF with several image series: read series N (0 is the first; default the first stack)")
-    p.add_argument("--voxel-size", nargs=3, type=float, metavar=("Z", "Y", "X"),
+    p.add_argument("--voxel-size", nargs=3, type=_number, metavar=("Z", "Y", "X"),
                    help="voxel size in --unit (overrides the file)")
     p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
                                   "--voxel-size, the file's voxel size is converted to this unit (e.g. nm)")
@@ -196,18 +197,18 @@ def _picked(args, vol):
 
 def _target_options(p: argparse.ArgumentParser, required: bool = True) -> None:
     group = p.add_mutually_exclusive_group(required=required)
-    group.add_argument("--factor", type=float,
+    group.add_argument("--factor", type=_number,
                        help="N planes -> (N-1)*K+1 (ZAugNet doubles the planes per pass: planes of other factors "
                             "are linearly interpolated between those of the finest pass; ZAugNet+ and --z-mode "
                             "transfer predict any position)")
-    group.add_argument("--z-spacing", type=float, help="target z spacing in the volume's unit (as --factor for "
+    group.add_argument("--z-spacing", type=_number, help="target z spacing in the volume's unit (as --factor for "
                                                        "ZAugNet)")
 
 
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="learned methods: fast (CPU, the default) or paper")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float, help="learned methods: training time budget")
+    budget.add_argument("--minutes", type=_number, help="learned methods: training time budget")
     budget.add_argument("--steps", type=int, help="learned methods: number of training steps")
     p.add_argument("--seed", type=int, help="learned methods: random seed (default 0)")
     p.add_argument("--device", help="learned methods (and FID): auto, cpu or cuda (default auto)")
@@ -227,17 +228,28 @@ def _training_options(p: argparse.ArgumentParser) -> None:
                    help="zaugnet, zaugnet+: start from the generator of a model folder of the same method and "
                         "preset, or 'prior' for the one shipped with zaug (fast zaugnet, pretrained on other "
                         "public stacks; not on cells3d)")
-    p.add_argument("--axial-angle", type=float,
+    p.add_argument("--axial-angle", type=_number,
                    help="resin: angle in degrees of the axial (blurred) direction from z in the y-z plane "
                         "(default 0; evaluate --restore: simulates an oblique blur)")
+
+
+def _number(text: str) -> float:
+    """A finite number: nan and inf reached the methods' arithmetic as Python errors."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
 
 
 def _sigma(text: str) -> float | str:
     if text.strip().lower() == "auto":
         return "auto"
     try:
-        return float(text)
-    except ValueError:
+        return _number(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got {text!r}") from None
 
 
@@ -384,7 +396,7 @@ def cmd_info(args) -> int:
             print("origin (first voxel) z {:g}, y {:g}, x {:g} {}".format(*vol.origin, vol.unit))
         shown = [" ".join(filter(None, (f"channel {c}:" if len(info["display"]) > 1 else None, ch["color"],
                                         "{:g}-{:g}".format(*ch["window"]) if ch["window"] else None)))
-                 for c, ch in enumerate(info.get("display", []))]
+                 for c, ch in enumerate(info.get("display", [])) if ch["color"] or ch["window"]]
         if shown:
             print(f"display: {'; '.join(shown)}")
     return 0
@@ -692,7 +704,7 @@ def cmd_measure(args) -> int:
     if csv_path is not None:
         import csv
 
-        with atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as handle:
+        with atomic_path(csv_path, overwrite=args.overwrite) as tmp, open(tmp, "w", newline="") as handle:
             columns = list(result["items"][0]) if result["items"] else ["label"]
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()

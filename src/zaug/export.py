@@ -271,7 +271,7 @@ def export_bioimageio(model_dir: str | Path, volume: Volume, output: str | Path,
                              name or f"{plan.method} x{factor} z ({Path(model_dir).resolve().name})",
                              authors or [NO_AUTHOR], license)
         status = _run_test(descr) if test else None
-        with atomic_path(output) as part:
+        with atomic_path(output, overwrite=overwrite) as part:
             save_package(descr, output_path=part)
     return {"path": output, "fixed": plan.fixed, "fixed_lines": plan.fixed_lines, "test": status,
             "max_difference": difference}

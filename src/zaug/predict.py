@@ -68,11 +68,14 @@ def output_positions(z_in: np.ndarray, factor: int | None = None,
         raise InputError("give exactly one of --factor and --z-spacing.")
     z_in = np.asarray(z_in, dtype=np.float64)
     if factor is not None:
-        if float(factor) != int(factor):
+        if not np.isfinite(factor) or float(factor) != int(factor):
             raise InputError(f"--factor must be a whole number, got {factor}.")
         factor = int(factor)
         if factor < 2:
             raise InputError(f"--factor must be 2 or more, got {factor}.")
+        if (len(z_in) - 1) * factor + 1 > MAX_OUTPUT_PLANES:
+            raise InputError(f"--factor {factor} would make {(len(z_in) - 1) * factor + 1:,} planes of "
+                             f"{len(z_in)} (at most {MAX_OUTPUT_PLANES:,}).")
         steps = np.arange(factor) / factor
         inner = (z_in[:-1, None] + np.diff(z_in)[:, None] * steps[None, :]).ravel()
         return np.append(inner, z_in[-1])
@@ -112,8 +115,17 @@ def cast_like(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """Cast float results to ``dtype``, rounding and clipping to its range for integers."""
     dtype = np.dtype(dtype)
     if np.issubdtype(dtype, np.integer):
+        # in float64: float32 rounds 2**31 - 1 up to 2**31, which the cast wraps to the bottom of the range
         info = np.iinfo(dtype)
-        return np.clip(np.rint(data), info.min, info.max).astype(dtype)
+        rounded = np.rint(np.asarray(data, dtype=np.float64))
+        top = float(info.max) if float(info.max) <= info.max else float(np.nextafter(float(info.max), 0.0))
+        out = np.clip(rounded, info.min, top).astype(dtype)
+        if top < info.max:  # 64 bits: float64 holds no value between top and the maximum
+            out[rounded >= float(info.max)] = info.max
+        return out
+    if np.issubdtype(dtype, np.floating):  # an overshoot beyond float16's range would become inf
+        largest = float(np.finfo(dtype).max)
+        return np.clip(np.asarray(data), -largest, largest).astype(dtype, copy=False)
     return np.asarray(data).astype(dtype, copy=False)
 
 

@@ -88,6 +88,9 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
                                   "there; choose another --report folder.")
             break
     present = [name for name in names if (out / name).exists()] if out.is_dir() else []
+    if "report.md" in present and not (out / "report.md").read_text(errors="replace").startswith("# zaug "):
+        raise OutputError(f"{out} holds a report.md that zaug did not write, which --overwrite does not replace; "
+                          "choose another --report folder.")
     if present and not overwrite:
         shown = ", ".join(present[:3]) + (", ..." if len(present) > 3 else "")
         raise OutputError(f"{out} already holds {shown}; pass --overwrite to replace the report, or choose "

@@ -154,6 +154,10 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         unit = normalize_unit(unit) if unit else (physical.get("unit") if physical.get("unit") not in (None, "pixel") else "um")
         origin = _origin_for_new_size(path, physical, file_origin, file_size, size, unit)
     else:
+        if not all(np.isfinite(v) and v > 0 for v in file_size):
+            raise InputError(f"{path} gives a voxel size of {', '.join(f'{v:g}' for v in file_size)} "
+                             f"{physical.get('unit', 'pixel')} (z, y, x), which cannot be used; "
+                             "give the right one with --voxel-size Z Y X (voxel_size= in Python).")
         _warn_about(path, physical, nz=int(data.shape[-3]))
         size = file_size
         convert_to, unit = unit, physical.get("unit", "pixel")
@@ -255,7 +259,7 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so the voxel size ({volume.voxel_size[0]:g} x "
                                   f"{volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} {volume.unit}) is not "
                                   "stored; write .npz, .tif or .ome.zarr to keep it."), stacklevel=2)
-    with atomic_path(out) as tmp:
+    with atomic_path(out, overwrite=overwrite) as tmp:
         if fmt == "tiff":
             write_tiff(volume, tmp, ome=str(out).lower().endswith((".ome.tif", ".ome.tiff")) or None)
         elif fmt == "ome-zarr":

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import secrets
 import shutil
 import time
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..errors import OutputError
+from ..errors import OutputError, ZaugWarning
 
 
 def check_output_path(path: str | os.PathLike, overwrite: bool = False,
@@ -37,14 +41,30 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
         if out.resolve() in Path(src).resolve().parents:
             raise OutputError(f"the input {src} is inside the output {out}, which writing would replace; "
                               "choose another output path.")
-    if out.exists() and not overwrite:
+        if Path(src).is_dir() and Path(src).resolve() in out.resolve().parents:
+            raise OutputError(f"the output {out} is inside the input {src}, which would no longer be the store it "
+                              "was; choose another output path.")
+    if os.path.lexists(out) and not overwrite:  # a dangling link too: exists() says False for it
         raise OutputError(f"{out} already exists; pass --overwrite to replace it.")
     if out.is_dir() and not out.is_symlink():
         _check_replaceable_store(out)
     check_parent_folder(out)
     if not out.parent.exists():
         raise OutputError(f"the folder {out.parent} does not exist; create it first.")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise OutputError(f"the folder {out.parent} is not writable; choose another output path.")
+    _warn_about_leftovers(out)
     return out
+
+
+def _warn_about_leftovers(out: Path) -> None:
+    """Point at hidden partial outputs of runs that were killed (``kill -9``, a node lost), which no later
+    run removes: another run may still be writing one."""
+    left = sorted(p.name for p in out.parent.glob(".zaug-partial-*") if p.name.endswith(f"-{out.name}"))
+    if left:
+        warnings.warn(ZaugWarning(f"{out.parent} holds {len(left)} hidden partial output(s) of {out.name} from "
+                                  f"runs that did not finish ({left[0]}{', ...' if len(left) > 1 else ''}): "
+                                  "remove them unless a run is still writing."), stacklevel=3)
 
 
 ZARR_METADATA = {".zattrs", ".zgroup", ".zarray", ".zmetadata", "zarr.json"}
@@ -59,12 +79,29 @@ def _check_replaceable_store(folder: Path) -> None:
     foreign = [p.name for p in sorted(folder.iterdir())
                if not p.name.startswith((".zaug-partial-", ".zaug-old-"))
                and not (p.name in ZARR_METADATA or (p.is_dir() and is_node(p)))]
+    foreign = foreign or _foreign_files_inside(folder)
     if foreign or (not is_node(folder) and any(folder.iterdir())):
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         held = f"holds files that are not part of a zarr store ({shown})" if foreign else "is not a zarr store"
 
         raise OutputError(f"{folder} is a folder that {held}, so --overwrite will not replace it; "
                           "choose another output path.")
+
+
+def _foreign_files_inside(store: Path) -> list[str]:
+    """The first file below the top of ``store`` that is neither zarr metadata nor a chunk (a name of digits,
+    ``.`` separated): a file of the user's in an array's folder, which replacing the store would delete."""
+    for root, dirs, files in os.walk(store):
+        if Path(root) == store:  # the top level is checked by the caller
+            dirs[:] = [d for d in dirs if not d.startswith((".zaug-partial-", ".zaug-old-"))]
+            continue
+        for name in files:
+            if name not in ZARR_METADATA and not _CHUNK_KEY.fullmatch(name):
+                return [str(Path(root, name).relative_to(store))]
+    return []
+
+
+_CHUNK_KEY = re.compile(r"\d+(\.\d+)*")
 
 
 def check_parent_folder(path: str | os.PathLike) -> None:
@@ -78,31 +115,76 @@ def check_parent_folder(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary sibling path; on success, rename it onto ``path``.
 
     A run killed half-way leaves only the hidden temporary file (or folder),
     never a half-written file under the final name. The temporary name keeps
     the suffixes of ``path`` so that writers that look at them still work.
+    With ``overwrite=False`` the rename refuses a ``path`` that appeared
+    while this run was writing (another run with the same output): checking
+    at the start alone let the later run replace the earlier one's result.
+    A failure to write (a full disk, a read-only folder) is an
+    :class:`~zaug.OutputError` that names ``path``.
     """
     final = Path(path)
-    tmp = final.with_name(f".zaug-partial-{os.getpid()}-{final.name}")
-    _remove(tmp)
+    tmp = final.with_name(_hidden_name(".zaug-partial-", final.name))
     try:
         yield tmp
-        if final.is_dir() and not final.is_symlink():
-            # os.replace cannot replace a non-empty folder: move it aside first.
-            old = final.with_name(f".zaug-old-{os.getpid()}-{final.name}")
+        if not overwrite:
+            _place_new(tmp, final)
+        elif os.path.lexists(final) and (tmp.is_dir() or (final.is_dir() and not final.is_symlink())):
+            # os.replace cannot put a folder where a file or link is, nor replace a non-empty folder:
+            # move it aside first.
+            old = final.with_name(_hidden_name(".zaug-old-", final.name))
             os.replace(final, old)
             os.replace(tmp, final)
             _remove(old)
         else:
             os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         _remove_settled(tmp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {final}: {exc.strerror or exc}.") from exc
         raise
     finally:
         _remove(tmp)
+
+
+def _hidden_name(prefix: str, name: str) -> str:
+    """``prefix``, this process and a random token, then the end of ``name`` (which holds its suffixes),
+    within the 255 characters a file name may have: the token keeps two hosts of one cluster file system
+    whose processes share a pid apart."""
+    head = f"{prefix}{os.getpid()}-{secrets.token_hex(4)}-"
+    return head + name[-(255 - len(head)):]
+
+
+def _place_new(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final`` only if nothing is there, without a window between look and leap."""
+    clash = OutputError(f"{final} appeared while this run was writing it (another run with the same output?); "
+                        "it was left as it is and this run's result was not kept.")
+    if tmp.is_dir():
+        if os.path.lexists(final):
+            raise clash
+        try:
+            os.rename(tmp, final)  # fails on a folder with files or a file that appeared since
+        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
+            raise clash from exc
+        except OSError as exc:
+            if exc.errno == errno.ENOTEMPTY:
+                raise clash from exc
+            raise
+        return
+    try:
+        os.link(tmp, final)  # fails if final exists, whatever appeared there
+    except FileExistsError as exc:
+        raise clash from exc
+    except OSError:  # a file system without hard links: look, then rename
+        if os.path.lexists(final):
+            raise clash from None
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
 
 
 def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: str, keep: Iterable[str] = ()) -> None:

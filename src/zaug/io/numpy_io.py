@@ -6,19 +6,35 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..volume import Volume
 
 
 def read_numpy(path: Path, lazy: bool = False):
     """Read ``.npy`` (memory-mapped read-only with ``lazy``) or ``.npz`` (never unpickles objects)."""
+    try:
+        return _read_numpy(path, lazy)
+    except ValueError as exc:
+        if "pickle" in str(exc):  # numpy's own message advises unpickling, which zaug never does
+            raise InputError(f"{path} holds Python objects (pickled data), which zaug never loads (unpickling "
+                             "can run code); save the pixels as an array of numbers.") from None
+        raise
+
+
+def _read_numpy(path: Path, lazy: bool):
     if path.suffix.lower() == ".npy":
         return np.load(path, allow_pickle=False, mmap_mode="r" if lazy else None), None, {}
     with np.load(path, allow_pickle=False) as npz:
+        if not npz.files:
+            raise InputError(f"{path} holds no arrays.")
         key = "data" if "data" in npz.files else npz.files[0]
         data = npz[key]
         physical: dict = {}
         if "voxel_size" in npz.files:
-            physical.update(zip("zyx", (float(v) for v in npz["voxel_size"])))
+            size = np.ravel(npz["voxel_size"])
+            if size.size != 3:
+                raise InputError(f"{path} gives a voxel size of {size.size} number(s), not three (z, y, x).")
+            physical.update(zip("zyx", (float(v) for v in size)))
         if "unit" in npz.files:
             physical["unit"] = str(npz["unit"])
         if "z_positions" in npz.files:

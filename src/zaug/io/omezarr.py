@@ -47,8 +47,14 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     if not multiscales:
         raise InputError(f"{path} is a zarr folder without OME-NGFF 'multiscales' metadata.")
     ms = multiscales[0]
+    if not ms.get("datasets"):
+        raise InputError(f"{path}: its OME-NGFF metadata lists no dataset (resolution level).")
     dataset = ms["datasets"][0]
-    arr = root[dataset["path"]]
+    try:
+        arr = root[dataset["path"]]
+    except KeyError:
+        raise InputError(f"{path}: its metadata names the array {dataset['path']!r}, which the folder does not "
+                         "hold (a store copied in part?).") from None
     axes_meta = ms.get("axes") or [{"name": a} for a in "tczyx"[-arr.ndim:]]  # NGFF < 0.3
     names = [(a["name"] if isinstance(a, dict) else a).upper() for a in axes_meta]
     if lazy:
@@ -156,7 +162,11 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     if lazy:
         _store(data, target)
     else:
-        target[...] = np.asarray(data)
+        # a plane per call: zarr writes a call's chunks from its own event loop, which Ctrl-C does not stop;
+        # one call for the whole stack went on writing after the interrupt and left a hidden partial store
+        data = np.asarray(data)
+        for index in np.ndindex(data.shape[:-2]):
+            target[index] = data[index]
     root.attrs["multiscales"] = [{
         "version": NGFF_VERSION,
         "name": volume.metadata.get("name", path.stem),
