@@ -167,6 +167,18 @@ def test_measure_stack_reports_objects_in_physical_units():
     assert (first["centroid_y_um"], first["centroid_x_um"]) == pytest.approx((52.4, 62.4), abs=0.05)
 
 
+def test_measurement_line_says_what_could_not_be_measured():
+    from zaug.downstream import format_measurement
+
+    objects = {"kind": "objects", "unit": "um", "threshold": 0.5,
+               "summary": {"count": 2, "inside": 0, "median_volume": 3.0, "total_volume": 6.0,
+                           "mean_roughness": float("nan")}}
+    assert "no roughness (every object touches the border" in format_measurement(objects)  # was: "nan"
+    filaments = {"kind": "filaments", "unit": "um", "threshold": 0.5,
+                 "summary": {"count": 0, "total_length": 0.0, "median_length": float("nan")}}
+    assert format_measurement(filaments) == "0 filaments, total length 0.0 um (threshold 0.5)"
+
+
 def test_measure_refuses_2d_and_multichannel():
     with pytest.raises(InputError):
         measure_stack(Volume(np.zeros((1, 8, 8), np.uint16), (1, 1, 1), "um"))

@@ -791,6 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "train":  # the loop saved a checkpoint on its way out
             print(f"zaug: interrupted; the run in {args.output} resumes from its last checkpoint when the same "
                   "'zaug train' command is run again.", file=sys.stderr)
+        elif args.command == "info":  # it writes nothing
+            print("zaug: interrupted.", file=sys.stderr)
         else:
             print("zaug: interrupted; no unfinished output was left under the final name.", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130

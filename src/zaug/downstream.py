@@ -659,11 +659,14 @@ def format_measurement(result: dict) -> str:
     """One line for :func:`measure_stack`."""
     s, unit = result["summary"], result["unit"]
     if result["kind"] == "objects":
+        rough = (f"mean roughness {s['mean_roughness']:.4f}" if np.isfinite(s["mean_roughness"])
+                 else "no roughness (every object touches the border or is too small)")
         return (f"{s['count']} objects ({s['inside']} not touching the border), median volume "
-                f"{s['median_volume']:.2f} {unit}^3, total {s['total_volume']:.1f} {unit}^3, mean roughness "
-                f"{s['mean_roughness']:.4f} (threshold {result['threshold']:.4g})")
-    return (f"{s['count']} filaments, total length {s['total_length']:.1f} {unit}, median length "
-            f"{s['median_length']:.2f} {unit} (threshold {result['threshold']:.4g})")
+                f"{s['median_volume']:.2f} {unit}^3, total {s['total_volume']:.1f} {unit}^3, {rough} "
+                f"(threshold {result['threshold']:.4g})")
+    median = f", median length {s['median_length']:.2f} {unit}" if s["count"] else ""
+    return (f"{s['count']} filaments, total length {s['total_length']:.1f} {unit}{median} "
+            f"(threshold {result['threshold']:.4g})")
 
 
 def _summary(measures: dict) -> dict:

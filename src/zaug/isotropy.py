@@ -73,7 +73,7 @@ def isotropy_ratio(volume_or_array, voxel_size: tuple[float, float, float] | Non
     peak is the narrower of its y and x profiles: the one across an elongated
     structure. That choice has a price on a texture without distinct
     structures, where the narrower of two noisy widths is biased low: an
-    isotropic texture (noise smoothed by a Gaussian) reads 1.07 to 1.23; the
+    isotropic texture (noise smoothed by a Gaussian) reads 1.08 to 1.24; the
     mean of the two would read it 1.00 to 1.06 but spots elongated 2 to 3
     times along x or at 30 degrees to it 0.51 to 0.74 instead of 0.86 to 0.99.
     Compare the input's ratio with the output's rather than with 1.
