@@ -67,6 +67,28 @@ def test_tiles_cut_along_z_give_the_whole_volume(tall, kind):
         assert np.abs(tiled.data.compute().astype(np.int64) - whole).max() > 20
 
 
+@pytest.mark.parametrize("step, spacing, planes", [(0.3, 0.1, 13), (float(np.float32(0.7)), 0.35, 9)])
+def test_a_grid_that_ends_a_rounding_error_past_the_stack_keeps_its_last_plane(step, spacing, planes):
+    # 0.1 * 12 is 1.2000000000000002 > 0.3 * 4; a float32 step of 0.7 is 0.699999988 (was: 12 planes tiled,
+    # "positions must lie between the first and last plane" whole)
+    data = np.random.default_rng(0).integers(0, 60000, (5, 32, 32), dtype=np.uint16)
+    vol = Volume(data, (step, 0.1, 0.1), "um")
+    whole = upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=spacing)
+    tiled = upsample_z_blockwise(vol, ClassicalInterpolator("linear"), z_spacing=spacing, tile=16, tile_planes=2)
+    assert whole.nz == tiled.nz == planes
+    np.testing.assert_array_equal(tiled.data.compute(), whole.data)
+    np.testing.assert_array_equal(whole.data[-1], data[-1])
+
+
+def test_acquired_planes_are_copied_even_where_their_position_rounds_a_little_high():
+    # 0.1 * 3 is 0.30000000000000004: that plane is the acquired plane at 0.3, copied, not computed in float32
+    data = np.random.default_rng(0).random((3, 8, 8)) + 1000.0
+    vol = Volume(data, (0.45, 1, 1), "um", z_positions=[0.0, 0.3, 0.9])
+    out = upsample_z(vol, ClassicalInterpolator("cubic"), z_spacing=0.1)
+    assert out.z_coords()[3] > 0.3
+    np.testing.assert_array_equal(out.data[[0, 3, 9]], data)
+
+
 class _WithoutAxialMargin(ClassicalInterpolator):
     axial_margin = 0
 

@@ -203,8 +203,13 @@ def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int,
     layers = []
     for k0, k1 in cuts:
         # the output planes of this cut, computed from its planes and `halo` more each side
-        last = k1 == nz
-        here = (z_out >= z_in[k0]) & ((z_out <= z_in[-1]) if last else (z_out < z_in[k1]))
+        # the first and last cuts take everything beyond them too: positions checked to lie within the stack
+        # may still be a rounding error outside it
+        here = np.ones(len(z_out), bool)
+        if k0 > 0:
+            here &= z_out >= z_in[k0]
+        if k1 < nz:
+            here &= z_out < z_in[k1]
         za, zb = max(0, k0 - halo), min(nz, k1 + 1 + halo)
         z_here = z_out[here]
         if not len(z_here):  # output planes farther apart than these input planes

@@ -39,8 +39,9 @@ def interpolate_stack(stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
     z_out : numpy.ndarray
         Wanted positions, inside ``[z_in[0], z_in[-1]]``.
     method : {'nearest', 'linear', 'cubic'}
-        ``cubic`` is a not-a-knot cubic spline through the input planes
-        (linear when there are only 2 planes, quadratic-free fallback).
+        ``cubic`` is a not-a-knot cubic spline through the input planes;
+        with fewer than 4 planes it is linear (through 3, scipy's not-a-knot
+        spline is the interpolating parabola; zaug stays linear there).
 
     Returns
     -------

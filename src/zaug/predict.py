@@ -88,7 +88,8 @@ def output_positions(z_in: np.ndarray, factor: int | None = None,
     if n > MAX_OUTPUT_PLANES:
         raise InputError(f"--z-spacing {z_spacing:g} would make {n:,} planes of the stack's z extent {extent:g} "
                          f"(at most {MAX_OUTPUT_PLANES:,}); is it in the voxel size's unit?")
-    return z_in[0] + z_spacing * np.arange(n)
+    # the 1e-6 of slack above can put the last step a rounding error past the last plane (0.1 * 12 > 0.3 * 4)
+    return np.minimum(z_in[0] + z_spacing * np.arange(n), z_in[-1])
 
 
 #: more output planes than any microscope stack needs: a --z-spacing in the wrong unit, say
@@ -135,7 +136,10 @@ def keep_acquired(out: np.ndarray, stack, z_in: np.ndarray, z_out: np.ndarray) -
     The methods work in float32, which cannot hold every 32-bit integer or
     float64 value: a plane at an input position is copied, not computed.
     """
-    idx = np.clip(np.searchsorted(z_in, z_out), 0, len(z_in) - 1)
+    # the nearer of the planes either side: a position rounded a hair above a plane (0.30000000000000004)
+    # is that plane too
+    idx = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
+    idx = np.where(np.abs(z_in[idx - 1] - z_out) <= np.abs(z_in[idx] - z_out), idx - 1, idx)
     tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
     hit = np.flatnonzero(np.abs(z_in[idx] - z_out) <= tol)
     if hit.size:

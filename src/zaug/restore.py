@@ -66,6 +66,9 @@ class ClassicalRestorer:
 
     The baseline for learned restorers, and a way to test the pipeline without
     a network. Rows outside the acquired range take the nearest edge value.
+    It works in plane units, as the learned restorers do: on unevenly spaced
+    planes its cubic spline is not ``zaug predict cubic``'s, which uses the
+    positions (linear and nearest are the same either way).
 
     Parameters
     ----------
