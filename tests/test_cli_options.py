@@ -222,8 +222,9 @@ def test_options_are_accepted_where_a_method_uses_them_and_defaults_never_count(
         check_method_options(parsed("evaluate", "in.tif", "--factor", "2"), "evaluate", [method])
     check_method_options(parsed("evaluate", "in.tif", "--factor", "2"), "evaluate", ["linear", "cubic"])
     # every option of the table is accepted by each method that uses it
-    values = {"fuse": ["xz"], "z_mode": ["transfer"], "no_calibrate": [], "init": ["prior"], "no_adversarial": [],
-              "device": ["cpu"], "preset": ["fast"], "minutes": ["1"], "steps": ["2"], "seed": ["1"],
+    values = {"fuse": ["xz"], "z_mode": ["transfer"], "no_calibrate": [], "no_tta": [], "init": ["prior"],
+              "no_adversarial": [], "device": ["cpu"], "preset": ["fast"], "minutes": ["1"], "steps": ["2"],
+              "seed": ["1"],
               "factor": ["4"], "degradation": ["gaussian"], "sigma": ["1.5"], "renoise": [], "axial_angle": ["30"]}
     for command, dests in CHECKED_OPTIONS.items():
         for dest in dests:

@@ -274,6 +274,22 @@ def test_cli_train_and_predict(run_cli, small, tmp_path):
     assert "calibration: between planes 0.29 um apart, linear interpolation +" in proc.stdout
     proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "raw.tif", "--factor", "2", "--no-calibrate")
     assert proc.returncode == 0 and "calibration" not in proc.stdout
+    # one network pass per plane instead of the mean over 8 orientations: another (untrained, not equivariant) answer
+    import zaug.nets.zstack as zstack
+
+    passes = []
+    real = zstack.run_generator
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zstack, "run_generator", lambda *args: passes.append(args[-1]) or real(*args))
+        proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "one.tif", "--factor", "2", "--no-calibrate",
+                       "--no-tta")
+    assert proc.returncode == 0, proc.stderr
+    assert passes and not any(passes)  # every call without the 8 orientations
+    one, raw = read_volume(tmp_path / "one.tif").data, read_volume(tmp_path / "raw.tif").data
+    np.testing.assert_array_equal(one[::2], raw[::2])
+    assert np.abs(one[1::2].astype(np.int64) - raw[1::2]).max() > 0
+    proc = run_cli("predict", "linear", src, "-o", tmp_path / "l.tif", "--factor", "2", "--no-tta")
+    assert proc.returncode != 0 and "--no-tta" in proc.stderr and "ZAugNet option" in proc.stderr
     proc = run_cli("train", src, "--method", "zaugnet", "--minutes", "0", "-o", tmp_path / "z")
     assert proc.returncode != 0 and "zero" in proc.stderr and "Traceback" not in proc.stderr
 

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the tiles on the dask.distributed scheduler at ADDRESS (e.g. tcp://host:8786; "
                         "needs pip install 'zaug[cluster]' and input and output on a file system the workers see)")
     _calibrate_option(p)
+    _tta_option(p)
     p.add_argument("--z-mode", choices=["auto", "direct", "transfer"],
                    help="ZAugNet: 'direct' interpolates between neighbouring planes with the model; 'transfer' "
                         "uses it only at its training gap and carries its estimates to the new planes; 'auto' "
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--restore, gaussian: sigma in planes of the simulated blur (default factor/2); the "
                         "methods are not told it (their model of the blur is --sigma)")
     _calibrate_option(p)
+    _tta_option(p)
     _input_options(p)
     _training_options(p)
 
@@ -173,6 +175,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _calibrate_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-calibrate", action="store_true",
                    help="ZAugNet: keep the model's whole departure from linear interpolation (see the README)")
+
+
+def _tta_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-tta", action="store_true",
+                   help="ZAugNet: one pass of the network per plane instead of the mean over 8 flips and rotations "
+                        "(about 6 times faster on a CPU; 0.07 dB lower on cells3d x2, see the README)")
 
 
 def _input_options(p: argparse.ArgumentParser) -> None:
@@ -264,6 +272,7 @@ METHOD_OPTIONS = {
     "fuse": ("--fuse", ("niiv", "selfnet"), "it fuses the xz and yz planes of niiv and Self-Net"),
     "z_mode": ("--z-mode", ZAUGNETS, "it is a ZAugNet option"),
     "no_calibrate": ("--no-calibrate", ZAUGNETS, "it is a ZAugNet option"),
+    "no_tta": ("--no-tta", ZAUGNETS, "it is a ZAugNet option"),
     "init": ("--init", ZAUGNETS, "it is a ZAugNet option"),
     "no_adversarial": ("--no-adversarial", ZAUGNETS, "it is a ZAugNet option"),
     "device": ("--device", LEARNED, "it places learned models"),
@@ -279,13 +288,13 @@ METHOD_OPTIONS = {
 }
 #: the options of METHOD_OPTIONS each command has and checks
 CHECKED_OPTIONS = {
-    "predict": ("fuse", "z_mode", "no_calibrate", "device"),
+    "predict": ("fuse", "z_mode", "no_calibrate", "no_tta", "device"),
     "train": ("factor", "no_adversarial", "degradation", "sigma", "renoise", "init", "axial_angle"),
-    "evaluate": ("preset", "minutes", "steps", "seed", "device", "no_adversarial", "no_calibrate", "init",
+    "evaluate": ("preset", "minutes", "steps", "seed", "device", "no_adversarial", "no_calibrate", "no_tta", "init",
                  "degradation", "sigma", "renoise", "axial_angle"),
 }
 #: flags whose default is False (given when True); every other checked option defaults to None
-FLAGS = ("no_calibrate", "no_adversarial")
+FLAGS = ("no_calibrate", "no_tta", "no_adversarial")
 
 
 def given(args, dest: str) -> bool:
@@ -379,7 +388,7 @@ def _training(args) -> dict:
             "adversarial": not args.no_adversarial, "degradation": args.degradation,
             "sigma": args.sigma, "renoise": args.renoise, "axial_angle": args.axial_angle or 0.0,
             "init": args.init,
-            "calibrate": not getattr(args, "no_calibrate", False)}
+            "calibrate": not getattr(args, "no_calibrate", False), "tta": not getattr(args, "no_tta", False)}
 
 
 def cmd_info(args) -> int:
@@ -512,6 +521,8 @@ def _interpolate(args, vol, method, factor: int | None, blockwise: bool):
 
     if hasattr(method, "calibrate"):
         method.calibrate = not args.no_calibrate
+    if hasattr(method, "tta"):
+        method.tta = not args.no_tta
     if args.z_mode and not hasattr(method, "mode"):
         raise ZaugError("--z-mode is a ZAugNet option; this method has no modes.")
     if args.z_mode:

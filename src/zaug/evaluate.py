@@ -286,6 +286,8 @@ def _prepare(name: str, kept_volume: Volume, options: dict, log):
             model = module.load(model_dir, device=options.get("device", "auto"))
     if hasattr(model, "calibrate"):
         model.calibrate = bool(options.get("calibrate", True))
+    if hasattr(model, "tta"):
+        model.tta = bool(options.get("tta", True))
     if hasattr(module, "format_self_check"):
         log(module.format_self_check(model.config.self_check))
     summary = getattr(model, "training_summary", {})

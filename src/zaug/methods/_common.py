@@ -79,7 +79,7 @@ def restoration_summary(config) -> dict:
 #: Every option a method's ``fit`` reads (each method refuses those it does not use, by name).
 FIT_OPTIONS = frozenset({
     "method", "preset", "steps", "minutes", "seed", "device", "progress", "overwrite", "stop", "checkpoint_every_s",
-    "adversarial", "max_gap", "patch", "batch", "lr", "init", "net", "ema", "lateral", "calibrate", "model_dir",
+    "adversarial", "max_gap", "patch", "batch", "lr", "init", "net", "ema", "lateral", "calibrate", "tta", "model_dir",
     "factor", "degradation", "sigma", "renoise", "axial_angle", "cube"})
 
 
