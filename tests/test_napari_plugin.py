@@ -169,6 +169,12 @@ def test_train_layer_trains_a_model_that_upsample_z_uses(tmp_path):
     assert not np.array_equal(moved[1::2], out[1::2])
     with pytest.raises(InputError, match="ZAugNet option"):
         upsample_z_layer(layer, Method.cubic, z_mode=ZMode.transfer)
+    # one pass of the network per new plane (zaug predict --no-tta): the same grid and acquired planes
+    quick, _, _ = upsample_z_layer(layer, Method.trained_model, model_folder=tmp_path / "model", one_pass=True)
+    np.testing.assert_array_equal(quick[::2], out[::2])
+    assert not np.array_equal(quick[1::2], out[1::2])
+    with pytest.raises(InputError, match="one pass is a ZAugNet option"):
+        upsample_z_layer(layer, Method.cubic, one_pass=True)
     with pytest.raises(OutputError, match="tick overwrite to replace it"):  # a finished model is not replaced silently
         train_layer(layer, TrainMethod.zaugnet, minutes=0.1, model_folder=tmp_path / "model", progress=False)
     # start_from, as zaug train --init: the shipped prior, or refused in one sentence where it does not apply
