@@ -76,17 +76,25 @@ class InterruptedTask(ScriptedTask):
 
 
 def test_ctrl_c_stops_after_the_step_and_resuming_gives_the_uninterrupted_run(tmp_path):
+    import signal
+
     import pytest
 
-    whole = ScriptedTask([30.0])
-    whole.step = InterruptedTask(at=0).step.__func__.__get__(whole)  # the same steps, never interrupted
-    whole.at, whole.steps = 0, 0
-    run_training(whole, tmp_path / "whole", Budget(steps=8), progress=False)
-    task = InterruptedTask(at=3)
-    with pytest.raises(KeyboardInterrupt):
-        run_training(task, tmp_path / "cut", Budget(steps=8), progress=False)
-    resumed = InterruptedTask(at=0)
-    summary = run_training(resumed, tmp_path / "cut", Budget(steps=8), progress=False)
+    # Python's Ctrl-C handler, as in a terminal: a process started in the background by a script inherits
+    # SIGINT ignored, and no Ctrl-C would reach the run at all
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        whole = ScriptedTask([30.0])
+        whole.step = InterruptedTask(at=0).step.__func__.__get__(whole)  # the same steps, never interrupted
+        whole.at, whole.steps = 0, 0
+        run_training(whole, tmp_path / "whole", Budget(steps=8), progress=False)
+        task = InterruptedTask(at=3)
+        with pytest.raises(KeyboardInterrupt):
+            run_training(task, tmp_path / "cut", Budget(steps=8), progress=False)
+        resumed = InterruptedTask(at=0)
+        summary = run_training(resumed, tmp_path / "cut", Budget(steps=8), progress=False)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert summary["resumed"] and resumed.steps == 5  # steps 4 to 8: step 3 had ended and was kept
     assert float(resumed.w) == float(whole.w)
 
