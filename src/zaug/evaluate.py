@@ -206,7 +206,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         "voxel_size": list(volume.voxel_size),
         "unit": volume.unit,
         "factor": int(factor),
-        "conventions": CONVENTIONS + _uneven_z_convention(z_all, volume.unit),
+        "conventions": CONVENTIONS + ([] if volume.is_uniform else _uneven_z_convention(z_all, volume.unit)),
         "normalisation": {"p0.1": float(lo), "p99.9": float(hi)},
         "planes": {"used": int(used), "kept": kept.tolist(), "removed": removed.tolist()},
         "methods": results,
@@ -225,10 +225,8 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
 
 
 def _uneven_z_convention(z: np.ndarray, unit: str) -> list[str]:
-    """A line for the report when the planes are unevenly spaced: the split is by plane index, not by position."""
+    """The report's line for unevenly spaced planes: the split is by plane index, not by position."""
     gaps = np.diff(z)
-    if len(gaps) == 0 or np.ptp(gaps) <= 1e-3 * abs(float(gaps.mean())):
-        return []
     return [f"z positions are uneven (gaps {gaps.min():.4g} to {gaps.max():.4g} {unit}, mean {gaps.mean():.4g}): "
             "planes are kept and removed by index, every method interpolates at the true positions"]
 

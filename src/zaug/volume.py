@@ -310,15 +310,6 @@ def _is_canonical(axes: str) -> bool:
     return all(a in it for a in axes)
 
 
-def check_float32_range(data: np.ndarray) -> None:
-    """Refuse float64 values that the methods' 32-bit arithmetic would turn into infinities."""
-    if data.dtype.itemsize > 4 and data.size:
-        largest = float(np.max(np.abs(data)))
-        if largest > float(np.finfo(np.float32).max):
-            raise InputError(f"the image holds values up to {largest:.3g}, beyond what 32-bit floats hold "
-                             "(3.4e38), in which zaug computes; rescale the stack first.")
-
-
 def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool = True) -> None:
     """Refuse data that no method can use, with a sentence that says why.
 
@@ -359,7 +350,11 @@ def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool
                 f"the image contains {int((~finite).sum())} NaN or infinite value(s); "
                 "replace them before processing."
             )
-        check_float32_range(np.asarray(volume.data))
+        wide = volume.dtype.itemsize > 4 and volume.data.size  # float32's values fit float32
+        largest = float(np.abs(np.asarray(volume.data)).max()) if wide else 0.0
+        if largest > float(np.finfo(np.float32).max):  # the methods' float32 would make it infinite
+            raise InputError(f"the image holds values up to {largest:.3g}, beyond what 32-bit floats hold "
+                             "(3.4e38), in which zaug computes; rescale the stack first.")
     data = np.asarray(volume.data)
     if data.size and data.min() == data.max():
         raise InputError("the image is constant (every voxel is the same), so there is nothing to interpolate.")

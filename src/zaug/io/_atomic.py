@@ -168,10 +168,8 @@ def _place_new(tmp: Path, final: Path) -> None:
             raise clash
         try:
             os.rename(tmp, final)  # fails on a folder with files or a file that appeared since
-        except (FileExistsError, NotADirectoryError, IsADirectoryError) as exc:
-            raise clash from exc
         except OSError as exc:
-            if exc.errno == errno.ENOTEMPTY:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
                 raise clash from exc
             raise
         return
