@@ -603,3 +603,13 @@ def test_a_given_voxel_size_replacing_uneven_positions_says_so(tmp_path):
     path = write_volume(uneven, tmp_path / "u.ome.tif")
     with pytest.warns(ZaugWarning, match="replaced by the even spacing of --voxel-size"):
         assert read_volume(path, voxel_size=(0.5, 0.26, 0.26)).is_uniform
+
+
+def test_axes_that_move_z_warn_that_the_file_sizes_follow_the_letters(tmp_path):
+    path = tmp_path / "s.tif"
+    tifffile.imwrite(path, STACK, imagej=True, resolution=(2, 2), metadata={"spacing": 3, "unit": "um", "axes": "ZYX"})
+    with pytest.warns(ZaugWarning, match=r"--axes YXZ moves z.*3 0\.5 0\.5 um.*--voxel-size"):
+        vol = read_volume(path, axes="YXZ")
+    assert vol.data.shape == (16, 5, 16) and vol.voxel_size == (3.0, 0.5, 0.5)
+    assert _read_quietly(path, axes="ZYX").data.shape == STACK.shape  # the file's own order: nothing to check
+    assert _read_quietly(path, axes="YXZ", voxel_size=(1, 1, 1)).voxel_size == (1.0, 1.0, 1.0)

@@ -138,6 +138,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         raise
     except Exception as exc:  # a corrupt or foreign file: say so in one sentence
         raise InputError(f"cannot read {path} as {fmt}: {_short(exc)}.") from exc
+    if axes is not None and voxel_size is None:
+        _warn_if_axes_moved(path, axes, file_axes, physical)
     data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
     file_size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
                  physical.get("x", physical.get("y", 1.0)))
@@ -213,6 +215,26 @@ def _check_file_positions(path: Path, physical: dict, nz: int, given: bool) -> N
         del physical["z_positions"]
         reason = f"{problem}, so they are not used" if problem else "are replaced by the even spacing of --voxel-size"
         warnings.warn(ZaugWarning(f"{path}: its z positions (uneven planes) {reason}."), stacklevel=3)
+
+
+def _warn_if_axes_moved(path: Path, axes: str, file_axes: str | None, physical: dict) -> None:
+    """Warn when --axes puts Z, Y or X on another dimension than the file did.
+
+    The file's voxel size stays with its axis letters (its writer knew which
+    size is z), but whether it also knew which dimension holds z is what the
+    user disputes, so the sizes are worth checking.
+    """
+    if not file_axes or physical.get("unit") in (None, "pixel"):
+        return
+    given, stored = axes.upper(), _guess_letters(file_axes.upper(), ())
+    if len(given) != len(stored):
+        return
+    if any(a in stored and given.index(a) != stored.index(a) for a in "ZYX" if a in given):
+        size = " ".join(f"{physical.get(a, 1.0):g}" for a in "zyx")
+        warnings.warn(ZaugWarning(
+            f"{path}: --axes {given} moves z, y or x to another dimension than the file's axes {stored}; the "
+            f"file's voxel size ({size} {physical['unit']}, z y x) is kept by axis name, so check it or give "
+            "--voxel-size Z Y X."), stacklevel=3)
 
 
 def _warn_about(path: Path, physical: dict, nz: int) -> None:
