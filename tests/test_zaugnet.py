@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -52,6 +53,22 @@ def test_validation_planes_never_reach_training():
         # values encode the plane index up to the intensity scale s in [0.7, 1]: gt = (i0 + i1) / 2
         np.testing.assert_allclose(gt, (i0 + i1) / 2, atol=1e-5)
         assert i0.min() >= 0 and i0.max() <= 1 and gt.shape == (4, 1, 32, 32)
+
+
+def test_planes_narrower_than_the_patch_are_still_cropped_anywhere_along_their_long_side():
+    # 40 x 96 planes, patch 64: padded to 64 rows; value = (column + 1) / 96, so a patch starting at
+    # column c holds (c + 1 .. c + 64) / 96 times one scale s, and min / max gives c back
+    stack = np.ascontiguousarray(np.broadcast_to(np.arange(1, 97, dtype=np.float32) / 96, (5, 40, 96)))
+    sampler = TripletSampler([stack], [[(0, 1, 2)]], [np.arange(5.0)], patch=64)
+    rng = np.random.default_rng(0)
+    starts = set()
+    for _ in range(40):
+        _, _, gt, _ = sampler.sample(2, rng)
+        assert gt.shape == (2, 1, 64, 64)
+        for patch in gt[:, 0]:
+            r = float(patch.min() / patch.max())
+            starts.add(int(round((64 * r - 1) / (1 - r))))
+    assert min(starts) >= 0 and max(starts) + 64 > 90  # before: always column 0, the last third never seen
 
 
 def test_progress_bar_shows_loss_and_stays_short_in_a_log(small, tmp_path, capsys):
@@ -217,7 +234,12 @@ def test_intensities_beyond_the_training_range_are_not_cut_off(small, tmp_path):
     data = small.data.astype(np.float32)
     data[:, :8] = low - 0.2 * (high - low)  # a band below the training range, one above
     data[:, -8:] = high + 0.2 * (high - low)
-    out = model.interpolate(data, np.arange(small.nz, dtype=float), np.arange(small.nz - 0.5, step=0.5))
+    with pytest.warns(ZaugWarning, match=r"3\d% of this stack's voxels lie outside the training stack's intensity"):
+        out = model.interpolate(data, np.arange(small.nz, dtype=float), np.arange(small.nz - 0.5, step=0.5))
+    with warnings.catch_warnings(record=True) as said:  # the training stack itself: 0.11% beyond, no word
+        warnings.simplefilter("always")
+        model.interpolate(small.data, np.arange(small.nz, dtype=float), np.arange(small.nz - 0.5, step=0.5))
+    assert not [w for w in said if "intensity range" in str(w.message)]
     # the new planes follow linear interpolation there (before: cut off at the range, 0.2 of it away)
     for band in (np.s_[1::2, :8, 8:-8], np.s_[1::2, -8:, 8:-8]):
         assert np.abs(out[band] - data[1:][(slice(None),) + band[1:]]).mean() < 0.05 * (high - low)
@@ -341,6 +363,26 @@ def test_lateral_triplets_use_training_rows_only_and_match_the_prediction_gap():
     assert rows_seen == train
     # xz-plane triplet: along the lateral axis the planes are identical here, so gt == i0 == i1
     np.testing.assert_allclose(gt, i0)
+
+
+def test_lateral_triplets_take_a_gap_per_axis_and_skip_axes_too_short_for_it():
+    from zaug.data.triplets import LateralTripletSampler
+
+    y, x = np.meshgrid(np.arange(40, dtype=np.float32), np.arange(120, dtype=np.float32), indexing="ij")
+    seg = np.stack([y * 1000 + x] * 6)  # a voxel's value says its (y, x)
+    sampler = LateralTripletSampler([seg], [(25, 3)], patch=16)  # 40 rows cannot hold 2 x 25: x only
+    i0, i1, gt, _ = sampler.sample(64, np.random.default_rng(0))
+    steps = np.abs(gt - i0)[:, 0, 0, 0]  # 3 columns times the intensity scale (0.7 to 1); rows: 25,000
+    assert np.all((steps >= 2.09) & (steps <= 3.01))
+    np.testing.assert_allclose(np.abs(i1 - gt), np.abs(gt - i0), atol=0.01)  # float32 of values near 4e4
+    with pytest.raises(InputError, match="too small"):
+        LateralTripletSampler([seg], [(25, 70)], patch=16)
+
+
+def test_fit_warns_when_plain_zaugnet_learns_from_uneven_planes(small, tmp_path):
+    z = np.cumsum(np.r_[0.0, np.tile([0.5, 1.5], 8)[: small.nz - 1]])
+    with pytest.warns(ZaugWarning, match="unevenly.*zaugnet\\+"):
+        zaugnet.fit([small.replace(z_positions=z)], tmp_path / "m", TINY)
 
 
 def test_fit_with_lateral_triplets(small, tmp_path):
@@ -719,3 +761,14 @@ def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small
     eight_bit = small.replace(data=(np.asarray(small.data, np.float32) / 256).astype(np.uint8))
     with pytest.warns(ZaugWarning, match="training stack 2's intensities .* scaled by its own percentiles"):
         zaugnet.fit([small, eight_bit], tmp_path / "m", TINY)
+
+
+def test_too_few_planes_for_training_name_the_number_that_works():
+    with pytest.raises(InputError, match="at least 8 are needed"):
+        split_validation(7)
+    train, val = split_validation(8)
+    assert triplet_indices(8, 2, planes=train) == [(5, 6, 7)]
+    with pytest.raises(InputError, match="at least 10 are needed"):
+        split_validation(9, min_planes=5)  # ZAugNet+ holds out 5
+    train, _ = split_validation(10, min_planes=5)
+    assert triplet_indices(10, 2, all_positions=True, planes=train) == [(7, 8, 9)]

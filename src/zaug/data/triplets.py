@@ -58,12 +58,15 @@ def split_validation(n_planes: int, fraction: float = 0.15, min_planes: int = 3)
     """Split plane indices into a training set and a contiguous validation block.
 
     The block sits in the middle of the stack (where the sample usually is);
-    no plane of it is ever used for training, as input or as target.
+    no plane of it is ever used for training, as input or as target. The
+    larger side keeps at least 3 consecutive planes, one training triplet.
     """
     n_val = max(min_planes, int(round(n_planes * fraction)))
-    if n_planes - n_val < 3:
+    if n_planes - n_val < 5:
+        needed = next(n for n in range(n_planes + 1, n_planes + 20)
+                      if n - max(min_planes, int(round(n * fraction))) >= 5)
         raise InputError(f"the stack has {n_planes} planes: too few to train on and hold out "
-                         f"{n_val} for validation (at least {n_val + 3} are needed).")
+                         f"{n_val} for validation (at least {needed} are needed).")
     start = (n_planes - n_val) // 2
     val = set(range(start, start + n_val))
     return set(range(n_planes)) - val, val
@@ -121,20 +124,21 @@ class TripletSampler:
         return as_batch(i0s), as_batch(i1s), as_batch(gts), np.asarray(ts, np.float32)
 
     def _crop(self, stack: np.ndarray, idx: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
-        ny, nx = stack.shape[1:]
         p = self.patch
-        if ny < p or nx < p:
-            pad = ((0, 0), (0, max(0, p - ny)), (0, max(0, p - nx)))
-            return np.pad(stack[list(idx)], pad, mode="reflect")[:, :p, :p]
+        ny, nx = stack.shape[1:]
+        planes = stack  # indexed by the triplet only after cropping: planes may be large
+        if ny < p or nx < p:  # pad a short side by reflection; a long side still gets a random offset
+            planes = np.pad(stack[list(idx)], ((0, 0), (0, max(0, p - ny)), (0, max(0, p - nx))), mode="reflect")
+            ny, nx, idx = *planes.shape[1:], (0, 1, 2)
         n_cand = self.candidates if rng.random() < self.foreground_bias else 1
         best, best_mean = None, -np.inf
         for _ in range(n_cand):
             y, x = rng.integers(0, ny - p + 1), rng.integers(0, nx - p + 1)
-            mean = float(stack[idx[1], y:y + p, x:x + p].mean())
+            mean = float(planes[idx[1], y:y + p, x:x + p].mean())
             if mean > best_mean:
                 best, best_mean = (y, x), mean
         y, x = best
-        return stack[list(idx), y:y + p, x:x + p]
+        return planes[list(idx), y:y + p, x:x + p]
 
 
 def _augment(planes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -163,8 +167,10 @@ class LateralTripletSampler:
     ----------
     segments : list of numpy.ndarray
         Normalised ZYX runs of consecutive training planes (at least 4 planes).
-    gaps : list of int
-        Lateral gap ``g`` (pixels) per segment.
+    gaps : list of int or (int, int)
+        Lateral gap ``g`` (pixels) per segment, or ``(g_y, g_x)`` where the
+        pixel is not square. An axis of a segment shorter than ``2 g + 1`` is
+        not used.
     patch : int
         Patch width along the lateral axis; rows are the segment's planes.
     """
@@ -177,14 +183,19 @@ class LateralTripletSampler:
         if not self.segments:
             raise InputError("no run of 4 or more consecutive training planes for lateral triplets.")
         self.rows = min(len(s) for s in self.segments)
+        pairs = [(g, g) if np.ndim(g) == 0 else tuple(g) for g in self.gaps]
+        # (segment, axis, gap) where three planes g apart fit
+        self._choices = [(s, axis, int(g[axis - 1])) for s, g in enumerate(pairs) for axis in (1, 2)
+                         if self.segments[s].shape[axis] > 2 * int(g[axis - 1])]
+        if not self._choices:
+            raise InputError("the planes are too small for lateral triplets at this gap.")
 
     def sample(self, batch: int, rng: np.random.Generator):
         """A batch ``(I0, I1, target, t)`` of shape ``(B, 1, rows, patch)``, ``t = 0.5``."""
         out = []
         for _ in range(batch):
-            s = int(rng.integers(len(self.segments)))
-            seg, g = self.segments[s], self.gaps[s]
-            axis = int(rng.integers(1, 3))
+            s, axis, g = self._choices[int(rng.integers(len(self._choices)))]
+            seg = self.segments[s]
             n = seg.shape[axis]
             p = int(rng.integers(0, n - 2 * g))
             planes = np.stack([np.take(seg, p + k * g, axis=axis) for k in range(3)])  # (3, Z, W)

@@ -159,6 +159,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         val_trips.append(triplet_indices(len(stack), 2, planes=val_planes))
         val_info[str(s)] = sorted(val_planes)
         runs.append(training_runs(len(stack), train_planes))
+    if not plus:
+        _warn_if_off_centre(train_trips, z_coords)
     low, high = _normalisation(stacks)
     scaling = [_training_scaling(s, (low, high), i, len(stacks)) for i, s in enumerate(stacks)]
     norm = [np.clip((s - lo) / (hi - lo), 0, 1).astype(np.float32) for s, (lo, hi) in zip(stacks, scaling)]
@@ -186,9 +188,10 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     sampler = TripletSampler(norm, train_trips, z_coords, patch=config.training.patch)
     lateral = None
     if config.lateral > 0:
-        gap = max(1, int(round(config.train_plane_spacing / (2 * float(np.mean(volumes[0].voxel_size[1:]))))))
+        # per lateral axis: outer planes as far apart as the acquired ones
+        gaps = tuple(max(1, int(round(config.train_plane_spacing / (2 * size)))) for size in volumes[0].voxel_size[1:])
         segments = [norm[s][run] for s, stack_runs in enumerate(runs) for run in stack_runs]
-        lateral = LateralTripletSampler(segments, [gap] * len(segments), patch=config.training.patch)
+        lateral = LateralTripletSampler(segments, [gaps] * len(segments), patch=config.training.patch)
     seed_everything(config.seed)  # the networks' initial weights too
     task = ZAugNetTask(config, sampler, _validation_set(norm, val_trips, z_coords), device, lateral)
     if init is not None:
@@ -238,6 +241,17 @@ def _training_stacks(volumes: list[Volume]) -> tuple[list[np.ndarray], list[np.n
         raise InputError(f"the training stacks use different units ({', '.join(sorted(units))}); "
                          "give them the same with --voxel-size/--unit.")
     return stacks, z_coords
+
+
+def _warn_if_off_centre(trips: list, z_coords: list) -> None:
+    """ZAugNet has no position input: on unevenly spaced planes it learns off-centre planes as midpoints."""
+    ts = [(z[j] - z[i]) / (z[k] - z[i]) for z, stack_trips in zip(z_coords, trips) for i, j, k in stack_trips]
+    off = [t for t in ts if abs(t - 0.5) > 0.05]
+    if off:
+        warnings.warn(ZaugWarning(
+            f"the planes are unevenly spaced: in {len(off)} of {len(ts)} training triplets the middle plane is "
+            f"not half-way (relative positions {min(ts):.2f} to {max(ts):.2f}), and zaugnet learns every one as "
+            "a midpoint; zaugnet+ (--method zaugnet+) uses the planes' positions."), stacklevel=3)
 
 
 def _normalisation(stacks: list[np.ndarray]) -> tuple[float, float]:
@@ -602,6 +616,14 @@ class ZAugNetModel:
         low, high = self.config.normalisation["low"], self.config.normalisation["high"]
         own_low, own_high = _normalisation([np.asarray(stack, np.float32)])
         if not _far_apart((own_low, own_high), (low, high)):  # a dimmer crop or a brighter stack: as trained
+            some = np.asarray(stack[:: max(1, len(stack) // 16)], np.float32)  # the planes _normalisation reads
+            beyond = float(np.mean((some < low) | (some > high)))
+            if beyond > 0.05:
+                warnings.warn(ZaugWarning(
+                    f"{beyond:.0%} of this stack's voxels lie outside the training stack's intensity range "
+                    f"({low:.4g} to {high:.4g}); the model sees them clipped, so there the new planes are close "
+                    "to linear interpolation: train on stacks like this one for the model's full effect."),
+                    stacklevel=4)
             return low, high
         warnings.warn(ZaugWarning(
             f"this stack's intensities (0.1-99.99 percentiles {own_low:.4g} to {own_high:.4g}) are far from the "
