@@ -139,3 +139,46 @@ def test_uneven_planes_are_interpolated_at_their_positions_and_the_report_says_s
     assert saved["methods"]["linear"]["psnr"] is None and saved["methods"]["linear"]["ssim"] == 1.0
     even = evaluate_drop_slice(Volume(data.copy(), (2, 1, 1)), 2, ["linear"])
     assert not any("uneven" in c for c in even["conventions"])
+
+
+def test_report_explains_exact_reconstructions_and_cubic_on_too_few_planes(tmp_path):
+    z, x = np.arange(5)[:, None, None], np.arange(16)[None, None, :]
+    ramp = np.broadcast_to(10 * z + x, (5, 16, 16)).astype(np.uint16)  # linear along z: both exact
+    result = evaluate_drop_slice(Volume(ramp, (1, 0.5, 0.5)), 2, ["linear", "cubic"])
+    text = write_drop_slice_report(result, tmp_path).read_text()
+    assert "PSNR inf: linear, cubic reproduced the scored planes exactly" in text
+    assert "cubic: only 3 planes to interpolate from, so cubic is linear interpolation here" in text
+    assert (tmp_path / "cf_psnr_sweep.png").stat().st_size > 5_000
+    many = evaluate_drop_slice(load_sample(), 2, ["linear", "cubic"])
+    assert not any(c.startswith("cubic: only") for c in many["conventions"])
+
+
+def test_zaug_warnings_of_an_evaluation_are_kept_for_its_report(tmp_path):
+    import warnings
+
+    from zaug import ZaugWarning
+    from zaug.evaluate import said_warnings
+
+    said = []
+    with pytest.warns(ZaugWarning, match="advice"), said_warnings(said):
+        warnings.warn(ZaugWarning("an advice"))
+        warnings.warn(UserWarning("not ours"))
+    assert said == ["an advice"]
+    result = evaluate_drop_slice(load_sample(), 4, ["linear"])
+    assert result["warnings"] == []
+    result["warnings"] = ["the input's z spacing differs"]
+    assert "**Warning:** the input's z spacing differs" in write_drop_slice_report(result, tmp_path).read_text()
+
+
+def test_sections_are_drawn_with_the_physical_aspect_of_non_square_pixels(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    aspects = []
+    original = Axes.imshow
+    monkeypatch.setattr(Axes, "imshow", lambda self, *a, **k: aspects.append(k.get("aspect")) or original(
+        self, *a, **k))
+    vol = load_sample()
+    vol = vol.replace(data=vol.data[:9, :32, :32], voxel_size=(1.0, 0.1, 0.4))
+    write_drop_slice_report(evaluate_drop_slice(vol, 2, ["linear"], keep_predictions=True), tmp_path)
+    # xy planes: a row 0.1 high, a column 0.4 wide; xz sections: z rows 1 high against x columns 0.4 wide
+    assert aspects.count(pytest.approx(0.25)) == 3 and aspects.count(pytest.approx(2.5)) == 3

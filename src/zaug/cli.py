@@ -478,7 +478,7 @@ def cmd_predict(args) -> int:
 
                 z_range = central_planes(vol)
                 vol, out = central_crop(vol, z_range=z_range), central_crop(out, z_range=z_range)
-            print(f"report: {write_prediction_report(vol, out, args.report, overwrite=args.overwrite)}")
+            print(f"report: {write_prediction_report(vol, out, args.report, overwrite=args.overwrite, model=method)}")
     return 0
 
 

@@ -33,8 +33,10 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from collections.abc import Callable, Sequence
 
@@ -43,7 +45,7 @@ from scipy import ndimage, optimize
 
 from . import metrics
 from .classic import CLASSICAL_METHODS, ClassicalInterpolator
-from .errors import InputError
+from .errors import InputError, ZaugWarning
 from .fid import FID_CONVENTION, FIDScorer, distance_columns
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .methods import ORACLES, is_learned, is_restoration, learned_module, method_names
@@ -103,7 +105,7 @@ def _blur(stack: np.ndarray, sigma: float) -> np.ndarray:
 
 def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("linear", "cubic"),
                         train_options: dict | None = None, oracle: bool | None = None,
-                        keep_predictions: bool = False,
+                        keep_predictions: bool | str = False,
                         log: Callable[[str], None] | None = None, downstream: str | None = None,
                         fid_weights: str | Path | None = None) -> dict:
     """Score methods on planes removed from a finely sampled stack.
@@ -124,8 +126,10 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         model there).
     oracle : bool, optional
         Add ``linear+smooth``; default: when a learned method is evaluated.
-    keep_predictions : bool
-        Return the normalised stacks under ``"arrays"`` (for reports).
+    keep_predictions : bool or 'raw'
+        Return the normalised stacks under ``"arrays"`` (for reports); ``'raw'``
+        also each method's reconstruction in the input's intensities, float32,
+        under ``result["arrays"]["raw"]`` (what the demo writes, not predicted twice).
     log : callable, optional
         Receives progress messages.
     downstream : {'objects', 'filaments'}, optional
@@ -171,46 +175,55 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     truth = norm(data[removed])
     fid_scorer = FIDScorer.maybe(truth, fid_weights, (train_options or {}).get("device", "cpu"))
     predictions: dict[str, np.ndarray] = {}
+    raw: dict[str, np.ndarray] = {}
     results: dict[str, dict] = {}
-    for name in methods:
-        start = time.perf_counter()
-        interpolator = None
-        if name == "linear+smooth":
-            base = predictions.get("linear")
-            if base is None:
-                base = norm(ClassicalInterpolator("linear").interpolate(data[kept], z_all[kept], z_all))
-            full = base.copy()
-            full[removed], sigma = smooth_oracle(base[removed], truth)
-            extra = {"sigma": sigma}
-        else:
-            interpolator, extra = _prepare(name, kept_volume, train_options or {}, log)
-            log(f"{name}: reconstructing {len(removed)} planes")
-            full = norm(interpolator.interpolate(data[kept], z_all[kept], z_all,
-                                                 pixel_size=volume.voxel_size[1:]))
-            if getattr(interpolator, "calibration", None):
-                extra["calibration"] = _calibration_record(interpolator)
-        rows = [(name, full, time.perf_counter() - start, extra)]
-        if hasattr(interpolator, "resolved_mode"):  # ZAugNet: the other mode of the same model too
-            extra["mode"] = in_use = interpolator.resolved_mode()
-            other = "transfer" if in_use == "direct" else "direct"
-            rows.append(_mode_row(name, other, interpolator, data, kept, z_all, volume, norm, log))
-        for label, full, seconds, extra in rows:
-            predictions[label] = full
-            results[label] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
-            if fid_scorer:
-                results[label].update(fid_scorer.scores(full[removed]))
-            log(f"{label}: PSNR {results[label]['psnr']:.2f} dB")
+    said: list[str] = []
+    with said_warnings(said):  # repeated in the report: an advice on stderr is lost with the terminal
+        for name in methods:
+            start = time.perf_counter()
+            interpolator = None
+            if name == "linear+smooth":
+                base = predictions.get("linear")
+                if base is None:
+                    base = norm(ClassicalInterpolator("linear").interpolate(data[kept], z_all[kept], z_all))
+                full = base.copy()
+                full[removed], sigma = smooth_oracle(base[removed], truth)
+                extra = {"sigma": sigma}
+            else:
+                interpolator, extra = _prepare(name, kept_volume, train_options or {}, log)
+                log(f"{name}: reconstructing {len(removed)} planes")
+                full = interpolator.interpolate(data[kept], z_all[kept], z_all, pixel_size=volume.voxel_size[1:])
+                if keep_predictions == "raw":
+                    raw[name] = full
+                full = norm(full)
+                if getattr(interpolator, "calibration", None):
+                    extra["calibration"] = _calibration_record(interpolator)
+            rows = [(name, full, time.perf_counter() - start, extra)]
+            if hasattr(interpolator, "resolved_mode"):  # ZAugNet: the other mode of the same model too
+                extra["mode"] = in_use = interpolator.resolved_mode()
+                other = "transfer" if in_use == "direct" else "direct"
+                rows.append(_mode_row(name, other, interpolator, data, kept, z_all, volume, norm, log))
+            for label, full, seconds, extra in rows:
+                predictions[label] = full
+                results[label] = dict(metrics.score(full[removed], truth), seconds=round(seconds, 3), **extra)
+                if fid_scorer:
+                    results[label].update(fid_scorer.scores(full[removed]))
+                log(f"{label}: PSNR {results[label]['psnr']:.2f} dB")
+    conventions = CONVENTIONS + ([] if volume.is_uniform else _uneven_z_convention(z_all, volume.unit))
+    if "cubic" in methods and len(kept) < 4:
+        conventions = conventions + [cubic_as_linear(len(kept))]
     result = {
         "input": volume.metadata.get("source", volume.metadata.get("name", "array")),
         "shape": list(volume.data.shape),
         "voxel_size": list(volume.voxel_size),
         "unit": volume.unit,
         "factor": int(factor),
-        "conventions": CONVENTIONS + ([] if volume.is_uniform else _uneven_z_convention(z_all, volume.unit)),
+        "conventions": conventions,
         "normalisation": {"p0.1": float(lo), "p99.9": float(hi)},
         "planes": {"used": int(used), "kept": kept.tolist(), "removed": removed.tolist()},
         "methods": results,
         "gains": gains(results),
+        "warnings": said,
     }
     if fid_scorer:
         result["fid"] = fid_scorer.info
@@ -221,7 +234,32 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         result["downstream"] = downstream_checks(full_truth, predictions, volume.voxel_size, downstream)
     if keep_predictions:
         result["arrays"] = {"truth": full_truth, "kept": kept, "removed": removed, **predictions}
+        if raw:
+            result["arrays"]["raw"] = raw
     return result
+
+
+def cubic_as_linear(planes: int) -> str:
+    """The convention line when too few planes make 'cubic' linear interpolation (:func:`zaug.classic`)."""
+    return (f"cubic: only {planes} planes to interpolate from, so cubic is linear interpolation here "
+            "(a cubic spline needs 4)")
+
+
+@contextlib.contextmanager
+def said_warnings(into: list[str]):
+    """Collect the text of the ZaugWarnings shown meanwhile (still shown), for the report to repeat."""
+    original = warnings.showwarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, ZaugWarning) and str(message) not in into:
+            into.append(str(message))
+        original(message, category, *args, **kwargs)
+
+    warnings.showwarning = show
+    try:
+        yield into
+    finally:
+        warnings.showwarning = original
 
 
 def _uneven_z_convention(z: np.ndarray, unit: str) -> list[str]:
@@ -361,6 +399,15 @@ def format_table(result: dict) -> str:
                      + distance_columns(r))
     for name, g in result["gains"].items():
         lines.append(verdict(name, g))
+    lines += exact_notes(result["methods"])
     if "downstream" in result:
         lines.append(format_downstream(result["downstream"], result["unit"]))
     return "\n".join(lines)
+
+
+def exact_notes(methods: dict) -> list[str]:
+    """Say in words why a PSNR reads inf (JSON: null): the method's planes equal the truth."""
+    exact = [name for name, r in methods.items() if r.get("psnr") == np.inf]
+    if not exact:
+        return []
+    return [f"PSNR inf: {', '.join(exact)} reproduced the scored planes exactly (no error to measure)."]

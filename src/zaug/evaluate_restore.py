@@ -47,6 +47,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError, ZaugWarning
+from .evaluate import cubic_as_linear
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
                        unmeasured_sentence)
@@ -162,13 +163,14 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         "voxel_size": list(voxel), "unit": volume.unit, "factor": float(factor), "degradation": degradation,
         "simulated_sigma": (float(simulate_sigma if simulate_sigma is not None else factor / 2)
                             if degradation == "gaussian" else None),
-        "conventions": CONVENTIONS, "planes": planes.tolist(),
+        "conventions": CONVENTIONS + ([cubic_as_linear(sim.nz)] if "cubic" in method_names(methods) and sim.nz < 4
+                                      else []), "planes": planes.tolist(),
         "reference": {"original": reference, "input": input_iso},
         "methods": results, "warnings": [warning] if warning else [],
     }
     if fid_scorer:
         result["fid"] = fid_scorer.info
-        result["conventions"] = CONVENTIONS + [FID_AXIAL_CONVENTION]
+        result["conventions"] = result["conventions"] + [FID_AXIAL_CONVENTION]
     if downstream:
         log(f"downstream: segmenting the truth and {len(arrays)} restorations ({downstream})")
         result["downstream"] = downstream_checks(truth, arrays, voxel, downstream)
@@ -272,9 +274,15 @@ def restoration_verdicts(result: dict) -> list[str]:
     return lines
 
 
+def simulation_words(result: dict) -> str:
+    """How the anisotropy was simulated: 'gaussian, sigma 2 planes' or 'avgpool'."""
+    sigma = result.get("simulated_sigma")
+    return result["degradation"] + (f", sigma {sigma:g} planes" if sigma is not None else "")
+
+
 def format_restoration_table(result: dict) -> str:
     """Plain-text table of a restoration evaluation."""
-    lines = [f"restoration x{result['factor']:g} ({result['degradation']}) on {result['input']} "
+    lines = [f"restoration x{result['factor']:g} ({simulation_words(result)}) on {result['input']} "
              f"({len(result['planes'])} planes scored, PSNR/SSIM on [0,1] data)",
              f"{'method':<10}{'PSNR':>8}{'SSIM':>8}{'CF-low':>8}{'CF-mid':>8}{'CF-high':>9}{'sharp':>7}"
              f"{'iso':>7}{'spec':>7}{'time s':>9}" + (distance_columns() if "fid" in result else "")]

@@ -353,8 +353,9 @@ def plot_spectra(spectra: dict, path: str | Path, title: str | None = None) -> P
         ax.semilogy(s["freq"][1:], s["power"][1:], color=colour, label=key)
         ax.semilogy(s["freq"][1:], s["floor"][1:], color=colour, ls=":", label=f"{key} noise floor")
         ax.axvline(spectra[f"{key}_extent"], color=colour, ls="--")
-    ax.set(title=f"1D spectra ({spectra['fraction']:.0%} extents dashed; ratio {spectra['extent_ratio']:.2f})",
-           xlabel=f"frequency (1/{unit})", ylabel="power")
+    ax.set(xlabel=f"frequency (1/{unit})", ylabel="power")  # title on two lines: one is wider than the panel
+    ax.set_title(f"1D spectra, {spectra['fraction']:.0%} extents dashed\nextent ratio {spectra['extent_ratio']:.2f}",
+                 fontsize=10)
     ax.legend()
     if title:
         fig.suptitle(title)

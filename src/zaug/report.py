@@ -10,7 +10,7 @@ import numpy as np
 
 from .classic import interpolate_stack
 from .errors import OutputError
-from .evaluate import format_table, verdict
+from .evaluate import exact_notes, format_table, verdict
 from .fid import distance_columns
 from .io import atomic_path
 from .volume import Volume
@@ -138,9 +138,14 @@ def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool =
         lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['rmse']:.5f} | {cf['low']:.2f} | "
                      f"{cf['mid']:.2f} | {cf['high']:.2f} | {r['sharpness']:.3f} | {r['seconds']:.1f} |"
                      + (distance_columns(r, markdown=True) if fid else ""))
+    lines += [line for note in exact_notes(result["methods"]) for line in ("", note)]
     if result["gains"]:
         lines += ["", "## In one line", ""]
         lines += [f"- {verdict(name, g)}" for name, g in result["gains"].items()]
+    learned = learned_lines(result["methods"])
+    if learned:
+        lines += ["", "## Learned methods", ""] + [f"- {line}" for line in learned]
+    lines += [line for w in result.get("warnings", []) for line in ("", f"**Warning:** {w}")]
     lines += downstream_section(result)
     lines += ["", "## Figures", ""]
     lines += [f"![{f.stem}]({f.name})" for f in figures]
@@ -149,6 +154,27 @@ def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool =
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines))
     return report
+
+
+def learned_lines(methods: dict) -> list[str]:
+    """How each learned method of an evaluation was trained and used: steps, held-out self-check, mode."""
+    lines = []
+    for name, r in methods.items():
+        training = r.get("training")
+        if not training:
+            continue
+        line = f"{name}: trained {training.get('steps')} steps on the kept planes only"
+        if training.get("seconds"):
+            line += f" ({training['seconds']:.0f} s)"
+        gain = training.get("self_check_gain_db")
+        if gain is not None:
+            planes = (r.get("self_check") or {}).get("planes")
+            line += (f"; self-check on {planes or 'the'} planes held out of them: {gain:+.2f} dB over the best "
+                     "interpolation, at twice the gap scored here")
+        if r.get("mode"):
+            line += f"; this row uses the model in '{r['mode']}' mode"
+        lines.append(line + ".")
+    return lines
 
 
 def downstream_section(result: dict) -> list[str]:
@@ -178,12 +204,12 @@ def _orthoviews(arrays: dict, result: dict, path: Path) -> Path:
     nearest = interpolate_stack(truth[kept], kept.astype(np.float64), positions, "nearest")
     panels = [("ground truth", truth), ("input (kept planes, nearest)", nearest)]
     panels += [(name, arrays[name]) for name in result["methods"] if name in arrays]
-    aspect = result["voxel_size"][0] / result["voxel_size"][1]
+    vz, vy, vx = result["voxel_size"]
     fig, axes = plt.subplots(2, len(panels), figsize=(2.6 * len(panels), 5.6), squeeze=False)
     for col, (title, stack) in enumerate(panels):
-        axes[0, col].imshow(stack[z], cmap="gray", vmin=0, vmax=1)
+        axes[0, col].imshow(stack[z], cmap="gray", vmin=0, vmax=1, aspect=vy / vx)
         axes[0, col].set_title(title, fontsize=8)
-        axes[1, col].imshow(stack[:, y, :], cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
+        axes[1, col].imshow(stack[:, y, :], cmap="gray", vmin=0, vmax=1, aspect=vz / vx, interpolation="nearest")
         for ax in axes[:, col]:
             ax.set_xticks([])
             ax.set_yticks([])
@@ -196,14 +222,21 @@ def _orthoviews(arrays: dict, result: dict, path: Path) -> Path:
 def _sweep_figure(result: dict, path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    drawn = 0
     for name, r in result["methods"].items():
-        radii = [float(k) for k in r["cf_psnr_sweep"]]
-        ax.plot(radii, list(r["cf_psnr_sweep"].values()), marker="o", ms=3, label=name)
+        points = [(float(k), v) for k, v in r["cf_psnr_sweep"].items() if v is not None and np.isfinite(v)]
+        if points:  # an exact reconstruction has no finite PSNR to draw
+            ax.plot(*zip(*points), marker="o", ms=3, label=name)
+            drawn += 1
+    if not drawn:
+        ax.text(0.5, 0.5, "no finite PSNR to draw: every reconstruction is exact", ha="center",
+                transform=ax.transAxes, fontsize=9)
     ax.set_xlabel("radius kept (fraction of Nyquist)")
     ax.set_ylabel("Fourier-clipped PSNR (dB)")
     ax.set_title(f"CF-PSNR sweep, x{result['factor']}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if drawn:
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path, plt)
 
@@ -223,7 +256,7 @@ def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool 
     An existing report in ``out_dir`` is replaced only with ``overwrite``
     (:func:`check_report_folder`).
     """
-    from .evaluate_restore import format_restoration_table, isotropy_notes, restoration_verdicts
+    from .evaluate_restore import format_restoration_table, isotropy_notes, restoration_verdicts, simulation_words
 
     out = report_folder(out_dir, "restoration", result["methods"], overwrite)
     arrays = result.get("arrays", {})
@@ -236,7 +269,7 @@ def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool 
     with atomic_path(out / "results.json") as tmp:
         tmp.write_text(json_text(plain))
     ref = result["reference"]
-    lines = [f"# zaug restoration evaluation, x{result['factor']:g} ({result['degradation']})", "",
+    lines = [f"# zaug restoration evaluation, x{result['factor']:g} ({simulation_words(result)})", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
              "## Conventions", ""]
@@ -277,7 +310,7 @@ def _xz_views(arrays: dict, result: dict, path: Path) -> Path:
                                                                     positions[-1]), "nearest")
     panels = [("original", truth), ("input (nearest)", nearest)]
     panels += [(name, arrays[name]) for name in result["methods"] if name in arrays]
-    aspect = result["voxel_size"][0] / result["voxel_size"][1]
+    aspect = result["voxel_size"][0] / result["voxel_size"][2]  # rows z, columns x
     fig, axes = plt.subplots(1, len(panels), figsize=(2.8 * len(panels), 3.2), squeeze=False)
     for col, (title, stack) in enumerate(panels):
         axes[0, col].imshow(stack[:, y, :], cmap="gray", vmin=0, vmax=1, aspect=aspect, interpolation="nearest")
@@ -305,7 +338,7 @@ def _spectra_name(label: str) -> str:
     return f"spectra_{label.replace('+', 'plus').replace(':', '_')}.png"
 
 
-def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool = False) -> Path:
+def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool = False, model=None) -> Path:
     """How isotropic is the result? A report on a real prediction (no ground truth needed).
 
     Measures the isotropy ratio (axial / lateral FWHM of thin structures) and
@@ -324,6 +357,9 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
         The report's folder (made when absent).
     overwrite : bool
         Replace an earlier report there (:func:`check_report_folder`).
+    model : optional
+        The model that made ``after`` (a loaded learned method): its training
+        (steps, self-check) is stated, what a reader needs to trust the output.
 
     Returns
     -------
@@ -334,12 +370,13 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
                            plot_spectra, unmeasured_sentence)
 
     out = report_folder(out_dir, "prediction", (), overwrite)
+    about = _about_stacks(before, after) + model_lines(model)
     rows, figures = {}, []
     for label, single in _report_stacks(before, after):
-        stack = single.data
         iso = isotropy_ratio(single)
         spectra = axial_lateral_spectra(single)
-        rows[label] = {"shape": list(stack.shape), "voxel_size": list(single.voxel_size),
+        shown = after if label != "input" else before  # shape and voxel size as stored, not as measured
+        rows[label] = {"shape": list(shown.data.shape[-3:]), "voxel_size": list(shown.voxel_size),
                        "isotropy_ratio": float(iso["ratio"]), "axial_fwhm": float(iso["axial_fwhm"]),
                        "lateral_fwhm": float(iso["lateral_fwhm"]), "profiles": int(iso["count"]),
                        "isotropy_note": iso["reason"], "spectral_extent_ratio": float(spectra["extent_ratio"])}
@@ -351,9 +388,11 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
     if grains:
         warnings.warn(grains, stacklevel=2)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(dict(rows, warnings=[grains] if grains else [])))
+        tmp.write_text(json_text(dict(rows, notes=about, warnings=[grains] if grains else [])))
     lines = ["# zaug prediction report", "",
-             f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", "",
+             f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", ""]
+    lines += [line for note in about for line in (f"- {note}",)] + ([""] if about else [])
+    lines += [
              "| | shape | voxel size (z, y, x) | isotropy ratio | axial FWHM | lateral FWHM | profiles | "
              "spectral extent ratio |", "|---|---|---|---|---|---|---|---|"]
     for label, r in rows.items():
@@ -389,16 +428,81 @@ def _report_stacks(before, after) -> list[tuple[str, Volume]]:
     or planes outside the input's z range (nothing to interpolate from).
     """
     def first(vol) -> Volume:  # keeps the unit for the figure axes
-        return Volume(np.asarray(next(vol.stacks())[1], dtype=np.float32), vol.voxel_size, vol.unit)
+        stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
+        return even_planes(Volume(stack, vol.voxel_size, vol.unit, z_positions=vol.z_positions), "linear")
 
     rows = [("input", first(before)), ("output", first(after))]
     z_in, z_out = before.z_coords(), after.z_coords()
     same = len(z_in) == len(z_out) and np.allclose(z_in, z_out)
     tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
     if not same and z_out[0] >= z_in[0] - tol and z_out[-1] <= z_in[-1] + tol and len(z_in) > 1:
-        linear = interpolate_stack(rows[0][1].data, z_in, z_out, "linear")
-        rows.append((INTERPOLATED, Volume(linear, after.voxel_size, after.unit)))
+        stack = np.asarray(next(before.stacks())[1], dtype=np.float32)
+        linear = interpolate_stack(stack, z_in, z_out, "linear")
+        rows.append((INTERPOLATED, first(Volume(linear, after.voxel_size, after.unit, z_positions=after.z_positions))))
     return rows
+
+
+def even_planes(volume: Volume, mode: str = "nearest", most: int = 4) -> Volume:
+    """``volume`` itself when its planes are evenly spaced, else resampled along z onto even planes.
+
+    Widths along z and xz views assume one z step: on uneven planes they read
+    a gap of 0.25 and one of 1 as alike. The even step is the smallest gap,
+    or coarser where that would give more than ``most`` times the planes.
+    ``mode`` 'nearest' shows the planes as acquired (figures), 'linear' is
+    what the measurements take.
+    """
+    if volume.is_uniform:
+        return volume
+    z = volume.z_coords()
+    step = max(float(np.diff(z).min()), float(z[-1] - z[0]) / (most * volume.nz))
+    grid = z[0] + step * np.arange(int(np.floor((z[-1] - z[0]) / step + 1e-6)) + 1)
+    data = interpolate_stack(np.asarray(volume.data, np.float32), z, grid, mode)
+    return Volume(data, (step,) + volume.voxel_size[1:], volume.unit, z_origin=float(z[0]))
+
+
+def _about_stacks(before, after) -> list[str]:
+    """What the prediction report measured, where that is not simply the whole stacks."""
+    notes = []
+    times = before.data.shape[before.axes.index("T")] if "T" in before.axes else 1
+    extra = [f"{n} {name}" for n, name in ((before.n_channels, "channels"), (times, "time points")) if n > 1]
+    if extra:
+        notes.append(f"Measured on the first channel and time point only (the input has {' and '.join(extra)}).")
+    crop = before.metadata.get("crop")
+    if crop:
+        notes.append(f"Measured on the central {crop[2]} x {crop[2]} pixel window (rows from {crop[0]}, columns from "
+                     f"{crop[1]})" + (f" and planes {crop[3]} to {crop[4] - 1}" if len(crop) > 3 else "")
+                     + " of the input, and the same region of the output: a tiled prediction's stacks may not fit "
+                     "in memory.")
+    uneven = [name for name, vol in (("input", before), ("output", after)) if not vol.is_uniform]
+    if uneven:
+        notes.append(f"The {' and '.join(uneven)} planes are unevenly spaced: widths along z and the xz views are "
+                     "taken on the planes resampled onto even ones (linearly for the measurements, nearest plane "
+                     "for the views).")
+    if before.unit == "pixel":
+        notes.append("The voxel size is unknown (pixels): the isotropy ratio takes a z step as long as a pixel, "
+                     "so it says little; give the real one with --voxel-size Z Y X.")
+    return notes
+
+
+def model_lines(model) -> list[str]:
+    """Sentences on a learned model's training (steps, held-out self-check, mode), or none for a classical method."""
+    config = getattr(model, "config", None)
+    summary = getattr(model, "training_summary", None)
+    if config is None or not summary:
+        return []
+    preset = getattr(config, "preset", None)
+    name = getattr(config, "method", None) or getattr(model, "name", type(model).__name__)
+    line = f"Model: {name}" + (f", `{preset}` preset" if preset else "")
+    steps = summary.get("steps")
+    if steps is not None:
+        line += f", trained {steps} steps" + (f" ({summary['seconds']:.0f} s)" if summary.get("seconds") else "")
+    gain = summary.get("self_check_gain_db")
+    line += (f"; self-check on planes held out of its training stack: {gain:+.2f} dB over the best interpolation"
+             if gain is not None else "; no self-check (no held-out planes)")
+    if hasattr(model, "resolved_mode"):
+        line += ("; used between the acquired planes ('direct' mode)" if model.resolved_mode() == "direct"
+                 else "; used at its training gap only ('transfer' mode)")
+    return [line + "."]
 
 
 def sharpened_noise(rows: dict, unit: str = "", shrink: float = 0.75) -> str | None:
@@ -433,10 +537,13 @@ def _before_after_xz(before, after, path: Path) -> Path:
     for ax, (label, vol) in zip(axes[0], (("input", before), ("output", after))):
         stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
         lo, hi = np.percentile(stack, (0.1, 99.9))
-        section = stack[:, stack.shape[1] // 2, :]
-        ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect=vol.voxel_size[0] / vol.voxel_size[2],
+        even = even_planes(Volume(stack, vol.voxel_size, vol.unit, z_positions=vol.z_positions))
+        section = even.data[:, stack.shape[1] // 2, :]
+        ax.imshow(section, cmap="gray", vmin=lo, vmax=hi, aspect=even.voxel_size[0] / even.voxel_size[2],
                   interpolation="nearest")
-        ax.set_title(f"{label}: xz section ({vol.voxel_size[0]:.3g} {vol.unit} z step)", fontsize=8)
+        step = (f"{vol.voxel_size[0]:.3g} {vol.unit} z step" if vol.is_uniform
+                else f"uneven planes, shown on a {even.voxel_size[0]:.3g} {vol.unit} grid")
+        ax.set_title(f"{label}: xz section ({step}; own contrast)", fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
