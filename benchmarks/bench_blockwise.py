@@ -53,7 +53,7 @@ def _method(name: str):
     return ZAugNetModel(config, module_tensors("generator", IFNet(**net_kwargs)), torch.device("cpu"))
 
 
-def run_case(method_name: str, mode: str, folder: Path, tile: int, tile_planes: int | None) -> dict:
+def run_case(method_name: str, mode: str, folder: Path, tile: int, tile_planes: int | None, threads: int) -> dict:
     import dask
 
     from zaug.io import read_volume, write_volume
@@ -75,7 +75,8 @@ def run_case(method_name: str, mode: str, folder: Path, tile: int, tile_planes: 
         vol = read_volume(folder / f"{stem}.ome.zarr", lazy=True)
         out = upsample_z_blockwise(vol, method, factor=2, tile=tile, tile_planes=tile_planes)
         tiles, tile, cuts = out.data.npartitions, out.data.chunksize[-1], len(out.data.chunks[0])
-        with dask.config.set(scheduler="threads" if method_name == "cubic" else "synchronous"):
+        # dask's thread pool has a thread per core unless told: --threads sets both it and torch's
+        with dask.config.set(scheduler="threads" if method_name == "cubic" else "synchronous", num_workers=threads):
             write_volume(out, out_path)
     seconds = time.perf_counter() - start
     shape = out.data.shape
@@ -126,9 +127,13 @@ def main() -> None:
     if args.case:
         import torch
 
+        import zaug.blockwise  # noqa: F401  (the imports every case pays, counted apart)
+        import zaug.methods.zaugnet  # noqa: F401
+
+        imports = peak_rss_mb()
         torch.set_num_threads(args.threads)
-        result = run_case(args.case[0], args.case[1], Path(args.case[2]), args.tile, args.tile_planes)
-        result["peak_rss_mb"] = peak_rss_mb()
+        result = run_case(args.case[0], args.case[1], Path(args.case[2]), args.tile, args.tile_planes, args.threads)
+        result.update(peak_rss_mb=peak_rss_mb(), imports_mb=imports)
         print(json.dumps(result))
         return
     folder = Path(tempfile.mkdtemp(prefix="zaug-bench-"))
@@ -140,7 +145,9 @@ def main() -> None:
             tile += ["--tile-planes", str(args.tile_planes)] if args.tile_planes else []
             proc = subprocess.run([sys.executable, __file__, "--case", method_name, mode, str(folder), *tile,
                                    "--threads", str(args.threads)],
-                                  capture_output=True, text=True, check=True)
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:  # say why before stopping
+                sys.exit(f"{method_name} {mode}: failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             if mode == "tiles":
                 rows[-1]["max_diff"] = _max_difference(folder, method_name)
@@ -148,12 +155,12 @@ def main() -> None:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"x2 along z, uint16, OME-Zarr output; {args.threads} threads")
     print(f"{'case':<14}{'mode':<8}{'input':>16}{'output':>16}{'tile':>6}{'tiles':>7}{'z cuts':>8}{'seconds':>9}"
-          f"{'Mvox/s':>8}{'peak RSS MB':>13}{'max diff':>10}")
+          f"{'Mvox/s':>8}{'peak RSS MB':>13}{'imports MB':>12}{'max diff':>10}")
     for r in rows:
         diff = f"{r['max_diff']:.0f}" if "max_diff" in r else "-"
         print(f"{r['case']:<14}{r['mode']:<8}{r['input']:>16}{r['output']:>16}{r['tile']:>6}{r['tiles']:>7}"
               f"{r['z_cuts']:>8}{r['seconds']:>9.1f}"
-              f"{r['voxels_per_s'] / 1e6:>8.2f}{r['peak_rss_mb']:>13.0f}{diff:>10}")
+              f"{r['voxels_per_s'] / 1e6:>8.2f}{r['peak_rss_mb']:>13.0f}{r['imports_mb']:>12.0f}{diff:>10}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,12 @@ Cases (each in its own process, so peak memory is its own):
 - niiv reconstruction of a 128^3 volume from 16 planes (factor 8), ``fast`` and
   ``paper`` presets (the paper reports 0.11 s on an RTX 3090).
 
-Usage: ``python benchmarks/bench_inference.py [--threads N] [--device cpu|cuda]``
+Usage: ``python benchmarks/bench_inference.py [--threads N] [--device cpu|cuda] [--cases cubic,zaugnet-fast]``
+
+Peak RSS is the case process's whole resident peak; ``imports MB`` is the part
+already held after importing numpy, torch and zaug, before any data, so the
+difference is what the method itself needs. On CUDA, ``GPU MB`` is torch's peak
+allocation.
 """
 
 from __future__ import annotations
@@ -101,26 +106,44 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated, from: " + ", ".join(CASES))
     args = parser.parse_args()
     if args.case:
         import torch
 
+        import zaug.methods.zaugnet  # noqa: F401  (the imports every case pays, counted apart)
+        import zaug.nets.edsr_liif  # noqa: F401
+        import zaug.restore  # noqa: F401
+
+        imports = peak_rss_mb()
         torch.set_num_threads(args.threads)
         result = run_case(args.case, args.device, args.repeats)
-        result["peak_rss_mb"] = peak_rss_mb()
+        result.update(peak_rss_mb=peak_rss_mb(), imports_mb=imports,
+                      gpu_mb=torch.cuda.max_memory_allocated() / 2**20 if args.device == "cuda" else None)
         print(json.dumps(result))
         return
-    rows = []
-    for case in CASES:
+    cases = args.cases.split(",")
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case {', '.join(unknown)}; choose from {', '.join(CASES)}")
+    print(f"device {args.device}, {args.threads} threads, mean of {args.repeats} runs", flush=True)
+    print(f"{'case':<27}{'params':>11}{'input':>12}{'output':>13}{'seconds':>10}{'Mvox/s':>9}{'peak RSS MB':>13}"
+          f"{'imports MB':>12}" + (f"{'GPU MB':>9}" if args.device == "cuda" else ""), flush=True)
+    failed = []
+    for case in cases:
         proc = subprocess.run([sys.executable, __file__, "--case", case, "--threads", str(args.threads),
                                "--device", args.device, "--repeats", str(args.repeats)],
-                              capture_output=True, text=True, check=True)
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"device {args.device}, {args.threads} threads, mean of {args.repeats} runs")
-    print(f"{'case':<27}{'params':>11}{'input':>12}{'output':>13}{'seconds':>10}{'Mvox/s':>9}{'peak RSS MB':>13}")
-    for r in rows:
+                              capture_output=True, text=True)
+        if proc.returncode != 0:  # say why, and go on with the other cases
+            failed.append(case)
+            print(f"{case}: failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}", flush=True)
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
         print(f"{r['case']:<27}{r['params']:>11,}{r['input']:>12}{r['output']:>13}{r['seconds']:>10.3f}"
-              f"{r['voxels_per_s'] / 1e6:>9.3f}{r['peak_rss_mb']:>13.0f}")
+              f"{r['voxels_per_s'] / 1e6:>9.3f}{r['peak_rss_mb']:>13.0f}{r['imports_mb']:>12.0f}"
+              + (f"{r['gpu_mb']:>9.0f}" if r.get("gpu_mb") is not None else ""), flush=True)
+    if failed:
+        sys.exit(f"{len(failed)} case(s) failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -11,17 +11,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import OutputError
-from .evaluate import evaluate_drop_slice, format_table
+from .evaluate import drop_slice_split, evaluate_drop_slice, format_table
 from .io import write_volume
 from .io._atomic import clear_own_folder
-from .methods import resolve
-from .predict import upsample_z
-from .report import write_drop_slice_report
+from .methods._common import MODEL_FOLDER_ENTRIES
+from .predict import cast_like, keep_acquired, resampled_volume
+from .report import report_files, write_drop_slice_report
 from .sample import load_sample, sample_path
+from .train import Budget
 
 FACTOR = 2
-#: What the demo writes in its folder (an earlier demo's are replaced; anything else is refused).
-DEMO_ENTRIES = (".zaug-demo", "report", "model", f"sample_x{FACTOR}_zaugnet.tif", f"sample_x{FACTOR}_cubic.tif")
+#: What the demo writes in its folder, and in its folders (an earlier demo's are replaced; anything else is refused).
+DEMO_ENTRIES = {".zaug-demo": None, "report": report_files("drop-slice"), "model": MODEL_FOLDER_ENTRIES,
+                f"sample_x{FACTOR}_zaugnet.tif": None, f"sample_x{FACTOR}_cubic.tif": None}
 
 
 def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bool = True,
@@ -32,7 +34,7 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     ----------
     output : path-like
         Folder for ``report/``, ``model/`` and the reconstructed stack; replaced
-        if it holds an earlier demo.
+        if it holds an earlier demo (and nothing else), made if absent or empty.
     minutes : float
         Training budget of the demo model.
     train : bool
@@ -40,8 +42,10 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     steps : int, optional
         Train for a number of steps instead of minutes (tests).
     """
+    if train:
+        Budget(steps=steps, minutes=None if steps else minutes)  # refused before anything is written
     out = Path(output)
-    if out.exists():
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
         if not (out / ".zaug-demo").exists():
             raise OutputError(f"{out} exists and is not an earlier demo output; choose another --output.")
         clear_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
@@ -49,21 +53,32 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     (out / ".zaug-demo").write_text("folder written by 'zaug demo'\n")
     volume = load_sample()
     print_fn(f"sample: {sample_path().name} {volume} (attribution: zaug/sample/ATTRIBUTION.md)")
-    kept = volume.replace(data=volume.data[::FACTOR], voxel_size=(volume.voxel_size[0] * FACTOR,) + volume.voxel_size[1:])
+    used, kept_index, removed = drop_slice_split(volume.nz, FACTOR)
+    beyond = volume.nz - used
     methods = ["linear", "cubic"]
     options = {"device": device, "preset": "fast", "minutes": None if steps else minutes, "steps": steps,
                "seed": 0, "adversarial": True, "model_dir": str(out / "model"), "progress": True}
     if train:
         methods.append("zaugnet")
         print_fn(f"training ZAugNet (fast preset, {f'{steps} steps' if steps else f'{minutes:g} min'}) "
-                 f"on the {kept.nz} kept planes; the {volume.nz - kept.nz} removed planes are the test set")
-    result = evaluate_drop_slice(volume, FACTOR, methods, train_options=options, keep_predictions=True,
+                 f"on the {len(kept_index)} kept planes; the {len(removed)} removed planes between them are the "
+                 f"test set" + (f" ({beyond} more beyond the last kept plane are left out)" if beyond else ""))
+    result = evaluate_drop_slice(volume, FACTOR, methods, train_options=options, keep_predictions="raw",
                                  log=print_fn)
     report = write_drop_slice_report(result, out / "report")
-    model = resolve(str(out / "model"), device=device) if train else resolve("cubic")
-    recon = upsample_z(kept, model, factor=FACTOR)
-    stack_path = write_volume(recon, out / f"sample_x{FACTOR}_{model.name}.tif")
+    name = "zaugnet" if train else "cubic"
+    recon = _reconstruction(volume, kept_index, used, result["arrays"]["raw"][name], name)
+    stack_path = write_volume(recon, out / f"sample_x{FACTOR}_{name}.tif")
     print_fn(format_table(result))
     print_fn(f"reconstructed stack: {stack_path} ({recon.nz} planes, z voxel size {recon.voxel_size[0]:g} "
              f"{recon.unit}); report: {report}")
     return {k: v for k, v in result.items() if k != "arrays"}
+
+
+def _reconstruction(volume, kept_index, used, planes, name):
+    """The evaluation's reconstruction as a stack in the sample's type, acquired planes exact."""
+    kept = volume.replace(data=volume.data[kept_index],
+                          voxel_size=(volume.voxel_size[0] * FACTOR,) + volume.voxel_size[1:])
+    z_out = volume.z_coords()[:used]
+    data = keep_acquired(cast_like(planes, volume.dtype), kept.data, kept.z_coords(), z_out)
+    return resampled_volume(kept, data, z_out, name)

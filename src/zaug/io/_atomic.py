@@ -10,7 +10,7 @@ import secrets
 import shutil
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from ..errors import OutputError, ZaugWarning
@@ -185,7 +185,8 @@ def _place_new(tmp: Path, final: Path) -> None:
     os.unlink(tmp)
 
 
-def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: str, keep: Iterable[str] = ()) -> None:
+def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str] | Mapping[str, Iterable[str] | None],
+                     what: str, keep: Iterable[str] = ()) -> None:
     """Remove from ``folder`` the entries zaug wrote there, refusing if it holds anything else.
 
     ``--overwrite`` replaces zaug's own output; a folder that also holds other files (the user's
@@ -195,24 +196,39 @@ def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str], what: st
     ----------
     folder : path-like
         A folder zaug is about to write into again.
-    entries : iterable of str
+    entries : iterable of str, or mapping
         Names (files or folders) that zaug writes there; hidden temporary names of an
-        interrupted write (``.zaug-partial-*``, ``.zaug-old-*``) count as zaug's too.
+        interrupted write (``.zaug-partial-*``, ``.zaug-old-*``) count as zaug's too. A
+        mapping gives, for a folder zaug writes, the names zaug writes inside it (checked the
+        same way, at any depth); ``None`` for a file or a folder wholly zaug's.
     what : str
         What the folder is, for the message ("a zaug model folder").
     keep : iterable of str
         Names among ``entries`` to leave in place (a lock the caller holds).
     """
     folder = Path(folder)
-    own = set(entries)
-    names = sorted(p.name for p in folder.iterdir())
-    foreign = [n for n in names if n not in own and not n.startswith((".zaug-partial-", ".zaug-old-"))]
+    foreign = _foreign_entries(folder, entries)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise OutputError(f"{folder} holds files zaug did not write ({shown}), so it is not only {what}; "
                           "choose another output.")
-    for name in set(names) - set(keep):
+    for name in {p.name for p in folder.iterdir()} - set(keep):
         _remove(folder / name)
+
+
+def _foreign_entries(folder: Path, entries, prefix: str = "") -> list[str]:
+    """Paths below ``folder`` (relative, sorted) that are not among zaug's ``entries``."""
+    own = entries if isinstance(entries, Mapping) else dict.fromkeys(entries)
+    out = []
+    for path in sorted(folder.iterdir()):
+        name = path.name
+        if name.startswith((".zaug-partial-", ".zaug-old-")):
+            continue
+        if name not in own:
+            out.append(prefix + name)
+        elif own[name] is not None and path.is_dir() and not path.is_symlink():
+            out += _foreign_entries(path, own[name], f"{prefix}{name}/")
+    return out
 
 
 def _remove_settled(path: Path, checks: int = 5, wait_s: float = 0.2) -> None:
