@@ -20,7 +20,7 @@ demo: install
 	$(VENV)/bin/zaug demo --output demo_output
 
 test: install
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" --durations=15
 
 test-all: install
 	$(PY) -m pytest

@@ -470,3 +470,16 @@ def test_a_failing_tile_on_a_cluster_leaves_no_partial_output(tmp_path):
             write_volume(Volume(data, (1.0, 0.5, 0.5), "um"), tmp_path / "out.ome.zarr")
         time.sleep(2.5)  # a tile that was still running would have written by now
     assert list(tmp_path.iterdir()) == []  # neither the output nor a hidden partial store
+
+
+def test_zaugnet_spacing_advice_is_given_once_per_stack_not_per_tile(model):
+    import warnings
+
+    net, small = model
+    far = small.replace(voxel_size=(1.0,) + small.voxel_size[1:])  # trained on planes 0.29 um apart
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with dask.config.set(scheduler="synchronous"):
+            upsample_z_blockwise(far, net, factor=2, tile=32).data.compute()
+    spacing = [w for w in said if "differs from that of the training stack" in str(w.message)]
+    assert len(spacing) == 1  # before: once more for each of the 12 tiles

@@ -207,10 +207,43 @@ def test_prediction_report_says_what_it_measured_and_with_which_model(tmp_path):
     assert "Model:" not in text
 
     class Model:  # what a loaded learned model offers
-        config = type("Config", (), {"method": "niiv", "preset": "fast"})()
+        config = type("Config", (), {"method": "niiv", "preset": "fast", "self_check": {
+            "planes": 1, "gain_db": 0.4, "gain_over_smoothing_db": -0.12, "model": {"sharpness": 0.45}}})()
         training_summary = {"steps": 120, "seconds": 61.0, "self_check_gain_db": 0.4}
 
     one = Volume(spots, (2.0, 1.0, 1.0), "um")
     text = write_prediction_report(one, one, tmp_path / "m", model=Model()).read_text()
     assert "Model: niiv, `fast` preset, trained 120 steps (61 s); self-check on planes held out" in text
-    assert "+0.40 dB over the best interpolation" in text and "channel" not in text and "pixels" not in text
+    assert "+0.40 dB over the best interpolation, -0.12 dB over interpolation followed by the best in-plane" in text
+    assert "sharpness 0.45" in text and "on 1 plane only: too few to go by" in text
+    assert "channel" not in text and "pixels" not in text
+
+
+def test_prediction_report_warns_when_new_planes_are_smoother_than_the_acquired_ones(tmp_path):
+    from zaug.predict import upsample_z
+
+    before = Volume(_spots((12, 64, 64), (0.8, 1.5, 1.5), n=30, noise=0.05), (2.0, 1.0, 1.0), "um")
+    linear = upsample_z(before, "linear", factor=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        write_prediction_report(before, linear, tmp_path / "linear")
+    rows = json.loads((tmp_path / "linear" / "results.json").read_text())
+    assert 0.5 < rows["output"]["new_plane_detail"] == pytest.approx(rows["interpolated"]["new_plane_detail"])
+    smooth = linear.data.copy()
+    smooth[1::2] = ndimage.gaussian_filter(smooth[1::2], (0, 3, 3))  # a denoiser's new planes
+    with pytest.warns(UserWarning) as said:
+        report = write_prediction_report(before, linear.replace(data=smooth), tmp_path / "smooth").read_text()
+    assert "the new planes carry much less fine detail than the acquired planes" in str(said[0].message)
+    assert report.count("**Warning:**") == 1 and "Fine detail of the new planes" in report
+
+
+def test_structures_wider_across_than_interpolation_gives_are_called_in_plane_smoothing():
+    from zaug.report import widened_across
+
+    rows = {"input": {"lateral_fwhm": 0.378}, "interpolated": {"lateral_fwhm": 0.357},
+            "output": {"lateral_fwhm": 0.428}}  # a 3-minute ZAugNet of the yeast stack, x2
+    assert "smoothed in-plane" in widened_across(rows, "um")
+    rows["output"]["lateral_fwhm"] = 0.37
+    assert widened_across(rows, "um") is None
+    del rows["interpolated"]
+    assert widened_across(rows, "um") is None  # the output's own planes: nothing to compare on the same grid

@@ -772,3 +772,14 @@ def test_too_few_planes_for_training_name_the_number_that_works():
         split_validation(9, min_planes=5)  # ZAugNet+ holds out 5
     train, _ = split_validation(10, min_planes=5)
     assert triplet_indices(10, 2, all_positions=True, planes=train) == [(7, 8, 9)]
+
+
+def test_self_check_says_when_the_gain_is_noise_removal_and_when_it_rests_on_too_few_planes():
+    score = lambda psnr, sharp: {"psnr": psnr, "ssim": 0.5, "sharpness": sharp}  # noqa: E731
+    sc = {"planes": 1, "model": score(30.0, 0.45), "linear": score(28.9, 0.8), "cubic": score(28.7, 0.9),
+          "gain_db": 1.13, "gain_over_smoothing_db": -0.12}
+    line = zaugnet.format_self_check(sc)
+    assert "No better than interpolation followed by smoothing" in line and "Only 1 held-out plane: too few" in line
+    sc.update(planes=5, gain_over_smoothing_db=0.3)
+    line = zaugnet.format_self_check(sc)
+    assert "No better" not in line and "too few" not in line

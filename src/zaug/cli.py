@@ -459,8 +459,8 @@ def cmd_predict(args) -> int:
             from .methods.zaugnet import describe_weights
 
             for spacing, weights in method.calibration.items():
-                capped = (f", then scaled by {scales[spacing]:.2f} so that the new planes vary no more than the "
-                          "acquired ones" if scales.get(spacing, 1.0) < 1.0 else "")
+                capped = (f" (model weights already scaled by {scales[spacing]:.2f} so that the new planes vary no "
+                          "more than the acquired ones)" if scales.get(spacing, 1.0) < 1.0 else "")
                 source = ("as fitted on lateral triplets of the input" if weights != (1.0, 0.0) else
                           "the model alone: no lateral triplet of the input is that finely spaced")
                 print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, "

@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from .classic import interpolate_stack
 from .errors import OutputError
@@ -372,23 +373,24 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
     out = report_folder(out_dir, "prediction", (), overwrite)
     about = _about_stacks(before, after) + model_lines(model)
     rows, figures = {}, []
-    for label, single in _report_stacks(before, after):
+    for label, single, shown in _report_stacks(before, after):
         iso = isotropy_ratio(single)
         spectra = axial_lateral_spectra(single)
-        shown = after if label != "input" else before  # shape and voxel size as stored, not as measured
         rows[label] = {"shape": list(shown.data.shape[-3:]), "voxel_size": list(shown.voxel_size),
                        "isotropy_ratio": float(iso["ratio"]), "axial_fwhm": float(iso["axial_fwhm"]),
                        "lateral_fwhm": float(iso["lateral_fwhm"]), "profiles": int(iso["count"]),
                        "isotropy_note": iso["reason"], "spectral_extent_ratio": float(spectra["extent_ratio"])}
+        if label != "input":
+            rows[label]["new_plane_detail"] = new_plane_detail(shown, before.z_coords())
         if label != INTERPOLATED:
             figures.append(plot_spectra(spectra, out / f"spectra_{label}.png", title=f"{label}: xy vs xz spectra"))
     figures.insert(0, _before_after_xz(before, after, out / "xz_views.png"))
     unit = after.unit
-    grains = sharpened_noise(rows, unit)
-    if grains:
-        warnings.warn(grains, stacklevel=2)
+    said = [w for w in (sharpened_noise(rows, unit), widened_across(rows, unit), smooth_new_planes(rows)) if w]
+    for warning in said:
+        warnings.warn(warning, stacklevel=2)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(dict(rows, notes=about, warnings=[grains] if grains else [])))
+        tmp.write_text(json_text(dict(rows, notes=about, warnings=said)))
     lines = ["# zaug prediction report", "",
              f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", ""]
     lines += [line for note in about for line in (f"- {note}",)] + ([""] if about else [])
@@ -408,8 +410,15 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
         lines += ["", f"Row `{INTERPOLATED}`: the {_ROW_NAMES[INTERPOLATED]}, what interpolation alone reads on the "
                      "output's grid (a finer grid finds other structures); an output that restores along z reads "
                      "nearer 1 than it."]
+    detail = {label: r["new_plane_detail"] for label, r in rows.items() if r.get("new_plane_detail") is not None}
+    if detail:
+        lines += ["", "Fine detail of the new planes relative to the acquired planes beside them (mean in-plane "
+                  "Laplacian magnitude, noise included; 1 = alike): "
+                  + ", ".join(f"{_ROW_NAMES.get(k, k)} {v:.2f}" for k, v in detail.items())
+                  + ". Interpolating between two noisy planes averages some of their noise away, so it reads "
+                  "below 1 too."]
     lines.append("")
-    lines += [f"**Warning:** {grains}", ""] if grains else []
+    lines += [line for w in said for line in (f"**Warning:** {w}", "")]
     lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     report = out / "report.md"
     with atomic_path(report) as tmp:
@@ -421,8 +430,9 @@ INTERPOLATED = "interpolated"  # the prediction report's row of the input linear
 _ROW_NAMES = {INTERPOLATED: "input linearly interpolated onto the output's planes"}
 
 
-def _report_stacks(before, after) -> list[tuple[str, Volume]]:
-    """The first stacks of input and output (float32), and the input linearly interpolated onto the output's planes.
+def _report_stacks(before, after) -> list[tuple[str, Volume, Volume]]:
+    """The first stacks of input and output (float32), and the input linearly interpolated onto the output's planes:
+    each as measured (on even planes) and on its own planes.
 
     The interpolated row is left out when the output has the input's planes,
     or planes outside the input's z range (nothing to interpolate from).
@@ -431,14 +441,15 @@ def _report_stacks(before, after) -> list[tuple[str, Volume]]:
         stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
         return even_planes(Volume(stack, vol.voxel_size, vol.unit, z_positions=vol.z_positions), "linear")
 
-    rows = [("input", first(before)), ("output", first(after))]
+    rows = [("input", first(before), before), ("output", first(after), after)]
     z_in, z_out = before.z_coords(), after.z_coords()
     same = len(z_in) == len(z_out) and np.allclose(z_in, z_out)
     tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
     if not same and z_out[0] >= z_in[0] - tol and z_out[-1] <= z_in[-1] + tol and len(z_in) > 1:
         stack = np.asarray(next(before.stacks())[1], dtype=np.float32)
-        linear = interpolate_stack(stack, z_in, z_out, "linear")
-        rows.append((INTERPOLATED, first(Volume(linear, after.voxel_size, after.unit, z_positions=after.z_positions))))
+        linear = Volume(interpolate_stack(stack, z_in, z_out, "linear"), after.voxel_size, after.unit,
+                        z_positions=after.z_positions, z_origin=after.z_origin)
+        rows.append((INTERPOLATED, first(linear), linear))
     return rows
 
 
@@ -499,6 +510,12 @@ def model_lines(model) -> list[str]:
     gain = summary.get("self_check_gain_db")
     line += (f"; self-check on planes held out of its training stack: {gain:+.2f} dB over the best interpolation"
              if gain is not None else "; no self-check (no held-out planes)")
+    check = getattr(config, "self_check", None) or {}
+    if gain is not None and "gain_over_smoothing_db" in check:
+        line += (f", {check['gain_over_smoothing_db']:+.2f} dB over interpolation followed by the best in-plane "
+                 f"smoothing, sharpness {check['model']['sharpness']:.2f} (1 = as sharp as the real planes)")
+        if check.get("planes", 3) < 3:
+            line += f", on {check['planes']} plane{'s' * (check['planes'] != 1)} only: too few to go by"
     if hasattr(model, "resolved_mode"):
         line += ("; used between the acquired planes ('direct' mode)" if model.resolved_mode() == "direct"
                  else "; used at its training gap only ('transfer' mode)")
@@ -529,6 +546,47 @@ def sharpened_noise(rows: dict, unit: str = "", shrink: float = 0.75) -> str | N
             f"{before['lateral_fwhm']:.3g} {unit} {where} ({after['profiles']} structures against "
             f"{before['profiles']}); a restoration along z cannot narrow them, so these are new structures, "
             "likely noise sharpened into grains. Look at the xz views before trusting the isotropy ratio.")
+
+
+def new_plane_detail(volume, z_acquired: np.ndarray) -> float | None:
+    """Mean in-plane |Laplacian| of the planes of ``volume`` that are new over that of those at ``z_acquired``.
+
+    A model that removes noise gives new planes far smoother than the noisy
+    acquired ones: bands in an xz view, and a threshold that segments the
+    two kinds of plane differently. None when either kind is missing.
+    """
+    z = volume.z_coords()
+    tol = 1e-6 * max(1.0, float(np.ptp(z)))
+    acquired = np.array([np.min(np.abs(z_acquired - p)) <= tol for p in z])
+    if acquired.all() or not acquired.any():
+        return None
+    stack = next(volume.stacks())[1]
+    detail = np.array([np.abs(ndimage.laplace(np.asarray(p, np.float32))).mean() for p in stack])
+    base = float(detail[acquired].mean())
+    return float(detail[~acquired].mean() / base) if base > 0 else None
+
+
+def smooth_new_planes(rows: dict, factor: float = 0.6) -> str | None:
+    """A warning when the output's new planes carry much less fine detail than interpolation's would."""
+    out = rows.get("output", {}).get("new_plane_detail")
+    ref = rows.get(INTERPOLATED, {}).get("new_plane_detail")
+    if out is None or ref is None or not out < factor * ref:
+        return None
+    return (f"the new planes carry much less fine detail than the acquired planes beside them ({out:.2f} of it; "
+            f"linear interpolation {ref:.2f}): the method removes the noise the acquired planes keep, so an xz "
+            "view shows bands and a threshold segments new and acquired planes differently. Fine for looking at "
+            "structures; for measurements that threshold or count voxels, compare with `zaug predict cubic`.")
+
+
+def widened_across(rows: dict, unit: str = "", grow: float = 1.15) -> str | None:
+    """A warning when the output's thin structures are much wider across than interpolation's on the same planes."""
+    ref, out = rows.get(INTERPOLATED), rows["output"]
+    if ref is None or not (ref["lateral_fwhm"] > 0 and out["lateral_fwhm"] > grow * ref["lateral_fwhm"]):
+        return None
+    return (f"the output's thin structures are {out['lateral_fwhm']:.3g} {unit} wide across against "
+            f"{ref['lateral_fwhm']:.3g} {unit} in the input interpolated onto the same planes: the output (its new "
+            "planes) is smoothed in-plane, which lowers the isotropy ratio without adding resolution along z; "
+            "compare the axial widths.")
 
 
 def _before_after_xz(before, after, path: Path) -> Path:

@@ -478,7 +478,11 @@ def format_self_check(sc: dict) -> str:
             f"cubic {sc['cubic']['psnr']:.2f} dB / {sc['cubic']['ssim']:.3f}: {sc['gain_db']:+.2f} dB over the "
             f"best interpolation, {sc['gain_over_smoothing_db']:+.2f} dB over interpolation+smoothing; "
             f"sharpness {m['sharpness']:.2f} (1.00 = as sharp as the real planes). Measured on planes twice as "
-            "far apart as those the model will interpolate between.")
+            "far apart as those the model will interpolate between."
+            + (" No better than interpolation followed by smoothing: what it gains is noise removal, and its new "
+               "planes will be smoother than the acquired ones." if sc["gain_over_smoothing_db"] <= 0 else "")
+            + (f" Only {sc['planes']} held-out plane{'s' * (sc['planes'] != 1)}: too few to go by."
+               if sc["planes"] < 3 else ""))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -526,6 +530,7 @@ class ZAugNetModel:
     # context each side of a tile in blockwise prediction (zaug.blockwise), as much as the overlap of the
     # model's own tiles of large planes
     lateral_margin = 32
+    spacing_checked = False  # set on the copy :meth:`for_stack` makes: its tiles are not checked again
 
     def __init__(self, config: ZAugNetConfig, tensors: dict, device: torch.device, tile: int = 512,
                  overlap: int = 32, batch: int = 4, tta: bool = True, calibrate: bool = True,
@@ -564,7 +569,8 @@ class ZAugNetModel:
         training stack's is assumed when it is not given.
         """
         z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
-        self._check_spacing(z_in)
+        if not self.spacing_checked:
+            self._check_spacing(z_in)
         # measured on this stack (each channel / time point its own), unless fixed for all its tiles
         self.calibration = {} if self.fixed_calibration is None else dict(self.fixed_calibration)
         self.calibration_scale = {}
@@ -598,6 +604,8 @@ class ZAugNetModel:
         interpolated once to measure them.
         """
         model = copy.copy(self)
+        model._check_spacing(np.asarray(z_in, np.float64))
+        model.spacing_checked = True  # once for the stack, not again for every tile
         model.fixed_calibration = None
         model.fixed_normalisation = self.fixed_normalisation or model._normalisation_for(sample)
         if model.calibrate and model.resolved_mode() == "direct":  # transfer: no weights to measure
@@ -1072,8 +1080,10 @@ def describe_weights(weights) -> str:
     if len(set(w)) == 1:
         return f"linear interpolation + {w[0][0]:.2f} x (model - linear) + {w[0][1]:.2f} x (cubic - linear)"
     row = lambda i: "/".join(f"{p[i]:.2f}" for p in w)  # noqa: E731
-    return (f"linear interpolation + {row(0)} x (model - linear) + {row(1)} x (cubic - linear) in in-plane detail "
-            f"bands from fine to coarse (Gaussian sigmas {'/'.join(f'{v:g}' for v in BAND_SIGMAS)} px)")
+    edges = "/".join(f"{v:g}" for v in BAND_SIGMAS)
+    return (f"linear interpolation + {row(0)} x (model - linear) + {row(1)} x (cubic - linear) in {len(w)} in-plane "
+            f"detail bands from fine to coarse (split by Gaussians of {edges} px; the last is what lies below "
+            f"{BAND_SIGMAS[-1]:g})")
 
 
 def _clipping_offset(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
