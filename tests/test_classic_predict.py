@@ -155,3 +155,40 @@ def test_output_positions_outside_the_stack_or_coarser_spacings_are_refused_or_s
         upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=0.25)
     with pytest.raises(InputError, match="would make 2,000,001 planes"):
         upsample_z(vol, ClassicalInterpolator("linear"), z_spacing=1e-6)
+
+
+def test_match_noise_gives_new_planes_the_noise_of_the_acquired_ones_and_leaves_those_alone():
+    from scipy import ndimage
+
+    from zaug.predict import match_noise
+
+    rng = np.random.default_rng(3)
+    clean = ndimage.gaussian_filter(rng.random((9, 64, 64)), 3) * 2000 + 500
+    noisy = Volume(np.clip(clean + rng.normal(0, 40, clean.shape), 0, 65535).astype(np.uint16), (2.0, 0.5, 0.5))
+    smooth = upsample_z(noisy, "cubic", factor=2)
+    smooth.data[1::2] = ndimage.gaussian_filter(smooth.data[1::2], (0, 2, 2))  # a denoiser's new planes
+    out = match_noise(smooth, noisy, seed=1)
+    assert out.dtype == np.uint16 and out.metadata["noise_matched"]
+    np.testing.assert_array_equal(out.data[::2], noisy.data)
+    residual = lambda planes: np.std(planes - ndimage.gaussian_filter(planes.astype(float), (0, 2, 2)))  # noqa: E731
+    assert residual(smooth.data[1::2]) < 0.3 * residual(noisy.data)
+    assert residual(out.data[1::2]) == pytest.approx(residual(noisy.data), rel=0.15)
+    np.testing.assert_array_equal(match_noise(smooth, noisy, seed=1).data, out.data)  # seeded
+
+
+def test_match_noise_from_the_command_line_and_its_refusal_with_tiles(run_cli, tmp_path):
+    from zaug.io import read_volume, write_volume
+
+    rng = np.random.default_rng(4)
+    stack = write_volume(Volume(rng.normal(1000, 30, (6, 48, 48)).astype(np.uint16), (2.0, 0.5, 0.5)),
+                         tmp_path / "s.tif")
+    proc = run_cli("predict", "linear", stack, "-o", tmp_path / "m.tif", "--factor", "2", "--match-noise",
+                   "--report", tmp_path / "r")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "m.tif").data.astype(float)
+    assert out[1::2].std() == pytest.approx(30, rel=0.15)  # linear alone: 30 / sqrt(2)
+    assert "given noise to match the acquired planes" in (tmp_path / "r" / "report.md").read_text()
+    proc = run_cli("predict", "linear", stack, "-o", tmp_path / "t.tif", "--factor", "2", "--match-noise",
+                   "--tile", "32")
+    assert proc.returncode != 0 and "--match-noise needs the stack in memory" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "t.tif").exists()

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "uses it only at its training gap and carries its estimates to the new planes; 'auto' "
                         "picks one from the model's self-check (default direct, see the README; "
                         "'zaug evaluate' scores both)")
+    p.add_argument("--match-noise", action="store_true",
+                   help="add noise to the new planes, as much as the acquired planes beside them carry, so that "
+                        "the two kinds of plane look and threshold alike (costs PSNR; in-memory stacks only)")
 
     p = add("evaluate", "Drop-slice evaluation (remove planes, reconstruct, score) or, with --restore, "
                         "restoration of simulated anisotropy.")
@@ -438,6 +441,9 @@ def cmd_predict(args) -> int:
         factor = _interpolation_factor(args)
     blockwise = (args.tile is not None or args.tile_planes is not None or bool(args.scheduler)
                  or format_of(args.input) == "ome-zarr")
+    if args.match_noise and blockwise:
+        raise InputError("--match-noise needs the stack in memory: leave out --tile, --tile-planes and --scheduler "
+                         "(an OME-Zarr input is always read in tiles; convert it to TIFF first).")
     vol = _read(args, args.input, lazy=blockwise)
     classical = kind in CLASSICAL
     from .progress import reporting
@@ -451,6 +457,10 @@ def cmd_predict(args) -> int:
             out = _restore(args, vol, method, blockwise)
         else:
             out = _interpolate(args, vol, method, factor, blockwise)
+    if args.match_noise:
+        from .predict import match_noise
+
+        out = match_noise(out, vol)
     with _scheduler(args.scheduler, threads=classical) if blockwise else contextlib.nullcontext():
         with _tile_bar() if blockwise and not (classical or args.scheduler) else contextlib.nullcontext():
             write_volume(out, args.output, overwrite=args.overwrite, inputs=[args.input])

@@ -489,6 +489,9 @@ def _about_stacks(before, after) -> list[str]:
         notes.append(f"The {' and '.join(uneven)} planes are unevenly spaced: widths along z and the xz views are "
                      "taken on the planes resampled onto even ones (linearly for the measurements, nearest plane "
                      "for the views).")
+    if after.metadata.get("noise_matched"):
+        notes.append("The new planes were given noise to match the acquired planes beside them (--match-noise): "
+                     "their fine detail below is that noise, not structure.")
     if before.unit == "pixel":
         notes.append("The voxel size is unknown (pixels): the isotropy ratio takes a z step as long as a pixel, "
                      "so it says little; give the real one with --voxel-size Z Y X.")
