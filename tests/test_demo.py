@@ -79,7 +79,7 @@ def test_demo_trains_and_says_which_planes_it_scores(tmp_path):
     lines = []
     result = run_demo(tmp_path / "demo", steps=2, device="cpu", print_fn=lines.append)
     text = "\n".join(lines)
-    assert "the 29 removed planes between them are the test set (1 more beyond the last kept plane" in text
+    assert "the 29 removed planes between them are the test set (1 more, beyond the last kept plane, is left" in text
     assert len(result["planes"]["removed"]) == 29 and "zaugnet" in result["methods"]
     stack = read_volume(tmp_path / "demo" / "sample_x2_zaugnet.tif")
     np.testing.assert_array_equal(stack.data[::2], load_sample().data[:59:2])

@@ -62,7 +62,8 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
         methods.append("zaugnet")
         print_fn(f"training ZAugNet (fast preset, {f'{steps} steps' if steps else f'{minutes:g} min'}) "
                  f"on the {len(kept_index)} kept planes; the {len(removed)} removed planes between them are the "
-                 f"test set" + (f" ({beyond} more beyond the last kept plane are left out)" if beyond else ""))
+                 f"test set" + (f" ({beyond} more, beyond the last kept plane, {'is' if beyond == 1 else 'are'} "
+                                f"left out)" if beyond else ""))
     result = evaluate_drop_slice(volume, FACTOR, methods, train_options=options, keep_predictions="raw",
                                  log=print_fn)
     report = write_drop_slice_report(result, out / "report")
