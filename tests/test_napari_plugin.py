@@ -359,3 +359,13 @@ def test_widgets_run_in_a_napari_worker_thread(monkeypatch, tmp_path):
     assert isinstance(got.get("error"), Cancelled) and "value" not in got
     assert time.perf_counter() - began < 3.0 and plugin.RUNNING_JOBS == {}
     assert infos == ["asked 1 upsampling(s) to stop; they add no layer."]
+
+
+def test_upsample_z_layer_matches_the_noise_of_the_acquired_planes_on_request():
+    rng = np.random.default_rng(5)
+    layer = LayerData(rng.normal(1000, 30, (6, 48, 48)).astype(np.uint16), scale=(2.0, 0.5, 0.5), name="noisy")
+    plain, _, _ = upsample_z_layer(layer, Method.linear)
+    matched, attributes, _ = upsample_z_layer(layer, Method.linear, match_noise=True)
+    np.testing.assert_array_equal(matched[::2], plain[::2])
+    assert plain[1::2].std() < 25 and matched[1::2].std() == pytest.approx(30, rel=0.15)
+    assert attributes["name"].endswith("(linear, noise matched)")

@@ -251,7 +251,8 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
                      z_spacing: Annotated[float, {"min": 0.0, "max": 1e6, "step": 0.001}] = 0.0,
                      device: str = "auto",
                      z_mode: ZMode = ZMode.as_trained,
-                     one_pass: bool = False) -> "napari.types.LayerDataTuple":  # noqa: F821
+                     one_pass: bool = False,
+                     match_noise: bool = False) -> "napari.types.LayerDataTuple":  # noqa: F821
     """Upsample an image layer along z; the new layer carries the new z voxel size.
 
     Parameters
@@ -275,6 +276,10 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
         A trained ZAugNet runs once per new plane instead of over the 8 flips
         and rotations of the planes (``zaug predict --no-tta``): about 6 times
         faster on a CPU, a little less accurate.
+    match_noise : bool
+        Give the new planes as much noise as the acquired planes beside them
+        carry (``zaug predict --match-noise``), so that both look and threshold
+        alike; costs PSNR.
     """
     from .methods import resolve
     from .predict import upsample_z
@@ -306,6 +311,10 @@ def upsample_z_layer(image: "napari.layers.Image", method: Method = Method.cubic
     else:
         target = {"z_spacing": float(z_spacing)} if z_spacing and z_spacing > 0 else {"factor": float(factor)}
         out = upsample_z(volume, chosen, **target)
+    if match_noise:
+        from .predict import match_noise as matched
+
+        out, label = matched(out, volume), f"{label}, noise matched"
     return _layer_tuple(out, f"{image.name} z{out.voxel_size[0]:.3g} ({label})", like=image)
 
 
