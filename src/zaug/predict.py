@@ -136,15 +136,26 @@ def keep_acquired(out: np.ndarray, stack, z_in: np.ndarray, z_out: np.ndarray) -
     The methods work in float32, which cannot hold every 32-bit integer or
     float64 value: a plane at an input position is copied, not computed.
     """
-    # the nearer of the planes either side: a position rounded a hair above a plane (0.30000000000000004)
-    # is that plane too
-    idx = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
-    idx = np.where(np.abs(z_in[idx - 1] - z_out) <= np.abs(z_in[idx] - z_out), idx - 1, idx)
-    tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
-    hit = np.flatnonzero(np.abs(z_in[idx] - z_out) <= tol)
+    idx, at = acquired_planes(z_in, z_out)
+    hit = np.flatnonzero(at)
     if hit.size:
         out[hit] = np.asarray(stack[idx[hit]])
     return out
+
+
+def acquired_planes(z_in: np.ndarray, z_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each position of ``z_out``: the nearest plane of ``z_in``, and whether it lies there (an acquired plane).
+
+    >>> acquired_planes(np.array([0.0, 2.0]), np.array([0.0, 1.0, 2.0000000001]))[1].tolist()
+    [True, False, True]
+    """
+    # the nearer of the planes either side: a position rounded a hair above a plane (0.30000000000000004)
+    # is that plane too
+    z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
+    idx = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
+    idx = np.where(np.abs(z_in[idx - 1] - z_out) <= np.abs(z_in[idx] - z_out), idx - 1, idx)
+    tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
+    return idx, np.abs(z_in[idx] - z_out) <= tol
 
 
 def as_z_interpolator(method) -> ZInterpolator:
@@ -274,10 +285,9 @@ def match_noise(output: Volume, acquired: Volume, seed: int = 0) -> Volume:
         raise InputError("noise matching needs the stack in memory; leave out --tile, --tile-planes and "
                          "--scheduler (and read OME-Zarr into memory).")
     z_in, z_out = acquired.z_coords(), output.z_coords()
-    tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
     right = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
     t = np.clip((z_out - z_in[right - 1]) / (z_in[right] - z_in[right - 1]), 0.0, 1.0)
-    new = np.array([np.min(np.abs(z_in - z)) > tol for z in z_out])
+    new = ~acquired_planes(z_in, z_out)[1]
     rng = np.random.default_rng(seed)
     data = np.array(output.data, copy=True)
     level = lambda plane: float(estimate_sigma(np.asarray(plane, np.float64)))  # noqa: E731

@@ -558,9 +558,9 @@ def new_plane_detail(volume, z_acquired: np.ndarray) -> float | None:
     acquired ones: bands in an xz view, and a threshold that segments the
     two kinds of plane differently. None when either kind is missing.
     """
-    z = volume.z_coords()
-    tol = 1e-6 * max(1.0, float(np.ptp(z)))
-    acquired = np.array([np.min(np.abs(z_acquired - p)) <= tol for p in z])
+    from .predict import acquired_planes
+
+    acquired = acquired_planes(np.sort(z_acquired), volume.z_coords())[1]
     if acquired.all() or not acquired.any():
         return None
     stack = next(volume.stacks())[1]
