@@ -1,6 +1,7 @@
 """The command line, including every bad input of the foundation issue."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -83,6 +84,13 @@ def test_evaluate_json_on_sample(run_cli):
 
 def test_missing_file(run_cli, tmp_path):
     _assert_clean_failure(run_cli("info", tmp_path / "nope.tif"), "does not exist")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
+def test_pipe_is_refused_instead_of_waited_on(run_cli, tmp_path):
+    pipe = tmp_path / "stack.tif"
+    os.mkfifo(pipe)  # opening it for reading would block until a writer comes
+    _assert_clean_failure(run_cli("info", pipe), "not a regular file")
 
 
 def test_unreadable_file(run_cli, tmp_path):

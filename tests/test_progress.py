@@ -53,6 +53,20 @@ def test_a_part_that_reports_more_than_it_declared_stays_within_its_share():
     assert Recorder.made[0].n == RESOLUTION
 
 
+def test_the_default_bar_redraws_seldom_into_a_log(tmp_path, monkeypatch):
+    import sys
+
+    import zaug.progress as progress
+
+    with open(tmp_path / "job.log", "w") as log:  # a cluster job's stderr: not a terminal
+        monkeypatch.setattr(sys, "stderr", log)
+        with reporting():
+            assert progress._REPORTER.get().bar.mininterval == 10.0
+        monkeypatch.setattr(log, "isatty", lambda: True, raising=False)
+        with reporting():
+            assert progress._REPORTER.get().bar.mininterval == 0.1
+
+
 def test_without_a_reporter_nothing_is_recorded_and_nothing_fails():
     with part(3):
         advance(5)

@@ -554,7 +554,9 @@ def _tile_bar():
     """dask's bar over the tiles computed on this machine, on stderr (a cluster has its dashboard)."""
     from dask.diagnostics import ProgressBar
 
-    with ProgressBar(out=sys.stderr, minimum=1.0):
+    from .progress import redraw_seconds
+
+    with ProgressBar(out=sys.stderr, minimum=1.0, dt=redraw_seconds()):
         yield
 
 

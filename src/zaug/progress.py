@@ -17,6 +17,7 @@ worker uses it: nothing is written for a cancelled job).
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 from contextvars import ContextVar
 
@@ -24,6 +25,15 @@ from .errors import ZaugError
 
 #: Bar positions over the whole job (tqdm shows them as a percentage).
 RESOLUTION = 1000
+
+
+def redraw_seconds() -> float:
+    """Seconds between redraws of a bar on stderr: often on a terminal, seldom into a log.
+
+    Into a log file (a cluster job, a pipe) a bar redrawn ten times a second
+    writes megabytes.
+    """
+    return 0.1 if sys.stderr.isatty() else 10.0
 
 
 class Cancelled(ZaugError):
@@ -76,9 +86,12 @@ def reporting(bar=None, desc: str = "predicting", stop: threading.Event | None =
         Set from another thread, it stops the work at its next report with
         :class:`Cancelled`.
     """
+    options = {}
     if bar is None:
         from tqdm.auto import tqdm as bar
-    shown = bar(total=RESOLUTION, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+        options = {"file": sys.stderr, "mininterval": redraw_seconds()}
+    shown = bar(total=RESOLUTION, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+                **options)
     reporter = _Reporter(shown, stop)
     token = _REPORTER.set(reporter)
     try:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_state, save_state
 from .errors import ZaugError, ZaugWarning
+from .progress import redraw_seconds
 
 
 class TrainTask(Protocol):
@@ -275,8 +276,7 @@ def _due(state: dict, next_val: float, every: tuple[str, float]) -> bool:
 
 def _progress_bar(budget: Budget, state: dict, enabled: bool | type, description: str):
     bar = enabled if isinstance(enabled, type) else tqdm
-    # into a log file (a cluster job, a pipe) a bar redrawn ten times a second writes megabytes
-    every = 0.1 if sys.stderr.isatty() else 10.0
+    every = redraw_seconds()
     if budget.steps is not None:
         return bar(total=budget.steps, initial=state["step"], desc=description, unit="step",
                     disable=not enabled, file=sys.stderr, dynamic_ncols=True, mininterval=every)

@@ -122,6 +122,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         checked_unit(unit)
     if not path.exists():
         raise InputError(f"{path} does not exist.")
+    if not (path.is_file() or path.is_dir()):  # a FIFO or device would block or stream forever
+        raise InputError(f"{path} is not a regular file or folder (a pipe or device?); save the stack to a file.")
     fmt = format_of(path)
     if series is not None and fmt != "tiff":
         raise InputError(f"--series picks an image series of a TIFF file; {path} is {fmt}.")
