@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from zaug.losses import charbonnier, gradient_penalty, laplacian_pyramid_loss
-from zaug.nets import Critic, IFBlock, IFNet, critic_preset, ifnet_preset, warp
+from zaug.nets import Critic, IFBlock, IFNet, critic_preset, distill_loss, ifnet_preset, warp
 
 torch.set_num_threads(1)
 
@@ -207,6 +207,21 @@ def test_laplacian_loss_offsets(hw):
     # Detail differences are seen with or without the residual.
     y = x + 0.05 * torch.randn_like(x)
     assert laplacian_pyramid_loss(y, x, include_residual=False).item() > 0.01
+
+
+def test_laplacian_band_of_a_smooth_ramp_is_empty_inside():
+    # the expand puts each low-pass sample back on its own pixel: no half-pixel shift leaking the slope
+    from zaug.losses import _laplacian_step
+
+    ramp = (0.01 * torch.arange(64.0))[:, None].expand(64, 64)[None, None]
+    band, _ = _laplacian_step(ramp + 0.02 * torch.arange(64.0))
+    assert band[..., 6:-6, 6:-6].abs().max().item() < 1e-5
+
+
+def test_distill_loss_sums_the_student_stages_as_rife():
+    flows, merged = [torch.ones(1, 4, 8, 8)] * 3, [torch.ones(1, 1, 8, 8)] * 3  # student off by 1 everywhere
+    zero = torch.zeros(1, 1, 8, 8)
+    assert distill_loss(flows, merged, torch.zeros(1, 4, 8, 8), zero, zero).item() == pytest.approx(3.0)
 
 
 def test_laplacian_loss_gradient():

@@ -28,11 +28,39 @@ def _blur_down(x: torch.Tensor) -> torch.Tensor:
     return out / 256.0
 
 
+def _expand(low: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Gaussian expand of :func:`_blur_down`'s output back to ``size``: zeros between the samples, then the
+    binomial blur times 4, with reflect padding.
+
+    Each low-pass sample lands on the even pixel it was taken at; a bilinear
+    resize would put it half a pixel off, so smooth differences would leak
+    into the finest band.
+    """
+    rows = _expand_last(low.transpose(-1, -2), size[0]).transpose(-1, -2)
+    return _expand_last(rows, size[1])
+
+
+def _expand_last(low: torch.Tensor, n_out: int) -> torch.Tensor:
+    """One axis of :func:`_expand`, by its two phases: even pixels weigh the samples (1, 6, 1) / 8, odd
+    pixels the two samples either side (4, 4) / 8.
+
+    A reflected zero-filled signal has, beyond the last sample, that sample's
+    left neighbour again where ``n_out`` is odd and the last sample itself where
+    it is even.
+    """
+    n = low.shape[-1]
+    left = low[..., 1:2] if n > 1 else low[..., :1]
+    right = low[..., n - 2 : n - 1] if n_out % 2 and n > 1 else low[..., n - 1 :]
+    p = torch.cat([left, low, right], dim=-1)
+    even = (p[..., :n] + 6.0 * p[..., 1 : n + 1] + p[..., 2:]) / 8.0
+    odd = (p[..., 1 : n + 1] + p[..., 2:]) / 2.0
+    return torch.stack([even, odd], dim=-1).flatten(-2)[..., :n_out]
+
+
 def _laplacian_step(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Split ``x`` into its band (x - up(down(x))) and the downsampled low-pass."""
+    """Split ``x`` into its band (x - expand(down(x))) and the downsampled low-pass."""
     low = _blur_down(x)
-    up = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return x - up, low
+    return x - _expand(low, x.shape[-2:]), low
 
 
 def laplacian_pyramid_loss(

@@ -487,12 +487,12 @@ def distill_loss(
     gt: torch.Tensor,
     margin: float = _DISTILL_MARGIN,
 ) -> torch.Tensor:
-    """RIFE privileged distillation loss, averaged over the student stages.
+    """RIFE privileged distillation loss, summed over the student stages (as RIFE's training code).
 
     Per pixel, the RMS (over the 4 flow channels) of ``teacher_flow.detach() -
     student_flow``, counted only where the student's blend error exceeds the
-    teacher's by more than ``margin``; the mean over pixels is averaged over
-    stages.
+    teacher's by more than ``margin``; the means over pixels are summed over
+    stages, so that the paper's weight (0.01) applies to each stage.
 
     Returns
     -------
@@ -508,4 +508,4 @@ def distill_loss(
         # eps keeps sqrt differentiable where student == teacher.
         rms = ((tflow - f) ** 2).mean(1, keepdim=True).add(1e-12).sqrt()
         total = total + (rms * where).mean()
-    return total / max(len(flows), 1)
+    return total
