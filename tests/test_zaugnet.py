@@ -1,6 +1,8 @@
 """ZAugNet / ZAugNet+ training, model files and prediction (tiny budgets: behaviour, not quality)."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -745,7 +747,8 @@ def test_damaged_or_foreign_model_files_get_one_sentence(small, tmp_path):
     with pytest.warns(ZaugWarning, match="written by zaug 9.0.0, newer than this zaug"):
         zaugnet.load(out)
     (out / "config.json").write_text(json.dumps(dict(newer, new_field=1)))
-    with pytest.raises(InputError, match=r"not a valid ZAugNet configuration \(it was written by zaug 9.0.0"):
+    with pytest.raises(InputError, match=r"not a valid ZAugNet configuration \(new_field: not a setting this zaug "
+                                         r"knows; it was written by zaug 9.0.0"):
         zaugnet.load(out)
     (out / "config.json").write_text(json.dumps(dict(config, net=dict(config["net"], widths=[8, 8, 8]))))
     with pytest.raises(InputError, match="do not fit the network") as err:
@@ -755,6 +758,73 @@ def test_damaged_or_foreign_model_files_get_one_sentence(small, tmp_path):
     (out / "model.safetensors").write_bytes((out / "model.safetensors").read_bytes()[:1000])
     with pytest.raises(InputError, match="cannot be read"):
         zaugnet.load(out)
+
+
+def test_edited_or_newer_configurations_are_refused_naming_the_setting(small, tmp_path, run_cli):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    config = json.loads((out / "config.json").read_text())
+    cases = [  # (what is written into config.json, what the one sentence must say)
+        (dict(config, normalisation={}), r"normalisation: .*high above low"),
+        (dict(config, normalisation={"low": 5.0, "high": 5.0}), r"normalisation: .*high above low"),
+        (dict(config, train_plane_spacing=0), r"train_plane_spacing: .*positive"),
+        ({k: v for k, v in config.items() if k != "normalisation"}, r"\(normalisation: missing\)"),
+        (dict(config, net=dict(config["net"], foo=1)), r"networks this zaug cannot build \(TypeError"),
+        (dict(config, zaug_version="9.0.0", net=dict(config["net"], foo=1)), r"cannot build .*upgrade zaug"),
+    ]
+    for written, said in cases:
+        (out / "config.json").write_text(json.dumps(written))
+        with pytest.raises(InputError, match=said):
+            zaugnet.load(out)
+    write_volume(small, tmp_path / "small.tif")
+    for written, said in [([1, 2], "names no method"), (dict(config, method=["zaugnet"]), "names no method"),
+                          (dict(config, method="zaugnet3", zaug_version="9.0.0"), "zaugnet3.*upgrade zaug")]:
+        (out / "config.json").write_text(json.dumps(written))
+        proc = run_cli("predict", out, tmp_path / "small.tif", "-o", tmp_path / "o.tif", "--factor", "2")
+        assert proc.returncode == 2 and re.search(said, proc.stderr) and "unexpected" not in proc.stderr
+    (out / "config.json").write_text(json.dumps({k: v for k, v in config.items() if k != "zaug_version"}))
+    with pytest.warns(ZaugWarning, match="does not say which zaug wrote it"):
+        zaugnet.load(out)
+
+
+def test_a_kill_between_the_renames_of_a_checkpoint_write_resumes_from_it(small, tmp_path):
+    model = tmp_path / "m"
+    zaugnet.fit([small], model, dict(TINY, steps=4, checkpoint_every_s=0.0))
+    (model / "config.json").unlink()  # an unfinished run whose checkpoint write was cut between its renames
+    (model / "model.safetensors").unlink()
+    step = json.loads((model / "checkpoint" / "state.json").read_text())["loop"]["step"]
+    os.replace(model / "checkpoint", model / ".zaug-partial-77-1a2b3c4d-checkpoint")  # the new one, complete
+    (model / ".zaug-old-77-1a2b3c4d-checkpoint").mkdir()  # the one set aside
+    out = zaugnet.fit([small], model, dict(TINY, steps=4))
+    summary = json.loads((out / "config.json").read_text())["summary"]
+    assert step == 4 and summary["resumed"] is True and summary["steps"] == 4
+    assert not list(model.glob(".zaug-*-checkpoint"))
+
+
+def test_a_damaged_checkpoint_state_and_a_run_started_by_another_version_are_said(small, tmp_path):
+    model = tmp_path / "m"
+    zaugnet.fit([small], model, dict(TINY, checkpoint_every_s=0.0))
+    (model / "config.json").unlink()
+    run = json.loads((model / "run.json").read_text())
+    assert run["zaug_version"]  # the version that started the run
+    (model / "run.json").write_text(json.dumps(dict(run, zaug_version="0.0.1")))
+    state = json.loads((model / "checkpoint" / "state.json").read_text())
+    (model / "checkpoint" / "state.json").write_text(json.dumps({k: v for k, v in state.items() if k != "loop"}))
+    with pytest.warns(ZaugWarning, match="started by zaug 0.0.1"):
+        with pytest.raises(InputError, match="checkpoint in .* is damaged .*--overwrite"):
+            zaugnet.fit([small], model, TINY)
+
+
+def test_zaug_info_on_a_model_folder_says_what_it_holds(small, tmp_path, run_cli):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    proc = run_cli("info", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "zaugnet (fast preset) model, zaug" in proc.stdout and "3 steps" in proc.stdout
+    assert "self-check" in proc.stdout and "checkpoint/" in proc.stdout
+    info = json.loads(run_cli("info", out, "--json").stdout)
+    assert info["finished"] and info["train_voxel_size"] == pytest.approx(list(small.voxel_size))
+    (out / "config.json").unlink()
+    proc = run_cli("info", out)
+    assert "an unfinished zaugnet (fast preset) run" in proc.stdout and "at step 3" in proc.stdout
 
 
 def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small, tmp_path):

@@ -20,7 +20,7 @@ from . import __version__
 from .errors import InputError, OutputError, ZaugError
 
 EXAMPLES = {
-    "info": "examples:\n  zaug info stack.tif\n  zaug info stack.ome.zarr --json",
+    "info": "examples:\n  zaug info stack.tif\n  zaug info stack.ome.zarr --json\n  zaug info model/",
     "predict": ("examples:\n  zaug predict cubic stack.tif -o stack_x2.tif --factor 2\n"
                 "  zaug predict linear stack.tif -o iso.ome.zarr --z-spacing 0.26\n"
                 "  zaug predict runs/my_model stack.tif -o stack_x4.tif --factor 4\n"
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES[name],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
-    p = add("info", "Show shape, dtype, axes and voxel size of a stack.")
+    p = add("info", "Show shape, dtype, axes and voxel size of a stack, or what a model folder holds.")
     p.add_argument("path")
     _input_options(p)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -395,6 +395,12 @@ def _training(args) -> dict:
 
 
 def cmd_info(args) -> int:
+    from .methods import describe_model, format_model_info, is_model_folder
+
+    if is_model_folder(args.path):
+        info = describe_model(args.path)
+        print(json.dumps(info, indent=2) if args.json else format_model_info(info))
+        return 0
     vol = _read(args, args.path)
     info = dict(vol.describe(), path=str(args.path))
     if args.json:
@@ -822,6 +828,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         print("zaug: error: out of memory; try a smaller stack or tile size.", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader of the output stopped early (zaug info --json | head): not an error
+        with contextlib.suppress(OSError, ValueError):  # no second error when Python flushes at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # noqa: BLE001 - the user gets one sentence, developers the traceback
         if os.environ.get("ZAUG_DEBUG"):
             raise

@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import load_state, save_state
-from .errors import ZaugError, ZaugWarning
+from .errors import InputError, ZaugError, ZaugWarning
 from .progress import redraw_seconds
 
 
@@ -127,11 +127,15 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
     resumed = (ckpt_dir / "state.json").exists()
     if resumed:
         tensors, meta = load_state(ckpt_dir)
-        task.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("task.")}, meta["task"])
-        best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-        torch.set_rng_state(tensors["rng.torch"])
-        rng.bit_generator.state = meta["numpy_rng"]
-        state.update(meta["loop"])
+        try:
+            task.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("task.")}, meta["task"])
+            best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
+            torch.set_rng_state(tensors["rng.torch"])
+            rng.bit_generator.state = meta["numpy_rng"]
+            state.update(meta["loop"])
+        except (KeyError, TypeError, ValueError, IndexError) as exc:  # an edited or foreign state.json
+            raise InputError(f"the checkpoint in {ckpt_dir} is damaged ({type(exc).__name__}: {exc}); pass "
+                            "--overwrite to start again.") from exc
     # the weights before the first step: a run resumed after its last step (killed while it saved) has
     # nothing left to train, but it did train
     state.setdefault("start_fingerprint", _fingerprint(task.weights()))

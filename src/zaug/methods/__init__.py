@@ -57,6 +57,85 @@ def available() -> list[str]:
     return list(CLASSICAL_METHODS) + list(LEARNED) + list(ORACLES)
 
 
+def is_model_folder(path) -> bool:
+    """Whether ``path`` is a folder zaug trained into (a finished model, or a run that did not finish)."""
+    path = Path(path)
+    return path.is_dir() and not str(path).rstrip("/").endswith(".zarr") and (
+        (path / "config.json").is_file() or (path / "run.json").is_file())
+
+
+def describe_model(path) -> dict:
+    """What a model folder holds, read from its files without loading a network.
+
+    Returns
+    -------
+    dict
+        ``finished``; ``method``, ``preset``, ``zaug_version``, ``train_voxel_size``, ``train_unit``,
+        ``steps``, ``seconds`` and ``self_check`` of a finished model, or the ``step`` an unfinished run
+        reached; ``sizes_mb`` of the weights and of the resume state (``checkpoint/``).
+
+    Examples
+    --------
+    >>> describe_model(".")
+    Traceback (most recent call last):
+    ...
+    zaug.errors.InputError: . is not a zaug model folder (no config.json or run.json).
+    """
+    path = Path(path)
+    if not is_model_folder(path):
+        raise InputError(f"{path} is not a zaug model folder (no config.json or run.json).")
+
+    def read(name):
+        try:
+            value = json.loads((path / name).read_text())
+        except (OSError, ValueError):
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def megabytes(*parts) -> float:
+        files = [f for part in parts for f in ([part] if part.is_file() else part.rglob("*") if part.is_dir() else [])]
+        return round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)
+
+    config, run = read("config.json"), read("run.json")
+    info = {"path": str(path), "finished": (path / "config.json").is_file(),
+            "method": config.get("method", run.get("method")), "preset": config.get("preset", run.get("preset")),
+            "zaug_version": config.get("zaug_version", run.get("zaug_version")),
+            "sizes_mb": {"weights": megabytes(path / "model.safetensors"),
+                         "checkpoint": megabytes(path / "checkpoint")}}
+    if info["finished"]:
+        summary = config.get("summary") or {}
+        info.update(train_voxel_size=config.get("train_voxel_size"), train_unit=config.get("train_unit"),
+                    steps=summary.get("steps"), seconds=summary.get("seconds"),
+                    self_check=config.get("self_check") or {})
+    else:
+        loop = read("checkpoint/state.json").get("loop") or {}
+        info.update(step=loop.get("step", 0), budget=run.get("budget"))
+    return info
+
+
+def format_model_info(info: dict) -> str:
+    """:func:`describe_model`'s dict as the lines ``zaug info MODEL_DIR`` prints."""
+    name = f"{info['method']} ({info['preset']} preset)" if info.get("preset") else str(info["method"])
+    version = f", zaug {info['zaug_version']}" if info.get("zaug_version") else ""
+    sizes = info["sizes_mb"]
+    if not info["finished"]:
+        return (f"{info['path']}: an unfinished {name} run{version}, at step {info['step']}; run the same "
+                f"'zaug train' command again to resume it (checkpoint {sizes['checkpoint']:g} MB).")
+    lines = [f"{info['path']}: {name} model{version}"]
+    if info.get("train_voxel_size"):
+        lines.append("trained on voxel size z {:g}, y {:g}, x {:g} {}".format(*info["train_voxel_size"],
+                                                                             info.get("train_unit") or "")
+                     + (f"; {info['steps']} steps in {info['seconds']:.0f} s" if info.get("steps") else ""))
+    if info.get("self_check") and info.get("method") in LEARNED:
+        try:
+            lines.append(learned_module(info["method"]).format_self_check(info["self_check"]))
+        except (KeyError, TypeError, ValueError):  # an older or edited self-check: leave it out
+            pass
+    lines.append(f"weights {sizes['weights']:g} MB" + (f"; checkpoint/ {sizes['checkpoint']:g} MB (needed only to "
+                                                       "train further)" if sizes["checkpoint"] else ""))
+    return "\n".join(lines)
+
+
 def method_names(methods) -> list[str]:
     """``methods`` as a list of names without repeats: a sequence, or one string such as ``"linear,cubic"``.
 
@@ -85,9 +164,16 @@ def resolve(spec: str, device: str = "auto"):
                                  "command again to resume it.")
             raise InputError(f"{path} is not a zaug model folder (no config.json).")
         try:
-            method = json.loads(config_file.read_text())["method"]
-        except (ValueError, KeyError) as exc:
-            raise InputError(f"{config_file} is not a valid zaug model configuration.") from exc
+            raw = json.loads(config_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{config_file} cannot be read as a zaug model configuration ({exc}).") from exc
+        method = raw.get("method") if isinstance(raw, dict) else None
+        if not isinstance(method, str) or method not in LEARNED:
+            from ._common import newer_hint
+
+            hint = newer_hint(raw.get("zaug_version", "")) if isinstance(raw, dict) else ""
+            raise InputError(f"{config_file} names no method this zaug can load (method {method!r}; "
+                             f"known: {', '.join(LEARNED)}{hint}).")
         return learned_module(method).load(path, device=device)
     if spec in LEARNED:
         raise InputError(f"{spec!r} must be trained first: run 'zaug train STACK --method {spec} -o MODEL_DIR' "

@@ -6,6 +6,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -49,17 +50,51 @@ def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str)
     """A saved model's weights and validated configuration; a model from a newer zaug is named as such
     (refused where this zaug cannot read its configuration, else loaded with a warning)."""
     tensors, raw = load_model(Path(model_dir))
-    version = str(raw.get("zaug_version", "")) if isinstance(raw, dict) else ""
-    newer = _version_key(version) > _version_key(__version__)
+    if not isinstance(raw, dict):
+        raise InputError(f"{model_dir}/config.json is not a zaug model configuration (it holds no settings).")
+    version = str(raw.get("zaug_version", ""))
     try:
         config = config_class.model_validate(raw)
     except ValueError as exc:
-        why = f" (it was written by zaug {version}, newer than this zaug {__version__}: upgrade zaug)" if newer else ""
-        raise InputError(f"{model_dir}/config.json is not a valid {name} configuration{why}.") from exc
-    if newer:
+        raise InputError(f"{model_dir}/config.json is not a valid {name} configuration ({_first_error(exc)}"
+                         f"{newer_hint(version)}).") from exc
+    if "zaug_version" not in raw:
+        warnings.warn(ZaugWarning(f"{model_dir}/config.json does not say which zaug wrote it; check its results "
+                                  "against what it gave before."), stacklevel=3)
+    elif _version_key(version) > _version_key(__version__):
         warnings.warn(ZaugWarning(f"{model_dir} was written by zaug {version}, newer than this zaug {__version__}; "
                                   "upgrade zaug if its results are not what that version gave."), stacklevel=3)
     return tensors, config
+
+
+def newer_hint(version: str) -> str:
+    """``; it was written by zaug X, newer than this zaug Y: upgrade zaug`` where it was, else ``''``."""
+    if _version_key(str(version)) > _version_key(__version__):
+        return f"; it was written by zaug {version}, newer than this zaug {__version__}: upgrade zaug"
+    return ""
+
+
+def _first_error(exc: ValueError) -> str:
+    """The first problem pydantic found, named by its field: ``normalisation: high must exceed low``."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors) or not errors():
+        return str(exc).splitlines()[0]
+    first = errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the file"
+    kind = first.get("type", "")
+    what = {"missing": "missing", "extra_forbidden": "not a setting this zaug knows"}.get(kind, first.get("msg", ""))
+    return f"{where}: {what}"
+
+
+@contextlib.contextmanager
+def building_networks(model_dir: str | Path, config) -> None:
+    """Say in one sentence that a configuration describes networks this zaug cannot build (an edited file, or
+    one from a newer zaug), rather than fail inside a network's constructor."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError) as exc:
+        raise InputError(f"{model_dir}/config.json describes networks this zaug cannot build "
+                         f"({type(exc).__name__}: {exc}{newer_hint(config.zaug_version)}).") from exc
 
 
 def _version_key(version: str) -> tuple[int, ...]:
@@ -139,6 +174,7 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give a folder for the model.")
     if out.exists():
+        _recover_checkpoint(out)
         for leftover in out.iterdir():  # of a write killed half-way (this run holds the folder)
             if leftover.name.startswith((".zaug-partial-", ".zaug-old-")):
                 shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
@@ -151,14 +187,38 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
             raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
         elif not (out / "checkpoint").exists():
             marker.unlink()  # a run that failed before its first checkpoint: nothing to resume
-        elif (earlier := _read_json(marker)) != identity:
-            differ = _differences(earlier, identity)
-            raise OutputError(f"{out} holds an unfinished run with other settings ({differ}); pass --overwrite "
-                              "to start again, or use the same settings to resume it.")
+        else:
+            earlier = _read_json(marker)
+            started_by = earlier.pop("zaug_version", None) if isinstance(earlier, dict) else None
+            if earlier != identity:
+                differ = _differences(earlier, identity)
+                raise OutputError(f"{out} holds an unfinished run with other settings ({differ}); pass "
+                                  "--overwrite to start again, or use the same settings to resume it.")
+            if started_by is not None and started_by != __version__:
+                warnings.warn(ZaugWarning(f"the run in {out} was started by zaug {started_by}; this zaug "
+                                          f"({__version__}) resumes it, so its steps come from two versions."),
+                              stacklevel=3)
     out.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        marker.write_text(json.dumps(identity, indent=1))
+        marker.write_text(json.dumps(dict(identity, zaug_version=__version__), indent=1))
     return out
+
+
+def _recover_checkpoint(out: Path) -> None:
+    """Put back a complete checkpoint that a kill left under a hidden name.
+
+    A checkpoint folder is replaced in two renames (the old one aside, the new
+    one in); a kill between them leaves no ``checkpoint`` but a complete new
+    one (``.zaug-partial-``) and the previous one (``.zaug-old-``). The newer
+    complete one is resumed from rather than cleaned away with the rest.
+    """
+    if (out / "checkpoint").exists():
+        return
+    complete = [p for prefix in (".zaug-partial-", ".zaug-old-")
+                for p in sorted(out.glob(f"{prefix}*checkpoint"), key=lambda p: -p.stat().st_mtime)
+                if p.is_dir() and (p / "state.json").is_file() and (p / "state.safetensors").is_file()]
+    if complete:
+        os.replace(complete[0], out / "checkpoint")
 
 
 def _differences(earlier, now) -> str:

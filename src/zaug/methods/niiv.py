@@ -38,8 +38,9 @@ from ..nets.edsr_liif import NIIV, niiv_preset, rows_to_coords
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
-                      preset_and_budget, refuse_options, resolve_device, restoration_summary, train_and_save)
+from ._common import (ModelConfig, building_networks, data_identity, load_config, one_training_per_folder,
+                      prepare_run_dir, preset_and_budget, refuse_options, resolve_device, restoration_summary,
+                      train_and_save)
 
 
 class NiivTraining(BaseModel):
@@ -244,6 +245,7 @@ def load(model_dir: str | Path, device: str = "auto") -> NiivRestorer:
     """Load a trained niiv model as a plane restorer."""
     tensors, config = load_config(NiivConfig, model_dir, "niiv")
     dev = resolve_device(device)
-    net = NIIV(**config.net).to(dev)
+    with building_networks(model_dir, config):
+        net = NIIV(**config.net).to(dev)
     load_module_tensors("niiv", net, tensors)
     return NiivRestorer(net, config, dev)

@@ -106,8 +106,9 @@ from ..predict import cast_like, output_positions
 from ..progress import advance, part
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
-                      preset_and_budget, refuse_options, resolve_device, restoration_summary, train_and_save)
+from ._common import (ModelConfig, building_networks, data_identity, load_config, one_training_per_folder,
+                      prepare_run_dir, preset_and_budget, refuse_options, resolve_device, restoration_summary,
+                      train_and_save)
 from .selfnet import iso_rows
 
 MIN_CUBE = 16
@@ -640,6 +641,7 @@ def load(model_dir: str | Path, device: str = "auto") -> ResinRestorer:
     """Load a trained RESIN model as a volume restorer."""
     tensors, config = load_config(ResinConfig, model_dir, "resin")
     dev = resolve_device(device)
-    net = UNet3D(**config.net["net"]).to(dev)
+    with building_networks(model_dir, config):
+        net = UNet3D(**config.net["net"]).to(dev)
     load_module_tensors("f", net, tensors)
     return ResinRestorer(net, config, dev)

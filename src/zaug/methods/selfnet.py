@@ -84,8 +84,9 @@ from ..predict import output_positions
 from ..restore import ClassicalRestorer
 from ..train import seed_everything
 from ..volume import Volume, check_volume
-from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
-                      preset_and_budget, refuse_options, resolve_device, restoration_summary, train_and_save)
+from ._common import (ModelConfig, building_networks, data_identity, load_config, one_training_per_folder,
+                      prepare_run_dir, preset_and_budget, refuse_options, resolve_device, restoration_summary,
+                      train_and_save)
 
 MIN_PATCH = 16  # smallest patch side the discriminators and SSIM work well on
 
@@ -535,6 +536,7 @@ def load(model_dir: str | Path, device: str = "auto") -> SelfNetRestorer:
     """Load a trained Self-Net model as a plane restorer."""
     tensors, config = load_config(SelfNetConfig, model_dir, "selfnet")
     dev = resolve_device(device)
-    net = ResNetGenerator(**config.net["generator"]).to(dev)
+    with building_networks(model_dir, config):
+        net = ResNetGenerator(**config.net["generator"]).to(dev)
     load_module_tensors("deblur", net, tensors)
     return SelfNetRestorer(net, config, dev)

@@ -40,11 +40,11 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from scipy import ndimage
 
-from ._common import (ModelConfig, data_identity, load_config, one_training_per_folder, prepare_run_dir,
-                      preset_and_budget, refuse_options, resolve_device, train_and_save)
+from ._common import (ModelConfig, building_networks, data_identity, load_config, one_training_per_folder,
+                      prepare_run_dir, preset_and_budget, refuse_options, resolve_device, train_and_save)
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
@@ -111,6 +111,22 @@ class ZAugNetConfig(ModelConfig):
     train_plane_spacing: float  # mean z spacing of the training stacks
     triplet_spacing: list[float]  # outer-plane distances seen in training (physical)
     validation_planes: dict = {}
+
+    @field_validator("normalisation")
+    @classmethod
+    def _low_below_high(cls, value: dict) -> dict:
+        low, high = value.get("low"), value.get("high")
+        numbers = all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high))
+        if not numbers or not high > low:
+            raise ValueError("needs finite 'low' and 'high' intensities with high above low")
+        return value
+
+    @field_validator("train_plane_spacing")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError("must be a positive spacing")
+        return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,7 +508,9 @@ def format_self_check(sc: dict) -> str:
 def load(model_dir: str | Path, device: str = "auto") -> "ZAugNetModel":
     """Load a trained model for prediction."""
     tensors, config = load_config(ZAugNetConfig, model_dir, "ZAugNet")
-    return ZAugNetModel(config, tensors, resolve_device(device))
+    device = resolve_device(device)
+    with building_networks(model_dir, config):
+        return ZAugNetModel(config, tensors, device)
 
 
 class ZAugNetModel:
