@@ -72,3 +72,21 @@ def test_cli_oblique_resin_report(iso, tmp_path, run_cli):
     assert {"zy_sections.png", "xy_planes.png", "report.md", "results.json"} <= {
         p.name for p in (tmp_path / "rep").iterdir()}
     assert src.read_bytes() == before
+
+
+def test_resin_predicts_on_the_blurred_stack_scaled_as_it_trained(iso, monkeypatch):
+    # resin.fit scales its training stack by that stack's 0.1 / 99.9 percentiles; prediction must see the same
+    from zaug.data.lateral import percentile_range
+    from zaug.methods.resin import ResinRestorer
+
+    seen = []
+    real = ResinRestorer.restore_normalised
+
+    def recording(self, stack, rows):
+        seen.append(percentile_range(stack))
+        return real(self, stack, rows)
+
+    monkeypatch.setattr(ResinRestorer, "restore_normalised", recording)
+    result = evaluate_oblique(iso, 45, 4, ["input", "resin"], train_options={"steps": 1, "progress": False})
+    assert seen and seen[0] == pytest.approx((0.0, 1.0), abs=1e-5)
+    assert np.isfinite(result["methods"]["resin"]["psnr"])

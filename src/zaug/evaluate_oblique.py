@@ -44,7 +44,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import metrics
-from .data.lateral import percentile_range
+from .data.lateral import normalise, percentile_range
 from .errors import InputError
 from .methods import method_names
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
@@ -201,7 +201,10 @@ def _restore(name: str, blurred: np.ndarray, volume: Volume, angle: float, facto
     stack = volume.replace(data=blurred, metadata=dict(volume.metadata))
     with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
         model = resin.load(resin.fit([stack], Path(tmp) / "model", opts), device=options.get("device", "auto"))
-    restored = model.restore_normalised(blurred, np.arange(len(blurred), dtype=np.float64))
+    # RESIN trained on the stack scaled by its own percentiles (resin.fit): predict on it scaled the same way
+    lo, hi = percentile_range(blurred)
+    rows = np.arange(len(blurred), dtype=np.float64)
+    restored = model.restore_normalised(normalise(blurred, lo, hi), rows) * np.float32(hi - lo) + np.float32(lo)
     return restored, {"training": model.training_summary}
 
 
