@@ -86,6 +86,20 @@ def test_missing_file(run_cli, tmp_path):
     _assert_clean_failure(run_cli("info", tmp_path / "nope.tif"), "does not exist")
 
 
+def test_running_out_of_memory_is_one_sentence_with_what_to_try(run_cli, monkeypatch):
+    import torch
+
+    import zaug.cli
+
+    def exhausted(args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setitem(zaug.cli.COMMANDS, "info", exhausted)
+    proc = run_cli("info", sample_path())
+    assert proc.returncode == 1 and "unexpected" not in proc.stderr
+    assert "out of memory (CUDA out of memory" in proc.stderr and "--device cpu" in proc.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
 def test_pipe_is_refused_instead_of_waited_on(run_cli, tmp_path):
     pipe = tmp_path / "stack.tif"

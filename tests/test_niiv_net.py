@@ -92,3 +92,14 @@ def test_a_few_adam_steps_lower_the_l1_loss():
         opt.step()
         losses.append(loss.item())
     assert np.mean(losses[-5:]) < 0.8 * losses[0]
+
+
+def test_decoding_holds_at_most_chunk_queries_over_the_whole_batch(monkeypatch):
+    # the decoder's memory grows with planes x queries: 64 planes of a wide plane must not decode 64 chunks at once
+    net = NIIV(**niiv_preset("fast")).eval()
+    sizes = []
+    real = net.decode
+    monkeypatch.setattr(net, "decode", lambda latent, lr, coords, cell: sizes.append(coords.shape[:2])
+                        or real(latent, lr, coords, cell))
+    net.predict_plane(torch.rand(4, 1, 8, 16), (32, 16), chunk=100)
+    assert sizes and all(b * q <= 100 for b, q in sizes) and sum(q for _, q in sizes) == 32 * 16

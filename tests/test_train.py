@@ -157,3 +157,35 @@ def test_model_and_checkpoint_files_are_readable_as_the_umask_allows(tmp_path):
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, oct(path.stat().st_mode)
     assert torch.equal(load_model(tmp_path / "m")[0]["w"], tensors["w"])
     assert load_state(tmp_path / "m" / "checkpoint")[1] == {"step": 3}
+
+
+def test_a_checkpoint_keeps_and_a_resume_restores_the_gpu_generators(tmp_path, monkeypatch):
+    # the critic's gradient penalty draws its mixing weights on the GPU: resume must continue those draws
+    from zaug.checkpoint import load_state
+
+    gpu_state = [torch.arange(16, dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: gpu_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.append(states))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: None)
+    run_training(ScriptedTask([30.0]), tmp_path / "run", Budget(steps=3), progress=False)
+    tensors, _ = load_state(tmp_path / "run" / "checkpoint")
+    assert torch.equal(tensors["rng.cuda.0"], gpu_state[0])
+    run_training(ScriptedTask([30.0]), tmp_path / "run", Budget(steps=3), progress=False)  # resumed at its end
+    assert len(restored) == 1 and torch.equal(restored[0][0], gpu_state[0])
+
+
+def test_a_gpu_number_beyond_the_machine_is_refused_in_one_sentence(monkeypatch):
+    import pytest
+
+    from zaug import InputError
+    from zaug.methods._common import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(InputError, match=r"names GPU 3, but this machine has 2 \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:3")

@@ -807,6 +807,12 @@ def _sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous)
 
 
+def _out_of_memory(exc: Exception) -> bool:
+    """torch's out-of-memory errors: ``torch.OutOfMemoryError`` (a GPU's) and its CPU allocator's."""
+    return type(exc).__name__ == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
@@ -835,6 +841,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the user gets one sentence, developers the traceback
         if os.environ.get("ZAUG_DEBUG"):
             raise
+        if _out_of_memory(exc):
+            print("zaug: error: out of memory (" + str(exc).splitlines()[0][:120] + "); try a smaller stack or "
+                  "--tile, or --device cpu where a GPU's memory is the limit.", file=sys.stderr)
+            return 1
         print(f"zaug: unexpected error ({type(exc).__name__}: {exc}); rerun with ZAUG_DEBUG=1 "
               "and report it.", file=sys.stderr)
         return 1

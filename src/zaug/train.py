@@ -96,6 +96,18 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _restore_cuda_rng(tensors: dict[str, torch.Tensor]) -> None:
+    """Put back the GPU generators a checkpoint saved, where this machine has those GPUs.
+
+    Their draws (the gradient penalty's mixing weights) then continue as in an
+    uninterrupted run; GPU kernels that are not deterministic still make GPU
+    runs differ in the last bits.
+    """
+    states = [tensors[f"rng.cuda.{i}"] for i in range(len(tensors)) if f"rng.cuda.{i}" in tensors]
+    if states and torch.cuda.is_available() and torch.cuda.device_count() >= len(states):
+        torch.cuda.set_rng_state_all(states)
+
+
 class TrainingStopped(ZaugError):
     """The run was asked to stop (``stop``); it saved a checkpoint and resumes from it."""
 
@@ -131,6 +143,7 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
             task.load_state_tensors({k[5:]: v for k, v in tensors.items() if k.startswith("task.")}, meta["task"])
             best_weights = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
             torch.set_rng_state(tensors["rng.torch"])
+            _restore_cuda_rng(tensors)
             rng.bit_generator.state = meta["numpy_rng"]
             state.update(meta["loop"])
         except (KeyError, TypeError, ValueError, IndexError) as exc:  # an edited or foreign state.json
@@ -153,6 +166,8 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
         if best_weights is not None:
             all_tensors.update({f"best.{k}": v for k, v in best_weights.items()})
         all_tensors["rng.torch"] = torch.get_rng_state()
+        if torch.cuda.is_available() and torch.cuda.is_initialized():  # the critic's penalty draws on the GPU's
+            all_tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
         save_state(ckpt_dir, all_tensors, {"task": meta, "numpy_rng": rng.bit_generator.state, "loop": state})
 
     with _interrupts_after_the_step() as interrupted:

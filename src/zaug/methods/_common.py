@@ -155,9 +155,13 @@ def resolve_device(device: str | None) -> torch.device:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except RuntimeError as exc:
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda.") from exc
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        raise InputError(f"--device {device} names GPU {chosen.index}, but this machine has "
+                         f"{torch.cuda.device_count()} (cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
+    return chosen
 
 
 def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) -> Path:

@@ -200,11 +200,13 @@ class NIIV(nn.Module):
     @torch.no_grad()
     def predict_coords(self, lr: torch.Tensor, coords: torch.Tensor, cell: torch.Tensor | None = None,
                        chunk: int = 65536) -> torch.Tensor:
-        """:meth:`forward` without gradients, decoding ``chunk`` queries at a time."""
+        """:meth:`forward` without gradients, decoding ``chunk`` queries at a time over the whole batch
+        (the decoder's memory grows with planes times queries)."""
         latent = self.encode(lr)
         if coords.dim() == 2:
             coords = coords.unsqueeze(0).expand(lr.shape[0], -1, -1)
-        pieces = [self.decode(latent, lr, coords[:, s:s + chunk], cell) for s in range(0, coords.shape[1], chunk)]
+        step = max(1, chunk // lr.shape[0])
+        pieces = [self.decode(latent, lr, coords[:, s:s + step], cell) for s in range(0, coords.shape[1], step)]
         return torch.cat(pieces, dim=1)
 
     def predict_plane(self, lr: torch.Tensor, out_shape: tuple[int, int], chunk: int = 65536) -> torch.Tensor:
