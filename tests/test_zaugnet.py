@@ -13,12 +13,13 @@ import pytest
 from safetensors.torch import load_file
 import torch
 
-from zaug import InputError, OutputError, ZaugError, ZaugWarning
+from zaug import InputError, OutputError, Volume, ZaugError, ZaugWarning
 from zaug.classic import interpolate_stack
 from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.io import read_volume, write_volume
 from zaug.methods import zaugnet
+from zaug.methods._common import load_config
 from zaug.nets.zstack import BAND_SIGMAS, band_split, band_weights, weighted_departure
 from zaug.predict import upsample_z
 from zaug.sample import load_sample
@@ -567,6 +568,26 @@ def test_variance_cap_is_the_largest_scale_within_twice_the_jackknife_error():
         assert trial < 3 or scale < 1  # larger departures than the planes' own variation are cut
 
 
+def test_a_blank_channel_is_interpolated_not_refused(small, tmp_path):
+    # constant acquired planes give the variance cap nothing to compare with (it was 0 / 0: every plane NaN)
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    assert zaugnet.variance_cap([(np.zeros((8, 8)), np.full((8, 8), 0.1) + np.eye(8), i, i + 1, 0.5)
+                                 for i in range(3)], np.zeros((4, 8, 8))) == 0.0
+    data = np.stack([small.data, np.zeros_like(small.data)])  # nuclei, and a channel that recorded nothing
+    two = Volume(data, small.voxel_size, small.unit, axes="CZYX")
+    out = upsample_z(two, model, factor=2)
+    assert out.data.shape[1] == 2 * small.nz - 1 and not out.data[1].any()
+    assert out.data[0].any()
+
+
+def test_tiles_narrower_than_twice_their_overlap_are_refused(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    _, config = load_config(zaugnet.ZAugNetConfig, out, "ZAugNet")
+    tensors = load_file(str(out / "model.safetensors"))
+    with pytest.raises(InputError, match=r"tile side \(64\) must be more than twice the overlap \(32\)"):
+        zaugnet.ZAugNetModel(config, tensors, torch.device("cpu"), tile=64, overlap=32)
+
+
 def test_variance_cap_scales_an_over_correcting_model_back(small, tmp_path):
     from scipy import ndimage
 
@@ -667,6 +688,25 @@ def test_transfer_mode_of_plain_zaugnet_carries_its_midpoints_to_non_uniform_pla
     est = np.stack(midpoint_model(x, [(i - 1, i + 1, 0.5) for i in range(1, len(z) - 1)]))
     naive = zaugnet.transfer_interpolate(x, est, z, z_out)
     assert np.abs(naive[:, 0, 0] - quad(z_out)).max() > 1e-3
+
+
+def test_transfer_mode_adds_back_what_was_clipped_at_the_midpoint_plain_zaugnet_predicts(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "m", TINY))
+    model.config.normalisation = {"low": 0.0, "high": 1.0}
+    z = np.array([0.0, 0.2, 0.6, 0.8, 1.4, 1.6])  # uneven: the midpoints are carried to other positions
+    z_out = np.linspace(0.1, 1.5, 8)
+    ramp = lambda zz: 0.3 + 0.6 * np.asarray(zz)  # noqa: E731  beyond the training range above z = 1.17
+    stack = (ramp(z)[:, None, None] * np.ones((1, 8, 8))).astype(np.float32)
+
+    def midpoint_model(planes, jobs):  # a perfect plain ZAugNet sees its inputs clipped to the training range
+        return [0.5 * (np.clip(planes[a], 0, 1) + np.clip(planes[b], 0, 1)) for a, b, _ in jobs]
+
+    model._pairs = midpoint_model
+    model.mode = "transfer"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZaugWarning)  # beyond the training range: said, and not cut off
+        out = model.interpolate(stack, z, z_out)
+    np.testing.assert_allclose(out[:, 0, 0], ramp(z_out), atol=1e-5)
 
 
 @pytest.mark.slow  # (suite time) the transfer mode: evaluation, tiles and napari tests in the default suite

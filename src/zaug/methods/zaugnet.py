@@ -563,6 +563,8 @@ class ZAugNetModel:
         self.normalisation: tuple[float, float] = (config.normalisation["low"], config.normalisation["high"])
         self._pixel_size = None  # (y, x) of the stack being interpolated, when known
         self.name = config.method
+        if tile <= 2 * overlap:
+            raise InputError(f"the tile side ({tile}) must be more than twice the overlap ({overlap}).")
         self.net = IFNet(**config.net).to(device).eval()
         load_module_tensors("generator", self.net, tensors)
         self.tile, self.overlap, self.batch, self.tta = tile, overlap, batch, tta
@@ -850,11 +852,11 @@ class ZAugNetModel:
         with part(len(jobs)):
             estimates = np.stack(self._pairs(x, jobs))
         for n, (a, b, t) in enumerate(jobs):
-            estimates[n] += _clipping_offset(x[a], x[b], t)
-        if not self.plus:  # it predicts the midpoint whatever t: carried to t along the quadratic through the three
-            for n, (a, b, t) in enumerate(jobs):
-                if abs(t - 0.5) > 1e-6:
-                    estimates[n] = _midpoint_to(estimates[n], x[a], x[b], t)
+            # plain ZAugNet predicts the midpoint whatever t: its clipped part is added back there, and the
+            # estimate is then carried to t along the quadratic through the three
+            estimates[n] += _clipping_offset(x[a], x[b], t if self.plus else 0.5)
+            if not self.plus and abs(t - 0.5) > 1e-6:
+                estimates[n] = _midpoint_to(estimates[n], x[a], x[b], t)
         return transfer_interpolate(x, estimates, z_in, z_out)
 
     def _positions(self, x: np.ndarray, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:
@@ -1063,6 +1065,13 @@ def variance_cap(planes, acquired: np.ndarray, sigma: float = CAP_SMOOTHING) -> 
         return 1.0
     rows = np.array(rows)
 
+    total = rows.sum(0)
+    if not total[-1] / total[-3] - (total[-2] / total[-3]) ** 2 > 1e-12:
+        # constant acquired planes (a blank channel or time point): nothing to compare with, and a model that
+        # would vary where they do not is held to linear interpolation
+        _, departure_variance, _ = _plain_variances(total)
+        return 0.0 if departure_variance > 1e-12 else 1.0
+
     def ratio_terms(t):  # variance ratio at s = v_lin + 2 s cov + s^2 v_dep over v_ref, from summed moments
         n, s_l, q_l, s_d, q_d, cross, n_r, s_r, q_r = t
         mean_l, mean_d = s_l / n, s_d / n
@@ -1073,10 +1082,13 @@ def variance_cap(planes, acquired: np.ndarray, sigma: float = CAP_SMOOTHING) -> 
         a, b, c = ratio_terms(t)
         return a + 2 * b + c
 
-    total = rows.sum(0)
     a, b, c = ratio_terms(total)
-    left_out = np.array([ratio_at_one(total - row) for row in rows])  # delete-one jackknife over the new planes
-    k = len(rows)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a plane whose removal leaves constant references
+        left_out = np.array([ratio_at_one(total - row) for row in rows])  # delete-one jackknife over new planes
+    left_out = left_out[np.isfinite(left_out)]
+    k = len(left_out)
+    if k < 2:
+        return 1.0
     bound = 1.0 + 2.0 * np.sqrt((k - 1) / k * np.sum((left_out - left_out.mean()) ** 2))
     if c <= 0 or a + 2 * b + c <= bound:
         return 1.0
@@ -1084,6 +1096,12 @@ def variance_cap(planes, acquired: np.ndarray, sigma: float = CAP_SMOOTHING) -> 
     if a > bound and (disc < 0 or b > 0):  # out of reach: as close as scaling gets
         return float(np.clip(-b / c, 0.0, 1.0))
     return float(np.clip((-b + np.sqrt(max(disc, 0.0))) / c, 0.0, 1.0))
+
+
+def _plain_variances(t) -> tuple[float, float, float]:
+    """Variances of the smoothed linear planes, of the departures, and of the reference, from summed moments."""
+    n, s_l, q_l, s_d, q_d, _, n_r, s_r, q_r = t
+    return q_l / n - (s_l / n) ** 2, q_d / n - (s_d / n) ** 2, q_r / n_r - (s_r / n_r) ** 2
 
 
 def scale_weights(weights, scale: float):

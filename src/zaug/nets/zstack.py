@@ -166,6 +166,8 @@ def tiled_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tile: i
     h, w = a.shape[-2:]
     if h <= tile and w <= tile:
         return run_generator(net, a, b, t, tta)
+    if tile <= 2 * overlap:  # tiles would not advance, or leave pixels no tile's centre covers
+        raise ValueError(f"the tile side ({tile}) must be more than twice the overlap ({overlap})")
     out = torch.zeros_like(a)
     weight = torch.zeros((1, 1, h, w), device=a.device)
     step = tile - 2 * overlap
