@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,7 @@ def newer_hint(version: str) -> str:
 
 
 def _first_error(exc: ValueError) -> str:
-    """The first problem pydantic found, named by its field: ``normalisation: high must exceed low``."""
+    """The first problem pydantic found, named by its field: ``train_plane_spacing: missing``."""
     errors = getattr(exc, "errors", None)
     if not callable(errors) or not errors():
         return str(exc).splitlines()[0]
@@ -87,7 +88,7 @@ def _first_error(exc: ValueError) -> str:
 
 
 @contextlib.contextmanager
-def building_networks(model_dir: str | Path, config) -> None:
+def building_networks(model_dir: str | Path, config) -> Iterator[None]:
     """Say in one sentence that a configuration describes networks this zaug cannot build (an edited file, or
     one from a newer zaug), rather than fail inside a network's constructor."""
     try:

@@ -1066,10 +1066,10 @@ def variance_cap(planes, acquired: np.ndarray, sigma: float = CAP_SMOOTHING) -> 
     rows = np.array(rows)
 
     total = rows.sum(0)
-    if not total[-1] / total[-3] - (total[-2] / total[-3]) ** 2 > 1e-12:
+    _, departure_variance, reference_variance = _plain_variances(total)
+    if not reference_variance > 1e-12:
         # constant acquired planes (a blank channel or time point): nothing to compare with, and a model that
         # would vary where they do not is held to linear interpolation
-        _, departure_variance, _ = _plain_variances(total)
         return 0.0 if departure_variance > 1e-12 else 1.0
 
     def ratio_terms(t):  # variance ratio at s = v_lin + 2 s cov + s^2 v_dep over v_ref, from summed moments
