@@ -103,7 +103,9 @@ def _restore_cuda_rng(tensors: dict[str, torch.Tensor]) -> None:
     uninterrupted run; GPU kernels that are not deterministic still make GPU
     runs differ in the last bits.
     """
-    states = [tensors[f"rng.cuda.{i}"] for i in range(len(tensors)) if f"rng.cuda.{i}" in tensors]
+    states = []
+    while f"rng.cuda.{len(states)}" in tensors:
+        states.append(tensors[f"rng.cuda.{len(states)}"])
     if states and torch.cuda.is_available() and torch.cuda.device_count() >= len(states):
         torch.cuda.set_rng_state_all(states)
 

@@ -85,15 +85,14 @@ def describe_model(path) -> dict:
     if not is_model_folder(path):
         raise InputError(f"{path} is not a zaug model folder (no config.json or run.json).")
 
-    def read(name):
-        try:
-            value = json.loads((path / name).read_text())
-        except (OSError, ValueError):
-            return {}
+    from ._common import _read_json
+
+    def read(name) -> dict:  # what is not a readable JSON object counts as empty
+        value = _read_json(path / name)
         return value if isinstance(value, dict) else {}
 
-    def megabytes(*parts) -> float:
-        files = [f for part in parts for f in ([part] if part.is_file() else part.rglob("*") if part.is_dir() else [])]
+    def megabytes(part: Path) -> float:
+        files = part.rglob("*") if part.is_dir() else [part] if part.is_file() else []
         return round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)
 
     config, run = read("config.json"), read("run.json")
