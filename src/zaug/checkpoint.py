@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import load, save
 
 from .errors import InputError
 from .io import atomic_path
@@ -54,6 +54,12 @@ def load_optimizer_state(prefix: str, opt: torch.optim.Optimizer, tensors: dict[
     opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    # read whole, not memory-mapped: Windows cannot replace or delete a mapped file, and a resumed run
+    # replaces the checkpoint it was loaded from
+    return load(Path(path).read_bytes())
+
+
 def save_state(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
     """Write ``state.safetensors`` + ``state.json`` into ``directory`` atomically (as one folder)."""
     directory = Path(directory)
@@ -61,14 +67,14 @@ def save_state(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str
     with atomic_path(directory) as tmp:
         tmp.mkdir()
         (tmp / "state.safetensors").write_bytes(save(tensors))  # save_file would make it private (mode 0600)
-        (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
+        (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=_json_default), encoding="utf-8")
 
 
 def load_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     directory = Path(directory)
     try:
-        tensors = load_file(str(directory / "state.safetensors"))
-        meta = json.loads((directory / "state.json").read_text())
+        tensors = _read_tensors(directory / "state.safetensors")
+        meta = json.loads((directory / "state.json").read_text(encoding="utf-8"))
     except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"the checkpoint in {directory} is damaged ({exc}); pass --overwrite to start again.") from exc
     return tensors, meta
@@ -83,7 +89,7 @@ def save_model(model_dir: Path, tensors: dict[str, torch.Tensor], config: dict[s
         # cluster worker running as another user could not load the model
         tmp.write_bytes(save(tensors, metadata={"format": "pt", "zaug_method": str(config.get("method"))}))
     with atomic_path(model_dir / "config.json") as tmp:
-        tmp.write_text(json.dumps(config, indent=2, default=_json_default))
+        tmp.write_text(json.dumps(config, indent=2, default=_json_default), encoding="utf-8")
 
 
 def load_model(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -92,7 +98,7 @@ def load_model(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if not cfg_file.exists() or not weights.exists():
         raise InputError(f"{model_dir} is not a complete zaug model (config.json and model.safetensors needed).")
     try:
-        return load_file(str(weights)), json.loads(cfg_file.read_text())
+        return _read_tensors(weights), json.loads(cfg_file.read_text(encoding="utf-8"))
     except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"the model in {model_dir} cannot be read ({exc}).") from exc
 

@@ -338,7 +338,7 @@ def _method_kind(spec: str) -> str | None:
         return spec
     config = Path(spec) / "config.json"
     try:
-        method = json.loads(config.read_text()).get("method")
+        method = json.loads(config.read_text(encoding="utf-8")).get("method")
     except (OSError, ValueError, AttributeError):
         return None
     return method if method in LEARNED else None
@@ -702,7 +702,7 @@ def cmd_train(args) -> int:
     options = dict(_training(args), method=args.method, overwrite=args.overwrite, progress=True,
                    factor=args.factor)
     model_dir = module.fit(vols, args.output, options)
-    config = json.loads((Path(model_dir) / "config.json").read_text())
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     if config.get("sigma_estimate", {}).get("sigma") is not None:
         from .data.lateral import format_sigma_estimate
 
@@ -733,7 +733,7 @@ def cmd_measure(args) -> int:
     if csv_path is not None:
         import csv
 
-        with atomic_path(csv_path, overwrite=args.overwrite) as tmp, open(tmp, "w", newline="") as handle:
+        with atomic_path(csv_path, overwrite=args.overwrite) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
             columns = list(result["items"][0]) if result["items"] else ["label"]
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
@@ -813,7 +813,15 @@ def _out_of_memory(exc: Exception) -> bool:
         isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc))
 
 
+def _tolerant_console() -> None:
+    """Print what the console cannot encode as escapes (a path "pile \\u0142.tif" on a Windows console)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, ValueError, OSError):  # a replaced or closed stream
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _tolerant_console()
     args = build_parser().parse_args(argv)
     warnings.showwarning = _show_warning
     try:

@@ -50,7 +50,7 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
             raise OutputError(f"{out} exists and is not an earlier demo output; choose another --output.")
         clear_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
     out.mkdir(parents=True, exist_ok=True)
-    (out / ".zaug-demo").write_text("folder written by 'zaug demo'\n")
+    (out / ".zaug-demo").write_text("folder written by 'zaug demo'\n", encoding="utf-8")
     volume = load_sample()
     print_fn(f"sample: {sample_path().name} {volume} (attribution: zaug/sample/ATTRIBUTION.md)")
     used, kept_index, removed = drop_slice_split(volume.nz, FACTOR)

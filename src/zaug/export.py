@@ -503,14 +503,14 @@ def _description(v0_5, plan: _Plan, model, volume: Volume, folder: Path, test_in
     # the bioimage.io format for PyTorch weights is torch.save's state dict; consumers load it with
     # weights_only=True, and zaug itself never reads it back (its own models are safetensors)
     torch.save(plan.module.state_dict(), files["weights"])
-    files["arch"].write_text(architecture_source())
-    files["env"].write_text(_environment())
+    files["arch"].write_text(architecture_source(), encoding="utf-8")
+    files["env"].write_text(_environment(), encoding="utf-8")
     np.save(files["input"], test_input)
     np.save(files["output"], test_output)
     # the same crop as images a person can open (bioimage.io's sample tensors; the .npy files are for machines)
     tifffile.imwrite(files["sample_in"], test_input[0])
     tifffile.imwrite(files["sample_out"], test_output[0])
-    files["doc"].write_text(_documentation(plan, model, volume))
+    files["doc"].write_text(_documentation(plan, model, volume), encoding="utf-8")
     _cover(files["cover"], test_input[0], test_output[0], factor)
 
     unit, (vz, vy, vx), out_z = axis_scales(volume.voxel_size, volume.unit, factor)

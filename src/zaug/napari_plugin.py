@@ -210,7 +210,7 @@ def get_reader(path):
     """npe2 reader hook: a reader for the files zaug understands, else None."""
     if isinstance(path, list):
         return None
-    name = str(path).lower().rstrip("/")
+    name = str(path).lower().rstrip("/\\")
     return read_layers if name.endswith(READ_SUFFIXES) else None
 
 
@@ -219,7 +219,7 @@ def read_layers(path) -> list[tuple]:
     from .io import read_volume
 
     volume = read_volume(path)
-    return [_layer_tuple(volume, Path(str(path).rstrip("/")).name.split(".")[0])]
+    return [_layer_tuple(volume, Path(str(path).rstrip("/\\")).name.split(".")[0])]
 
 
 def write_image(path: str, data, attributes: dict) -> list[str]:
@@ -403,7 +403,7 @@ def train_layer(image: "napari.layers.Image", method: TrainMethod = TrainMethod.
     except ZaugError as exc:  # the widget has a box, not a flag
         exc.args = (str(exc).replace("pass --overwrite", "tick overwrite"),)
         raise
-    config = json.loads((Path(model_dir) / "config.json").read_text())
+    config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     return f"model saved in {model_dir}. {module.format_self_check(config['self_check'])}"
 
 

@@ -89,7 +89,7 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
                                   "there; choose another --report folder.")
             break
     present = [name for name in names if (out / name).exists()] if out.is_dir() else []
-    if "report.md" in present and not (out / "report.md").read_text(errors="replace").startswith("# zaug "):
+    if "report.md" in present and not (out / "report.md").read_text(encoding="utf-8", errors="replace").startswith("# zaug "):
         raise OutputError(f"{out} holds a report.md that zaug did not write, which --overwrite does not replace; "
                           "choose another --report folder.")
     if present and not overwrite:
@@ -123,7 +123,7 @@ def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool =
     figures.append(_sweep_figure(result, out / "cf_psnr_sweep.png"))
     plain = {k: v for k, v in result.items() if k != "arrays"}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(plain))
+        tmp.write_text(json_text(plain), encoding="utf-8")
     lines = [f"# zaug drop-slice evaluation, x{result['factor']}", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
              f"{', '.join(f'{v:g}' for v in result['voxel_size'])} {result['unit']} (z, y, x).", "",
@@ -153,7 +153,7 @@ def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool =
     lines += ["", "```", format_table(result), "```", ""]
     report = out / "report.md"
     with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines))
+        tmp.write_text("\n".join(lines), encoding="utf-8")
     return report
 
 
@@ -268,7 +268,7 @@ def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool 
     figures.append(_sweep_figure(result, out / "cf_psnr_sweep.png"))
     plain = {k: v for k, v in result.items() if k != "arrays"}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(plain))
+        tmp.write_text(json_text(plain), encoding="utf-8")
     ref = result["reference"]
     lines = [f"# zaug restoration evaluation, x{result['factor']:g} ({simulation_words(result)})", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
@@ -298,7 +298,7 @@ def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool 
     lines += ["", "```", format_restoration_table(result), "```", ""]
     report = out / "report.md"
     with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines))
+        tmp.write_text("\n".join(lines), encoding="utf-8")
     return report
 
 
@@ -390,7 +390,7 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
     for warning in said:
         warnings.warn(warning, stacklevel=2)
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(dict(rows, notes=about, warnings=said)))
+        tmp.write_text(json_text(dict(rows, notes=about, warnings=said)), encoding="utf-8")
     lines = ["# zaug prediction report", "",
              f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", ""]
     lines += [line for note in about for line in (f"- {note}",)] + ([""] if about else [])
@@ -422,7 +422,7 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
     lines += ["## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     report = out / "report.md"
     with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return report
 
 
@@ -631,7 +631,7 @@ def write_oblique_report(result: dict, out_dir: str | Path, overwrite: bool = Fa
         figures.append(_sections(panels, "xy", out / "xy_planes.png", result["axial_angle"]))
     plain = {k: v for k, v in result.items() if k != "arrays"}
     with atomic_path(out / "results.json") as tmp:
-        tmp.write_text(json_text(plain))
+        tmp.write_text(json_text(plain), encoding="utf-8")
     ref = result["reference"]
     lines = [f"# zaug oblique restoration evaluation, axial direction at {result['axial_angle']:g} degrees", "",
              f"Input: `{result['input']}`, shape {result['shape']}, voxel size "
@@ -653,7 +653,7 @@ def write_oblique_report(result: dict, out_dir: str | Path, overwrite: bool = Fa
     lines += ["", "```", format_oblique_table(result), "```", ""]
     report = out / "report.md"
     with atomic_path(report) as tmp:
-        tmp.write_text("\n".join(lines))
+        tmp.write_text("\n".join(lines), encoding="utf-8")
     return report
 
 

@@ -75,7 +75,7 @@ NUMPY_SUFFIXES = (".npy", ".npz")
 
 def format_of(path: str | os.PathLike) -> str:
     """``'tiff'``, ``'ome-zarr'`` or ``'numpy'`` from the path's name."""
-    name = str(path).lower().rstrip("/")
+    name = str(path).lower().rstrip("/\\")  # a folder typed with its separator (Windows: "a.zarr\\")
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
     if name.endswith(".zarr"):

@@ -16,6 +16,16 @@ from pathlib import Path
 from ..errors import OutputError, ZaugWarning
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """One file under two names: a link, or a case-insensitive disk (macOS, Windows: Stack.tif is stack.tif)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_output_path(path: str | os.PathLike, overwrite: bool = False,
                       inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse an output that would destroy data.
@@ -36,7 +46,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
     """
     out = Path(path)
     for src in inputs:
-        if out.resolve() == Path(src).resolve():
+        if _same_file(out, Path(src)):
             raise OutputError(f"the output {out} is the input file; choose another output path.")
         if out.resolve() in Path(src).resolve().parents:
             raise OutputError(f"the input {src} is inside the output {out}, which writing would replace; "

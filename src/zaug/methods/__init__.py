@@ -163,7 +163,7 @@ def resolve(spec: str, device: str = "auto"):
                                  "command again to resume it.")
             raise InputError(f"{path} is not a zaug model folder (no config.json).")
         try:
-            raw = json.loads(config_file.read_text())
+            raw = json.loads(config_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise InputError(f"{config_file} cannot be read as a zaug model configuration ({exc}).") from exc
         method = raw.get("method") if isinstance(raw, dict) else None

@@ -205,7 +205,7 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
                               stacklevel=3)
     out.mkdir(parents=True, exist_ok=True)
     if not marker.exists():
-        marker.write_text(json.dumps(dict(identity, zaug_version=__version__), indent=1))
+        marker.write_text(json.dumps(dict(identity, zaug_version=__version__), indent=1), encoding="utf-8")
     return out
 
 
@@ -258,26 +258,24 @@ def one_training_per_folder(fit):
 
 @contextlib.contextmanager
 def _folder_lock(out: Path):
-    try:
-        import fcntl
-    except ImportError:  # Windows: no advisory locks here
-        yield
-        return
     if out.exists() and not out.is_dir():
         yield  # refused with its own sentence
         return
     made, lock = not out.exists(), out / LOCK_NAME
     new_lock = not lock.exists()
     out.mkdir(parents=True, exist_ok=True)
-    handle = open(lock, "a")
+    handle, unlock = open(lock, "a", encoding="utf-8"), None
     try:
         try:  # a lock per open file: a second run in this process is refused as another process is
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            unlock = _lock_exclusively(handle)
         except OSError:
             raise OutputError(f"another training is writing into {out}; wait for it to end, or choose "
                               "another folder.") from None
         yield
     finally:
+        if unlock is not None:
+            with contextlib.suppress(OSError):
+                unlock()
         handle.close()  # releases the lock (as the end of the process does, however it ends)
         if made and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused at once
             shutil.rmtree(out, ignore_errors=True)
@@ -285,9 +283,29 @@ def _folder_lock(out: Path):
             lock.unlink(missing_ok=True)
 
 
+def _lock_exclusively(handle):
+    """Lock an open file without waiting (OSError if another handle holds it); returns what unlocks it."""
+    try:
+        import fcntl
+    except ImportError:
+        fcntl = None
+    if fcntl is not None:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return lambda: fcntl.flock(handle, fcntl.LOCK_UN)
+    import msvcrt  # Windows: a lock on the file's first byte (released at close only after a delay)
+
+    handle.seek(0)
+    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+    def unlock():
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+    return unlock
+
+
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
