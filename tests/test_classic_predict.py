@@ -192,3 +192,25 @@ def test_match_noise_from_the_command_line_and_its_refusal_with_tiles(run_cli, t
                    "--tile", "32")
     assert proc.returncode != 0 and "--match-noise needs the stack in memory" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "t.tif").exists()
+
+
+def test_float64_prediction_warns_nothing_and_values_near_float32s_limit_are_refused():
+    import warnings
+
+    rng = np.random.default_rng(0)
+    vol = Volume(rng.normal(size=(6, 16, 16)), (1.0, 0.5, 0.5), "um")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "overflow encountered in cast" came from clipping at float64's limit
+        out = upsample_z(vol, "cubic", factor=2)
+    assert out.data.dtype == np.float64 and np.isfinite(out.data).all()
+    for dtype in (np.float32, np.float64):  # a cubic overshoot in float32 would have become infinite
+        huge = Volume((rng.random((6, 16, 16)) * 3e38).astype(dtype), (1.0, 0.5, 0.5), "um")
+        with pytest.raises(InputError, match="rescale the stack"):
+            upsample_z(huge, "cubic", factor=2)
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="this platform's long double is float64")
+def test_extended_precision_floats_are_refused_before_any_work():
+    vol = Volume(np.random.default_rng(0).random((6, 16, 16)).astype(np.longdouble), (1.0, 0.5, 0.5), "um")
+    with pytest.raises(InputError, match="extended precision"):
+        upsample_z(vol, "linear", factor=2)

@@ -613,3 +613,48 @@ def test_axes_that_move_z_warn_that_the_file_sizes_follow_the_letters(tmp_path):
     assert vol.data.shape == (16, 5, 16) and vol.voxel_size == (3.0, 0.5, 0.5)
     assert _read_quietly(path, axes="ZYX").data.shape == STACK.shape  # the file's own order: nothing to check
     assert _read_quietly(path, axes="YXZ", voxel_size=(1, 1, 1)).voxel_size == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("out_name", ["out.ome.tif", "out.ome.zarr", "out.npz"])
+def test_the_name_of_a_files_one_channel_is_carried_to_the_output(tmp_path, out_name):
+    src = tmp_path / "dna.ome.tif"
+    tifffile.imwrite(src, STACK[None], ome=True, metadata={"axes": "CZYX", "Channel": {"Name": ["dna"]}})
+    vol = read_volume(src)
+    assert vol.axes == "ZYX" and vol.metadata["channel"] == "dna"
+    write_volume(upsample_z(vol, "linear", factor=2), tmp_path / out_name)
+    assert read_volume(tmp_path / out_name).metadata.get("channel") == "dna"
+
+
+def test_npz_keeps_channel_names_and_time_step(tmp_path):
+    vol = Volume(np.arange(2 * 2 * 4 * 8 * 8, dtype=np.uint16).reshape(2, 2, 4, 8, 8), (1.0, 0.5, 0.5), "um",
+                 axes="TCZYX", channel_names=("dna", "actin"), time_interval=2.5, time_unit="min", time_origin=5.0)
+    write_volume(vol, tmp_path / "v.npz")
+    back = _read_quietly(tmp_path / "v.npz")
+    assert back.channel_names == ("dna", "actin")
+    assert (back.time_interval, back.time_unit, back.time_origin) == (2.5, "min", 5.0)
+
+
+@pytest.mark.parametrize("kind", ["imagej", "ome"])
+def test_an_rgb_stack_comes_back_as_red_green_and_blue_channels(tmp_path, kind):
+    rgb = np.random.default_rng(1).integers(0, 255, (5, 16, 16, 3)).astype(np.uint8)
+    src = tmp_path / ("rgb.tif" if kind == "imagej" else "rgb.ome.tif")
+    tifffile.imwrite(src, rgb, photometric="rgb", **({"imagej": True} if kind == "imagej" else {"ome": True}),
+                     metadata={"axes": "ZYXS"})
+    vol = read_volume(src)
+    assert vol.axes == "CZYX"
+    np.testing.assert_array_equal(vol.data[1], rgb[..., 1])
+    write_volume(upsample_z(vol, "linear", factor=2), tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "out.tif") as tif:  # Fiji: a composite of red, green and blue
+        ij = tif.imagej_metadata
+        assert ij["mode"] == "composite"
+        assert [tuple(lut[:, -1]) for lut in ij["LUTs"]] == [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+        assert ij["Ranges"] == (0.0, 255.0) * 3
+
+
+def test_a_plain_arrays_guessed_axis_order_is_said(tmp_path):
+    np.save(tmp_path / "zcyx.npy", np.zeros((8, 3, 16, 16), np.float32))
+    with pytest.warns(ZaugWarning, match="read as CZYX"):
+        read_volume(tmp_path / "zcyx.npy")
+    assert _read_quietly(tmp_path / "zcyx.npy", axes="ZCYX").data.shape[:2] == (3, 8)
+    np.save(tmp_path / "zyx.npy", np.zeros((8, 16, 16), np.float32))
+    _read_quietly(tmp_path / "zyx.npy")  # three axes: nothing to guess

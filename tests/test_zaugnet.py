@@ -869,8 +869,19 @@ def test_zaug_info_on_a_model_folder_says_what_it_holds(small, tmp_path, run_cli
 
 def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small, tmp_path):
     eight_bit = small.replace(data=(np.asarray(small.data, np.float32) / 256).astype(np.uint8))
-    with pytest.warns(ZaugWarning, match="training stack 2's intensities .* scaled by its own percentiles"):
+    with pytest.warns(ZaugWarning, match="intensities of training stack 2 .* scaled by its own percentiles"):
         zaugnet.fit([small, eight_bit], tmp_path / "m", TINY)
+
+
+def test_a_blank_channel_is_named_and_left_out_of_training(small, tmp_path):
+    data = np.stack([np.asarray(small.data), np.zeros_like(small.data)])
+    two = small.replace(data=data, axes="CZYX")
+    with pytest.warns(ZaugWarning, match="^channel 1 is blank .* not trained on"):
+        out = zaugnet.fit([two], tmp_path / "m", TINY)
+    assert list(json.loads((out / "config.json").read_text())["validation_planes"]) == ["0"]  # one stack
+    with pytest.raises(InputError, match="every channel and time point .* is blank"):
+        zaugnet.fit([small.replace(data=np.stack([np.zeros_like(small.data), np.ones_like(small.data)]),
+                                   axes="CZYX")], tmp_path / "m2", TINY)
 
 
 def test_too_few_planes_for_training_name_the_number_that_works():

@@ -124,10 +124,11 @@ def cast_like(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if top < info.max:  # 64 bits: float64 holds no value between top and the maximum
             out[rounded >= float(info.max)] = info.max
         return out
-    if np.issubdtype(dtype, np.floating):  # an overshoot beyond float16's range would become inf
-        largest = float(np.finfo(dtype).max)
-        return np.clip(np.asarray(data), -largest, largest).astype(dtype, copy=False)
-    return np.asarray(data).astype(dtype, copy=False)
+    data = np.asarray(data)
+    if np.issubdtype(dtype, np.floating) and data.dtype.kind == "f" and data.dtype.itemsize > dtype.itemsize:
+        largest = float(np.finfo(dtype).max)  # narrowing: an overshoot beyond float16's range would become inf
+        return np.clip(data, -largest, largest).astype(dtype, copy=False)
+    return data.astype(dtype, copy=False)
 
 
 def keep_acquired(out: np.ndarray, stack, z_in: np.ndarray, z_out: np.ndarray) -> np.ndarray:

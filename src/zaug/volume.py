@@ -310,6 +310,11 @@ def _is_canonical(axes: str) -> bool:
     return all(a in it for a in axes)
 
 
+#: largest magnitude of float input: a cubic overshoot or a network's output, computed in float32 (3.4e38),
+#: must not reach infinity
+FLOAT_LIMIT = 1e37
+
+
 def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool = True) -> None:
     """Refuse data that no method can use, with a sentence that says why.
 
@@ -341,20 +346,23 @@ def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool
         raise InputError(f"the planes are {ny}x{nx} pixels; at least 4x4 are needed (check --axes).")
     if volume.dtype.kind not in "uif":  # bool, complex, dates, strings, records
         raise InputError(f"images of type {volume.dtype} are not supported; use integer or float data.")
+    if volume.dtype.kind == "f" and volume.dtype.itemsize > 8:  # no TIFF, Zarr or torch type holds them
+        raise InputError(f"images of type {volume.dtype} (extended precision) are not supported; convert the "
+                         "stack to float64 or float32.")
     if not scan_values:
         return
+    data = np.asarray(volume.data)
     if np.issubdtype(volume.dtype, np.floating):
-        finite = np.isfinite(np.asarray(volume.data))
+        finite = np.isfinite(data)
         if not finite.all():
             raise InputError(
                 f"the image contains {int((~finite).sum())} NaN or infinite value(s); "
                 "replace them before processing."
             )
-        wide = volume.dtype.itemsize > 4 and volume.data.size  # float32's values fit float32
-        largest = float(np.abs(np.asarray(volume.data)).max()) if wide else 0.0
-        if largest > float(np.finfo(np.float32).max):  # the methods' float32 would make it infinite
-            raise InputError(f"the image holds values up to {largest:.3g}, beyond what 32-bit floats hold "
-                             "(3.4e38), in which zaug computes; rescale the stack first.")
-    data = np.asarray(volume.data)
-    if data.size and data.min() == data.max():
+    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    if np.issubdtype(volume.dtype, np.floating) and max(high, -low) > FLOAT_LIMIT:
+        raise InputError(f"the image holds values up to {max(high, -low):.3g}; zaug computes in 32-bit floats "
+                         f"(up to 3.4e38), where the interpolation's overshoot could become infinite: rescale the "
+                         f"stack below {FLOAT_LIMIT:.0e} first.")
+    if data.size and low == high:
         raise InputError("the image is constant (every voxel is the same), so there is nothing to interpolate.")

@@ -143,6 +143,10 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     if axes is not None and voxel_size is None:
         _warn_if_axes_moved(path, axes, file_axes, physical)
     data, canon_axes = _to_canonical(data, axes or file_axes, user_axes=axes is not None)
+    if axes is None and file_axes is None and len(data.shape) >= 4:  # a plain array: its order is a guess
+        warnings.warn(ZaugWarning(f"{path} does not say the order of its {len(data.shape)} axes; read as "
+                                  f"{canon_axes} (shape {tuple(data.shape)}); if that is wrong, pass --axes "
+                                  "(axes= in Python)."), stacklevel=2)
     file_size = (physical.get("z", 1.0), physical.get("y", physical.get("x", 1.0)),
                  physical.get("x", physical.get("y", 1.0)))
     _check_file_positions(path, physical, int(data.shape[-3]), given=voxel_size is not None)
@@ -169,11 +173,13 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     z_origin, yx_origin = origin[0], tuple(origin[1:])
     z_positions = physical.get("z_positions") if voxel_size is None else None  # Volume takes their mean spacing
     time = physical.get("time", {})
+    names = tuple(physical.get("channel_names", ()))
+    one_channel = {"channel": str(names[0])} if len(names) == 1 and "C" not in canon_axes else {}  # as select's
     volume = Volume(data, voxel_size=size, unit=unit, axes=canon_axes, z_positions=z_positions, z_origin=z_origin,
-                    yx_origin=yx_origin, channel_names=tuple(physical.get("channel_names", ())),
+                    yx_origin=yx_origin, channel_names=names,
                     time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
                     time_origin=time.get("origin", 0.0),
-                    metadata={"source": str(path), "format": fmt, "name": _stem(path),
+                    metadata={"source": str(path), "format": fmt, "name": _stem(path), **one_channel,
                               **({"display": physical["display"]} if physical.get("display") else {})})
     if convert_to is None:
         return volume

@@ -58,6 +58,13 @@ def _display(channels: list[dict], mode: str | None) -> dict | None:
     return {"mode": mode, "channels": channels}
 
 
+def rgb_composite(dtype) -> dict:
+    """Red, green and blue channels over the type's whole range: how an RGB image's samples look."""
+    dtype = np.dtype(dtype)
+    window = (float(np.iinfo(dtype).min), float(np.iinfo(dtype).max)) if dtype.kind in "ui" else None
+    return {"mode": "composite", "channels": [_channel(window, color) for color in ("FF0000", "00FF00", "0000FF")]}
+
+
 def from_imagej(ij: dict, n_channels: int) -> dict | None:
     """Display settings from tifffile's ``imagej_metadata``."""
     ranges = ij.get("Ranges")
@@ -135,6 +142,15 @@ def from_omero(omero: dict, n_channels: int) -> dict | None:
     model = ((omero or {}).get("rdefs") or {}).get("model")
     mode = {"color": "composite", "greyscale": "grayscale"}.get(model) if n_channels > 1 else None
     return _display(channels, mode)
+
+
+def channel_labels(volume) -> tuple[str, ...]:
+    """The channel names to write: the C axis's, or the name of a volume's one channel (a one-channel file's,
+    or the channel ``Volume.select`` took)."""
+    if volume.channel_names:
+        return tuple(volume.channel_names)
+    one = volume.metadata.get("channel")
+    return (str(one),) if one is not None and volume.n_channels == 1 else ()
 
 
 def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtype) -> dict | None:

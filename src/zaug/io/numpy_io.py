@@ -1,4 +1,4 @@
-"""NumPy ``.npy`` (pixels only) and ``.npz`` (pixels and voxel size)."""
+"""NumPy ``.npy`` (pixels only) and ``.npz`` (pixels, voxel size and the rest of the metadata)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..volume import Volume
+from ._display import channel_labels
 
 
 def read_numpy(path: Path, lazy: bool = False):
@@ -43,12 +44,19 @@ def _read_numpy(path: Path, lazy: bool):
             physical["z_origin"] = float(npz["z_origin"])
         if "yx_origin" in npz.files:
             physical["yx_origin"] = tuple(float(v) for v in npz["yx_origin"])
+        if "channel_names" in npz.files:
+            physical["channel_names"] = [str(n) for n in np.ravel(npz["channel_names"])]
+        if "time_interval" in npz.files:
+            physical["time"] = {"interval": float(npz["time_interval"]),
+                                "unit": str(npz["time_unit"]) if "time_unit" in npz.files else "s",
+                                "origin": float(npz["time_origin"]) if "time_origin" in npz.files else 0.0}
         axes = str(npz["axes"]) if "axes" in npz.files else None
     return data, axes, physical
 
 
 def write_numpy(volume: Volume, path: Path) -> None:
-    """Write ``.npy`` (pixels only) or ``.npz`` (pixels, voxel size, unit, axes, z positions or origin, yx origin)."""
+    """Write ``.npy`` (pixels only) or ``.npz`` (pixels, voxel size, unit, axes, z positions or origin, yx origin,
+    channel names, time step)."""
     data = np.asarray(volume.data)
     if path.suffix.lower() == ".npy":
         with open(path, "wb") as f:
@@ -60,6 +68,11 @@ def write_numpy(volume: Volume, path: Path) -> None:
         extra = {"z_origin": np.array(volume.z_origin)} if volume.z_origin != 0 else {}
     if any(volume.yx_origin):
         extra["yx_origin"] = np.array(volume.yx_origin)
+    if channel_labels(volume):
+        extra["channel_names"] = np.array(channel_labels(volume))
+    if volume.time_interval is not None:
+        extra.update(time_interval=np.array(volume.time_interval), time_unit=np.array(volume.time_unit),
+                     time_origin=np.array(volume.time_origin))
     with open(path, "wb") as f:
         np.savez_compressed(f, data=data, voxel_size=np.array(volume.voxel_size),
                             unit=np.array(volume.unit), axes=np.array(volume.axes), **extra)

@@ -178,7 +178,8 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     }]
     if volume.z_positions is not None:
         root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}
-    omero = _display.to_omero(volume.metadata.get("display"), volume.channel_names, volume.n_channels, data.dtype)
+    omero = _display.to_omero(volume.metadata.get("display"), _display.channel_labels(volume),
+                               volume.n_channels, data.dtype)
     if omero:
         root.attrs["omero"] = omero
 

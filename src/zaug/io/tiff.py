@@ -68,7 +68,16 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         else:
             ij = tif.imagej_metadata or {}
             physical = dict(_imagej_physical(tif), **_imagej_time(ij), display=_display.from_imagej(ij, n_channels))
+        if _is_rgb(series, axes) and not physical.get("display"):
+            # zaug's channels are the samples: shown as red, green and blue in a composite, the output
+            # looks in Fiji and napari as the RGB input did
+            physical["display"] = _display.rgb_composite(series.dtype)
     return data, axes, physical
+
+
+def _is_rgb(series, axes: str) -> bool:
+    return ("S" in axes and "C" not in axes and series.shape[axes.index("S")] == 3
+            and series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB)
 
 
 def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
@@ -418,7 +427,8 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
                 metadata[f"PhysicalSize{axis}Unit"] = unit
         if volume.z_positions is not None or volume.z_origin != 0 or any(volume.yx_origin):
             metadata["Plane"] = _plane_positions(volume, unit)
-        channel = {"Name": list(volume.channel_names)} if volume.channel_names else {}
+        names = _display.channel_labels(volume)
+        channel = {"Name": list(names)} if names else {}
         colors = _display.to_ome_colors(volume.metadata.get("display"), volume.n_channels)
         if colors is not None:
             channel["Color"] = colors

@@ -165,7 +165,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         raise InputError(f"unknown method {method!r}; use zaugnet or zaugnet+.")
     refuse_options(opts, method, ("degradation", "sigma", "renoise", "axial_angle"))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
-    stacks, z_coords = _training_stacks(volumes)
+    stacks, z_coords, labels = _training_stacks(volumes)
     max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
     plus = method == "zaugnet+"
     train_trips, val_trips, val_info, runs = [], [], {}, []
@@ -178,7 +178,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     if not plus:
         _warn_if_off_centre(train_trips, z_coords)
     low, high = _normalisation(stacks)
-    scaling = [_training_scaling(s, (low, high), i, len(stacks)) for i, s in enumerate(stacks)]
+    scaling = [_training_scaling(s, (low, high), label, len(stacks)) for s, label in zip(stacks, labels)]
     norm = [np.clip((s - lo) / (hi - lo), 0, 1).astype(np.float32) for s, (lo, hi) in zip(stacks, scaling)]
     base = TRAINING_PRESETS[preset].model_copy(update={k: opts[k] for k in ("patch", "batch", "lr") if opts.get(k)})
     config = ZAugNetConfig(
@@ -243,20 +243,43 @@ def _initial_weights(source, config: "ZAugNetConfig") -> dict[str, torch.Tensor]
     return tensors
 
 
-def _training_stacks(volumes: list[Volume]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _training_stacks(volumes: list[Volume]) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+    """The ZYX stacks to train on (every channel and time point), their z positions, and names for messages;
+    a blank channel or time point (constant) is left out, with a warning: it holds nothing to learn."""
     if not volumes:
         raise InputError("no training stack was given.")
-    stacks, z_coords = [], []
-    for vol in volumes:
+    stacks, z_coords, labels, blank = [], [], [], []
+    for n, vol in enumerate(volumes):
         check_volume(vol, min_planes=3)
-        for _, stack in vol.stacks():
-            stacks.append(np.asarray(stack, dtype=np.float32))
+        for index, stack in vol.stacks():
+            stack = np.asarray(stack, dtype=np.float32)
+            label = _stack_label(vol, n, index, len(volumes))
+            if stack.min() == stack.max():
+                blank.append(label)
+                continue
+            stacks.append(stack)
             z_coords.append(vol.z_coords())
+            labels.append(label)
+    if not stacks:
+        raise InputError("every channel and time point of the training stacks is blank (constant); there is "
+                         "nothing to learn from.")
+    if blank:
+        warnings.warn(ZaugWarning(f"{'; '.join(blank)} {'is' if len(blank) == 1 else 'are'} blank (every voxel "
+                                  "the same) and not trained on."), stacklevel=3)
     units = {vol.unit for vol in volumes}
     if len(units) > 1:
         raise InputError(f"the training stacks use different units ({', '.join(sorted(units))}); "
                          "give them the same with --voxel-size/--unit.")
-    return stacks, z_coords
+    return stacks, z_coords, labels
+
+
+def _stack_label(vol: Volume, n: int, index: tuple[int, ...], n_volumes: int) -> str:
+    """'training stack 2 (a), channel 1' (channels counted from 0, as --channel counts), for messages."""
+    name = vol.metadata.get("name")
+    parts = [f"training stack {n + 1}" + (f" ({name})" if name else "")] if n_volumes > 1 or not index else []
+    for letter, i in zip(vol.axes[:-3], index):
+        parts.append(f"{'channel' if letter == 'C' else 'time point'} {i}")
+    return ", ".join(parts)
 
 
 def _warn_if_off_centre(trips: list, z_coords: list) -> None:
@@ -287,15 +310,15 @@ def _far_apart(own: tuple[float, float], reference: tuple[float, float]) -> bool
     return not (0.1 <= hi - lo <= 10.0 and lo < 0.9 and hi > 0.1)
 
 
-def _training_scaling(stack: np.ndarray, pooled: tuple[float, float], index: int, n: int) -> tuple[float, float]:
+def _training_scaling(stack: np.ndarray, pooled: tuple[float, float], label: str, n: int) -> tuple[float, float]:
     """The pooled intensity scaling, or the stack's own where the two are far apart (as prediction scales
     such a stack), with a warning: one scaling for all would train on it as a blank."""
     own = _normalisation([stack])
     if n == 1 or not _far_apart(own, pooled):
         return pooled
     warnings.warn(ZaugWarning(
-        f"training stack {index + 1}'s intensities (0.1-99.99 percentiles {own[0]:.4g} to {own[1]:.4g}) are far "
-        f"from those of all the stacks together ({pooled[0]:.4g} to {pooled[1]:.4g}); it is scaled by its own "
+        f"the intensities of {label} (0.1-99.99 percentiles {own[0]:.4g} to {own[1]:.4g}) are far from those "
+        f"of all the training stacks together ({pooled[0]:.4g} to {pooled[1]:.4g}); it is scaled by its own "
         "percentiles, as prediction scales such a stack."), stacklevel=4)
     return own
 
