@@ -483,3 +483,19 @@ def test_zaugnet_spacing_advice_is_given_once_per_stack_not_per_tile(model):
             upsample_z_blockwise(far, net, factor=2, tile=32).data.compute()
     spacing = [w for w in said if "differs from that of the training stack" in str(w.message)]
     assert len(spacing) == 1  # before: once more for each of the 12 tiles
+
+
+def test_tiled_restoration_restores_the_acquired_planes_too(blobs):
+    # z a whole multiple of the pixel size: every 4th output plane lies on an acquired one, which the tiled
+    # path used to copy back unrestored, unlike restore_volume
+    class Brighter(ClassicalRestorer):  # a stand-in for a network: changes every plane it restores
+        def restore_planes(self, planes, rows):
+            return super().restore_planes(planes, rows) * 1.5
+
+    vol = Volume(blobs.astype(np.float32), (1.0, 0.25, 0.25), "um")
+    whole = restore_volume(vol, Brighter("linear")).data
+    with dask.config.set(scheduler="synchronous"):
+        tiled = upsample_z_blockwise(vol, RestorationTiles(Brighter("linear")), z_spacing=0.25, tile=16)
+        planes = tiled.data.compute()
+    assert planes.shape == whole.shape
+    np.testing.assert_allclose(planes, whole, rtol=1e-4, atol=1e-3 * float(np.abs(whole).max()))

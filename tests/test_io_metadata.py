@@ -658,3 +658,14 @@ def test_a_plain_arrays_guessed_axis_order_is_said(tmp_path):
     assert _read_quietly(tmp_path / "zcyx.npy", axes="ZCYX").data.shape[:2] == (3, 8)
     np.save(tmp_path / "zyx.npy", np.zeros((8, 16, 16), np.float32))
     _read_quietly(tmp_path / "zyx.npy")  # three axes: nothing to guess
+
+
+@pytest.mark.parametrize("name", ["narrow.ome.tif", "narrow.tif"])
+@pytest.mark.parametrize("shape", [(6, 64, 4), (2, 6, 64, 3)])
+def test_planes_three_or_four_pixels_wide_are_written_as_grey_not_colour(tmp_path, name, shape):
+    axes = "ZYX" if len(shape) == 3 else "CZYX"
+    vol = Volume(np.arange(np.prod(shape), dtype=np.uint16).reshape(shape), (1.0, 0.25, 0.25), "um", axes=axes)
+    write_volume(vol, tmp_path / name)
+    back = read_volume(tmp_path / name)
+    assert back.axes == axes
+    np.testing.assert_array_equal(back.data, vol.data)

@@ -201,3 +201,17 @@ def test_default_sigma_far_from_the_measured_blur_is_pointed_out():
         warnings.simplefilter("error")
         assert resolve_sigma(None, _spots(2.2), 4.0, advise=True) == (None, {})  # 1.96: close to 2
         assert resolve_sigma(None, wide, 4.0) == (None, {})  # no advice asked
+
+
+def test_sigma_auto_measures_the_clearest_channel_whatever_the_order():
+    from zaug.data.lateral import measure_axial_sigma
+
+    spots = np.zeros((64, 64, 64), np.float32)
+    spots[tuple(np.random.default_rng(0).integers(6, 58, (3, 40)))] = 1.0
+    blurred = ndimage.gaussian_filter(spots, (4.0, 1.0, 1.0))[::4]
+    dim = 0.01 * blurred + np.random.default_rng(1).normal(0, 0.01, blurred.shape).astype(np.float32)
+    blank = np.zeros_like(blurred)
+    for channels, clearest in (([blank, dim, blurred], 2), ([blurred, dim, blank], 0)):
+        estimate = measure_axial_sigma(Volume(np.stack(channels), (4.0, 1.0, 1.0), axes="CZYX"), 4.0)
+        assert estimate["measured_on"] == f"channel {clearest}"
+        assert estimate["sigma"] == pytest.approx(3.87, abs=0.1)

@@ -198,6 +198,7 @@ def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int,
             method.calibration = dict(prepared.calibration)
             method.calibration_scale = dict(getattr(prepared, "calibration_scale", {}))
         method = prepared
+    keep = getattr(method, "keeps_acquired", True)  # a restoration changes the acquired planes too
     # one graph node for the method, shared by every tile (not hashed or copied per tile)
     method_node = dask.delayed(method, name=f"zaug-method-{uuid.uuid4().hex}")
     layers = []
@@ -223,7 +224,7 @@ def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int,
                 ya, yb, xa, xb = max(0, y0 - margin), min(ny, y1 + margin), max(0, x0 - margin), min(nx, x1 + margin)
                 crop = (y0 - ya, y1 - ya, x0 - xa, x1 - xa)
                 task = dask.delayed(_upsample_tile, pure=True)(stack[za:zb, ya:yb, xa:xb], method_node, z_in[za:zb],
-                                                             z_here, pixel_size, crop, dtype, (k0, y0, x0))
+                                                             z_here, pixel_size, crop, dtype, (k0, y0, x0), keep)
                 row.append(da.from_delayed(task, shape=(len(z_here), y1 - y0, x1 - x0), dtype=dtype))
             rows.append(row)
         layers.append(rows)
@@ -248,12 +249,13 @@ def _central_crop(stack: da.Array) -> np.ndarray:
     return sample
 
 
-def _upsample_tile(block, method, z_in, z_out, pixel_size, crop, dtype, origin) -> np.ndarray:
+def _upsample_tile(block, method, z_in, z_out, pixel_size, crop, dtype, origin, keep: bool) -> np.ndarray:
     x = np.asarray(block, dtype=np.float32)
     _check_finite(x, origin)
     planes = method.interpolate(x, z_in, z_out, pixel_size=pixel_size)
     y0, y1, x0, x1 = crop
-    return keep_acquired(cast_like(planes[:, y0:y1, x0:x1], dtype), np.asarray(block)[:, y0:y1, x0:x1], z_in, z_out)
+    out = cast_like(planes[:, y0:y1, x0:x1], dtype)
+    return keep_acquired(out, np.asarray(block)[:, y0:y1, x0:x1], z_in, z_out) if keep else out
 
 
 def _check_finite(x: np.ndarray, origin: tuple) -> None:

@@ -201,6 +201,7 @@ class RestorationTiles:
     """
 
     lateral_margin = 32  # context each side of a tile: more than the networks' receptive field reaches
+    keeps_acquired = False  # every output plane is restored, the acquired ones too (as restore_volume does)
 
     def __init__(self, method, fuse: str = "mean", percentiles: tuple[float, float] = DEFAULT_PERCENTILES):
         if fuse not in FUSIONS:

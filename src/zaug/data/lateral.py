@@ -177,7 +177,8 @@ def resolve_sigma(sigma: float | str | None, volume: Volume, factor: float,
         return sigma, {}
     estimate = measure_axial_sigma(volume, factor)
     if estimate["sigma"] is None:
-        warnings.warn(f"--sigma auto: {estimate['reason']}; training with the default sigma "
+        where = f" (on {estimate['measured_on']}, the clearest)" if estimate.get("measured_on") else ""
+        warnings.warn(f"--sigma auto{where}: {estimate['reason']}; training with the default sigma "
                       f"{0.5 * factor:.2f} pixels (factor / 2) instead.", stacklevel=2)
     return estimate["sigma"], estimate
 
@@ -195,17 +196,43 @@ def measure_axial_sigma(volume: Volume, factor: float) -> dict:
     """
     from .spectral_blur import estimate_axial_sigma_spectral
 
-    widths = dict(estimate_axial_sigma(volume, factor), method="widths")
-    if widths["sigma"] is not None:
-        return widths
-    spectrum = estimate_axial_sigma_spectral(volume, factor)
+    volume, where = _clearest_stack(volume)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):  # a dim stack's empty medians: said as reasons
+        warnings.simplefilter("ignore", RuntimeWarning)
+        widths = dict(estimate_axial_sigma(volume, factor), method="widths", measured_on=where)
+        if widths["sigma"] is not None:
+            return widths
+        spectrum = dict(estimate_axial_sigma_spectral(volume, factor), measured_on=where)
     if spectrum["sigma"] is not None:
         return dict(spectrum, widths_reason=widths["reason"])
     return dict(widths, reason=f"{widths['reason']}, and {spectrum['reason']}", spectrum_reason=spectrum["reason"])
 
 
+def _clearest_stack(volume: Volume) -> tuple[Volume, str]:
+    """Of a stack's channels and time points, the one whose structures stand highest above its noise (a
+    blank or dim first channel says nothing about the blur), and its name for messages ('' for one stack)."""
+    if volume.n_stacks == 1:
+        return volume, ""
+
+    def clarity(stack) -> float:  # on a central crop: a long time series is read once, in part
+        z0, y0, x0 = (max(0, (n - side) // 2) for n, side in zip(stack.shape, (32, 256, 256)))
+        stack = np.asarray(stack[z0:z0 + 32, y0:y0 + 256, x0:x0 + 256], dtype=np.float32)
+        spread = float(np.percentile(stack, 99.9) - np.median(stack))
+        return spread / max(noise_level(stack), 1e-6 * max(spread, 1e-30)) if spread > 0 else 0.0
+
+    index, _ = max(volume.stacks(), key=lambda item: clarity(item[1]))
+    picks = dict(zip(volume.axes[:-3], index))
+    where = ", ".join(f"{'channel' if a == 'C' else 'time point'} {i}" for a, i in picks.items())
+    return volume.select(channel=picks.get("C"), time=picks.get("T")), where
+
+
 def format_sigma_estimate(estimate: dict) -> str:
     """:func:`measure_axial_sigma`'s result in words."""
+    where = f"{estimate['measured_on']}: " if estimate.get("measured_on") else ""
+    return where + _sigma_in_words(estimate)
+
+
+def _sigma_in_words(estimate: dict) -> str:
     if estimate.get("method") == "spectrum":
         return (f"axial blur measured from the power spectra ({estimate['frequencies']} frequencies along z, "
                 f"{estimate['signal_bins']} above the noise; log misfit {estimate['misfit']:.3f}): degradation "

@@ -437,7 +437,8 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
         if volume.time_interval is not None:
             metadata.update(TimeIncrement=volume.time_interval,
                             TimeIncrementUnit=time_unit_in(volume.time_unit, "ome"))
-        tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib",
+        # minisblack: else tifffile takes a last axis of 3 or 4 pixels for colour samples
+        tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib", photometric="minisblack",
                          **_resolution_tags(volume.unit, vy, vx))
         return
     if volume.channel_names:
@@ -452,7 +453,7 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     if volume.time_interval is not None:
         metadata.update(finterval=volume.time_interval, tunit=time_unit_in(volume.time_unit, "imagej"))
     metadata.update(_display.to_imagej(volume.metadata.get("display"), volume.n_channels))
-    tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata,
+    tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata, photometric="minisblack",
                      resolution=(1.0 / vx, 1.0 / vy), compression="zlib")
 
 
