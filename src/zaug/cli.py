@@ -733,7 +733,8 @@ def cmd_measure(args) -> int:
     if csv_path is not None:
         import csv
 
-        with atomic_path(csv_path, overwrite=args.overwrite) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        with (atomic_path(csv_path, overwrite=args.overwrite) as tmp,
+              open(tmp, "w", newline="", encoding="utf-8") as handle):
             columns = list(result["items"][0]) if result["items"] else ["label"]
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()

@@ -89,7 +89,9 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
                                   "there; choose another --report folder.")
             break
     present = [name for name in names if (out / name).exists()] if out.is_dir() else []
-    if "report.md" in present and not (out / "report.md").read_text(encoding="utf-8", errors="replace").startswith("# zaug "):
+    ours = "report.md" not in present or (out / "report.md").read_text(encoding="utf-8",
+                                                                       errors="replace").startswith("# zaug ")
+    if not ours:
         raise OutputError(f"{out} holds a report.md that zaug did not write, which --overwrite does not replace; "
                           "choose another --report folder.")
     if present and not overwrite:

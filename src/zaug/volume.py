@@ -203,6 +203,16 @@ class Volume:
         for index in itertools.product(*(range(n) for n in lead)):
             yield index, self.data[index]
 
+    def stack_name(self, index: tuple[int, ...]) -> str:
+        """The stack at ``index`` of :meth:`stacks` in words, for messages (counted from 0, as :meth:`select`
+        and ``--channel``/``--time`` count); ``''`` without T and C axes.
+
+        >>> import numpy as np
+        >>> Volume(np.zeros((2, 3, 4, 8, 8)), axes="TCZYX").stack_name((1, 2))
+        'time point 1, channel 2'
+        """
+        return ", ".join(f"{'channel' if a == 'C' else 'time point'} {i}" for a, i in zip(self.axes[:-3], index))
+
     def select(self, channel: int | None = None, time: int | None = None) -> "Volume":
         """One channel and/or one time point (indices from 0), with its metadata.
 

@@ -222,8 +222,7 @@ def _clearest_stack(volume: Volume) -> tuple[Volume, str]:
 
     index, _ = max(volume.stacks(), key=lambda item: clarity(item[1]))
     picks = dict(zip(volume.axes[:-3], index))
-    where = ", ".join(f"{'channel' if a == 'C' else 'time point'} {i}" for a, i in picks.items())
-    return volume.select(channel=picks.get("C"), time=picks.get("T")), where
+    return volume.select(channel=picks.get("C"), time=picks.get("T")), volume.stack_name(index)
 
 
 def format_sigma_estimate(estimate: dict) -> str:

@@ -277,9 +277,7 @@ def _stack_label(vol: Volume, n: int, index: tuple[int, ...], n_volumes: int) ->
     """'training stack 2 (a), channel 1' (channels counted from 0, as --channel counts), for messages."""
     name = vol.metadata.get("name")
     parts = [f"training stack {n + 1}" + (f" ({name})" if name else "")] if n_volumes > 1 or not index else []
-    for letter, i in zip(vol.axes[:-3], index):
-        parts.append(f"{'channel' if letter == 'C' else 'time point'} {i}")
-    return ", ".join(parts)
+    return ", ".join(parts + ([vol.stack_name(index)] if index else []))
 
 
 def _warn_if_off_centre(trips: list, z_coords: list) -> None:
@@ -1096,10 +1094,9 @@ def variance_cap(planes, acquired: np.ndarray, sigma: float = CAP_SMOOTHING) -> 
         return 0.0 if departure_variance > 1e-12 else 1.0
 
     def ratio_terms(t):  # variance ratio at s = v_lin + 2 s cov + s^2 v_dep over v_ref, from summed moments
-        n, s_l, q_l, s_d, q_d, cross, n_r, s_r, q_r = t
-        mean_l, mean_d = s_l / n, s_d / n
-        v_ref = q_r / n_r - (s_r / n_r) ** 2
-        return (q_l / n - mean_l ** 2) / v_ref, (cross / n - mean_l * mean_d) / v_ref, (q_d / n - mean_d ** 2) / v_ref
+        v_lin, v_dep, v_ref = _plain_variances(t)
+        n, s_l, _, s_d, _, cross = t[:6]
+        return v_lin / v_ref, (cross / n - (s_l / n) * (s_d / n)) / v_ref, v_dep / v_ref
 
     def ratio_at_one(t):
         a, b, c = ratio_terms(t)
