@@ -161,7 +161,21 @@ def test_nan_or_inf(run_cli, tmp_path, value):
     data[2, 3, 3] = value
     write_volume(Volume(data), tmp_path / "nan.tif")
     _assert_clean_failure(run_cli("predict", "linear", tmp_path / "nan.tif", "-o", tmp_path / "o.tif",
-                                  "--factor", "2"), "NaN or infinite")
+                                  "--factor", "2"), "NaN or infinite", "the first at plane 2, y 3, x 3")
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_what_the_output_cannot_hold_is_refused_before_any_work(run_cli, tmp_path, monkeypatch):
+    import zaug.predict
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the stack was interpolated before the refusal")
+
+    monkeypatch.setattr(zaug.predict, "upsample_z", no_work)
+    big = np.random.default_rng(0).integers(0, 100, (4, 16, 16)).astype(np.uint64) + 2**40
+    np.save(tmp_path / "big.npy", big)
+    _assert_clean_failure(run_cli("predict", "linear", tmp_path / "big.npy", "-o", tmp_path / "o.tif",
+                                  "--factor", "2"), "TIFF cannot hold uint64", "write .ome.zarr or .npz")
     assert not (tmp_path / "o.tif").exists()
 
 

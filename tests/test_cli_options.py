@@ -399,3 +399,25 @@ def test_evaluate_and_measure_pick_one_channel_and_time_point(tmp_path, capsys):
     assert picked["methods"]["linear"]["psnr"] == pytest.approx(alone["methods"]["linear"]["psnr"])
     assert main(["measure", str(tmp_path / "tc.ome.tif"), "--objects", "--channel", "2", "--time", "0"]) == 2
     _one_sentence(capsys, "there is no channel 2: the stack has 2 (0 to 1)")
+
+
+def test_train_checkpoints_as_often_as_asked(tmp_path, capsys, monkeypatch):
+    import zaug.methods.niiv as niiv
+
+    stack = tmp_path / "aniso.tif"
+    write_volume(load_sample().replace(data=load_sample().data[::4, :48, :48], voxel_size=(1.16, 0.26, 0.26)),
+                 stack)
+    assert main(["train", str(stack), "--method", "niiv", "--steps", "2", "-o", str(tmp_path / "m"),
+                 "--checkpoint-every", "0"]) == 2
+    _one_sentence(capsys, "--checkpoint-every must be a positive number of seconds, got 0")
+    assert not (tmp_path / "m").exists()
+    given = {}
+
+    def fit(volumes, out_dir, options):
+        given.update(options)
+        raise InputError("stopped where the options reach the method")
+
+    monkeypatch.setattr(niiv, "fit", fit)
+    assert main(["train", str(stack), "--method", "niiv", "--steps", "2", "-o", str(tmp_path / "m"),
+                 "--checkpoint-every", "5"]) == 2
+    assert given["checkpoint_every_s"] == 5.0

@@ -47,3 +47,33 @@ def test_an_anisotropic_stack_warns_that_the_protocol_simulates_from_a_fine_one(
         warnings.simplefilter("error", ZaugWarning)
         result = evaluate_restoration(fine.replace(data=fine.data[:, :48, :48]), 4, "avgpool", ["linear"])
     assert result["warnings"] == []
+
+
+@pytest.mark.parametrize("restore", [True, False])
+def test_a_method_the_stack_is_too_small_for_is_refused_before_any_method_trains(restore, monkeypatch):
+    from zaug import InputError
+    from zaug.evaluate import evaluate_drop_slice
+    from zaug.methods import niiv, zaugnet
+
+    trained = []
+
+    def counting(module):
+        fit = module.fit
+
+        def counted(volumes, out_dir, options=None):
+            if not (options or {}).get("check_only"):
+                trained.append(module.__name__)
+            return fit(volumes, out_dir, options)
+        return counted
+
+    for module in (niiv, zaugnet):
+        monkeypatch.setattr(module, "fit", counting(module))
+    tiny = load_sample().replace(data=load_sample().data[:12, :20, :20])
+    with pytest.raises(InputError, match="too small for Self-Net" if restore else "6 planes: too few"):
+        if restore:  # niiv fits in 20 x 20 planes, Self-Net does not: niiv would train for nothing
+            evaluate_restoration(tiny, 4, "gaussian", methods=("linear", "niiv", "selfnet"),
+                                 train_options={"steps": 2, "progress": False})
+        else:  # ZAugNet trains on the 6 kept planes, ZAugNet+ needs more
+            evaluate_drop_slice(tiny, 2, methods=("linear", "zaugnet", "zaugnet+"),
+                                train_options={"steps": 2, "progress": False})
+    assert trained == []

@@ -198,10 +198,13 @@ def test_prediction_report_measures_uneven_planes_at_their_positions(tmp_path):
 
 def test_prediction_report_says_what_it_measured_and_with_which_model(tmp_path):
     spots = _spots((16, 48, 48), (1.5, 1.5, 1.5))
-    two = Volume(np.stack([spots, spots]), (1.0, 1.0, 1.0), "pixel", axes="CZYX",
+    two = Volume(np.stack([np.zeros_like(spots), spots]), (1.0, 1.0, 1.0), "pixel", axes="CZYX",
                  metadata={"crop": [8, 16, 32, 2, 12]})
     text = write_prediction_report(two, two, tmp_path / "r").read_text()
-    assert "first channel and time point only (the input has 2 channels)" in text
+    # a blank first channel measured nothing (NaN): the clearest channel is measured instead
+    assert "Measured on channel 1 only, the clearest" in text and "the input has 2 channels" in text
+    measured = json.loads((tmp_path / "r" / "results.json").read_text())["input"]
+    assert np.isfinite(measured["isotropy_ratio"]) and measured["profiles"] > 0
     assert "central 32 x 32 pixel window (rows from 8, columns from 16) and planes 2 to 11" in text
     assert "The voxel size is unknown (pixels)" in text
     assert "Model:" not in text

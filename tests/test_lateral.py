@@ -215,3 +215,25 @@ def test_sigma_auto_measures_the_clearest_channel_whatever_the_order():
         estimate = measure_axial_sigma(Volume(np.stack(channels), (4.0, 1.0, 1.0), axes="CZYX"), 4.0)
         assert estimate["measured_on"] == f"channel {clearest}"
         assert estimate["sigma"] == pytest.approx(3.87, abs=0.1)
+
+
+def test_the_clearest_stack_of_a_long_series_is_chosen_from_a_few_reads(monkeypatch):
+    import zaug.data.lateral as lateral
+
+    rng = np.random.default_rng(0)
+    series = rng.normal(0, 0.01, (40, 2, 4, 16, 16)).astype(np.float32)
+    series[39, 1, :, 4:8, 4:8] += 1.0  # the last time point of the second channel: the only structure
+    reads = []
+    measured = lateral.noise_level
+    monkeypatch.setattr(lateral, "noise_level", lambda stack: reads.append(1) or measured(stack))
+    assert lateral.clearest_stack_index(Volume(series, axes="TCZYX")) == (39, 1)
+    assert len(reads) <= 16  # 8 time points evenly spread, both channels; not all 80 stacks
+
+
+def test_a_stack_finer_along_z_than_laterally_is_refused_for_what_it_is():
+    from zaug import InputError
+    from zaug.data.lateral import anisotropy_factor
+
+    with pytest.raises(InputError, match=r"the z step \(0.1 um\) is finer than the lateral pixel size \(0.26 um\)"):
+        anisotropy_factor(Volume(np.zeros((3, 8, 8)), (0.1, 0.26, 0.26), "um"))
+    assert anisotropy_factor(Volume(np.zeros((3, 8, 8)), (0.1, 0.26, 0.26), "um"), 4.0) == 4.0  # given: taken

@@ -169,3 +169,12 @@ def test_a_z_spacing_coarser_than_the_input_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ZaugWarning)
         restore_with(vol, ClassicalRestorer("linear"), z_spacing=0.25)  # finer: no warning
+
+
+def test_restoring_a_stack_finer_along_z_than_laterally_keeps_its_planes():
+    from zaug.restore import restore_with
+
+    vol = Volume(np.random.default_rng(0).random((8, 16, 16), dtype=np.float32), voxel_size=(0.1, 0.25, 0.25))
+    out = restore_with(vol, ClassicalRestorer("linear"))  # to isotropic 0.25 it dropped 5 of the 8 planes
+    assert out.nz == vol.nz and out.voxel_size == vol.voxel_size
+    assert restore_with(vol.replace(voxel_size=(1.0, 0.25, 0.25)), ClassicalRestorer("linear")).nz == 29

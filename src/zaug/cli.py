@@ -125,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--factor", type=_number, help="niiv, selfnet, resin: anisotropy (default: from the voxel size)")
     p.add_argument("-o", "--output", required=True, help="model folder")
     p.add_argument("--overwrite", action="store_true", help="start again in an existing model folder")
+    p.add_argument("--checkpoint-every", type=_number, default=60.0, metavar="SECONDS",
+                   help="save the state a killed run resumes from every SECONDS (default 60; a run stopped "
+                        "with Ctrl-C or SIGTERM saves on its way out whatever this is)")
     _input_options(p)
     _training_options(p)
 
@@ -421,7 +424,7 @@ def cmd_info(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from .io import format_of, stored_dtype, write_volume
+    from .io import check_storable, format_of, stored_dtype, write_volume
     from .methods import resolve
 
     # everything that can be refused is refused before any work or output
@@ -445,12 +448,16 @@ def cmd_predict(args) -> int:
     restoring = is_restorer(method)
     if not restoring:
         factor = _interpolation_factor(args)
+    elif args.factor is not None and args.factor < 1:
+        raise ZaugError(f"--factor must be 1 or more, got {args.factor:g}.")
     blockwise = (args.tile is not None or args.tile_planes is not None or bool(args.scheduler)
                  or format_of(args.input) == "ome-zarr")
     if args.match_noise and blockwise:
         raise InputError("--match-noise needs the stack in memory: leave out --tile, --tile-planes and --scheduler "
                          "(an OME-Zarr input is always read in tiles; convert it to TIFF first).")
     vol = _read(args, args.input, lazy=blockwise)
+    if not blockwise:  # a prediction keeps the input's range: refused now, not after the work
+        check_storable(vol.data, args.output)
     classical = kind in CLASSICAL
     from .progress import reporting
 
@@ -517,8 +524,6 @@ def _restore(args, vol, method, blockwise: bool):
     vol = with_training_anisotropy(vol, method)
     spacing = args.z_spacing
     if args.factor is not None:
-        if args.factor < 1:
-            raise ZaugError(f"--factor must be 1 or more, got {args.factor:g}.")
         spacing = vol.voxel_size[0] / args.factor
     if blockwise:
         from .blockwise import upsample_z_blockwise
@@ -697,10 +702,12 @@ def cmd_train(args) -> int:
 
     module = learned_module(args.method)
     check_method_options(args, "train", [args.method])
+    if args.checkpoint_every <= 0:
+        raise ZaugError(f"--checkpoint-every must be a positive number of seconds, got {args.checkpoint_every:g}.")
     _check_parent(args.output)
     vols = [_read(args, p) for p in args.stacks]
     options = dict(_training(args), method=args.method, overwrite=args.overwrite, progress=True,
-                   factor=args.factor)
+                   factor=args.factor, checkpoint_every_s=args.checkpoint_every)
     model_dir = module.fit(vols, args.output, options)
     config = json.loads((Path(model_dir) / "config.json").read_text(encoding="utf-8"))
     if config.get("sigma_estimate", {}).get("sigma") is not None:

@@ -172,6 +172,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     kept_volume = volume.replace(data=np.asarray(volume.data)[kept], z_positions=z_all[kept]
                                  if not volume.is_uniform else None,
                                  voxel_size=(volume.voxel_size[0] * factor,) + volume.voxel_size[1:])
+    check_trainable({m: dict(train_options or {}, method=m) for m in methods if is_learned(m)}, kept_volume)
     truth = norm(data[removed])
     fid_scorer = FIDScorer.maybe(truth, fid_weights, (train_options or {}).get("device", "cpu"))
     predictions: dict[str, np.ndarray] = {}
@@ -306,6 +307,17 @@ def _normaliser(lo: float, hi: float):
         return np.clip((np.asarray(x, np.float32) - np.float32(lo)) / np.float32(scale), 0.0, 1.0)
 
     return norm
+
+
+def check_trainable(fits: dict[str, dict], volume: Volume) -> None:
+    """Make every refusal of the learned methods' training (a stack too small for one, a bad option) before
+    any of them trains: refused after the first, the minutes of its training would be lost.
+
+    ``fits`` maps each learned method to the options its ``fit`` will get.
+    """
+    for name, options in fits.items():
+        with tempfile.TemporaryDirectory(prefix="zaug-check-") as tmp:
+            learned_module(name).fit([volume], Path(tmp) / "model", dict(options, check_only=True))
 
 
 def _prepare(name: str, kept_volume: Volume, options: dict, log):

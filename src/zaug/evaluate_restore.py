@@ -47,7 +47,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError, ZaugWarning
-from .evaluate import cubic_as_linear
+from .evaluate import check_trainable, cubic_as_linear
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
                        unmeasured_sentence)
@@ -140,6 +140,11 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
     reference = _isotropy(fine, voxel)
     input_iso = _isotropy(sim_stack, sim.voxel_size)
     for name in method_names(methods):
+        if name not in CLASSICAL_METHODS:
+            _check_restorer(name)
+    check_trainable({m: _fit_options(m, sim, train_options or {}) for m in method_names(methods)
+                     if m not in CLASSICAL_METHODS}, sim)
+    for name in method_names(methods):
         start = time.perf_counter()
         restorer, extra = _restorer(name, sim, train_options or {}, log)
         if hasattr(restorer, "restore_normalised"):  # 3D restorers (RESIN)
@@ -228,20 +233,28 @@ def _isotropy(stack: np.ndarray, voxel_size) -> dict:
             "isotropy_note": iso["reason"], "spectral_extent_ratio": float(spectra["extent_ratio"])}
 
 
-def _restorer(name: str, sim: Volume, options: dict, log):
-    if name in CLASSICAL_METHODS:
-        return ClassicalRestorer(name), {}
+def _check_restorer(name: str) -> None:
     if not is_learned(name):
         raise InputError(f"unknown method {name!r} for restoration.")
     if not is_restoration(name):
         raise InputError(f"{name} interpolates missing planes and does not restore a blur: evaluate it without "
                          "--restore (drop-slice).")
+
+
+def _fit_options(name: str, sim: Volume, options: dict) -> dict:
+    """A learned restorer's training options on the simulated stack: its factor and blur unless given."""
+    return dict(options, method=name, factor=sim.metadata["simulated_factor"],
+                degradation=options.get("degradation") or sim.metadata["degradation"])
+
+
+def _restorer(name: str, sim: Volume, options: dict, log):
+    if name in CLASSICAL_METHODS:
+        return ClassicalRestorer(name), {}
+    _check_restorer(name)
     module = learned_module(name)
     log(f"{name}: training on the simulated anisotropic stack only")
-    opts = dict(options, method=name, factor=sim.metadata["simulated_factor"],
-                degradation=options.get("degradation") or sim.metadata["degradation"])
     with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
-        model_dir = module.fit([sim], Path(tmp) / "model", opts)
+        model_dir = module.fit([sim], Path(tmp) / "model", _fit_options(name, sim, options))
         restorer = module.load(model_dir, device=options.get("device", "auto"))
     return restorer, {"training": getattr(restorer, "training_summary", {})}
 

@@ -10,6 +10,7 @@ import numpy as np
 from scipy import ndimage
 
 from .classic import interpolate_stack
+from .data.lateral import clearest_stack_index
 from .errors import OutputError
 from .evaluate import exact_notes, format_table, verdict
 from .fid import distance_columns
@@ -355,7 +356,8 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
     Parameters
     ----------
     before, after : Volume
-        The input and the output of ``zaug predict`` (first T/C stack used).
+        The input and the output of ``zaug predict`` (of several channels or
+        time points, the clearest is measured: a blank one says nothing).
     out_dir : path-like
         The report's folder (made when absent).
     overwrite : bool
@@ -373,9 +375,10 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
                            plot_spectra, unmeasured_sentence)
 
     out = report_folder(out_dir, "prediction", (), overwrite)
-    about = _about_stacks(before, after) + model_lines(model)
+    index = clearest_stack_index(before)
+    about = _about_stacks(before, after, index) + model_lines(model)
     rows, figures = {}, []
-    for label, single, shown in _report_stacks(before, after):
+    for label, single, shown in _report_stacks(before, after, index):
         iso = isotropy_ratio(single)
         spectra = axial_lateral_spectra(single)
         rows[label] = {"shape": list(shown.data.shape[-3:]), "voxel_size": list(shown.voxel_size),
@@ -386,7 +389,7 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
             rows[label]["new_plane_detail"] = new_plane_detail(shown, before.z_coords())
         if label != INTERPOLATED:
             figures.append(plot_spectra(spectra, out / f"spectra_{label}.png", title=f"{label}: xy vs xz spectra"))
-    figures.insert(0, _before_after_xz(before, after, out / "xz_views.png"))
+    figures.insert(0, _before_after_xz(before, after, index, out / "xz_views.png"))
     unit = after.unit
     said = [w for w in (sharpened_noise(rows, unit), widened_across(rows, unit), smooth_new_planes(rows)) if w]
     for warning in said:
@@ -432,15 +435,15 @@ INTERPOLATED = "interpolated"  # the prediction report's row of the input linear
 _ROW_NAMES = {INTERPOLATED: "input linearly interpolated onto the output's planes"}
 
 
-def _report_stacks(before, after) -> list[tuple[str, Volume, Volume]]:
-    """The first stacks of input and output (float32), and the input linearly interpolated onto the output's planes:
-    each as measured (on even planes) and on its own planes.
+def _report_stacks(before, after, index: tuple[int, ...]) -> list[tuple[str, Volume, Volume]]:
+    """The stacks at ``index`` of input and output (float32), and the input linearly interpolated onto the output's
+    planes: each as measured (on even planes) and on its own planes.
 
     The interpolated row is left out when the output has the input's planes,
     or planes outside the input's z range (nothing to interpolate from).
     """
-    def first(vol) -> Volume:  # keeps the unit for the figure axes
-        stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
+    def first(vol, at=index) -> Volume:  # keeps the unit for the figure axes
+        stack = np.asarray(vol.data[at], dtype=np.float32)
         return even_planes(Volume(stack, vol.voxel_size, vol.unit, z_positions=vol.z_positions), "linear")
 
     rows = [("input", first(before), before), ("output", first(after), after)]
@@ -448,10 +451,10 @@ def _report_stacks(before, after) -> list[tuple[str, Volume, Volume]]:
     same = len(z_in) == len(z_out) and np.allclose(z_in, z_out)
     tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
     if not same and z_out[0] >= z_in[0] - tol and z_out[-1] <= z_in[-1] + tol and len(z_in) > 1:
-        stack = np.asarray(next(before.stacks())[1], dtype=np.float32)
+        stack = np.asarray(before.data[index], dtype=np.float32)
         linear = Volume(interpolate_stack(stack, z_in, z_out, "linear"), after.voxel_size, after.unit,
                         z_positions=after.z_positions, z_origin=after.z_origin)
-        rows.append((INTERPOLATED, first(linear), linear))
+        rows.append((INTERPOLATED, first(linear, ()), linear))
     return rows
 
 
@@ -473,13 +476,14 @@ def even_planes(volume: Volume, mode: str = "nearest", most: int = 4) -> Volume:
     return Volume(data, (step,) + volume.voxel_size[1:], volume.unit, z_origin=float(z[0]))
 
 
-def _about_stacks(before, after) -> list[str]:
+def _about_stacks(before, after, index: tuple[int, ...]) -> list[str]:
     """What the prediction report measured, where that is not simply the whole stacks."""
     notes = []
     times = before.data.shape[before.axes.index("T")] if "T" in before.axes else 1
     extra = [f"{n} {name}" for n, name in ((before.n_channels, "channels"), (times, "time points")) if n > 1]
     if extra:
-        notes.append(f"Measured on the first channel and time point only (the input has {' and '.join(extra)}).")
+        notes.append(f"Measured on {before.stack_name(index)} only, the clearest (structures highest above the "
+                     f"noise; the input has {' and '.join(extra)}).")
     crop = before.metadata.get("crop")
     if crop:
         notes.append(f"Measured on the central {crop[2]} x {crop[2]} pixel window (rows from {crop[0]}, columns from "
@@ -594,11 +598,11 @@ def widened_across(rows: dict, unit: str = "", grow: float = 1.15) -> str | None
             "compare the axial widths.")
 
 
-def _before_after_xz(before, after, path: Path) -> Path:
+def _before_after_xz(before, after, index: tuple[int, ...], path: Path) -> Path:
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(8, 4), squeeze=False)
     for ax, (label, vol) in zip(axes[0], (("input", before), ("output", after))):
-        stack = np.asarray(next(vol.stacks())[1], dtype=np.float32)
+        stack = np.asarray(vol.data[index], dtype=np.float32)
         lo, hi = np.percentile(stack, (0.1, 99.9))
         even = even_planes(Volume(stack, vol.voxel_size, vol.unit, z_positions=vol.z_positions))
         section = even.data[:, stack.shape[1] // 2, :]

@@ -114,7 +114,7 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
         Learned or :class:`ClassicalRestorer`.
     z_spacing : float, optional
         Output z spacing in the volume's unit (default: the mean lateral voxel
-        size). Output planes run from the first to the last acquired plane.
+        size, or the input's z step if finer). Output planes run from the first to the last acquired plane.
     fuse : {'mean', 'geometric', 'xz', 'yz'}
         Mean or geometric mean (CARE; on normalised intensities clipped at 0)
         of the xz and yz results, or one direction only.
@@ -149,8 +149,16 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
 
 
 def default_z_spacing(volume: Volume) -> float:
-    """The output z spacing of a restoration: the mean lateral voxel size (isotropic voxels)."""
-    return 0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
+    """The output z spacing of a restoration: the mean lateral voxel size (isotropic voxels), or the input's z
+    step where that is finer already (a restoration never drops planes unasked).
+
+    >>> import numpy as np
+    >>> default_z_spacing(Volume(np.zeros((3, 4, 4)), (1.2, 0.3, 0.3), "um"))
+    0.3
+    >>> default_z_spacing(Volume(np.zeros((3, 4, 4)), (0.1, 0.3, 0.3), "um"))
+    0.1
+    """
+    return min(0.5 * (volume.voxel_size[1] + volume.voxel_size[2]), volume.voxel_size[0])
 
 
 def restore_stack(stack: np.ndarray, restorer: PlaneRestorer, rows: np.ndarray, fuse: str = "mean",

@@ -323,6 +323,7 @@ def _is_canonical(axes: str) -> bool:
 #: largest magnitude of float input: a cubic overshoot or a network's output, computed in float32 (3.4e38),
 #: must not reach infinity
 FLOAT_LIMIT = 1e37
+_AXIS_WORDS = {"T": "time point", "C": "channel", "Z": "plane", "Y": "y", "X": "x"}
 
 
 def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool = True) -> None:
@@ -365,10 +366,10 @@ def check_volume(volume: Volume, min_planes: int = MIN_PLANES, scan_values: bool
     if np.issubdtype(volume.dtype, np.floating):
         finite = np.isfinite(data)
         if not finite.all():
-            raise InputError(
-                f"the image contains {int((~finite).sum())} NaN or infinite value(s); "
-                "replace them before processing."
-            )
+            first = np.unravel_index(int(np.argmin(finite)), data.shape)
+            where = ", ".join(f"{_AXIS_WORDS[a]} {int(i)}" for a, i in zip(volume.axes, first))
+            raise InputError(f"the image contains {int((~finite).sum())} NaN or infinite value(s), the first at "
+                             f"{where} (counted from 0); replace them before processing.")
     low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
     if np.issubdtype(volume.dtype, np.floating) and max(high, -low) > FLOAT_LIMIT:
         raise InputError(f"the image holds values up to {max(high, -low):.3g}; zaug computes in 32-bit floats "

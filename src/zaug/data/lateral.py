@@ -79,6 +79,11 @@ def anisotropy_factor(volume: Volume, factor: float | None = None) -> float:
             raise InputError("the file gives no voxel size, so the anisotropy is unknown; "
                              "give the voxel size or the anisotropy factor.")
         factor = volume.anisotropy
+        if factor < 1.0:
+            lateral = 0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
+            raise InputError(f"the z step ({volume.voxel_size[0]:g} {volume.unit}) is finer than the lateral pixel "
+                             f"size ({lateral:g} {volume.unit}), so there is no coarse axis to restore; check the "
+                             "voxel size (--voxel-size) or give the anisotropy factor (--factor).")
     return _check_factor(factor)
 
 
@@ -213,16 +218,42 @@ def _clearest_stack(volume: Volume) -> tuple[Volume, str]:
     blank or dim first channel says nothing about the blur), and its name for messages ('' for one stack)."""
     if volume.n_stacks == 1:
         return volume, ""
-
-    def clarity(stack) -> float:  # on a central crop: a long time series is read once, in part
-        z0, y0, x0 = (max(0, (n - side) // 2) for n, side in zip(stack.shape, (32, 256, 256)))
-        stack = np.asarray(stack[z0:z0 + 32, y0:y0 + 256, x0:x0 + 256], dtype=np.float32)
-        spread = float(np.percentile(stack, 99.9) - np.median(stack))
-        return spread / max(noise_level(stack), 1e-6 * max(spread, 1e-30)) if spread > 0 else 0.0
-
-    index, _ = max(volume.stacks(), key=lambda item: clarity(item[1]))
+    index = clearest_stack_index(volume)
     picks = dict(zip(volume.axes[:-3], index))
     return volume.select(channel=picks.get("C"), time=picks.get("T")), volume.stack_name(index)
+
+
+def clearest_stack_index(volume: Volume, most: int = 16) -> tuple[int, ...]:
+    """The (T, C) index of the stack whose structures stand highest above its noise.
+
+    Each stack is judged on a central crop; of a long time series, at most
+    ``most`` stacks are read (time points evenly spread, every channel), so
+    a lazily read series is not read whole to make a choice.
+
+    >>> import numpy as np
+    >>> from zaug import Volume
+    >>> data = np.zeros((2, 8, 16, 16), np.float32)
+    >>> data[1, :, 4:8, 4:8] = 1.0
+    >>> clearest_stack_index(Volume(data, axes="CZYX"))
+    (1,)
+    """
+    if volume.n_stacks == 1:
+        return (0,) * (volume.data.ndim - 3)
+
+    def clarity(index) -> float:
+        stack = volume.data[index]
+        z0, y0, x0 = (max(0, (n - side) // 2) for n, side in zip(stack.shape, (32, 256, 256)))
+        crop = np.asarray(stack[z0:z0 + 32, y0:y0 + 256, x0:x0 + 256], dtype=np.float32)
+        spread = float(np.percentile(crop, 99.9) - np.median(crop))
+        return spread / max(noise_level(crop), 1e-6 * max(spread, 1e-30)) if spread > 0 else 0.0
+
+    lead = dict(zip(volume.axes[:-3], volume.data.shape[:-3]))
+    channels = lead.get("C", 1)
+    times = lead.get("T", 1)
+    picked = np.unique(np.linspace(0, times - 1, max(1, min(times, most // channels))).round().astype(int))
+    candidates = [tuple(i for a, i in (("T", t), ("C", c)) if a in lead)
+                  for t in picked for c in range(channels)]
+    return max(candidates, key=clarity)
 
 
 def format_sigma_estimate(estimate: dict) -> str:

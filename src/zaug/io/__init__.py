@@ -67,7 +67,8 @@ from .numpy_io import read_numpy, write_numpy
 from .omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
 
-__all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "format_of", "stored_dtype"]
+__all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "format_of", "stored_dtype",
+           "check_storable"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 NUMPY_SUFFIXES = (".npy", ".npz")
@@ -278,10 +279,7 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
     stored = stored_dtype(volume.dtype, out)
     if stored != volume.dtype:
         data = np.asarray(volume.data)
-        if stored.kind in "iu" and data.size and not (np.iinfo(stored).min <= data.min()
-                                                      and data.max() <= np.iinfo(stored).max):
-            raise OutputError(f"TIFF cannot hold {volume.dtype} and these values do not fit in {stored}; write "
-                              ".ome.zarr or .npz, or convert the stack to 32 bits first.")
+        check_storable(data, out)
         warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as {stored} "
                                   "(every value kept)."), stacklevel=2)
         volume = volume.replace(data=data.astype(stored))
@@ -297,6 +295,26 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         else:
             write_numpy(volume, tmp)
     return out
+
+
+def check_storable(data, path: str | os.PathLike) -> None:
+    """Refuse, in one sentence, values that the format of ``path`` cannot hold in :func:`stored_dtype`.
+
+    Called by :func:`write_volume`, and by ``zaug predict`` on the input before
+    any work (a prediction keeps the input's range).
+
+    >>> import numpy as np
+    >>> check_storable(np.array([2**40], np.uint64), "out.tif")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    zaug.errors.OutputError: TIFF cannot hold uint64 and these values do not fit in uint32; write .ome.zarr ...
+    >>> check_storable(np.array([2**40], np.uint64), "out.npz")
+    """
+    stored = stored_dtype(data.dtype, path)
+    if stored.kind in "iu" and stored != data.dtype and data.size and not (
+            np.iinfo(stored).min <= data.min() and data.max() <= np.iinfo(stored).max):
+        raise OutputError(f"TIFF cannot hold {data.dtype} and these values do not fit in {stored}; write "
+                          ".ome.zarr or .npz, or convert the stack to 32 bits first.")
 
 
 def stored_dtype(dtype, path: str | os.PathLike) -> np.dtype:

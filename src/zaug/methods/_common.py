@@ -116,7 +116,7 @@ def restoration_summary(config) -> dict:
 FIT_OPTIONS = frozenset({
     "method", "preset", "steps", "minutes", "seed", "device", "progress", "overwrite", "stop", "checkpoint_every_s",
     "adversarial", "max_gap", "patch", "batch", "lr", "init", "net", "ema", "lateral", "calibrate", "tta", "model_dir",
-    "factor", "degradation", "sigma", "renoise", "axial_angle", "cube"})
+    "factor", "degradation", "sigma", "renoise", "axial_angle", "cube", "check_only"})
 
 
 def preset_and_budget(opts: dict, presets: dict) -> tuple[str, Budget]:

@@ -86,7 +86,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     options : dict
         ``preset``, ``steps`` or ``minutes``, ``seed``, ``device``,
         ``factor``, ``degradation`` ('avgpool' | 'gaussian'), ``sigma``,
-        ``progress``, ``overwrite``, ``stop`` (as in :func:`zaug.methods.zaugnet.fit`).
+        ``progress``, ``overwrite``, ``stop``, ``check_only`` (as in :func:`zaug.methods.zaugnet.fit`).
     """
     opts = dict(options or {})
     refuse_options(opts, "niiv", ("axial_angle", "init"))
@@ -113,6 +113,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
                 "data": data_identity(volumes)}
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
+    if opts.get("check_only"):  # every refusal made, nothing trained or written (see zaug.evaluate)
+        return None
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pool = _pairs(train_vols, config, patch, tp.pool, rng)

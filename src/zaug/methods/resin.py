@@ -104,6 +104,7 @@ from ..nets.unet3d import PatchDiscriminatorND, UNet3D, resin_preset
 from ..nets.zstack import apply_blended_cubes, n_cubes
 from ..predict import cast_like, output_positions
 from ..progress import advance, part
+from ..restore import default_z_spacing
 from ..train import seed_everything
 from ..volume import Volume, check_volume
 from ._common import (ModelConfig, building_networks, data_identity, load_config, one_training_per_folder,
@@ -171,7 +172,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``device``, ``factor``, ``axial_angle`` (degrees, default 0),
         ``cube`` (training cube side), ``degradation`` and ``sigma`` (the
         known blur of the validation only), ``progress``, ``overwrite``,
-        ``checkpoint_every_s``, ``stop`` (as in :func:`zaug.methods.zaugnet.fit`).
+        ``checkpoint_every_s``, ``stop``, ``check_only`` (as in :func:`zaug.methods.zaugnet.fit`).
 
     Returns
     -------
@@ -203,6 +204,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                 "cube": cube, "degradation": degradation, "sigma": config.sigma,
                 "data": data_identity(volumes)}
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
+    if opts.get("check_only"):  # every refusal made, nothing trained or written (see zaug.evaluate)
+        return None
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pool = cube_pool(train, cube, tp.pool, rng)
@@ -598,10 +601,11 @@ class ResinRestorer:
         return apply_tiled(self.net, iso, self.device, self.tile, self.overlap)
 
     def default_z_spacing(self, volume: Volume) -> float:
-        """The mean lateral voxel size; for a file without voxel size, the z step over the training factor."""
+        """As :func:`zaug.restore.default_z_spacing`; for a file without voxel size, the z step over the training
+        factor."""
         if volume.unit == "pixel" and volume.voxel_size == (1.0, 1.0, 1.0):
             return volume.voxel_size[0] / self.config.factor
-        return 0.5 * (volume.voxel_size[1] + volume.voxel_size[2])
+        return default_z_spacing(volume)
 
     def restore_volume(self, volume: Volume, z_spacing: float | None = None) -> Volume:
         """Isotropic restoration of every (T, C) stack.
@@ -612,8 +616,8 @@ class ResinRestorer:
             Anisotropic stack (any dtype).
         z_spacing : float, optional
             Output z spacing in the volume's unit; default the mean lateral
-            voxel size (for a file without voxel size: the z step divided by
-            the training factor).
+            voxel size, or the input's z step if finer (for a file without
+            voxel size: the z step divided by the training factor).
 
         Returns
         -------

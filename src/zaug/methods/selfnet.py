@@ -154,7 +154,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         ``preset`` ('fast' | 'paper'), ``steps`` or ``minutes``, ``seed``,
         ``device``, ``factor``, ``degradation`` ('avgpool' | 'gaussian',
         default 'gaussian'), ``sigma``, ``progress``, ``overwrite``,
-        ``checkpoint_every_s``, ``stop`` (as in :func:`zaug.methods.zaugnet.fit`).
+        ``checkpoint_every_s``, ``stop``, ``check_only`` (as in :func:`zaug.methods.zaugnet.fit`).
 
     Returns
     -------
@@ -179,6 +179,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
                 "data": data_identity(volumes)}
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
+    if opts.get("check_only"):  # every refusal made, nothing trained or written (see zaug.evaluate)
+        return None
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     rng = seed_everything(config.seed)
     pools = lateral_domain(train_vols, config, hr_patch, tp.pool, rng)

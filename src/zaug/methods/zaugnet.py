@@ -152,12 +152,14 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         (a model folder of the same method and preset whose generator the run
         starts from, or ``'prior'`` for the one shipped with zaug, see
         :func:`prior_dir`), ``stop`` (a ``threading.Event``: set, the run
-        saves its step and raises :class:`~zaug.train.TrainingStopped`).
+        saves its step and raises :class:`~zaug.train.TrainingStopped`),
+        ``check_only`` (make every refusal, then return None: nothing trained
+        or written; :func:`zaug.evaluate.check_trainable`).
 
     Returns
     -------
     pathlib.Path
-        The model folder.
+        The model folder (None with ``check_only``).
     """
     opts = dict(options or {})
     method = opts.get("method") or "zaugnet"
@@ -200,6 +202,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     if init is not None:
         identity["init"] = str(opts["init"])
     device = resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
+    if opts.get("check_only"):  # every refusal made, nothing trained or written (see zaug.evaluate)
+        return None
     out = prepare_run_dir(Path(out_dir), identity, budget, bool(opts.get("overwrite")))
     sampler = TripletSampler(norm, train_trips, z_coords, patch=config.training.patch)
     lateral = None
