@@ -25,6 +25,22 @@ def test_cubic_is_exact_for_cubic_polynomials_on_non_uniform_z():
     np.testing.assert_allclose(out, f(zq), rtol=1e-4, atol=1e-3)
 
 
+def test_cubic_through_very_unevenly_spaced_planes_warns_of_its_overshoot():
+    import warnings
+
+    from zaug import ZaugWarning
+
+    stack = np.random.default_rng(0).random((6, 8, 8)).astype(np.float32)
+    z = np.array([0.0, 0.05, 0.5, 1.0, 1.5, 2.0])  # gaps 1:9 side by side
+    with pytest.warns(ZaugWarning, match=r"gaps of 0.05 and 0.45 either side of plane 1\): a cubic spline"):
+        out = interpolate_stack(stack, z, np.linspace(0, 2, 41), "cubic")
+    assert out.max() - out.min() > 1.3  # the overshoot it warns of: the data span less than 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        interpolate_stack(stack, np.array([0.0, 0.1, 0.5, 1.0, 1.5, 2.0]), z[1:], "cubic")  # 1:4, no warning
+        interpolate_stack(stack, z, np.linspace(0, 2, 41), "linear")
+
+
 def test_cubic_in_bands_of_rows_equals_one_spline_over_the_stack():
     from scipy.interpolate import CubicSpline
 
@@ -174,6 +190,15 @@ def test_match_noise_gives_new_planes_the_noise_of_the_acquired_ones_and_leaves_
     assert residual(smooth.data[1::2]) < 0.3 * residual(noisy.data)
     assert residual(out.data[1::2]) == pytest.approx(residual(noisy.data), rel=0.15)
     np.testing.assert_array_equal(match_noise(smooth, noisy, seed=1).data, out.data)  # seeded
+    import warnings
+
+    blank = np.zeros((5, 4, 4), np.uint16)
+    blank[2] = 1000  # one bright plane in a blank 4 x 4 stack: no noise to estimate
+    tiny = Volume(blank, (2.0, 0.5, 0.5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # skimage's and numpy's warnings were shown as zaug's
+        out = match_noise(upsample_z(tiny, "linear", factor=2), tiny)
+    np.testing.assert_array_equal(out.data, upsample_z(tiny, "linear", factor=2).data)  # nothing added
 
 
 def test_match_noise_from_the_command_line_and_its_refusal_with_tiles(run_cli, tmp_path):

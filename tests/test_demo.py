@@ -83,3 +83,20 @@ def test_demo_trains_and_says_which_planes_it_scores(tmp_path):
     assert len(result["planes"]["removed"]) == 29 and "zaugnet" in result["methods"]
     stack = read_volume(tmp_path / "demo" / "sample_x2_zaugnet.tif")
     np.testing.assert_array_equal(stack.data[::2], load_sample().data[:59:2])
+
+
+def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch):
+    import zaug.demo
+
+    out = tmp_path / "demo"
+    run_demo(out, train=False, print_fn=lambda *a: None)
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the new demo writes its stack
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zaug.demo, "write_volume", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_demo(out, train=False, print_fn=lambda *a: None)
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]  # the half-built demo removed

@@ -186,7 +186,7 @@ def test_measure_refuses_2d_and_multichannel():
         measure_stack(Volume(np.zeros((2, 5, 8, 8), np.uint16), (1, 1, 1), "um", axes="CZYX"))
 
 
-def test_cli_measure_writes_csv_and_refuses_to_clobber(tmp_path, run_cli):
+def test_cli_measure_writes_csv_and_refuses_to_clobber(tmp_path, run_cli, monkeypatch):
     z, y, x = np.mgrid[0:20, 0:40, 0:40]
     stack = (((z - 10)**2 + (y - 20)**2 + (x - 20)**2 < 49) * 900 + 100).astype(np.uint16)
     path = tmp_path / "ball.tif"
@@ -204,6 +204,21 @@ def test_cli_measure_writes_csv_and_refuses_to_clobber(tmp_path, run_cli):
     assert again.returncode == 2 and "--overwrite" in again.stderr and "Traceback" not in again.stderr
     as_json = run_cli("measure", path, "--filaments", "--json")
     assert as_json.returncode == 0 and json.loads(as_json.stdout)["kind"] == "filaments"
+    import errno
+
+    import zaug.io
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    for broken in ((csv.DictWriter, "writerows"), (zaug.io, "write_volume")):  # the table fails, or the labels
+        with monkeypatch.context() as patch:
+            patch.setattr(*broken, disk_full)
+            failed = run_cli("measure", path, "--objects", "--csv", tmp_path / "t2.csv", "--labels",
+                             tmp_path / "l2.tif")
+        assert failed.returncode != 0 and "No space left" in failed.stderr
+        # was: the labels kept when the table failed, so that the rerun was refused for them
+        assert not (tmp_path / "t2.csv").exists() and not (tmp_path / "l2.tif").exists()
 
 
 def test_cli_evaluate_prints_and_reports_downstream(tmp_path, run_cli):

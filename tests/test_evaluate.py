@@ -5,7 +5,7 @@ import pytest
 from scipy import ndimage
 
 from zaug import InputError, Volume
-from zaug.evaluate import drop_slice_split, evaluate_drop_slice, gains, smooth_oracle
+from zaug.evaluate import drop_slice_split, evaluate_drop_slice, format_table, gains, smooth_oracle
 from zaug.io import read_volume
 from zaug.metrics import psnr
 from zaug.report import write_drop_slice_report
@@ -148,6 +148,7 @@ def test_report_explains_exact_reconstructions_and_cubic_on_too_few_planes(tmp_p
     text = write_drop_slice_report(result, tmp_path).read_text()
     assert "PSNR inf: linear, cubic reproduced the scored planes exactly" in text
     assert "cubic: only 3 planes to interpolate from, so cubic is linear interpolation here" in text
+    assert "note: cubic: only 3 planes" in format_table(result)  # the printed table says it too
     assert (tmp_path / "cf_psnr_sweep.png").stat().st_size > 5_000
     many = evaluate_drop_slice(load_sample(), 2, ["linear", "cubic"])
     assert not any(c.startswith("cubic: only") for c in many["conventions"])

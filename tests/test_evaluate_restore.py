@@ -68,12 +68,15 @@ def test_a_method_the_stack_is_too_small_for_is_refused_before_any_method_trains
 
     for module in (niiv, zaugnet):
         monkeypatch.setattr(module, "fit", counting(module))
-    tiny = load_sample().replace(data=load_sample().data[:12, :20, :20])
-    with pytest.raises(InputError, match="too small for Self-Net" if restore else "6 planes: too few"):
+    sample = load_sample()
+    with pytest.raises(InputError, match="too small for Self-Net" if restore else
+                       r"zaugnet\+ trains on the planes kept: x2 keeps 8 of the stack's 16, and it needs 10 \(a stack "
+                       r"of at least 19 planes\)"):
         if restore:  # niiv fits in 20 x 20 planes, Self-Net does not: niiv would train for nothing
-            evaluate_restoration(tiny, 4, "gaussian", methods=("linear", "niiv", "selfnet"),
-                                 train_options={"steps": 2, "progress": False})
-        else:  # ZAugNet trains on the 6 kept planes, ZAugNet+ needs more
-            evaluate_drop_slice(tiny, 2, methods=("linear", "zaugnet", "zaugnet+"),
+            evaluate_restoration(sample.replace(data=sample.data[:12, :20, :20]), 4, "gaussian",
+                                 methods=("linear", "niiv", "selfnet"), train_options={"steps": 2, "progress": False})
+        else:  # ZAugNet trains on the 8 kept planes, ZAugNet+ needs 10
+            evaluate_drop_slice(sample.replace(data=sample.data[:16, :20, :20]), 2,
+                                methods=("linear", "zaugnet", "zaugnet+"),
                                 train_options={"steps": 2, "progress": False})
     assert trained == []

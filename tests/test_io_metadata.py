@@ -425,6 +425,17 @@ def test_float16_goes_to_tiff_as_float32_with_every_value(tmp_path):
     np.testing.assert_array_equal(back.data, data.astype(np.float32))
 
 
+def test_planes_one_pixel_wide_are_refused_by_imagej_tiff_and_kept_by_ome_tiff(tmp_path):
+    from zaug import OutputError
+
+    thin = Volume(STACK[:, :, :1], (1, 1, 1), "um")
+    with pytest.raises(OutputError, match="ImageJ TIFF cannot hold planes 1 pixel wide; write .ome.tif"):
+        write_volume(thin, tmp_path / "thin.tif")  # was: one 5 x 32 plane written, unreadable
+    assert list(tmp_path.iterdir()) == []
+    back = tifffile.imread(write_volume(thin, tmp_path / "thin.ome.tif"))
+    np.testing.assert_array_equal(back.reshape(thin.data.shape), thin.data)
+
+
 def test_64_bit_integers_go_to_tiff_as_32_bit_when_every_value_fits(tmp_path):
     from zaug import OutputError
 

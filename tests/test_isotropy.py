@@ -250,3 +250,22 @@ def test_structures_wider_across_than_interpolation_gives_are_called_in_plane_sm
     assert widened_across(rows, "um") is None
     del rows["interpolated"]
     assert widened_across(rows, "um") is None  # the output's own planes: nothing to compare on the same grid
+
+
+def test_an_interrupted_report_leaves_the_earlier_one_whole_and_no_new_folder(tmp_path, monkeypatch):
+    import zaug.report
+
+    spots = Volume(_spots((16, 48, 48), (1.5, 1.5, 1.5)), (1.0, 1.0, 1.0), "um")
+    write_prediction_report(spots, spots, tmp_path / "r")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()}
+
+    def interrupted(*args, **kwargs):  # Ctrl-C after the spectra figures were drawn
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(zaug.report, "_before_after_xz", interrupted)
+    brighter = spots.replace(data=spots.data * 2)
+    for folder, overwrite in (("r", True), ("new", False)):
+        with pytest.raises(KeyboardInterrupt):
+            write_prediction_report(brighter, brighter, tmp_path / folder, overwrite=overwrite)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "r").iterdir()} == before  # spectra_input.png was new
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r"]  # no "new", no hidden folder left

@@ -178,3 +178,30 @@ def test_restoring_a_stack_finer_along_z_than_laterally_keeps_its_planes():
     out = restore_with(vol, ClassicalRestorer("linear"))  # to isotropic 0.25 it dropped 5 of the 8 planes
     assert out.nz == vol.nz and out.voxel_size == vol.voxel_size
     assert restore_with(vol.replace(voxel_size=(1.0, 0.25, 0.25)), ClassicalRestorer("linear")).nz == 29
+
+
+def test_a_restoration_spacing_says_what_it_drops_and_one_beyond_the_stack_is_refused_before_any_work(
+        tmp_path, capsys, monkeypatch):
+    import zaug.restore
+    from zaug import ZaugWarning
+    from zaug.cli import main
+    from zaug.io import write_volume
+    from zaug.methods import niiv
+    from zaug.restore import restore_with
+    from zaug.sample import load_sample
+
+    vol = Volume(np.random.default_rng(0).random((5, 16, 16), dtype=np.float32), voxel_size=(1.1, 0.25, 0.25))
+    with pytest.warns(ZaugWarning, match="end at 4.2, short of the last input plane at 4.4"):
+        restore_with(vol, ClassicalRestorer("linear"), z_spacing=0.3)  # was: the last 0.2 dropped unsaid
+    crop = load_sample().data[::4, :48, :48]
+    write_volume(Volume(crop, (1.16, 0.26, 0.26), "um"), tmp_path / "v.tif")
+    niiv.fit([Volume(crop, (1.16, 0.26, 0.26), "um")], tmp_path / "niiv", {"steps": 2, "progress": False})
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("restored before the refusal")
+
+    monkeypatch.setattr(zaug.restore, "restore_with", no_work)
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "niiv"), str(tmp_path / "v.tif"), "-o", str(tmp_path / "r.tif"),
+                 "--z-spacing", "100"]) == 2
+    assert "--z-spacing 100.0 is larger than the stack's z extent" in capsys.readouterr().err

@@ -88,10 +88,12 @@ def test_zero_step_runs_are_refused(small, tmp_path):
         Budget(minutes=0)
     with pytest.raises(ZaugError, match="budget"):
         Budget()
-    few = small.replace(data=small.data[:4])
-    with pytest.raises(InputError, match="planes"):
-        zaugnet.fit([few], tmp_path / "m", TINY)
-    assert not (tmp_path / "m" / "config.json").exists()
+    for data, method, said in ((small.data[:3], "zaugnet", "has 3 planes and ZAugNet needs at least 8"),
+                               (small.data[:9], "zaugnet+", "has 9 planes and ZAugNet\\+ needs at least 10"),
+                               (small.data[:, :6], "zaugnet", "6 x 56 pixels and ZAugNet needs at least 7 x 7")):
+        with pytest.raises(InputError, match=said):  # 3 planes: "at least 3", then 4 to 7: "at least 8"
+            zaugnet.fit([small.replace(data=data)], tmp_path / "m", dict(TINY, method=method))
+        assert not (tmp_path / "m").exists()  # 6-pixel planes: every step trained, then the self-check failed
 
 
 def test_fit_saves_safetensors_and_versioned_config(small, tmp_path):
@@ -662,6 +664,9 @@ def test_transfer_mode_runs_the_model_at_its_training_gap_only(small, tmp_path):
     err_transfer, err_linear = np.abs(out[1::2] - truth[1::2]).max(), np.abs(linear - truth[1::2]).max()
     assert err_transfer < 1e-5 < err_linear  # the z profile is quadratic: its curvature is carried exactly
     assert model.calibration == {}
+    del model._pairs  # the network again
+    with pytest.warns(ZaugWarning, match="which 2 planes do not have: they were interpolated in direct mode"):
+        model.interpolate(stack[:2], z[:3:2], z[:3])  # was: said to be transfer, silently direct
     with pytest.raises(InputError, match="unknown ZAugNet mode"):
         model.mode = "sideways"
         model.interpolate(stack, z[::2], z)
@@ -722,6 +727,17 @@ def test_cli_predict_transfer_mode(run_cli, small, tmp_path):
     np.testing.assert_array_equal(out.data[::2], small.data)
     proc = run_cli("predict", "linear", src, "-o", tmp_path / "l.tif", "--factor", "2", "--z-mode", "transfer")
     assert proc.returncode != 0 and "ZAugNet option" in proc.stderr and "Traceback" not in proc.stderr
+    import zaug.methods.zaugnet as module
+
+    with pytest.MonkeyPatch.context() as patch:  # the variance cap scales every pass's weights by a half
+        patch.setattr(module, "variance_cap", lambda *args, **kwargs: 0.5)
+        proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "x4.tif", "--factor", "4", "--no-tta")
+    said = {line.split()[3]: line for line in proc.stdout.splitlines()  # "calibration: between planes S um ..."
+            if line.startswith("calibration: between planes")}
+    # planes 0.29 apart: lateral triplets 2 pixels (0.52 um) apart fit; 0.145: none (was told by the weights alone,
+    # so weights the variance cap had scaled read as fitted)
+    assert "as fitted on lateral triplets" in said["0.29"] and "the model alone" in said["0.145"], said
+    assert all("scaled by 0.50" in line for line in said.values())
 
 
 def test_evaluation_scores_the_transfer_mode_of_the_same_model(small):

@@ -15,10 +15,12 @@ array([1., 3.], dtype=float32)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.interpolate import CubicSpline
 
-from .errors import InputError
+from .errors import InputError, ZaugWarning
 
 CLASSICAL_METHODS = ("nearest", "linear", "cubic")
 # input planes beyond which a not-a-knot cubic spline's dependence on a plane has fallen below 3e-5: the
@@ -66,8 +68,25 @@ def interpolate_stack(stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
         w = ((z_out - z_in[lo]) / (z_in[hi] - z_in[lo])).astype(np.float32)[:, None, None]
         return (data[lo] * (1 - w) + data[hi] * w).astype(np.float32)
     if method == "cubic":
+        _warn_if_uneven(z_in)
         return _cubic(data, z_in, z_out)
     raise InputError(f"unknown interpolation {method!r}; choose one of {', '.join(CLASSICAL_METHODS)}.")
+
+
+#: adjacent gaps more unequal than this make a cubic spline overshoot far beyond the data between them (a crop
+#: of the sample, gaps 1:5, 1:6.7 and 1:9: 9%, 25% and 47% of its intensity range beyond it; 1:4, 3.5%)
+UNEVEN_GAPS = 0.2
+
+
+def _warn_if_uneven(z_in: np.ndarray) -> None:
+    gaps = np.diff(z_in)
+    ratios = np.minimum(gaps[:-1], gaps[1:]) / np.maximum(gaps[:-1], gaps[1:])
+    if len(ratios) and ratios.min() < UNEVEN_GAPS:
+        i = int(np.argmin(ratios))
+        warnings.warn(ZaugWarning(
+            f"the planes are spaced very unevenly (gaps of {gaps[i]:.4g} and {gaps[i + 1]:.4g} either side of plane "
+            f"{i + 1}): a cubic spline through them overshoots far beyond the data there; prefer linear "
+            "interpolation for this stack."), stacklevel=3)
 
 
 def _cubic(data: np.ndarray, z_in: np.ndarray, z_out: np.ndarray, voxels: int = 1 << 22) -> np.ndarray:

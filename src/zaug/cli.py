@@ -458,6 +458,8 @@ def cmd_predict(args) -> int:
     vol = _read(args, args.input, lazy=blockwise)
     if not blockwise:  # a prediction keeps the input's range: refused now, not after the work
         check_storable(vol.data, args.output)
+    if restoring:
+        vol, spacing = _restoration_target(args, vol, method)
     classical = kind in CLASSICAL
     from .progress import reporting
 
@@ -467,7 +469,7 @@ def cmd_predict(args) -> int:
     desc = ("restoring" if restoring else "predicting") + (f" ({device})" if device else "")
     with reporting(desc=desc) if shown else contextlib.nullcontext():
         if restoring:
-            out = _restore(args, vol, method, blockwise)
+            out = _restore(args, vol, method, spacing, blockwise)
         else:
             out = _interpolate(args, vol, method, factor, blockwise)
     if args.match_noise:
@@ -484,8 +486,8 @@ def cmd_predict(args) -> int:
             for spacing, weights in method.calibration.items():
                 capped = (f" (model weights already scaled by {scales[spacing]:.2f} so that the new planes vary no "
                           "more than the acquired ones)" if scales.get(spacing, 1.0) < 1.0 else "")
-                source = ("as fitted on lateral triplets of the input" if weights != (1.0, 0.0) else
-                          "the model alone: no lateral triplet of the input is that finely spaced")
+                source = ("the model alone: no lateral triplet of the input is that finely spaced"
+                          if spacing in method.calibration_unfitted else "as fitted on lateral triplets of the input")
                 print(f"calibration: between planes {spacing:g} {vol.unit} apart, {describe_weights(weights)}, "
                       f"{source}{capped}")
         vz = out.voxel_size[0]
@@ -516,22 +518,30 @@ def _interpolation_factor(args) -> int | None:
     return int(args.factor)
 
 
-def _restore(args, vol, method, blockwise: bool):
-    from .restore import (RestorationTiles, check_anisotropy, default_z_spacing, restore_with, warn_if_coarser,
-                          with_training_anisotropy)
+def _restoration_target(args, vol, method):
+    """The stack as the restorer reads it (a file without voxel size: the training anisotropy) and the output z
+    spacing asked for (None: the method's default), checked before any work."""
+    from .predict import output_positions
+    from .restore import with_training_anisotropy
+
+    vol = with_training_anisotropy(vol, method)
+    spacing = vol.voxel_size[0] / args.factor if args.factor is not None else args.z_spacing
+    if spacing is not None:
+        output_positions(vol.z_coords(), z_spacing=spacing)  # a spacing beyond the stack's extent: refused now
+    return vol, spacing
+
+
+def _restore(args, vol, method, spacing, blockwise: bool):
+    from .restore import RestorationTiles, check_anisotropy, default_z_spacing, restore_with, warn_if_coarser
 
     fuse = args.fuse or "mean"
-    vol = with_training_anisotropy(vol, method)
-    spacing = args.z_spacing
-    if args.factor is not None:
-        spacing = vol.voxel_size[0] / args.factor
     if blockwise:
         from .blockwise import upsample_z_blockwise
 
         check_anisotropy(vol, method)
+        warn_if_coarser(vol, spacing)
         if spacing is None:
             spacing = getattr(method, "default_z_spacing", default_z_spacing)(vol)
-        warn_if_coarser(vol, spacing)
         return upsample_z_blockwise(vol, RestorationTiles(method, fuse), z_spacing=spacing,
                                     tile=args.tile, tile_planes=args.tile_planes)
     return restore_with(vol, method, z_spacing=spacing, fuse=fuse)
@@ -734,18 +744,19 @@ def cmd_measure(args) -> int:
         _check_output(args.labels, args.overwrite, inputs=[args.input])
     volume = _picked(args, _read(args, args.input))
     result, segmentation = measure_stack(volume, args.kind, args.threshold, return_segmentation=True)
-    if args.labels:
-        labels = segmentation.astype(np.uint16 if segmentation.max() < 65536 else np.uint32)
-        write_volume(volume.replace(data=labels), args.labels, overwrite=args.overwrite, inputs=[args.input])
-    if csv_path is not None:
-        import csv
+    # the table is renamed into place after the labels are written: a failure of either leaves neither
+    with atomic_path(csv_path, overwrite=args.overwrite) if csv_path else contextlib.nullcontext() as tmp:
+        if csv_path is not None:
+            import csv
 
-        with (atomic_path(csv_path, overwrite=args.overwrite) as tmp,
-              open(tmp, "w", newline="", encoding="utf-8") as handle):
-            columns = list(result["items"][0]) if result["items"] else ["label"]
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(result["items"])
+            with open(tmp, "w", newline="", encoding="utf-8") as handle:
+                columns = list(result["items"][0]) if result["items"] else ["label"]
+                writer = csv.DictWriter(handle, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(result["items"])
+        if args.labels:
+            labels = segmentation.astype(np.uint16 if segmentation.max() < 65536 else np.uint32)
+            write_volume(volume.replace(data=labels), args.labels, overwrite=args.overwrite, inputs=[args.input])
     from .report import json_text
 
     print(json_text(result) if args.json else format_measurement(result))

@@ -8,12 +8,14 @@ smoothing oracle, and writes the reconstructed stack, the model and a report.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from .errors import OutputError
 from .evaluate import drop_slice_split, evaluate_drop_slice, format_table
 from .io import write_volume
-from .io._atomic import clear_own_folder
+from .io._atomic import _hidden_name, check_own_folder, clear_own_folder
 from .methods._common import MODEL_FOLDER_ENTRIES
 from .predict import cast_like, keep_acquired, resampled_volume
 from .report import report_files, write_drop_slice_report
@@ -35,6 +37,8 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     output : path-like
         Folder for ``report/``, ``model/`` and the reconstructed stack; replaced
         if it holds an earlier demo (and nothing else), made if absent or empty.
+        The demo is built in a hidden folder beside it and moved in when
+        complete, so an interrupted run leaves an earlier demo as it was.
     minutes : float
         Training budget of the demo model.
     train : bool
@@ -45,11 +49,34 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     if train:
         Budget(steps=steps, minutes=None if steps else minutes)  # refused before anything is written
     out = Path(output)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        if not (out / ".zaug-demo").exists():
-            raise OutputError(f"{out} exists and is not an earlier demo output; choose another --output.")
-        clear_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
-    out.mkdir(parents=True, exist_ok=True)
+    earlier = out.exists() and not (out.is_dir() and not any(out.iterdir()))
+    if earlier and not (out / ".zaug-demo").exists():
+        raise OutputError(f"{out} exists and is not an earlier demo output; choose another --output.")
+    if earlier:
+        check_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
+    # built beside, then moved in: a demo interrupted or failed half-way leaves the earlier one whole
+    stage = out.absolute().parent / _hidden_name(".zaug-partial-", out.name)
+    try:
+        stage.mkdir(parents=True)
+        result, written = _run(stage, minutes, train, device, steps, print_fn)
+        if earlier:
+            clear_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
+        out.mkdir(parents=True, exist_ok=True)
+        for entry in sorted(stage.iterdir(), key=lambda p: p.name != ".zaug-demo"):  # the marker first
+            os.replace(entry, out / entry.name)
+    except OSError as exc:
+        raise OutputError(f"cannot write the demo in {out}: {exc.strerror or exc}.") from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    recon, name = written
+    print_fn(format_table(result))
+    print_fn(f"reconstructed stack: {out / name} ({recon.nz} planes, z voxel size {recon.voxel_size[0]:g} "
+             f"{recon.unit}); report: {out / 'report' / 'report.md'}")
+    return {k: v for k, v in result.items() if k != "arrays"}
+
+
+def _run(out: Path, minutes, train, device, steps, print_fn):
+    """The demo's work, written into ``out``: the evaluation result, and the reconstruction with its file name."""
     (out / ".zaug-demo").write_text("folder written by 'zaug demo'\n", encoding="utf-8")
     volume = load_sample()
     print_fn(f"sample: {sample_path().name} {volume} (attribution: zaug/sample/ATTRIBUTION.md)")
@@ -66,14 +93,11 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
                                 f"left out)" if beyond else ""))
     result = evaluate_drop_slice(volume, FACTOR, methods, train_options=options, keep_predictions="raw",
                                  log=print_fn)
-    report = write_drop_slice_report(result, out / "report")
+    write_drop_slice_report(result, out / "report")
     name = "zaugnet" if train else "cubic"
     recon = _reconstruction(volume, kept_index, used, result["arrays"]["raw"][name], name)
-    stack_path = write_volume(recon, out / f"sample_x{FACTOR}_{name}.tif")
-    print_fn(format_table(result))
-    print_fn(f"reconstructed stack: {stack_path} ({recon.nz} planes, z voxel size {recon.voxel_size[0]:g} "
-             f"{recon.unit}); report: {report}")
-    return {k: v for k, v in result.items() if k != "arrays"}
+    write_volume(recon, out / f"sample_x{FACTOR}_{name}.tif")
+    return result, (recon, f"sample_x{FACTOR}_{name}.tif")
 
 
 def _reconstruction(volume, kept_index, used, planes, name):

@@ -172,6 +172,12 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     kept_volume = volume.replace(data=np.asarray(volume.data)[kept], z_positions=z_all[kept]
                                  if not volume.is_uniform else None,
                                  voxel_size=(volume.voxel_size[0] * factor,) + volume.voxel_size[1:])
+    for name in methods:  # said of the stack the user gave, not of the kept planes a method's fit sees
+        fewest = getattr(learned_module(name), "fewest_training_planes", None) if is_learned(name) else None
+        if fewest and len(kept) < fewest(name):
+            raise InputError(f"{name} trains on the planes kept: x{factor} keeps {len(kept)} of the stack's "
+                             f"{volume.nz}, and it needs {fewest(name)} (a stack of at least "
+                             f"{(fewest(name) - 1) * factor + 1} planes).")
     check_trainable({m: dict(train_options or {}, method=m) for m in methods if is_learned(m)}, kept_volume)
     truth = norm(data[removed])
     fid_scorer = FIDScorer.maybe(truth, fid_weights, (train_options or {}).get("device", "cpu"))
@@ -412,6 +418,7 @@ def format_table(result: dict) -> str:
     for name, g in result["gains"].items():
         lines.append(verdict(name, g))
     lines += exact_notes(result["methods"])
+    lines += [f"note: {c}" for c in result.get("conventions", []) if c.startswith("cubic: only")]
     if "downstream" in result:
         lines.append(format_downstream(result["downstream"], result["unit"]))
     return "\n".join(lines)

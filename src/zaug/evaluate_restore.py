@@ -313,6 +313,7 @@ def format_restoration_table(result: dict) -> str:
     lines += restoration_verdicts(result)
     lines += [_blur_model_line(name, r["training"], result) for name, r in result["methods"].items()
               if "sigma" in r.get("training", {})]
+    lines += [f"note: {c}" for c in result.get("conventions", []) if c.startswith("cubic: only")]
     if "downstream" in result:
         lines.append(format_downstream(result["downstream"], result["unit"]))
     return "\n".join(lines)

@@ -291,7 +291,12 @@ def match_noise(output: Volume, acquired: Volume, seed: int = 0) -> Volume:
     new = ~acquired_planes(z_in, z_out)[1]
     rng = np.random.default_rng(seed)
     data = np.array(output.data, copy=True)
-    level = lambda plane: float(estimate_sigma(np.asarray(plane, np.float64)))  # noqa: E731
+
+    def level(plane) -> float:  # a blank or tiny plane: no estimate (NaN), so no noise added; skimage's words hidden
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return float(estimate_sigma(np.asarray(plane, np.float64)))
+
     for index, stack in output.stacks():
         sigma_in = np.array([level(p) for p in acquired.data[index]])
         for n in np.flatnonzero(new):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -15,6 +19,7 @@ from .errors import OutputError
 from .evaluate import exact_notes, format_table, verdict
 from .fid import distance_columns
 from .io import atomic_path
+from .io._atomic import _hidden_name
 from .volume import Volume
 
 #: kind of report -> the files its writer puts in the report folder (see :func:`report_files`)
@@ -102,6 +107,37 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
     return out
 
 
+def _staged(writer):
+    """Make ``writer(..., out_dir, overwrite=...)`` write its report into a hidden folder beside ``out_dir``, then
+    move the files into ``out_dir`` in one quick pass (``report.md`` last): interrupted or failed half-way (a full
+    disk), the writer leaves the earlier report whole, or no folder, not a mix of two runs' files."""
+    signature = inspect.signature(writer)
+
+    @functools.wraps(writer)
+    def staged(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        final = Path(bound.arguments["out_dir"])
+        overwrite = bool(bound.arguments.get("overwrite", False))
+        check_report_folder(final, (), overwrite)  # a file where the folder should be: refused first
+        stage = final.absolute().parent / _hidden_name(".zaug-partial-", final.name)
+        try:
+            stage.mkdir(parents=True)
+            bound.arguments["out_dir"] = stage
+            report = Path(writer(*bound.args, **bound.kwargs))
+            names = sorted((p.name for p in stage.iterdir()), key=lambda name: (name == "report.md", name))
+            check_report_folder(final, names[-1:] + names[:-1], overwrite)  # what it would replace, report first
+            final.mkdir(exist_ok=True)
+            for name in names:
+                os.replace(stage / name, final / name)
+        except OSError as exc:
+            raise OutputError(f"cannot write the report in {final}: {exc.strerror or exc}.") from exc
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+        return final / report.relative_to(stage)
+
+    return staged
+
+
 def report_folder(out_dir: str | Path, kind: str, methods=(), overwrite: bool = False) -> Path:
     """The folder of a report of ``kind``, made, after :func:`check_report_folder` has allowed it."""
     out = check_report_folder(out_dir, report_files(kind, list(methods)), overwrite)
@@ -109,6 +145,7 @@ def report_folder(out_dir: str | Path, kind: str, methods=(), overwrite: bool = 
     return out
 
 
+@_staged
 def write_drop_slice_report(result: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write ``report.md``, ``results.json`` and figures for a drop-slice evaluation.
 
@@ -252,6 +289,7 @@ def _save(fig, path: Path, plt) -> Path:
     return path
 
 
+@_staged
 def write_restoration_report(result: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
     """``report.md``, ``results.json`` and figures for a restoration evaluation.
 
@@ -342,6 +380,7 @@ def _spectra_name(label: str) -> str:
     return f"spectra_{label.replace('+', 'plus').replace(':', '_')}.png"
 
 
+@_staged
 def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool = False, model=None) -> Path:
     """How isotropic is the result? A report on a real prediction (no ground truth needed).
 
@@ -617,6 +656,7 @@ def _before_after_xz(before, after, index: tuple[int, ...], path: Path) -> Path:
     return _save(fig, path, plt)
 
 
+@_staged
 def write_oblique_report(result: dict, out_dir: str | Path, overwrite: bool = False) -> Path:
     """``report.md``, ``results.json`` and z-y / x-y sections for an oblique restoration evaluation.
 

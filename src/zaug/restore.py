@@ -31,7 +31,7 @@ import numpy as np
 from .classic import CLASSICAL_METHODS, CUBIC_REACH, interpolate_stack
 from .data.lateral import DEFAULT_PERCENTILES, normalise, percentile_range
 from .errors import InputError, ZaugWarning
-from .predict import cast_like, output_positions
+from .predict import cast_like, output_positions, warn_about_spacing
 from .progress import advance, part
 from .volume import Volume, check_volume
 
@@ -291,11 +291,12 @@ def with_training_anisotropy(volume: Volume, method) -> Volume:
 
 
 def warn_if_coarser(volume: Volume, z_spacing: float | None) -> None:
-    """Warn when a restoration is asked for planes farther apart than the input's (most are then dropped)."""
-    if z_spacing is not None and z_spacing > volume.voxel_size[0] * (1 + 1e-6):
-        warnings.warn(ZaugWarning(f"the z spacing asked for ({z_spacing:g} {volume.unit}) is coarser than the input's "
-                                  f"({volume.voxel_size[0]:g}): the output has fewer planes than the input."),
-                      stacklevel=3)
+    """Warn, as interpolation does (:func:`zaug.predict.warn_about_spacing`), what an asked-for ``z_spacing``
+    drops: acquired planes when it is coarser than the input's, the last plane when the extent is not a whole
+    number of steps. (The default spacing, the lateral pixel size, is not a choice to warn about.)"""
+    if z_spacing is not None:
+        z_in = volume.z_coords()
+        warn_about_spacing(z_in, output_positions(z_in, z_spacing=float(z_spacing)), z_spacing, volume.unit)
 
 
 def restore_with(volume: Volume, method, z_spacing: float | None = None, fuse: str = "mean") -> Volume:

@@ -63,13 +63,20 @@ def split_validation(n_planes: int, fraction: float = 0.15, min_planes: int = 3)
     """
     n_val = max(min_planes, int(round(n_planes * fraction)))
     if n_planes - n_val < 5:
-        needed = next(n for n in range(n_planes + 1, n_planes + 20)
-                      if n - max(min_planes, int(round(n * fraction))) >= 5)
         raise InputError(f"the stack has {n_planes} planes: too few to train on and hold out "
-                         f"{n_val} for validation (at least {needed} are needed).")
+                         f"{n_val} for validation (at least {fewest_planes(fraction, min_planes)} are needed).")
     start = (n_planes - n_val) // 2
     val = set(range(start, start + n_val))
     return set(range(n_planes)) - val, val
+
+
+def fewest_planes(fraction: float = 0.15, min_planes: int = 3) -> int:
+    """The fewest planes :func:`split_validation` accepts: 5 to train on beside the validation block.
+
+    >>> fewest_planes(), fewest_planes(min_planes=5)
+    (8, 10)
+    """
+    return next(n for n in range(5, 1000) if n - max(min_planes, int(round(n * fraction))) >= 5)
 
 
 @dataclass

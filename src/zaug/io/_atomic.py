@@ -67,11 +67,16 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
     return out
 
 
+_SAID: set[tuple[str, tuple[str, ...]]] = set()
+
+
 def _warn_about_leftovers(out: Path) -> None:
     """Point at hidden partial outputs of runs that were killed (``kill -9``, a node lost), which no later
     run removes: another run may still be writing one."""
     left = sorted(p.name for p in out.parent.glob(".zaug-partial-*") if p.name.endswith(f"-{out.name}"))
-    if left:
+    said = (str(out.absolute()), tuple(left))
+    if left and said not in _SAID:  # once: a command checks its output before the work and when it writes
+        _SAID.add(said)
         warnings.warn(ZaugWarning(f"{out.parent} holds {len(left)} hidden partial output(s) of {out.name} from "
                                   f"runs that did not finish ({left[0]}{', ...' if len(left) > 1 else ''}): "
                                   "remove them unless a run is still writing."), stacklevel=3)
@@ -217,13 +222,19 @@ def clear_own_folder(folder: str | os.PathLike, entries: Iterable[str] | Mapping
         Names among ``entries`` to leave in place (a lock the caller holds).
     """
     folder = Path(folder)
-    foreign = _foreign_entries(folder, entries)
+    check_own_folder(folder, entries, what)
+    for name in {p.name for p in folder.iterdir()} - set(keep):
+        _remove(folder / name)
+
+
+def check_own_folder(folder: str | os.PathLike, entries, what: str) -> None:
+    """Refuse, as :func:`clear_own_folder` would, a folder holding anything zaug did not write there
+    (checked before the work of a run that clears it at the end)."""
+    foreign = _foreign_entries(Path(folder), entries)
     if foreign:
         shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
         raise OutputError(f"{folder} holds files zaug did not write ({shown}), so it is not only {what}; "
                           "choose another output.")
-    for name in {p.name for p in folder.iterdir()} - set(keep):
-        _remove(folder / name)
 
 
 def _foreign_entries(folder: Path, entries, prefix: str = "") -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from ..errors import InputError, ZaugWarning
+from ..errors import InputError, OutputError, ZaugWarning
 from ..volume import Volume, z_positions_problem
 from . import _display
 from ._reads import NamedReads
@@ -444,6 +444,8 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     if volume.channel_names:
         warnings.warn(ZaugWarning(f"ImageJ TIFF holds no channel names, so {', '.join(volume.channel_names)} are "
                                   "not stored; write .ome.tif or .ome.zarr to keep them."), stacklevel=3)
+    if volume.data.shape[-1] == 1:  # tifffile then writes the stack as one plane, which no reader takes back
+        raise OutputError("ImageJ TIFF cannot hold planes 1 pixel wide; write .ome.tif, .ome.zarr or .npz.")
     # ImageJ orders hyperstacks TZCYX.
     order = [volume.axes.index(a) for a in "TZCYX" if a in volume.axes]
     ij_axes = "".join(volume.axes[i] for i in order)

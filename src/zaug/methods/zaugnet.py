@@ -48,8 +48,8 @@ from ._common import (ModelConfig, building_networks, data_identity, load_config
 from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
-from ..data.triplets import (LateralTripletSampler, TripletSampler, split_validation, training_runs,
-                             triplet_indices)
+from ..data.triplets import (LateralTripletSampler, TripletSampler, fewest_planes, split_validation,
+                             training_runs, triplet_indices)
 from ..errors import InputError, ZaugError, ZaugWarning  # noqa: F401  (ZaugWarning: also imported from here)
 from ..evaluate import smooth_oracle
 from ..losses import gradient_penalty, laplacian_pyramid_loss
@@ -167,12 +167,12 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         raise InputError(f"unknown method {method!r}; use zaugnet or zaugnet+.")
     refuse_options(opts, method, ("degradation", "sigma", "renoise", "axial_angle"))
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
-    stacks, z_coords, labels = _training_stacks(volumes)
-    max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
     plus = method == "zaugnet+"
+    stacks, z_coords, labels = _training_stacks(volumes, method)
+    max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
     train_trips, val_trips, val_info, runs = [], [], {}, []
     for s, stack in enumerate(stacks):
-        train_planes, val_planes = split_validation(len(stack), fraction=0.15, min_planes=5 if plus else 3)
+        train_planes, val_planes = split_validation(len(stack), fraction=0.15, min_planes=VALIDATION_PLANES[method])
         train_trips.append(triplet_indices(len(stack), max_gap, all_positions=plus, planes=train_planes))
         val_trips.append(triplet_indices(len(stack), 2, planes=val_planes))
         val_info[str(s)] = sorted(val_planes)
@@ -247,14 +247,33 @@ def _initial_weights(source, config: "ZAugNetConfig") -> dict[str, torch.Tensor]
     return tensors
 
 
-def _training_stacks(volumes: list[Volume]) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
+#: the fewest planes held out of a training stack to validate on: a triplet (ZAugNet+: its positions too)
+VALIDATION_PLANES = {"zaugnet": 3, "zaugnet+": 5}
+#: the self-check's SSIM window
+SMALLEST_PLANE = 7
+
+
+def fewest_training_planes(method: str) -> int:
+    """The fewest planes a training stack of ``method`` needs: the validation block and 5 to train on."""
+    return fewest_planes(0.15, VALIDATION_PLANES[method])
+
+
+def _training_stacks(volumes: list[Volume], method: str) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """The ZYX stacks to train on (every channel and time point), their z positions, and names for messages;
     a blank channel or time point (constant) is left out, with a warning: it holds nothing to learn."""
     if not volumes:
         raise InputError("no training stack was given.")
     stacks, z_coords, labels, blank = [], [], [], []
+    fewest, name = fewest_training_planes(method), "ZAugNet+" if method == "zaugnet+" else "ZAugNet"
     for n, vol in enumerate(volumes):
         check_volume(vol, min_planes=3)
+        if vol.nz < fewest:
+            raise InputError(f"the stack has {vol.nz} planes and {name} needs at least {fewest} to train on: "
+                             f"{fewest - 5} held out to validate on, 5 to learn from.")
+        if min(vol.spatial_shape[1:]) < SMALLEST_PLANE:
+            raise InputError(f"the planes are {vol.spatial_shape[1]} x {vol.spatial_shape[2]} pixels and {name} "
+                             f"needs at least {SMALLEST_PLANE} x {SMALLEST_PLANE} (the window of its self-check's "
+                             "SSIM).")
         for index, stack in vol.stacks():
             stack = np.asarray(stack, dtype=np.float32)
             label = _stack_label(vol, n, index, len(volumes))
@@ -583,6 +602,7 @@ class ZAugNetModel:
         self.calibrate, self.calibration = calibrate, {}
         self.cap_variance = cap_variance
         self.calibration_scale: dict = {}  # per spacing: the variance cap's factor on the lateral weights
+        self.calibration_unfitted: set = set()  # spacings no lateral triplet of the stack was fine enough to fit
         self.fixed_calibration: dict | None = None  # set by for_stack: the same weights for every tile
         self.fixed_normalisation: tuple[float, float] | None = None  # likewise the intensity scaling
         self.normalisation: tuple[float, float] = (config.normalisation["low"], config.normalisation["high"])
@@ -619,12 +639,19 @@ class ZAugNetModel:
         # measured on this stack (each channel / time point its own), unless fixed for all its tiles
         self.calibration = {} if self.fixed_calibration is None else dict(self.fixed_calibration)
         self.calibration_scale = {}
+        if self.fixed_calibration is None:
+            self.calibration_unfitted = set()
         self._pixel_size = tuple(pixel_size) if pixel_size is not None else None
         low, high = self.normalisation = self.fixed_normalisation or self._normalisation_for(stack)
         # not clipped: the network sees [0, 1] (what it learnt on), and adds its departure from linear
         # interpolation to the linear interpolation of the planes as they are (no intensity is cut off)
         x = (np.asarray(stack, np.float32) - np.float32(low)) / np.float32(high - low)
-        if self.resolved_mode() == "transfer" and len(z_in) >= 3:
+        transfer = self.resolved_mode() == "transfer"
+        if transfer and len(z_in) < 3:
+            warnings.warn(ZaugWarning(f"the transfer mode estimates each acquired plane from its two neighbours, "
+                                      f"which {len(z_in)} planes do not have: they were interpolated in direct "
+                                      "mode."), stacklevel=2)
+        if transfer and len(z_in) >= 3:
             out = self._transfer(x, z_in, z_out)
         else:
             out = self._positions(x, z_in, z_out) if self.plus else self._doubling(x, z_in, z_out)
@@ -740,6 +767,8 @@ class ZAugNetModel:
         if key not in self.calibration:
             pixel = tuple(pixel_size) if pixel_size is not None else tuple(self.config.train_voxel_size[1:])
             self.calibration[key] = self._measure_weights(x, spacing, pixel)
+            if self.calibration[key] == (1.0, 0.0):
+                self.calibration_unfitted.add(key)
         return self.calibration[key]
 
     def _calibration_key(self, spacing: float) -> float:
