@@ -499,3 +499,21 @@ def test_tiled_restoration_restores_the_acquired_planes_too(blobs):
         planes = tiled.data.compute()
     assert planes.shape == whole.shape
     np.testing.assert_allclose(planes, whole, rtol=1e-4, atol=1e-3 * float(np.abs(whole).max()))
+
+
+def test_zaugnet_compares_z_spacings_in_one_unit(model):
+    import warnings
+
+    from zaug.predict import upsample_z
+
+    net, small = model  # trained in um, planes 0.29 um apart
+    in_nm = small.replace(voxel_size=tuple(1000 * v for v in small.voxel_size), unit="nm")
+    for upsample in (lambda vol: upsample_z(vol, net, factor=2),
+                     lambda vol: upsample_z_blockwise(vol, net, factor=2, tile=32).data.compute()):
+        with warnings.catch_warnings(record=True) as said, dask.config.set(scheduler="synchronous"):
+            warnings.simplefilter("always")
+            upsample(in_nm)
+        said = [str(w.message) for w in said]
+        assert not any("differs from that of the training stack" in w for w in said), said  # was: 290 vs 0.29
+        assert any("learnt from planes at least 580 nm apart and interpolates here between planes 290 nm" in w
+                   for w in said), said  # the advice the same stack in um gets

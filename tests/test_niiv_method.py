@@ -175,3 +175,16 @@ def test_cli_options_a_method_does_not_use_are_refused(run_cli, aniso, tmp_path)
     assert proc.returncode != 0 and "--simulate-sigma needs --restore" in proc.stderr
     proc = run_cli("evaluate", src, "--factor", "4", "--restore", "--simulate-sigma", "3")  # avgpool by default
     assert proc.returncode != 0 and "needs the gaussian degradation" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("method", ["niiv", "selfnet", "resin"])
+def test_training_stacks_of_different_anisotropy_are_said_to_be_degraded_as_the_first(method, tmp_path):
+    from zaug import ZaugWarning
+    from zaug.methods import learned_module
+
+    data = load_sample().data[::4, :64, :64]
+    first, coarser = Volume(data, (1.16, 0.26, 0.26), "um"), Volume(data, (2.0, 0.26, 0.26), "um")
+    with pytest.warns(ZaugWarning, match=r"differ in anisotropy \(stack 2: 7.69-fold\); all are degraded as the "
+                                         r"first stack's 4.46-fold"):  # was: silently
+        learned_module(method).fit([first, coarser], tmp_path / "m", {"steps": 2, "check_only": True})
+    assert not (tmp_path / "m").exists()

@@ -920,3 +920,15 @@ def test_self_check_says_when_the_gain_is_noise_removal_and_when_it_rests_on_too
     sc.update(planes=5, gain_over_smoothing_db=0.3)
     line = zaugnet.format_self_check(sc)
     assert "No better" not in line and "too few" not in line
+
+
+def test_training_stacks_of_different_z_spacings_are_said_to_be_learnt_as_one(small, tmp_path):
+    coarse = small.replace(voxel_size=(0.5,) + small.voxel_size[1:])
+    with pytest.warns(ZaugWarning, match=r"z spacings differ \(0.29 to 0.5 um\).* their mean \(0.395 um\)"):
+        zaugnet.fit([small, coarse], tmp_path / "m", dict(TINY, check_only=True))  # was: silently
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        zaugnet.fit([small, small.replace(voxel_size=(0.3,) + small.voxel_size[1:])], tmp_path / "m",
+                    dict(TINY, check_only=True))

@@ -95,6 +95,8 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     """
     check_volume(volume, scan_values=False)  # non-finite values are found tile by tile
     method = as_z_interpolator(method)
+    if hasattr(method, "input_unit"):  # as in upsample_z
+        method.input_unit = volume.unit
     tile = int(tile if tile is not None else getattr(method, "block_tile", DEFAULT_TILE))
     if tile < 16:
         raise InputError(f"the tile size must be at least 16 pixels, got {tile}.")
@@ -197,6 +199,7 @@ def _upsample_stack(stack: da.Array, method, z_in, z_out, pixel_size, tile: int,
         if hasattr(prepared, "calibration"):  # what was used, as after a whole-stack prediction
             method.calibration = dict(prepared.calibration)
             method.calibration_scale = dict(getattr(prepared, "calibration_scale", {}))
+            method.calibration_unfitted = set(getattr(prepared, "calibration_unfitted", ()))
         method = prepared
     keep = getattr(method, "keeps_acquired", True)  # a restoration changes the acquired planes too
     # one graph node for the method, shared by every tile (not hashed or copied per tile)

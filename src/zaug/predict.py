@@ -201,6 +201,8 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
     z_in = volume.z_coords()
     z_out = output_positions(z_in, factor=factor, z_spacing=z_spacing) if z_out is None else checked_z_out(z_in, z_out)
     warn_about_spacing(z_in, z_out, z_spacing, volume.unit)
+    if hasattr(method, "input_unit"):  # a model compares z spacings with its training stack's, in one unit
+        method.input_unit = volume.unit
     out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
     with part(volume.n_stacks):
         for index, stack in volume.stacks():

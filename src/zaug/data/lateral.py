@@ -41,7 +41,7 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
-from ..errors import InputError
+from ..errors import InputError, ZaugWarning
 from ..predict import cast_like
 from ..volume import Volume
 
@@ -85,6 +85,32 @@ def anisotropy_factor(volume: Volume, factor: float | None = None) -> float:
                              f"size ({lateral:g} {volume.unit}), so there is no coarse axis to restore; check the "
                              "voxel size (--voxel-size) or give the anisotropy factor (--factor).")
     return _check_factor(factor)
+
+
+def training_factor(volumes: list[Volume], factor: float | None = None) -> float:
+    """The anisotropy a restorer learns from several stacks: ``factor``, else the first stack's, with a warning
+    naming the stacks whose own differs from it by more than 10% (they are degraded as the first is).
+
+    >>> import numpy as np, warnings
+    >>> stacks = [Volume(np.zeros((3, 4, 4)), (z, 0.25, 0.25), "um") for z in (1.0, 2.0)]
+    >>> with warnings.catch_warnings(record=True) as said:
+    ...     warnings.simplefilter("always")
+    ...     training_factor(stacks)
+    4.0
+    >>> print(said[0].message)  # doctest: +NORMALIZE_WHITESPACE
+    the training stacks differ in anisotropy (stack 2: 8-fold); all are degraded as the first stack's 4-fold: train
+    them separately, or pass --factor.
+    """
+    first = anisotropy_factor(volumes[0], factor)
+    if factor is None:
+        others = [f"stack {n}: {vol.anisotropy:.3g}-fold" for n, vol in enumerate(volumes[1:], 2)
+                  if not (vol.unit == "pixel" and vol.voxel_size == (1.0, 1.0, 1.0))
+                  and abs(np.log(vol.anisotropy / first)) > np.log(1.1)]
+        if others:
+            warnings.warn(ZaugWarning(f"the training stacks differ in anisotropy ({', '.join(others)}); all are "
+                                      f"degraded as the first stack's {first:.3g}-fold: train them separately, or "
+                                      "pass --factor."), stacklevel=3)
+    return first
 
 
 def _check_factor(factor: float) -> float:

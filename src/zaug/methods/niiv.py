@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
-from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, renoise_option,
+from ..data.lateral import (training_factor, degradation_model, lateral_pairs, n_samples, renoise_option,
                             resolve_sigma, split_lateral_validation)
 from ..errors import InputError
 from ..metrics import psnr, sharpness_ratio, ssim
@@ -95,7 +95,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         raise InputError("no training stack was given.")
     for vol in volumes:
         check_volume(vol, min_planes=2)
-    factor = anisotropy_factor(volumes[0], opts.get("factor"))
+    factor = training_factor(volumes, opts.get("factor"))
     if factor < 1.5:
         raise InputError(f"the stack is nearly isotropic (anisotropy {factor:.2f}); nothing to restore. "
                          "Pass --factor if the voxel size in the file is wrong.")

@@ -94,7 +94,7 @@ from scipy import ndimage
 from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
-from ..data.lateral import (anisotropy_factor, degradation_model, degrade, n_samples, normalise, percentile_range,
+from ..data.lateral import (training_factor, degradation_model, degrade, n_samples, normalise, percentile_range,
                             resolve_sigma, target_rows)
 from ..errors import InputError
 from ..evaluate_oblique import line_blur_kernel
@@ -227,7 +227,7 @@ def _check_inputs(volumes: list[Volume], factor: float | None, angle: float) -> 
         raise InputError("no training stack was given.")
     for vol in volumes:
         check_volume(vol, min_planes=2)
-    factor = anisotropy_factor(volumes[0], factor)
+    factor = training_factor(volumes, factor)
     if angle == 0 and factor < 1.5:
         raise InputError(f"the stack is nearly isotropic (anisotropy {factor:.2f}); nothing to restore. "
                          "Pass --factor if the voxel size in the file is wrong.")

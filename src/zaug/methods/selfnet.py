@@ -70,7 +70,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
-from ..data.lateral import (anisotropy_factor, degradation_model, lateral_pairs, n_samples, normalise,
+from ..data.lateral import (training_factor, degradation_model, lateral_pairs, n_samples, normalise,
                             percentile_range, renoise_option, resolve_sigma, split_lateral_validation,
                             target_rows)
 from ..errors import InputError
@@ -195,7 +195,7 @@ def _check_inputs(volumes: list[Volume], factor: float | None) -> float:
         raise InputError("no training stack was given.")
     for vol in volumes:
         check_volume(vol, min_planes=2)
-    factor = anisotropy_factor(volumes[0], factor)
+    factor = training_factor(volumes, factor)
     if factor < 1.5:
         raise InputError(f"the stack is nearly isotropic (anisotropy {factor:.2f}); nothing to restore. "
                          "Pass --factor if the voxel size in the file is wrong.")

@@ -52,6 +52,7 @@ from ..data.triplets import (LateralTripletSampler, TripletSampler, fewest_plane
                              training_runs, triplet_indices)
 from ..errors import InputError, ZaugError, ZaugWarning  # noqa: F401  (ZaugWarning: also imported from here)
 from ..evaluate import smooth_oracle
+from ..io._units import conversion_factor
 from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..progress import advance, part
@@ -169,6 +170,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     preset, budget = preset_and_budget(opts, TRAINING_PRESETS)
     plus = method == "zaugnet+"
     stacks, z_coords, labels = _training_stacks(volumes, method)
+    _warn_if_spacings_differ(z_coords, volumes[0].unit)
     max_gap = int(opts.get("max_gap") or (2 if method == "zaugnet" else 6))
     train_trips, val_trips, val_info, runs = [], [], {}, []
     for s, stack in enumerate(stacks):
@@ -294,6 +296,18 @@ def _training_stacks(volumes: list[Volume], method: str) -> tuple[list[np.ndarra
         raise InputError(f"the training stacks use different units ({', '.join(sorted(units))}); "
                          "give them the same with --voxel-size/--unit.")
     return stacks, z_coords, labels
+
+
+def _warn_if_spacings_differ(z_coords: list[np.ndarray], unit: str) -> None:
+    """Say when the training stacks' z spacings differ by more than half: one model learns them all, and the
+    spacing that prediction compares an input's with is their mean."""
+    spacings = sorted({round(float(np.mean(np.diff(z))), 6) for z in z_coords})
+    if spacings[-1] > 1.5 * spacings[0]:
+        mean = float(np.mean([np.mean(np.diff(z)) for z in z_coords]))
+        warnings.warn(ZaugWarning(
+            f"the training stacks' z spacings differ ({spacings[0]:g} to {spacings[-1]:g} {unit}): one model learns "
+            f"them all, and prediction compares an input's spacing with their mean ({mean:.4g} {unit}); train "
+            "one model per spacing if they are to be enhanced apart."), stacklevel=3)
 
 
 def _stack_label(vol: Volume, n: int, index: tuple[int, ...], n_volumes: int) -> str:
@@ -603,6 +617,7 @@ class ZAugNetModel:
         self.cap_variance = cap_variance
         self.calibration_scale: dict = {}  # per spacing: the variance cap's factor on the lateral weights
         self.calibration_unfitted: set = set()  # spacings no lateral triplet of the stack was fine enough to fit
+        self.input_unit: str | None = None  # the unit of the z positions given (set by upsample_z): else trained
         self.fixed_calibration: dict | None = None  # set by for_stack: the same weights for every tile
         self.fixed_normalisation: tuple[float, float] | None = None  # likewise the intensity scaling
         self.normalisation: tuple[float, float] = (config.normalisation["low"], config.normalisation["high"])
@@ -714,19 +729,21 @@ class ZAugNetModel:
     def _check_spacing(self, z_in: np.ndarray) -> None:
         gaps = np.diff(z_in)
         spacing, narrow, wide = float(np.mean(gaps)), float(gaps.min()), float(gaps.max())
-        trained = self.config.train_plane_spacing
-        unit = self.config.train_unit
+        unit = self.input_unit or self.config.train_unit
+        # the training spacing in the input's unit (a stack in nm on a model trained in um)
+        scale = conversion_factor(self.config.train_unit, unit) or 1.0
+        trained = self.config.train_plane_spacing * scale
         if narrow / trained < 0.4 or wide / trained > 2.5:  # each gap, not the mean: an uneven stack has both
             seen = f"{spacing:g}" if wide - narrow <= 1e-6 * wide else f"gaps {narrow:g} to {wide:g}"
             warnings.warn(ZaugWarning(
                 f"the input's z spacing ({seen}) differs from that of the training stack ({trained:g} "
                 f"{unit}); the model may not transfer, consider training on this stack."), stacklevel=3)
         elif self.resolved_mode() == "direct" and self.config.triplet_spacing and \
-                spacing < 0.55 * min(self.config.triplet_spacing):
+                spacing < 0.55 * min(self.config.triplet_spacing) * scale:
             # as intended when a model learns from the stack it enhances, but the self-check does not
             # measure it (cells3d x4: ZAugNet+ lost 1 dB to linear interpolation there)
             warnings.warn(ZaugWarning(
-                f"the model learnt from planes at least {min(self.config.triplet_spacing):g} {unit} apart and "
+                f"the model learnt from planes at least {min(self.config.triplet_spacing) * scale:g} {unit} apart and "
                 f"interpolates here between planes {spacing:g} {unit} apart; its self-check measured the "
                 "former only: 'zaug evaluate' on a finely sampled stack measures the latter (and the "
                 "'transfer' mode, which uses the model at its training gap only)."), stacklevel=3)
