@@ -18,7 +18,7 @@ from zaug.classic import interpolate_stack
 from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.io import read_volume, write_volume
-from zaug.methods import zaugnet
+from zaug.methods import describe_model, format_model_info, zaugnet
 from zaug.methods._common import load_config
 from zaug.nets.zstack import BAND_SIGMAS, band_split, band_weights, weighted_departure
 from zaug.predict import upsample_z
@@ -886,7 +886,10 @@ def test_zaug_info_on_a_model_folder_says_what_it_holds(small, tmp_path, run_cli
 def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small, tmp_path):
     eight_bit = small.replace(data=(np.asarray(small.data, np.float32) / 256).astype(np.uint8))
     with pytest.warns(ZaugWarning, match="intensities of training stack 2 .* scaled by its own percentiles"):
-        zaugnet.fit([small, eight_bit], tmp_path / "m", TINY)
+        out = zaugnet.fit([small, eight_bit], tmp_path / "m", TINY)
+    # zaug info names both stacks, not the first one's voxel size alone
+    assert ("2 training stacks (the voxel size above is the first's): 16x48x56 uint16 at 0.29 x 0.26 x 0.26 um; "
+            "16x48x56 uint8 at 0.29 x 0.26 x 0.26 um") in format_model_info(describe_model(out))
 
 
 def test_a_blank_channel_is_named_and_left_out_of_training(small, tmp_path):

@@ -71,7 +71,8 @@ def describe_model(path) -> dict:
     -------
     dict
         ``finished``; ``method``, ``preset``, ``zaug_version``, ``train_voxel_size``, ``train_unit``,
-        ``steps``, ``seconds`` and ``self_check`` of a finished model, or the ``step`` an unfinished run
+        ``steps``, ``seconds``, ``self_check`` and ``training_stacks`` (shape, type, voxel size of each) of a
+        finished model, or the ``step`` an unfinished run
         reached; ``sizes_mb`` of the weights and of the resume state (``checkpoint/``).
 
     Examples
@@ -103,9 +104,11 @@ def describe_model(path) -> dict:
                          "checkpoint": megabytes(path / "checkpoint")}}
     if info["finished"]:
         summary = config.get("summary") or {}
+        stacks = run.get("data")
         info.update(train_voxel_size=config.get("train_voxel_size"), train_unit=config.get("train_unit"),
                     steps=summary.get("steps"), seconds=summary.get("seconds"),
-                    self_check=config.get("self_check") or {})
+                    self_check=config.get("self_check") or {},
+                    training_stacks=stacks if isinstance(stacks, list) else [])
     else:
         loop = read("checkpoint/state.json").get("loop") or {}
         info.update(step=loop.get("step", 0), budget=run.get("budget"))
@@ -125,6 +128,15 @@ def format_model_info(info: dict) -> str:
         lines.append("trained on voxel size z {:g}, y {:g}, x {:g} {}".format(*info["train_voxel_size"],
                                                                              info.get("train_unit") or "")
                      + (f"; {info['steps']} steps in {info['seconds']:.0f} s" if info.get("steps") else ""))
+    stacks = info.get("training_stacks") or []
+    if len(stacks) > 1:  # the voxel size above is the first stack's
+        try:
+            shown = [f"{'x'.join(map(str, st['shape']))} {st['dtype']} at "
+                     f"{' x '.join(f'{v:g}' for v in st['voxel_size'])} {st['unit']}" for st in stacks[:4]]
+            lines.append(f"{len(stacks)} training stacks (the voxel size above is the first's): " + "; ".join(shown)
+                         + (f"; and {len(stacks) - 4} more" if len(stacks) > 4 else ""))
+        except (KeyError, TypeError, ValueError):  # an older or edited run.json: leave it out
+            pass
     if info.get("self_check") and info.get("method") in LEARNED:
         try:
             lines.append(learned_module(info["method"]).format_self_check(info["self_check"]))
