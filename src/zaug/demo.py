@@ -9,13 +9,12 @@ smoothing oracle, and writes the reconstructed stack, the model and a report.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 from .errors import OutputError
 from .evaluate import drop_slice_split, evaluate_drop_slice, format_table
 from .io import write_volume
-from .io._atomic import _hidden_name, check_own_folder, clear_own_folder
+from .io._atomic import check_own_folder, clear_own_folder, folder_beside
 from .methods._common import MODEL_FOLDER_ENTRIES
 from .predict import cast_like, keep_acquired, resampled_volume
 from .report import report_files, write_drop_slice_report
@@ -55,19 +54,13 @@ def run_demo(output: str | Path = "demo_output", minutes: float = 4.0, train: bo
     if earlier:
         check_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
     # built beside, then moved in: a demo interrupted or failed half-way leaves the earlier one whole
-    stage = out.absolute().parent / _hidden_name(".zaug-partial-", out.name)
-    try:
-        stage.mkdir(parents=True)
+    with folder_beside(out, f"the demo in {out}") as stage:
         result, written = _run(stage, minutes, train, device, steps, print_fn)
         if earlier:
             clear_own_folder(out, DEMO_ENTRIES, "an earlier demo output")
         out.mkdir(parents=True, exist_ok=True)
         for entry in sorted(stage.iterdir(), key=lambda p: p.name != ".zaug-demo"):  # the marker first
             os.replace(entry, out / entry.name)
-    except OSError as exc:
-        raise OutputError(f"cannot write the demo in {out}: {exc.strerror or exc}.") from exc
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     recon, name = written
     print_fn(format_table(result))
     print_fn(f"reconstructed stack: {out / name} ({recon.nz} planes, z voxel size {recon.voxel_size[0]:g} "

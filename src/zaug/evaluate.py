@@ -173,11 +173,12 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
                                  if not volume.is_uniform else None,
                                  voxel_size=(volume.voxel_size[0] * factor,) + volume.voxel_size[1:])
     for name in methods:  # said of the stack the user gave, not of the kept planes a method's fit sees
-        fewest = getattr(learned_module(name), "fewest_training_planes", None) if is_learned(name) else None
-        if fewest and len(kept) < fewest(name):
+        counts = getattr(learned_module(name), "fewest_training_planes", None) if is_learned(name) else None
+        needed = counts(name) if counts else 0
+        if len(kept) < needed:
             raise InputError(f"{name} trains on the planes kept: x{factor} keeps {len(kept)} of the stack's "
-                             f"{volume.nz}, and it needs {fewest(name)} (a stack of at least "
-                             f"{(fewest(name) - 1) * factor + 1} planes).")
+                             f"{volume.nz}, and it needs {needed} (a stack of at least {(needed - 1) * factor + 1} "
+                             "planes).")
     check_trainable({m: dict(train_options or {}, method=m) for m in methods if is_learned(m)}, kept_volume)
     truth = norm(data[removed])
     fid_scorer = FIDScorer.maybe(truth, fid_weights, (train_options or {}).get("device", "cpu"))

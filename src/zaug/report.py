@@ -6,7 +6,6 @@ import functools
 import inspect
 import json
 import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from .errors import OutputError
 from .evaluate import exact_notes, format_table, verdict
 from .fid import distance_columns
 from .io import atomic_path
-from .io._atomic import _hidden_name
+from .io._atomic import folder_beside
 from .volume import Volume
 
 #: kind of report -> the files its writer puts in the report folder (see :func:`report_files`)
@@ -119,9 +118,7 @@ def _staged(writer):
         final = Path(bound.arguments["out_dir"])
         overwrite = bool(bound.arguments.get("overwrite", False))
         check_report_folder(final, (), overwrite)  # a file where the folder should be: refused first
-        stage = final.absolute().parent / _hidden_name(".zaug-partial-", final.name)
-        try:
-            stage.mkdir(parents=True)
+        with folder_beside(final, f"the report in {final}") as stage:
             bound.arguments["out_dir"] = stage
             report = Path(writer(*bound.args, **bound.kwargs))
             names = sorted((p.name for p in stage.iterdir()), key=lambda name: (name == "report.md", name))
@@ -129,10 +126,6 @@ def _staged(writer):
             final.mkdir(exist_ok=True)
             for name in names:
                 os.replace(stage / name, final / name)
-        except OSError as exc:
-            raise OutputError(f"cannot write the report in {final}: {exc.strerror or exc}.") from exc
-        finally:
-            shutil.rmtree(stage, ignore_errors=True)
         return final / report.relative_to(stage)
 
     return staged

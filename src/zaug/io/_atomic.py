@@ -166,6 +166,22 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Pat
         _remove(tmp)
 
 
+@contextlib.contextmanager
+def folder_beside(final: Path, what: str | None = None) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``final`` in which a run builds what goes into ``final``, removed on the
+    way out (the caller moves what it keeps into ``final`` at the end): interrupted or failed half-way, the run
+    leaves ``final`` as it was. A failure to write is an :class:`~zaug.OutputError` that names ``what``
+    (default ``final``)."""
+    stage = Path(final).absolute().parent / _hidden_name(".zaug-partial-", Path(final).name)
+    try:
+        stage.mkdir(parents=True)
+        yield stage
+    except OSError as exc:
+        raise OutputError(f"cannot write {what or final}: {exc.strerror or exc}.") from exc
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def _hidden_name(prefix: str, name: str) -> str:
     """``prefix``, this process and a random token, then the end of ``name`` (which holds its suffixes),
     within the 255 characters a file name may have: the token keeps two hosts of one cluster file system
