@@ -67,6 +67,34 @@ def test_the_default_bar_redraws_seldom_into_a_log(tmp_path, monkeypatch):
             assert progress._REPORTER.get().bar.mininterval == 0.1
 
 
+def test_the_tile_bar_into_a_log_counts_every_task_and_does_not_hold_the_job(tmp_path, monkeypatch):
+    import sys
+    import time
+
+    import dask
+    import dask.array as da
+
+    from zaug.cli import _tile_bar
+
+    ended = []
+
+    def slow(block):
+        time.sleep(0.15)
+        ended.append(time.monotonic())
+        return block
+
+    tiles = da.ones((8, 4, 4), chunks=(1, 4, 4)).map_blocks(slow, meta=np.ones((0, 0, 0)))
+    with open(tmp_path / "job.log", "w") as log:  # a cluster job's stderr: a redraw every 10 s at most
+        monkeypatch.setattr(sys, "stderr", log)
+        with _tile_bar(), dask.config.set(scheduler="synchronous"):
+            tiles.compute()
+            done = time.monotonic()
+    # dask's own bar slept its 10-s redraw interval out before the computation could return
+    assert done - ended[-1] < 2.0
+    assert len(ended) == 8
+    assert "computing tiles: 100%" in (tmp_path / "job.log").read_text()  # shown after 1 s: 8 x 0.15 s
+
+
 def test_without_a_reporter_nothing_is_recorded_and_nothing_fails():
     with part(3):
         advance(5)

@@ -572,12 +572,10 @@ def _interpolate(args, vol, method, factor: int | None, blockwise: bool):
 
 @contextlib.contextmanager
 def _tile_bar():
-    """dask's bar over the tiles computed on this machine, on stderr (a cluster has its dashboard)."""
-    from dask.diagnostics import ProgressBar
+    """A bar over the tiles computed on this machine, on stderr (a cluster has its dashboard)."""
+    from .progress import dask_tasks_bar
 
-    from .progress import redraw_seconds
-
-    with ProgressBar(out=sys.stderr, minimum=1.0, dt=redraw_seconds()):
+    with dask_tasks_bar():
         yield
 
 

@@ -133,3 +133,37 @@ def advance(units: float = 1.0) -> None:
     if reporter is not None:
         reporter.levels[-1].done += units
         reporter.show()
+
+
+@contextlib.contextmanager
+def dask_tasks_bar(desc: str = "computing tiles", delay: float = 1.0):
+    """A tqdm bar on stderr over the tasks of every dask computation in the ``with`` block.
+
+    Not dask's own ``ProgressBar``: its drawing thread sleeps between redraws
+    and is joined at the end of each computation, so a redraw interval fit for
+    a log file (10 s) added up to 10 s to every computation. Shown once a
+    computation has taken ``delay`` seconds.
+    """
+    from dask.callbacks import Callback
+    from tqdm.auto import tqdm
+
+    class _Bar(Callback):
+        shown = None
+
+        def _start_state(self, dsk, state):
+            tasks = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            self.shown = tqdm(total=tasks, desc=desc, unit="task", file=sys.stderr,
+                              mininterval=redraw_seconds(), delay=delay)
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            self.shown.update(1)
+
+        def _finish(self, dsk, state, errored):
+            if self.shown is not None:
+                if self.shown.format_dict["elapsed"] >= delay:  # a log gets the last state too
+                    self.shown.refresh()
+                self.shown.close()
+                self.shown = None
+
+    with _Bar():
+        yield
