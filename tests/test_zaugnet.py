@@ -180,6 +180,7 @@ def test_stacks_of_different_plane_sizes_train_together(small, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["summary"]["steps"] == 3 and set(config["validation_planes"]) == {"0", "1"}
     assert config["self_check"]["planes"] == 2 and np.isfinite(config["self_check"]["model"]["psnr"])
+    assert "held-out planes of your 2 stacks:" in zaugnet.format_self_check(config["self_check"])
 
 
 def _generator(model_dir):
@@ -922,7 +923,7 @@ def test_self_check_says_when_the_gain_is_noise_removal_and_when_it_rests_on_too
     assert "No better than interpolation followed by smoothing" in line and "Only 1 held-out plane: too few" in line
     sc.update(planes=5, gain_over_smoothing_db=0.3)
     line = zaugnet.format_self_check(sc)
-    assert "No better" not in line and "too few" not in line
+    assert "No better" not in line and "too few" not in line and "5 held-out planes of your stack:" in line
 
 
 def test_training_stacks_of_different_z_spacings_are_said_to_be_learnt_as_one(small, tmp_path):

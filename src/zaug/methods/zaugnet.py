@@ -527,6 +527,7 @@ def self_check(task: ZAugNetTask, norm, val_trips, z_coords) -> dict:
         scores[name] = {"psnr": psnr(arr, truth), "ssim": ssim(arr, truth), "sharpness": sharpness_ratio(arr, truth)}
     best = max(("linear", "cubic"), key=lambda m: scores[m]["psnr"])
     scores["planes"] = len(truth)
+    scores["stacks"] = sum(1 for trips in val_trips if trips)
     scores["smooth_sigma"] = sigma
     scores["gain_db"] = scores["model"]["psnr"] - scores[best]["psnr"]
     scores["best_classical"] = best
@@ -547,7 +548,9 @@ def format_self_check(sc: dict) -> str:
     if not sc:
         return "self-check: no held-out planes."
     m = sc["model"]
-    return (f"self-check on {sc['planes']} held-out planes of your stack: model PSNR {m['psnr']:.2f} dB, "
+    stacks = sc.get("stacks", 1)
+    where = "your stack" if stacks == 1 else f"your {stacks} stacks"
+    return (f"self-check on {sc['planes']} held-out planes of {where}: model PSNR {m['psnr']:.2f} dB, "
             f"SSIM {m['ssim']:.3f} vs linear {sc['linear']['psnr']:.2f} dB / {sc['linear']['ssim']:.3f}, "
             f"cubic {sc['cubic']['psnr']:.2f} dB / {sc['cubic']['ssim']:.3f}: {sc['gain_db']:+.2f} dB over the "
             f"best interpolation, {sc['gain_over_smoothing_db']:+.2f} dB over interpolation+smoothing; "
