@@ -421,3 +421,112 @@ def test_train_checkpoints_as_often_as_asked(tmp_path, capsys, monkeypatch):
     assert main(["train", str(stack), "--method", "niiv", "--steps", "2", "-o", str(tmp_path / "m"),
                  "--checkpoint-every", "5"]) == 2
     assert given["checkpoint_every_s"] == 5.0
+
+
+# ---- folders this process cannot write: refused before any work ---------------------------------------
+
+def _unwritable(monkeypatch, folder):
+    """``folder`` and what is below it read-only, as os.access sees them (the tests may run as root)."""
+    import os
+
+    access = os.access
+
+    def fake(path, mode, *args, **kwargs):
+        path = os.path.abspath(path)
+        if mode & os.W_OK and (path == str(folder) or path.startswith(str(folder) + os.sep)):
+            return False
+        return access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", fake)
+
+
+def test_an_unwritable_report_or_model_folder_is_refused_before_any_work(stacks, tmp_path, capsys, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    _unwritable(monkeypatch, ro)
+    out = tmp_path / "x.tif"
+    u16 = str(stacks / "u16.tif")
+    for args in (["predict", "cubic", u16, "-o", str(out), "--factor", "2", "--report", str(ro / "rep")],
+                 ["predict", "cubic", u16, "-o", str(out), "--factor", "2", "--report", str(ro / "a" / "rep")],
+                 ["evaluate", u16, "--factor", "2", "--methods", "linear", "--report", str(ro / "rep")],
+                 ["train", u16, "--method", "zaugnet", "--steps", "2", "-o", str(ro / "m")],
+                 ["train", u16, "--method", "zaugnet", "--steps", "2", "-o", str(ro / "new" / "deep" / "m")]):
+        assert main(args) == 2, args  # was: the output written, then the report refused; or an unexpected error
+        _one_sentence(capsys, f"the folder {ro} is not writable")
+    assert not out.exists() and list(ro.iterdir()) == []
+    rep = tmp_path / "rep"  # a report folder that exists but is read-only itself
+    rep.mkdir()
+    _unwritable(monkeypatch, rep)
+    assert main(["evaluate", u16, "--factor", "2", "--methods", "linear", "--report", str(rep)]) == 2
+    assert capsys.readouterr().out == ""  # nothing evaluated
+
+
+def test_a_model_folder_that_cannot_be_made_is_one_sentence(stacks, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from zaug.methods import zaugnet
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "mkdir", refuse)  # what os.access could not tell (a full disk, an ACL)
+    with pytest.raises(OutputError, match=r"cannot write the model folder .*: Permission denied; choose another"):
+        zaugnet.fit([read_volume(stacks / "u16.tif")], tmp_path / "m", {"steps": 2, "progress": False})
+
+
+def test_a_refused_training_leaves_no_folders_it_made(stacks, tmp_path, capsys):
+    few = tmp_path / "few.tif"
+    vol = read_volume(stacks / "u16.tif")
+    write_volume(vol.replace(data=vol.data[:5]), few)  # too few planes for ZAugNet
+    assert main(["train", str(few), "--method", "zaugnet", "--steps", "2", "-o", str(tmp_path / "new" / "deep"
+                                                                                     / "m")]) == 2
+    capsys.readouterr()
+    assert not (tmp_path / "new").exists()  # was: new/deep left behind
+
+
+def test_an_interrupted_training_says_whether_there_is_anything_to_resume(tmp_path, capsys, monkeypatch):
+    import zaug.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "train", interrupted)
+    argv = ["train", "s.tif", "--method", "zaugnet", "--steps", "2", "-o", str(tmp_path / "m")]
+    assert main(argv) == 130
+    assert "interrupted before training began; there is nothing to resume" in capsys.readouterr().err
+    (tmp_path / "m" / "checkpoint").mkdir(parents=True)
+    assert main(argv) == 130
+    assert "resumes from its last checkpoint" in capsys.readouterr().err
+
+
+def test_the_command_line_writes_each_line_as_it_comes(monkeypatch):
+    import io
+
+    from zaug.cli import _tolerant_console
+
+    for name in ("stdout", "stderr"):  # a job's log: stdout was block-buffered, its lines came after stderr's
+        monkeypatch.setattr(sys, name, io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    _tolerant_console()
+    assert sys.stdout.line_buffering and sys.stderr.line_buffering
+    sys.stdout.write("mode: direct\n")
+    assert sys.stdout.buffer.getvalue() == b"mode: direct\n"
+
+
+def test_evaluation_trains_its_models_without_periodic_checkpoints(monkeypatch):
+    import math
+
+    import zaug.methods._common as common
+
+    seen = []
+    run_training = common.run_training
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["checkpoint_every_s"])
+        return run_training(*args, **kwargs)
+
+    monkeypatch.setattr(common, "run_training", spy)
+    vol = load_sample()
+    vol = vol.replace(data=np.ascontiguousarray(vol.data[:20, :48, :48]))
+    evaluate_drop_slice(vol, 2, ["zaugnet"], train_options={"steps": 2, "progress": False, "patch": 32,
+                                                            "batch": 2, "tta": False})
+    assert seen == [math.inf]  # nothing resumes a model in a temporary folder: no 70-MB checkpoint a minute

@@ -831,10 +831,11 @@ def _out_of_memory(exc: Exception) -> bool:
 
 
 def _tolerant_console() -> None:
-    """Print what the console cannot encode as escapes (a path "pile \\u0142.tif" on a Windows console)."""
+    """Print what the console cannot encode as escapes (a path "pile \\u0142.tif" on a Windows console), and
+    each line as it comes: a job's log (``> log 2>&1``) kept stdout's lines back until the end, after stderr's."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(AttributeError, ValueError, OSError):  # a replaced or closed stream
-            stream.reconfigure(errors="backslashreplace")
+            stream.reconfigure(errors="backslashreplace", line_buffering=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -848,9 +849,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zaug: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        if args.command == "train":  # the loop saved a checkpoint on its way out
+        if args.command == "train" and Path(args.output, "checkpoint").is_dir():  # saved on the loop's way out
             print(f"zaug: interrupted; the run in {args.output} resumes from its last checkpoint when the same "
                   "'zaug train' command is run again.", file=sys.stderr)
+        elif args.command == "train":
+            print("zaug: interrupted before training began; there is nothing to resume, and the same 'zaug "
+                  "train' command starts afresh.", file=sys.stderr)
         elif args.command == "info":  # it writes nothing
             print("zaug: interrupted.", file=sys.stderr)
         else:

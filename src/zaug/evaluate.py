@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import contextlib
+import math
 import tempfile
 import time
 import warnings
@@ -316,6 +317,11 @@ def _normaliser(lo: float, hi: float):
     return norm
 
 
+#: Training options of a model in a temporary folder: nothing resumes it, so no checkpoints (tens of MB each)
+#: every minute, only the one at the end.
+THROWAWAY = {"checkpoint_every_s": math.inf}
+
+
 def check_trainable(fits: dict[str, dict], volume: Volume) -> None:
     """Make every refusal of the learned methods' training (a stack too small for one, a bad option) before
     any of them trains: refused after the first, the minutes of its training would be lost.
@@ -337,7 +343,7 @@ def _prepare(name: str, kept_volume: Volume, options: dict, log):
         model = module.load(model_dir, device=options.get("device", "auto"))
     else:
         with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
-            model_dir = module.fit([kept_volume], Path(tmp) / "model", dict(options, method=name))
+            model_dir = module.fit([kept_volume], Path(tmp) / "model", dict(options, method=name, **THROWAWAY))
             model = module.load(model_dir, device=options.get("device", "auto"))
     if hasattr(model, "calibrate"):
         model.calibrate = bool(options.get("calibrate", True))

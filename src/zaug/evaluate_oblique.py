@@ -46,6 +46,7 @@ from scipy import ndimage
 from . import metrics
 from .data.lateral import normalise, percentile_range
 from .errors import InputError
+from .evaluate import THROWAWAY
 from .methods import method_names
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .volume import Volume, check_volume
@@ -197,7 +198,7 @@ def _restore(name: str, blurred: np.ndarray, volume: Volume, angle: float, facto
 
     log("resin: training on the blurred stack only")
     # The grid is already isotropic (factor 1 for resampling); the validation blur uses the stated anisotropy.
-    opts = dict(options, method="resin", factor=1.0, axial_angle=angle, sigma=sigma)
+    opts = dict(options, **THROWAWAY, method="resin", factor=1.0, axial_angle=angle, sigma=sigma)
     stack = volume.replace(data=blurred, metadata=dict(volume.metadata))
     with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
         model = resin.load(resin.fit([stack], Path(tmp) / "model", opts), device=options.get("device", "auto"))

@@ -47,7 +47,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError, ZaugWarning
-from .evaluate import check_trainable, cubic_as_linear
+from .evaluate import THROWAWAY, check_trainable, cubic_as_linear
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
                        unmeasured_sentence)
@@ -243,7 +243,7 @@ def _check_restorer(name: str) -> None:
 
 def _fit_options(name: str, sim: Volume, options: dict) -> dict:
     """A learned restorer's training options on the simulated stack: its factor and blur unless given."""
-    return dict(options, method=name, factor=sim.metadata["simulated_factor"],
+    return dict(options, **THROWAWAY, method=name, factor=sim.metadata["simulated_factor"],
                 degradation=options.get("degradation") or sim.metadata["degradation"])
 
 

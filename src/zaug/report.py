@@ -18,7 +18,7 @@ from .errors import OutputError
 from .evaluate import exact_notes, format_table, verdict
 from .fid import distance_columns
 from .io import atomic_path
-from .io._atomic import folder_beside
+from .io._atomic import check_parent_folder, folder_beside
 from .volume import Volume
 
 #: kind of report -> the files its writer puts in the report folder (see :func:`report_files`)
@@ -93,6 +93,12 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
                 raise OutputError(f"{parent} is a file, not a folder, so the report folder {out} cannot be made "
                                   "there; choose another --report folder.")
             break
+    # the report is built beside its folder, then moved in: both places must be writable
+    for folder in [out] * out.is_dir() + [out.absolute().parent]:
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"the folder {folder} is not writable, so the report cannot be written in {out}; "
+                              "choose another --report folder.")
+    check_parent_folder(out, f"the report in {out}")
     present = [name for name in names if (out / name).exists()] if out.is_dir() else []
     ours = "report.md" not in present or (out / "report.md").read_text(encoding="utf-8",
                                                                        errors="replace").startswith("# zaug ")

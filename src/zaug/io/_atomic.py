@@ -119,13 +119,20 @@ def _foreign_files_inside(store: Path) -> list[str]:
 _CHUNK_KEY = re.compile(r"\d+(\.\d+)*")
 
 
-def check_parent_folder(path: str | os.PathLike) -> None:
-    """Refuse an output below a file (``stack.tif/out.tif``) in one sentence."""
+def check_parent_folder(path: str | os.PathLike, what: str | None = None) -> None:
+    """Refuse, in one sentence, an output below a file (``stack.tif/out.tif``) or in a folder this process
+    cannot write (the nearest one that exists: the writers make the missing ones), before any work.
+
+    ``what`` names the output in the sentence (default ``path``).
+    """
     for parent in Path(path).absolute().parents:
         if parent.exists():
             if not parent.is_dir():
-                raise OutputError(f"{parent} is a file, not a folder, so {path} cannot be written there; "
+                raise OutputError(f"{parent} is a file, not a folder, so {what or path} cannot be written there; "
                                   "choose another output path.")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise OutputError(f"the folder {parent} is not writable, so {what or path} cannot be written "
+                                  "there; choose another output path.")
             return
 
 

@@ -263,8 +263,13 @@ def _folder_lock(out: Path):
         return
     made, lock = not out.exists(), out / LOCK_NAME
     new_lock = not lock.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    handle, unlock = open(lock, "a", encoding="utf-8"), None
+    made_parents = [p for p in out.absolute().parents if not p.exists()]  # nearest first
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle, unlock = open(lock, "a", encoding="utf-8"), None
+    except OSError as exc:  # a read-only folder, a full disk
+        raise OutputError(f"cannot write the model folder {out}: {exc.strerror or exc}; choose another "
+                          "folder.") from None
     try:
         try:  # a lock per open file: a second run in this process is refused as another process is
             unlock = _lock_exclusively(handle)
@@ -279,6 +284,11 @@ def _folder_lock(out: Path):
         handle.close()  # releases the lock (as the end of the process does, however it ends)
         if made and out.is_dir() and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # refused at once
             shutil.rmtree(out, ignore_errors=True)
+            for parent in made_parents:  # and the folders made for it, as they were: absent
+                try:
+                    parent.rmdir()
+                except OSError:  # something else was put there meanwhile
+                    break
         elif new_lock and not (out / "run.json").exists():  # a folder that is not a run: leave it as it was
             lock.unlink(missing_ok=True)
 
