@@ -89,6 +89,42 @@ def test_cast_like_rounds_and_clips_to_dtype_range():
     assert cast_like(np.array([70000.0, -70000.0], np.float32), np.float16).tolist() == [65504.0, -65504.0]
 
 
+def test_cast_like_in_chunks_into_a_given_array_equals_one_cast(monkeypatch):
+    import zaug.predict
+
+    data = np.random.default_rng(1).uniform(-10, 300, (7, 5, 3)).astype(np.float32)
+    whole = cast_like(data, np.uint8)
+    monkeypatch.setattr(zaug.predict, "CAST_VALUES", 20)  # chunks of 1 plane (15 values)
+    out = np.zeros((7, 5, 3), np.uint8)
+    assert cast_like(data, np.uint8, out=out) is out
+    np.testing.assert_array_equal(out, whole)
+    assert cast_like(data, np.float32) is data  # nothing to round: no copy
+
+
+@pytest.mark.parametrize("method", ["nearest", "linear", "cubic"])
+def test_upsample_z_in_bands_of_rows_equals_the_whole_stack_at_once(method, monkeypatch):
+    import warnings
+
+    import zaug.predict
+    from zaug import ZaugWarning
+
+    rng = np.random.default_rng(2)
+    data = rng.integers(0, 65535, (9, 23, 6), dtype=np.uint16)
+    z = np.array([0.0, 0.05, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5])  # uneven: cubic warns
+    vol = Volume(data, (1.0, 0.2, 0.2), "um", z_positions=z)
+    z_out = np.linspace(0, 3.5, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = cast_like(interpolate_stack(data, z, z_out, method), np.uint16)
+    monkeypatch.setattr(zaug.predict, "BAND_VOXELS", 30 * 6 * 4)  # bands of 4 rows: 6 bands
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        out = upsample_z(vol, ClassicalInterpolator(method), z_out=z_out)
+    np.testing.assert_array_equal(out.data, expected)
+    assert [issubclass(w.category, ZaugWarning) and "overshoots" in str(w.message)
+            for w in said].count(True) == (method == "cubic")  # once, not once per band
+
+
 def test_linear_between_planes_at_the_top_of_a_32_bit_range_stays_there():
     for dtype in (np.int32, np.uint32):
         data = np.full((4, 8, 8), np.iinfo(dtype).max, dtype)

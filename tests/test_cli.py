@@ -100,6 +100,21 @@ def test_running_out_of_memory_is_one_sentence_with_what_to_try(run_cli, monkeyp
     assert "out of memory (CUDA out of memory" in proc.stderr and "--device cpu" in proc.stderr
 
 
+def test_a_whole_stack_out_of_memory_is_told_to_use_tiles(run_cli, monkeypatch, tmp_path):
+    import zaug.cli
+
+    def exhausted(args):
+        raise MemoryError
+
+    monkeypatch.setitem(zaug.cli.COMMANDS, "predict", exhausted)
+    out = tmp_path / "o.tif"
+    proc = run_cli("predict", "cubic", sample_path(), "-o", out, "--factor", "2")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "out of memory; try --tile 512" in proc.stderr  # was: "try a smaller stack or tile size"
+    proc = run_cli("predict", "cubic", sample_path(), "-o", out, "--factor", "2", "--tile", "64")
+    assert "try a smaller --tile, or --tile-planes" in proc.stderr
+
+
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX only")
 def test_pipe_is_refused_instead_of_waited_on(run_cli, tmp_path):
     pipe = tmp_path / "stack.tif"

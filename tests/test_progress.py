@@ -129,3 +129,28 @@ def test_upsample_z_and_restoration_report_every_stack():
         restore_volume(vol, ClassicalRestorer("linear"), batch=8)
     positions = Recorder.made[0].positions  # 2 channels x (16 xz + 16 yz planes) in batches of 8
     assert positions == [125, 250, 375, 500, 625, 750, 875, 1000]
+
+
+def test_a_zaugnet_batch_of_large_planes_moves_the_bar_tile_by_tile():
+    import torch
+
+    from zaug.checkpoint import module_tensors
+    from zaug.methods.zaugnet import TRAINING_PRESETS, ZAugNetConfig, ZAugNetModel
+    from zaug.nets.critic import critic_preset
+    from zaug.nets.ifnet import IFNet, ifnet_preset
+    from zaug.predict import upsample_z
+
+    net = dict(ifnet_preset("fast"), position_input=False)
+    config = ZAugNetConfig(preset="fast", net=net, critic=critic_preset("fast"), training=TRAINING_PRESETS["fast"],
+                           normalisation={"low": 0.0, "high": 1.0}, train_voxel_size=[1.0, 0.5, 0.5],
+                           train_unit="um", train_plane_spacing=1.0, triplet_spacing=[2.0])
+    torch.manual_seed(0)
+    model = ZAugNetModel(config, module_tensors("generator", IFNet(**net)), torch.device("cpu"), tile=48,
+                         overlap=8, tta=False)
+    model.calibrate = False
+    vol = Volume(np.random.default_rng(0).random((3, 80, 80), np.float32), (1.0, 0.5, 0.5), "um")
+    Recorder.made.clear()
+    with reporting(Recorder):
+        upsample_z(vol, model, factor=2)  # 2 new planes in one batch, in 2 x 2 tiles of 48 pixels
+    positions = Recorder.made[0].positions
+    assert positions == [250, 500, 750, 1000]  # was: [1000], after the whole batch

@@ -39,10 +39,10 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .classic import CUBIC_REACH
+from .classic import CUBIC_REACH, ClassicalInterpolator
 from .errors import InputError, ZaugWarning
-from .predict import (ZInterpolator, as_z_interpolator, cast_like, checked_z_out, keep_acquired, output_positions,
-                      resampled_volume, warn_about_spacing)
+from .predict import (ZInterpolator, as_z_interpolator, cast_like, checked_z_out, interpolate_in_bands, keep_acquired,
+                      output_positions, resampled_volume, warn_about_spacing)
 from .volume import Volume, check_volume
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
@@ -253,12 +253,17 @@ def _central_crop(stack: da.Array) -> np.ndarray:
 
 
 def _upsample_tile(block, method, z_in, z_out, pixel_size, crop, dtype, origin, keep: bool) -> np.ndarray:
-    x = np.asarray(block, dtype=np.float32)
-    _check_finite(x, origin)
-    planes = method.interpolate(x, z_in, z_out, pixel_size=pixel_size)
+    block = np.asarray(block)
+    if block.dtype.kind in "fc":  # integers are finite
+        _check_finite(block, origin)
     y0, y1, x0, x1 = crop
-    out = cast_like(planes[:, y0:y1, x0:x1], dtype)
-    return keep_acquired(out, np.asarray(block)[:, y0:y1, x0:x1], z_in, z_out) if keep else out
+    if isinstance(method, ClassicalInterpolator):  # needs no lateral context: the tile alone, a band at a time
+        out = np.empty((len(z_out), y1 - y0, x1 - x0), dtype)
+        interpolate_in_bands(method, block[:, y0:y1, x0:x1], z_in, z_out, out)
+    else:
+        planes = method.interpolate(np.asarray(block, dtype=np.float32), z_in, z_out, pixel_size=pixel_size)
+        out = cast_like(planes[:, y0:y1, x0:x1], dtype)
+    return keep_acquired(out, block[:, y0:y1, x0:x1], z_in, z_out) if keep else out
 
 
 def _check_finite(x: np.ndarray, origin: tuple) -> None:

@@ -824,6 +824,14 @@ def _sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous)
 
 
+def _memory_advice(args) -> str:
+    if args.command != "predict":
+        return "try a smaller stack (a crop, or one --channel or --time)."
+    if getattr(args, "tile", None) is None:
+        return "try --tile 512, which holds a few lateral tiles at a time rather than the whole stack."
+    return "try a smaller --tile, or --tile-planes to cut the tiles along z too."
+
+
 def _out_of_memory(exc: Exception) -> bool:
     """torch's out-of-memory errors: ``torch.OutOfMemoryError`` (a GPU's) and its CPU allocator's."""
     return type(exc).__name__ == "OutOfMemoryError" or (
@@ -861,7 +869,7 @@ def main(argv: list[str] | None = None) -> int:
             print("zaug: interrupted; no unfinished output was left under the final name.", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
     except MemoryError:
-        print("zaug: error: out of memory; try a smaller stack or tile size.", file=sys.stderr)
+        print(f"zaug: error: out of memory; {_memory_advice(args)}", file=sys.stderr)
         return 1
     except BrokenPipeError:  # the reader of the output stopped early (zaug info --json | head): not an error
         with contextlib.suppress(OSError, ValueError):  # no second error when Python flushes at exit
@@ -871,8 +879,8 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("ZAUG_DEBUG"):
             raise
         if _out_of_memory(exc):
-            print("zaug: error: out of memory (" + str(exc).splitlines()[0][:120] + "); try a smaller stack or "
-                  "--tile, or --device cpu where a GPU's memory is the limit.", file=sys.stderr)
+            print("zaug: error: out of memory (" + str(exc).splitlines()[0][:120] + f"); {_memory_advice(args)} "
+                  "Or --device cpu where a GPU's memory is the limit.", file=sys.stderr)
             return 1
         print(f"zaug: unexpected error ({type(exc).__name__}: {exc}); rerun with ZAUG_DEBUG=1 "
               "and report it.", file=sys.stderr)

@@ -112,9 +112,35 @@ def warn_about_spacing(z_in: np.ndarray, z_out: np.ndarray, z_spacing: float | N
                                   "of steps)."), stacklevel=3)
 
 
-def cast_like(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Cast float results to ``dtype``, rounding and clipping to its range for integers."""
-    dtype = np.dtype(dtype)
+def cast_like(data: np.ndarray, dtype: np.dtype, out: np.ndarray | None = None) -> np.ndarray:
+    """Cast float results to ``dtype``, rounding and clipping to its range for integers.
+
+    Works through ``data`` a few million values at a time, so the float64 it
+    rounds in never holds more than that; ``out`` (of ``data``'s shape and
+    ``dtype``) receives the result instead of a new array.
+
+    >>> cast_like(np.array([-3.0, 1.5, 300.0], np.float32), np.uint8).tolist()
+    [0, 2, 255]
+    """
+    data, dtype = np.asarray(data), np.dtype(dtype)
+    if data.ndim == 0 or (out is None and data.dtype == dtype and dtype.kind == "f"):  # one value; nothing to do
+        if out is None:
+            return _cast(data, dtype)
+        out[...] = _cast(data, dtype)
+        return out
+    if out is None:
+        out = np.empty(data.shape, dtype)
+    rows = max(1, CAST_VALUES // max(1, int(np.prod(data.shape[1:]))))
+    for start in range(0, len(data), rows):
+        out[start:start + rows] = _cast(data[start:start + rows], dtype)
+    return out
+
+
+#: Values cast at a time by :func:`cast_like` (32 MB of float64).
+CAST_VALUES = 1 << 22
+
+
+def _cast(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
     if np.issubdtype(dtype, np.integer):
         # in float64: float32 rounds 2**31 - 1 up to 2**31, which the cast wraps to the bottom of the range
         info = np.iinfo(dtype)
@@ -124,7 +150,6 @@ def cast_like(data: np.ndarray, dtype: np.dtype) -> np.ndarray:
         if top < info.max:  # 64 bits: float64 holds no value between top and the maximum
             out[rounded >= float(info.max)] = info.max
         return out
-    data = np.asarray(data)
     if np.issubdtype(dtype, np.floating) and data.dtype.kind == "f" and data.dtype.itemsize > dtype.itemsize:
         largest = float(np.finfo(dtype).max)  # narrowing: an overshoot beyond float16's range would become inf
         return np.clip(data, -largest, largest).astype(dtype, copy=False)
@@ -204,13 +229,38 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
     if hasattr(method, "input_unit"):  # a model compares z spacings with its training stack's, in one unit
         method.input_unit = volume.unit
     out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
+    from .classic import ClassicalInterpolator
+
     with part(volume.n_stacks):
         for index, stack in volume.stacks():
+            target = out[index]
             with part(1):
-                planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
-                                            pixel_size=volume.voxel_size[1:])
-            out[index] = keep_acquired(cast_like(planes, volume.dtype), stack, z_in, z_out)
+                if isinstance(method, ClassicalInterpolator):
+                    interpolate_in_bands(method, stack, z_in, z_out, target)
+                else:
+                    planes = method.interpolate(np.asarray(stack, dtype=np.float32), z_in, z_out,
+                                                pixel_size=volume.voxel_size[1:])
+                    cast_like(planes, volume.dtype, out=target)
+                    del planes
+            keep_acquired(target, stack, z_in, z_out)
     return resampled_volume(volume, out, z_out, method.name)
+
+
+#: Output voxels a classical interpolation computes at a time, in float32 (16 MB).
+BAND_VOXELS = 1 << 22
+
+
+def interpolate_in_bands(method, stack, z_in: np.ndarray, z_out: np.ndarray, target: np.ndarray) -> None:
+    """A classical method into ``target``, a band of rows at a time: each (y, x) column is interpolated on its
+    own, so the bands make the whole stack's result, without float32 copies of the whole input and output
+    (a 100 x 1024 x 1024 uint16 stack doubled took 23 times its size in memory)."""
+    rows = max(1, BAND_VOXELS // (max(len(z_in), len(z_out)) * stack.shape[2]))
+    for start in range(0, stack.shape[1], rows):
+        with warnings.catch_warnings():
+            if start:  # the first band said what the spacing makes every band say
+                warnings.simplefilter("ignore")
+            band = method.interpolate(np.asarray(stack[:, start:start + rows], dtype=np.float32), z_in, z_out)
+        cast_like(band, target.dtype, out=target[:, start:start + rows])
 
 
 def checked_z_out(z_in: np.ndarray, z_out) -> np.ndarray:

@@ -142,7 +142,9 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
             stack = np.asarray(stack)
             lo, hi = percentile_range(stack, percentiles)
             restored = restore_stack(normalise(stack, lo, hi), restorer, rows, fuse, batch)
-            out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
+            restored *= np.float32(hi - lo)  # in place: the restored stack is the largest array here
+            restored += np.float32(lo)
+            cast_like(restored, volume.dtype, out=out[index])
     metadata = dict(volume.metadata, method=getattr(restorer, "name", type(restorer).__name__), fuse=fuse)
     return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
                           z_origin=float(z_out[0]), metadata=metadata)

@@ -635,7 +635,9 @@ class ResinRestorer:
             for index, stack in volume.stacks():
                 lo, hi = percentile_range(np.asarray(stack))
                 restored = self.restore_normalised(normalise(stack, lo, hi), rows)
-                out[index] = cast_like(restored * np.float32(hi - lo) + np.float32(lo), volume.dtype)
+                restored *= np.float32(hi - lo)  # in place: the restored stack is the largest array here
+                restored += np.float32(lo)
+                cast_like(restored, volume.dtype, out=out[index])
         metadata = dict(volume.metadata, method="resin", axial_angle=self.config.axial_angle)
         return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
                               z_origin=float(z_out[0]), metadata=metadata)

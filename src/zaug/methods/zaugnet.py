@@ -989,13 +989,12 @@ class ZAugNetModel:
             a = torch.from_numpy(np.clip(np.stack([x[j[0]] for j in chunk]), 0, 1))[:, None].to(self.device)
             b = torch.from_numpy(np.clip(np.stack([x[j[1]] for j in chunk]), 0, 1))[:, None].to(self.device)
             t = torch.tensor([j[2] for j in chunk], dtype=torch.float32, device=self.device)
-            results.extend(self._tiled(a, b, t).cpu().numpy()[:, 0])
-            if counted:
-                advance(len(chunk))
+            done = (lambda share, n=len(chunk): advance(n * share)) if counted else None
+            results.extend(self._tiled(a, b, t, done).cpu().numpy()[:, 0])
         return results
 
-    def _tiled(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return tiled_generator(self.net, a, b, t if self.plus else None, self.tile, self.overlap, self.tta)
+    def _tiled(self, a: torch.Tensor, b: torch.Tensor, t: torch.Tensor, done=None) -> torch.Tensor:
+        return tiled_generator(self.net, a, b, t if self.plus else None, self.tile, self.overlap, self.tta, done)
 
 
 def check_mode(mode: str) -> str:

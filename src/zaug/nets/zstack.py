@@ -161,23 +161,32 @@ def blend_ramp(shape, overlap: int, device) -> torch.Tensor:
 
 
 def tiled_generator(net: nn.Module, a: torch.Tensor, b: torch.Tensor, t, tile: int, overlap: int,
-                    tta: bool) -> torch.Tensor:
-    """:func:`run_generator` on planes of any size: overlapping tiles above ``tile`` pixels, blended."""
+                    tta: bool, done=None) -> torch.Tensor:
+    """:func:`run_generator` on planes of any size: overlapping tiles above ``tile`` pixels, blended.
+
+    ``done(fraction)``, if given, is called after each tile with the share of the work it was (a progress bar
+    moves during a batch of large planes, not only after it).
+    """
     h, w = a.shape[-2:]
     if h <= tile and w <= tile:
-        return run_generator(net, a, b, t, tta)
+        out = run_generator(net, a, b, t, tta)
+        if done is not None:
+            done(1.0)
+        return out
     if tile <= 2 * overlap:  # tiles would not advance, or leave pixels no tile's centre covers
         raise ValueError(f"the tile side ({tile}) must be more than twice the overlap ({overlap})")
     out = torch.zeros_like(a)
     weight = torch.zeros((1, 1, h, w), device=a.device)
     step = tile - 2 * overlap
-    for y in tile_starts(h, tile, step):
-        for x in tile_starts(w, tile, step):
-            sl = (..., slice(y, y + tile), slice(x, x + tile))
-            pred = run_generator(net, a[sl], b[sl], t, tta)
-            ramp = blend_ramp(pred.shape[-2:], overlap, a.device)
-            out[sl] += pred * ramp
-            weight[sl] += ramp
+    starts = [(y, x) for y in tile_starts(h, tile, step) for x in tile_starts(w, tile, step)]
+    for y, x in starts:
+        sl = (..., slice(y, y + tile), slice(x, x + tile))
+        pred = run_generator(net, a[sl], b[sl], t, tta)
+        ramp = blend_ramp(pred.shape[-2:], overlap, a.device)
+        out[sl] += pred * ramp
+        weight[sl] += ramp
+        if done is not None:
+            done(1.0 / len(starts))
     return out / weight
 
 
