@@ -888,6 +888,10 @@ def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small
     eight_bit = small.replace(data=(np.asarray(small.data, np.float32) / 256).astype(np.uint8))
     with pytest.warns(ZaugWarning, match="intensities of training stack 2 .* scaled by its own percentiles"):
         out = zaugnet.fit([small, eight_bit], tmp_path / "m", TINY)
+    # the scaling stored for prediction is the 16-bit stack's alone (was: pulled down by the 8-bit one's)
+    stored = json.loads((out / "config.json").read_text())["normalisation"]
+    assert (stored["low"], stored["high"]) == pytest.approx(zaugnet._normalisation([np.asarray(small.data,
+                                                                                               np.float32)]))
     # zaug info names both stacks, not the first one's voxel size alone
     assert ("2 training stacks (the voxel size above is the first's): 16x48x56 uint16 at 0.29 x 0.26 x 0.26 um; "
             "16x48x56 uint8 at 0.29 x 0.26 x 0.26 um") in format_model_info(describe_model(out))

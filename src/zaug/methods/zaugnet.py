@@ -181,7 +181,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         runs.append(training_runs(len(stack), train_planes))
     if not plus:
         _warn_if_off_centre(train_trips, z_coords)
-    low, high = _normalisation(stacks)
+    low, high = _pooled_normalisation(stacks)
     scaling = [_training_scaling(s, (low, high), label, len(stacks)) for s, label in zip(stacks, labels)]
     norm = [np.clip((s - lo) / (hi - lo), 0, 1).astype(np.float32) for s, (lo, hi) in zip(stacks, scaling)]
     base = TRAINING_PRESETS[preset].model_copy(update={k: opts[k] for k in ("patch", "batch", "lr") if opts.get(k)})
@@ -336,6 +336,17 @@ def _normalisation(stacks: list[np.ndarray]) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def _pooled_normalisation(stacks: list[np.ndarray]) -> tuple[float, float]:
+    """The scaling stored with the model: the training stacks' percentiles together, leaving out stacks far
+    from the rest (an 8-bit stack beside 16-bit ones pulled the low end down), which train and predict on their
+    own (:func:`_training_scaling`)."""
+    pooled = _normalisation(stacks)
+    outliers = [len(stacks) > 1 and _far_apart(_normalisation([s]), pooled) for s in stacks]
+    if any(outliers) and not all(outliers):
+        pooled = _normalisation([s for s, outlier in zip(stacks, outliers) if not outlier])
+    return pooled
+
+
 def _far_apart(own: tuple[float, float], reference: tuple[float, float]) -> bool:
     """Whether intensities spanning ``own`` would reach a network scaled for ``reference`` as a nearly
     constant or clipped plane: a range under a tenth or over ten times the reference's, or almost wholly
@@ -353,7 +364,7 @@ def _training_scaling(stack: np.ndarray, pooled: tuple[float, float], label: str
         return pooled
     warnings.warn(ZaugWarning(
         f"the intensities of {label} (0.1-99.99 percentiles {own[0]:.4g} to {own[1]:.4g}) are far from those "
-        f"of all the training stacks together ({pooled[0]:.4g} to {pooled[1]:.4g}); it is scaled by its own "
+        f"of the other training stacks ({pooled[0]:.4g} to {pooled[1]:.4g}); it is scaled by its own "
         "percentiles, as prediction scales such a stack."), stacklevel=4)
     return own
 
