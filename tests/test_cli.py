@@ -48,7 +48,8 @@ def test_info_shows_display_settings_only_where_a_channel_has_some(run_cli, tmp_
                                                {"window": None, "color": None, "lut": None}]}
     vol = Volume(data, (1, 1, 1), "um", axes="CZYX", metadata={"display": shown})
     out = run_cli("info", write_volume(vol, tmp_path / "shown.ome.zarr")).stdout
-    assert "display: channel 0: FF0000 0-500\n" in out
+    # OME-Zarr (NGFF 0.4) needs a colour and a window for every channel: the second gets defaults
+    assert "display: channel 0: FF0000 0-500; channel 1: 00FF00 5-995\n" in out
 
 
 @pytest.mark.parametrize("suffix", [".tif", ".zarr"])

@@ -1,6 +1,7 @@
 """Voxel size, unit and origin as files state them: units, unknown sizes, NGFF transformations, TIFF tags."""
 
 import json
+import re
 import warnings
 from xml.etree import ElementTree
 
@@ -680,3 +681,40 @@ def test_planes_three_or_four_pixels_wide_are_written_as_grey_not_colour(tmp_pat
     back = read_volume(tmp_path / name)
     assert back.axes == axes
     np.testing.assert_array_equal(back.data, vol.data)
+
+
+def test_an_omero_block_gives_every_channel_the_colour_and_window_ngff_requires(tmp_path):
+    import dask.array as da
+
+    data = np.stack([np.full((4, 8, 8), 7, np.uint16), np.arange(256, dtype=np.uint16).reshape(4, 8, 8)])
+    vol = Volume(data, (0.5, 0.25, 0.25), "um", axes="CZYX", channel_names=("DAPI", "GFP"))
+    for name, volume in (("mem", vol), ("lazy", vol.replace(data=da.from_array(data, chunks=(1, 2, 8, 8))))):
+        write_volume(volume, tmp_path / f"{name}.ome.zarr")
+        channels = json.loads((tmp_path / f"{name}.ome.zarr" / ".zattrs").read_text())["omero"]["channels"]
+        # NGFF 0.4's image.schema: "required": ["window", "color"] (was: the label alone)
+        assert [(c["label"], c["color"], c["window"]) for c in channels] == [
+            ("DAPI", "FF0000", {"start": 7.0, "end": 7.0, "min": 0.0, "max": 65535.0}),
+            ("GFP", "00FF00", {"start": 0.0, "end": 255.0, "min": 0.0, "max": 65535.0})]
+    back = read_volume(tmp_path / "mem.ome.zarr")
+    assert back.channel_names == ("DAPI", "GFP") and back.metadata["display"]["channels"][1]["window"] == (0, 255)
+    # an ImageJ composite with no colours or ranges keeps its mode in OME-Zarr too
+    composite = vol.replace(channel_names=(), metadata={"display": {"mode": "composite", "channels": [
+        {"window": None, "color": None, "lut": None}] * 2}})
+    write_volume(composite, tmp_path / "composite.ome.zarr")
+    omero = json.loads((tmp_path / "composite.ome.zarr" / ".zattrs").read_text())["omero"]
+    assert omero["rdefs"] == {"model": "color"} and len(omero["channels"]) == 2
+
+
+def test_unevenly_spaced_planes_in_a_format_of_one_z_step_are_said_to_be_misplaced_elsewhere(tmp_path):
+    z = [0.0, 0.5, 1.0, 2.0, 2.5, 4.0, 4.5, 5.0, 6.5, 7.0]
+    vol = Volume(np.zeros((10, 8, 8), np.uint16), (0.5, 0.25, 0.25), "um", z_positions=z)
+    for name, said in (("a.tif", "but ImageJ TIFF holds one z step"), ("a.ome.zarr", "but OME-Zarr (NGFF 0.4)"),
+                       ("a.ome.tif", "its OME-XML gives each plane's position (PositionZ)")):
+        misplaced = r".* the mean( step)?, 0.7778 um, and misplaces planes by up to 0.611 um"  # 6.5, not 8 x 0.778
+        with pytest.warns(ZaugWarning, match=re.escape(said) + misplaced):
+            write_volume(vol, tmp_path / name)
+        np.testing.assert_allclose(read_volume(tmp_path / name).z_coords(), z)  # zaug itself reads them back
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ZaugWarning)
+        write_volume(vol, tmp_path / "a.npz")  # holds the positions
+        write_volume(vol.replace(z_positions=None), tmp_path / "even.tif")

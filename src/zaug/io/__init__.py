@@ -287,6 +287,7 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so the voxel size ({volume.voxel_size[0]:g} x "
                                   f"{volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} {volume.unit}) is not "
                                   "stored; write .npz, .tif or .ome.zarr to keep it."), stacklevel=2)
+    _warn_if_one_step_for_uneven_planes(volume, out, fmt)
     with atomic_path(out, overwrite=overwrite) as tmp:
         if fmt == "tiff":
             write_tiff(volume, tmp, ome=str(out).lower().endswith((".ome.tif", ".ome.tiff")) or None)
@@ -295,6 +296,28 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         else:
             write_numpy(volume, tmp)
     return out
+
+
+def _warn_if_one_step_for_uneven_planes(volume: Volume, out: Path, fmt: str) -> None:
+    """Say where a format's single z step (the mean, which other software goes by) misplaces uneven planes;
+    zaug reads the positions back from its own keys, and .npz holds them."""
+    if volume.is_uniform or fmt == "numpy":
+        return
+    z, unit = volume.z_coords(), volume.unit
+    gaps, step = np.diff(z), float(np.mean(np.diff(z)))
+    off = float(np.max(np.abs(z - (z[0] + step * np.arange(len(z))))))
+    said = f"the planes of {out.name} are unevenly spaced (steps {gaps.min():.4g} to {gaps.max():.4g} {unit})"
+    even = "resample to even planes (zaug predict --z-spacing S)"
+    if fmt == "tiff" and str(out).lower().endswith((".ome.tif", ".ome.tiff")):
+        text = (f"{said}: its OME-XML gives each plane's position (PositionZ), but software that goes by "
+                f"PhysicalSizeZ takes the mean step, {step:.4g} {unit}, and misplaces planes by up to {off:.3g} "
+                f"{unit}; for such software, {even}.")
+    else:
+        held = "OME-Zarr (NGFF 0.4)" if fmt == "ome-zarr" else "ImageJ TIFF"
+        text = (f"{said}, but {held} holds one z step: software other than zaug takes the mean, {step:.4g} "
+                f"{unit}, and misplaces planes by up to {off:.3g} {unit}; write .ome.tif to keep every plane's "
+                f"position, or {even}.")
+    warnings.warn(ZaugWarning(text), stacklevel=3)
 
 
 def check_storable(data, path: str | os.PathLike) -> None:

@@ -153,10 +153,22 @@ def channel_labels(volume) -> tuple[str, ...]:
     return (str(one),) if one is not None and volume.n_channels == 1 else ()
 
 
-def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtype) -> dict | None:
-    """An OME-Zarr ``omero`` block with the channel names, colours and windows that are known."""
+#: Colours of channels that have none, as Fiji colours a composite's (one channel alone: grey)
+DEFAULT_COLORS = ("FF0000", "00FF00", "0000FF", "FFFFFF", "00FFFF", "FF00FF", "FFFF00")
+
+
+def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtype,
+             value_range=None) -> dict | None:
+    """An OME-Zarr ``omero`` block with the channel names, colours and windows, when any is known.
+
+    NGFF 0.4's schema requires a ``color`` and a ``window`` for every channel
+    it lists: a channel without them gets a default colour and, as its window,
+    ``value_range(c)`` (the channel's lowest and highest value), within the
+    type's range for integers.
+    """
     channels = _fitting(display, n_channels) or [_channel() for _ in range(n_channels)]
-    if not names and not any(map(_shown, channels)):
+    mode = (display or {}).get("mode")
+    if not names and not any(map(_shown, channels)) and mode not in _MODEL_OF_MODE:
         return None
     limits = np.iinfo(dtype) if np.issubdtype(dtype, np.integer) else None
     entries = []
@@ -164,17 +176,16 @@ def to_omero(display: dict | None, names: tuple[str, ...], n_channels: int, dtyp
         entry: dict = {"active": True}
         if names:
             entry["label"] = names[c]
-        if _color_of(ch):
-            entry["color"] = _color_of(ch)
-        if ch["window"]:
-            low, high = ch["window"]
-            entry["window"] = {"start": low, "end": high,
-                               "min": float(limits.min) if limits else min(low, 0.0),
-                               "max": float(limits.max) if limits else high}
+        entry["color"] = _color_of(ch) or ("FFFFFF" if n_channels == 1 else DEFAULT_COLORS[c % len(DEFAULT_COLORS)])
+        low, high = ch["window"] or (value_range(c) if value_range is not None else
+                                     (float(limits.min), float(limits.max)) if limits else (0.0, 1.0))
+        entry["window"] = {"start": float(low), "end": float(high),
+                           "min": float(limits.min) if limits else min(float(low), 0.0),
+                           "max": float(limits.max) if limits else float(high)}
         entries.append(entry)
     omero: dict = {"channels": entries}
-    if display and display.get("mode") in _MODEL_OF_MODE:
-        omero["rdefs"] = {"model": _MODEL_OF_MODE[display["mode"]]}
+    if mode in _MODEL_OF_MODE:
+        omero["rdefs"] = {"model": _MODEL_OF_MODE[mode]}
     return omero
 
 

@@ -178,10 +178,23 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
     }]
     if volume.z_positions is not None:
         root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}
+    source = target if lazy else data  # written by now: read back rather than computed again
     omero = _display.to_omero(volume.metadata.get("display"), _display.channel_labels(volume),
-                               volume.n_channels, data.dtype)
+                               volume.n_channels, data.dtype,
+                               value_range=lambda c: _channel_range(source, volume.axes, c))
     if omero:
         root.attrs["omero"] = omero
+
+
+def _channel_range(array, axes: str, channel: int) -> tuple[float, float]:
+    """The lowest and highest value of one channel of ``array`` (a zarr array is read a plane at a time)."""
+    low, high = np.inf, -np.inf
+    for index in np.ndindex(array.shape[:-2]):
+        if "C" in axes and index[axes.index("C")] != channel:
+            continue
+        plane = np.asarray(array[index])
+        low, high = min(low, float(plane.min())), max(high, float(plane.max()))
+    return (low, high) if low <= high else (0.0, 1.0)
 
 
 def _store(data, target) -> None:
