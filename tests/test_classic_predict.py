@@ -275,3 +275,18 @@ def test_extended_precision_floats_are_refused_before_any_work():
     vol = Volume(np.random.default_rng(0).random((6, 16, 16)).astype(np.longdouble), (1.0, 0.5, 0.5), "um")
     with pytest.raises(InputError, match="extended precision"):
         upsample_z(vol, "linear", factor=2)
+
+
+def test_an_output_larger_than_the_memory_is_refused_before_any_work(run_cli, tmp_path, monkeypatch):
+    import zaug.predict
+    from zaug.io import write_volume
+
+    vol = Volume(np.random.default_rng(0).integers(0, 999, (6, 16, 16)).astype(np.uint16), (0.29, 0.26, 0.26), "um")
+    write_volume(vol, tmp_path / "in.tif")
+    monkeypatch.setattr(zaug.predict, "physical_memory", lambda: 1 << 20)  # a machine of 1 MiB
+    proc = run_cli("predict", "linear", tmp_path / "in.tif", "-o", tmp_path / "o.tif", "--z-spacing", "0.000145",
+                   "--unit", "um")  # a spacing in the wrong unit: 10,001 planes
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and not (tmp_path / "o.tif").exists()
+    assert ("the output would hold 10,001 planes from 6 and take 4.9 MiB, more than this machine's 1.0 MiB of "
+            "memory; check --z-spacing (and its unit)") in proc.stderr
+    assert run_cli("predict", "linear", tmp_path / "in.tif", "-o", tmp_path / "o.tif", "--factor", "2").returncode == 0

@@ -174,6 +174,15 @@ def test_a_folder_with_someone_elses_config_is_not_a_model_folder(small, tmp_pat
     assert sorted(p.name for p in proj.iterdir()) == ["config.json", "notes.txt"]
 
 
+def test_a_finished_model_says_how_to_train_on_from_it(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    with pytest.raises(OutputError, match=r"already holds a trained model; pass --overwrite to replace it, or train "
+                                          r"on from its weights into another folder \(--init .*m -o NEW_FOLDER\)"):
+        zaugnet.fit([small], out, dict(TINY, steps=6))
+    more = zaugnet.fit([small], tmp_path / "more", dict(TINY, init=str(out)))  # as it says
+    assert json.loads((more / "run.json").read_text())["init"] == str(out)
+
+
 def test_stacks_of_different_plane_sizes_train_together(small, tmp_path):
     other = small.replace(data=np.ascontiguousarray(small.data[:, :40, :44]))
     out = zaugnet.fit([small, other], tmp_path / "m", TINY)  # validation and self-check over both
@@ -258,6 +267,13 @@ def test_zaugnet_plus_any_position_and_non_uniform_input(small, tmp_path):
     out = upsample_z(vol, model, z_spacing=0.2)
     assert out.voxel_size[0] == pytest.approx(0.2) and out.nz == int(vol.z_coords()[-1] / 0.2 + 1e-6) + 1
     assert out.dtype == np.uint16
+
+
+def test_zaugnet_plus_at_the_stacks_own_spacing_returns_its_planes(small, tmp_path):
+    model = zaugnet.load(zaugnet.fit([small], tmp_path / "p", dict(TINY, method="zaugnet+")))
+    model.calibration_weights = lambda *args, **kwargs: (0.6, 0.3)  # a cubic share: the spline was asked for
+    out = upsample_z(small, model, z_spacing=small.voxel_size[0])  # no new plane (was: a ValueError)
+    np.testing.assert_array_equal(out.data, small.data)
 
 
 def test_zaugnet_doubling_with_non_power_of_two_spacing(small, tmp_path):

@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Protocol
 
@@ -228,8 +229,13 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
     warn_about_spacing(z_in, z_out, z_spacing, volume.unit)
     if hasattr(method, "input_unit"):  # a model compares z spacings with its training stack's, in one unit
         method.input_unit = volume.unit
-    out = np.empty(volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:], volume.dtype)
     from .classic import ClassicalInterpolator
+
+    shape = volume.data.shape[:-3] + (len(z_out),) + volume.spatial_shape[1:]
+    # a learned method also holds one stack's new planes in float32
+    check_fits_in_memory(shape, volume.dtype, len(z_in), 0 if isinstance(method, ClassicalInterpolator) else
+                         4 * len(z_out) * int(np.prod(volume.spatial_shape[1:])))
+    out = np.empty(shape, volume.dtype)
 
     with part(volume.n_stacks):
         for index, stack in volume.stacks():
@@ -244,6 +250,26 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
                     del planes
             keep_acquired(target, stack, z_in, z_out)
     return resampled_volume(volume, out, z_out, method.name)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, where the system says (None elsewhere)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(shape: tuple[int, ...], dtype, n_in: int, extra_bytes: int = 0) -> None:
+    """Refuse, before any work, an output held whole that is larger than this machine's memory (a
+    ``--z-spacing`` in the wrong unit made 46,000 planes and ran until killed)."""
+    need = int(np.prod(shape)) * np.dtype(dtype).itemsize + extra_bytes
+    memory = physical_memory()
+    if memory and need > memory:
+        size = lambda n: f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"  # noqa: E731
+        raise InputError(f"the output would hold {shape[-3]:,} planes from {n_in:,} and take {size(need)}, "
+                         f"more than this machine's {size(memory)} of memory; check --z-spacing (and its "
+                         "unit), or write a .zarr output with --tile, which holds a few tiles at a time.")
 
 
 #: Output voxels a classical interpolation computes at a time, in float32 (16 MB).

@@ -189,7 +189,9 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
         if overwrite:
             clear_own_folder(out, MODEL_FOLDER_ENTRIES, "a zaug model folder", keep=(LOCK_NAME,))
         elif (out / "config.json").exists():
-            raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it.")
+            further = (f", or train on from its weights into another folder (--init {out} -o NEW_FOLDER)"
+                       if identity.get("method") in ("zaugnet", "zaugnet+") else "")
+            raise OutputError(f"{out} already holds a trained model; pass --overwrite to replace it{further}.")
         elif not (out / "checkpoint").exists():
             marker.unlink()  # a run that failed before its first checkpoint: nothing to resume
         else:

@@ -863,6 +863,8 @@ class ZAugNetModel:
         would vary more than the acquired planes of ``source`` (at ``z_source``)
         beside them.
         """
+        if not jobs:  # every output position is an input plane (--z-spacing the input's own)
+            return []
         preds = self._pairs(stack, jobs)
         for n, (a, b, t) in enumerate(jobs):  # the model's departure from what it saw, onto the planes as they are
             preds[n] = preds[n] + _clipping_offset(stack[a], stack[b], t)
