@@ -121,6 +121,14 @@ def test_export_package_passes_bioimageio_and_runs_like_zaug(models, small, tmp_
     with zipfile.ZipFile(out) as package:
         readme = package.read("README.md").decode()
     assert "## Validation" in readme and "Run it on whole stacks" in readme
+    # zaug info reads the package (was: "cannot tell the format"); zaug predict says what it is
+    from zaug.cli import main
+
+    assert main(["info", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "a bioimage.io model package" in said and "exported by zaug" in said and "zaugnet (fast preset)" in said
+    assert main(["predict", str(out), str(tmp_path / "in.tif"), "-o", str(tmp_path / "o.tif"), "--factor", "2"]) == 2
+    assert "is a bioimage.io package: it runs in bioimage.io tools" in capsys.readouterr().err
 
     # a consumer runs it on a stack of another size: zaug's prediction with the same weights
     descr = core.load_description(out)

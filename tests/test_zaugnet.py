@@ -183,6 +183,23 @@ def test_a_finished_model_says_how_to_train_on_from_it(small, tmp_path):
     assert json.loads((more / "run.json").read_text())["init"] == str(out)
 
 
+def test_info_refuses_an_edited_configuration_as_prediction_does(small, tmp_path, run_cli):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    good = json.loads((out / "config.json").read_text())
+    write_volume(small, tmp_path / "x.tif")
+    for edit, said in (({"presset": good["preset"], "preset": None}, "presset: not a setting this zaug knows"),
+                       ({"net": None}, "net: missing"),
+                       ({"method": "zaugnt"}, "names the method 'zaugnt', which this zaug does not know")):
+        (out / "config.json").write_text(json.dumps({k: v for k, v in {**good, **edit}.items() if v is not None}))
+        info = run_cli("info", out)
+        predict = run_cli("predict", out, tmp_path / "x.tif", "-o", tmp_path / "y.tif", "--factor", "2")
+        assert info.returncode == 2 and info.stderr.count("\n") == 1 and said in info.stderr, info  # was: exit 0
+        if edit.get("method") is None:
+            assert predict.stderr == info.stderr  # the same sentence
+    (out / "config.json").write_text(json.dumps(good))
+    assert run_cli("info", out).returncode == 0
+
+
 def test_stacks_of_different_plane_sizes_train_together(small, tmp_path):
     other = small.replace(data=np.ascontiguousarray(small.data[:, :40, :44]))
     out = zaugnet.fit([small, other], tmp_path / "m", TINY)  # validation and self-check over both

@@ -398,11 +398,15 @@ def _training(args) -> dict:
 
 
 def cmd_info(args) -> int:
-    from .methods import describe_model, format_model_info, is_model_folder
+    from .methods import describe_model, describe_package, format_model_info, format_package_info, is_model_folder
 
     if is_model_folder(args.path):
         info = describe_model(args.path)
         print(json.dumps(info, indent=2) if args.json else format_model_info(info))
+        return 0
+    package = describe_package(args.path)
+    if package is not None:
+        print(json.dumps(package, indent=2) if args.json else format_package_info(package))
         return 0
     vol = _read(args, args.path)
     info = dict(vol.describe(), path=str(args.path))

@@ -64,6 +64,75 @@ def is_model_folder(path) -> bool:
         (path / "config.json").is_file() or (path / "run.json").is_file())
 
 
+def describe_package(path) -> dict | None:
+    """What a bioimage.io package (``.zip`` or folder with ``rdf.yaml``) that ``zaug export`` wrote says of
+    its model, or None for anything else.
+
+    >>> describe_package(".") is None
+    True
+    """
+    import zipfile
+
+    import yaml
+
+    path = Path(path)
+    try:
+        if path.is_dir():
+            text = (path / "rdf.yaml").read_text(encoding="utf-8") if (path / "rdf.yaml").is_file() else None
+        elif path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as package:
+                text = package.read("rdf.yaml").decode("utf-8") if "rdf.yaml" in package.namelist() else None
+        else:
+            text = None
+        rdf = yaml.safe_load(text) if text else None
+    except (OSError, ValueError, yaml.YAMLError, zipfile.BadZipFile):
+        return None
+    if not isinstance(rdf, dict):
+        return None
+    zaug = (rdf.get("config") or {}).get("zaug") if isinstance(rdf.get("config"), dict) else None
+    return {"path": str(path), "package": True, "name": rdf.get("name"), "format_version": rdf.get("format_version"),
+            "zaug": zaug if isinstance(zaug, dict) else None}
+
+
+def format_package_info(info: dict) -> str:
+    """:func:`describe_package` in words."""
+    zaug = info["zaug"]
+    text = f"{info['path']}: a bioimage.io model package ({info['name']}, format {info['format_version']})"
+    if not zaug:
+        return text + ", not exported by zaug."
+    lines = [text + f", exported by zaug {zaug.get('version')} from a {zaug.get('method')} ({zaug.get('preset')} "
+             f"preset) model trained {zaug.get('steps')} steps at voxel size "
+             + " x ".join(f"{v:g}" for v in zaug.get("train_voxel_size") or []) + f" {zaug.get('train_unit')}"]
+    method = zaug.get("method")
+    if zaug.get("self_check") and method in LEARNED:
+        try:
+            lines.append(learned_module(method).format_self_check(zaug["self_check"]))
+        except (KeyError, TypeError, ValueError):
+            pass
+    lines.append("It runs in bioimage.io tools (bioimageio.core, deepImageJ, ilastik); zaug predict uses the model "
+                 "folder it was exported from.")
+    return "\n".join(lines)
+
+
+#: The configuration class of each learned method's model files, and the name its messages use.
+CONFIGS = {"zaugnet": ("ZAugNetConfig", "ZAugNet"), "zaugnet+": ("ZAugNetConfig", "ZAugNet"),
+           "niiv": ("NiivConfig", "niiv"), "selfnet": ("SelfNetConfig", "selfnet"), "resin": ("ResinConfig", "resin")}
+
+
+def _check_config(path: Path, raw: dict) -> None:
+    """Refuse a finished model's config.json as loading it for prediction would (an edit, a removed key)."""
+    from ._common import newer_hint, validated_config
+
+    if not raw:
+        raise InputError(f"{path}/config.json is not a zaug model configuration (it holds no settings).")
+    method = raw.get("method")
+    if method not in CONFIGS:
+        raise InputError(f"{path}/config.json names the method {method!r}, which this zaug does not know (known: "
+                         f"{', '.join(CONFIGS)}){newer_hint(str(raw.get('zaug_version', '')))}.")
+    class_name, name = CONFIGS[method]
+    validated_config(getattr(learned_module(method), class_name), raw, path, name)
+
+
 def describe_model(path) -> dict:
     """What a model folder holds, read from its files without loading a network.
 
@@ -103,6 +172,7 @@ def describe_model(path) -> dict:
             "sizes_mb": {"weights": megabytes(path / "model.safetensors"),
                          "checkpoint": megabytes(path / "checkpoint")}}
     if info["finished"]:
+        _check_config(path, config)
         summary = config.get("summary") or {}
         stacks = run.get("data")
         info.update(train_voxel_size=config.get("train_voxel_size"), train_unit=config.get("train_unit"),
@@ -190,4 +260,7 @@ def resolve(spec: str, device: str = "auto"):
     if spec in LEARNED:
         raise InputError(f"{spec!r} must be trained first: run 'zaug train STACK --method {spec} -o MODEL_DIR' "
                          "and pass MODEL_DIR.")
+    if describe_package(spec) is not None:
+        raise InputError(f"{spec} is a bioimage.io package: it runs in bioimage.io tools (bioimageio.core, "
+                         "deepImageJ, ilastik); zaug predict uses the model folder it was exported from.")
     raise InputError(f"{spec!r} is neither a method ({', '.join(CLASSICAL_METHODS)}) nor a model folder.")

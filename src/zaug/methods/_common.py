@@ -51,14 +51,8 @@ def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str)
     """A saved model's weights and validated configuration; a model from a newer zaug is named as such
     (refused where this zaug cannot read its configuration, else loaded with a warning)."""
     tensors, raw = load_model(Path(model_dir))
-    if not isinstance(raw, dict):
-        raise InputError(f"{model_dir}/config.json is not a zaug model configuration (it holds no settings).")
+    config = validated_config(config_class, raw, model_dir, name)
     version = str(raw.get("zaug_version", ""))
-    try:
-        config = config_class.model_validate(raw)
-    except ValueError as exc:
-        raise InputError(f"{model_dir}/config.json is not a valid {name} configuration ({_first_error(exc)}"
-                         f"{newer_hint(version)}).") from exc
     if "zaug_version" not in raw:
         warnings.warn(ZaugWarning(f"{model_dir}/config.json does not say which zaug wrote it; check its results "
                                   "against what it gave before."), stacklevel=3)
@@ -66,6 +60,17 @@ def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str)
         warnings.warn(ZaugWarning(f"{model_dir} was written by zaug {version}, newer than this zaug {__version__}; "
                                   "upgrade zaug if its results are not what that version gave."), stacklevel=3)
     return tensors, config
+
+
+def validated_config(config_class: type[BaseModel], raw, model_dir, name: str):
+    """``raw`` (a model's config.json) as ``config_class``, or one sentence that names what is wrong with it."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{model_dir}/config.json is not a zaug model configuration (it holds no settings).")
+    try:
+        return config_class.model_validate(raw)
+    except ValueError as exc:
+        raise InputError(f"{model_dir}/config.json is not a valid {name} configuration ({_first_error(exc)}"
+                         f"{newer_hint(str(raw.get('zaug_version', '')))}).") from exc
 
 
 def newer_hint(version: str) -> str:
