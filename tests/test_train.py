@@ -189,3 +189,22 @@ def test_a_gpu_number_beyond_the_machine_is_refused_in_one_sentence(monkeypatch)
     assert resolve_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(InputError, match=r"names GPU 3, but this machine has 2 \(cuda:0 to cuda:1\)"):
         resolve_device("cuda:3")
+
+
+def test_an_unfinished_run_resumes_on_its_stack_under_another_file_name(tmp_path):
+    import json
+
+    import pytest
+
+    from zaug.errors import OutputError
+    from zaug.methods._common import prepare_run_dir
+
+    identity = {"method": "zaugnet", "data": [{"shape": [4, 8, 8], "checksum": "ab", "file": "day1.tif"}]}
+    out = prepare_run_dir(tmp_path / "m", identity, Budget(steps=10), overwrite=False)
+    (out / "checkpoint").mkdir()  # a run stopped after its first checkpoint
+    assert json.loads((out / "run.json").read_text())["data"][0]["file"] == "day1.tif"  # for zaug info
+    renamed = {"method": "zaugnet", "data": [{"shape": [4, 8, 8], "checksum": "ab", "file": "renamed.tif"}]}
+    prepare_run_dir(out, renamed, Budget(steps=10), overwrite=False)  # the same stack: resumed
+    other = {"method": "zaugnet", "data": [{"shape": [4, 8, 8], "checksum": "cd", "file": "day1.tif"}]}
+    with pytest.raises(OutputError, match=r"other settings \(the stacks\)"):
+        prepare_run_dir(out, other, Budget(steps=10), overwrite=False)

@@ -328,6 +328,7 @@ def test_cli_train_and_predict(run_cli, small, tmp_path):
     proc = run_cli("train", src, "--method", "zaugnet", "--steps", "2", "-o", tmp_path / "m")
     assert proc.returncode == 0, proc.stderr
     assert "self-check" in proc.stdout
+    assert "training stack: s.tif, 16x48x56 uint16\n" in run_cli("info", tmp_path / "m").stdout  # was: no word
     proc = run_cli("predict", tmp_path / "m", src, "-o", tmp_path / "o.tif", "--factor", "2")
     assert proc.returncode == 0, proc.stderr
     out = read_volume(tmp_path / "o.tif")

@@ -178,7 +178,7 @@ def describe_model(path) -> dict:
         info.update(train_voxel_size=config.get("train_voxel_size"), train_unit=config.get("train_unit"),
                     steps=summary.get("steps"), seconds=summary.get("seconds"),
                     self_check=config.get("self_check") or {},
-                    training_stacks=stacks if isinstance(stacks, list) else [])
+                    training_stacks=stacks if isinstance(stacks, list) else [], init=run.get("init"))
     else:
         loop = read("checkpoint/state.json").get("loop") or {}
         info.update(step=loop.get("step", 0), budget=run.get("budget"))
@@ -199,14 +199,19 @@ def format_model_info(info: dict) -> str:
                                                                              info.get("train_unit") or "")
                      + (f"; {info['steps']} steps in {info['seconds']:.0f} s" if info.get("steps") else ""))
     stacks = info.get("training_stacks") or []
-    if len(stacks) > 1:  # the voxel size above is the first stack's
-        try:
-            shown = [f"{'x'.join(map(str, st['shape']))} {st['dtype']} at "
-                     f"{' x '.join(f'{v:g}' for v in st['voxel_size'])} {st['unit']}" for st in stacks[:4]]
+    try:
+        shown = [(f"{st['file']}, " if st.get("file") else "") + f"{'x'.join(map(str, st['shape']))} {st['dtype']}"
+                 + (f" at {' x '.join(f'{v:g}' for v in st['voxel_size'])} {st['unit']}" if len(stacks) > 1 else "")
+                 for st in stacks[:4]]
+        if len(stacks) > 1:  # the voxel size above is the first stack's
             lines.append(f"{len(stacks)} training stacks (the voxel size above is the first's): " + "; ".join(shown)
                          + (f"; and {len(stacks) - 4} more" if len(stacks) > 4 else ""))
-        except (KeyError, TypeError, ValueError):  # an older or edited run.json: leave it out
-            pass
+        elif stacks:
+            lines.append(f"training stack: {shown[0]}")
+    except (KeyError, TypeError, ValueError, AttributeError):  # an older or edited run.json: leave it out
+        pass
+    if info.get("init"):
+        lines.append(f"started from the weights of {info['init']}")
     if info.get("self_check") and info.get("method") in LEARNED:
         try:
             lines.append(learned_module(info["method"]).format_self_check(info["self_check"]))

@@ -42,9 +42,20 @@ def data_identity(volumes) -> list[dict]:
     for v in volumes:
         step = tuple(max(1, n // 16) for n in v.data.shape)
         sample = np.ascontiguousarray(np.asarray(v.data[tuple(slice(None, None, k) for k in step)]))
-        rows.append({"shape": list(v.data.shape), "dtype": str(v.dtype), "voxel_size": list(v.voxel_size),
-                     "unit": v.unit, "checksum": hashlib.sha1(sample.tobytes()).hexdigest()[:16]})
+        row = {"shape": list(v.data.shape), "dtype": str(v.dtype), "voxel_size": list(v.voxel_size),
+               "unit": v.unit, "checksum": hashlib.sha1(sample.tobytes()).hexdigest()[:16]}
+        if v.metadata.get("source"):  # for the user (zaug info), not compared: a renamed file still resumes
+            row["file"] = Path(str(v.metadata["source"])).name
+        rows.append(row)
     return rows
+
+
+def _without_file_names(identity):
+    """A run's identity as resume compares it: the stacks by their content, not their file names."""
+    if not isinstance(identity, dict) or not isinstance(identity.get("data"), list):
+        return identity
+    return dict(identity, data=[{k: v for k, v in row.items() if k != "file"} if isinstance(row, dict) else row
+                                for row in identity["data"]])
 
 
 def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str):
@@ -202,8 +213,8 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
         else:
             earlier = _read_json(marker)
             started_by = earlier.pop("zaug_version", None) if isinstance(earlier, dict) else None
-            if earlier != identity:
-                differ = _differences(earlier, identity)
+            if _without_file_names(earlier) != _without_file_names(identity):
+                differ = _differences(_without_file_names(earlier), _without_file_names(identity))
                 raise OutputError(f"{out} holds an unfinished run with other settings ({differ}); pass "
                                   "--overwrite to start again, or use the same settings to resume it.")
             if started_by is not None and started_by != __version__:
