@@ -927,8 +927,9 @@ def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small
     assert (stored["low"], stored["high"]) == pytest.approx(zaugnet._normalisation([np.asarray(small.data,
                                                                                                np.float32)]))
     # zaug info names both stacks, not the first one's voxel size alone
-    assert ("2 training stacks (the voxel size above is the first's): 16x48x56 uint16 at 0.29 x 0.26 x 0.26 um; "
-            "16x48x56 uint8 at 0.29 x 0.26 x 0.26 um") in format_model_info(describe_model(out))
+    assert ("2 training stacks (the voxel size above is the first's): cells3d_nuclei_crop.tif, 16x48x56 uint16 at "
+            "0.29 x 0.26 x 0.26 um; cells3d_nuclei_crop.tif, 16x48x56 uint8 at 0.29 x 0.26 x 0.26 um"
+            ) in format_model_info(describe_model(out))
 
 
 def test_a_blank_channel_is_named_and_left_out_of_training(small, tmp_path):
