@@ -87,18 +87,12 @@ def check_report_folder(folder: str | Path, names, overwrite: bool = False) -> P
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} is a file; give --report a folder (new or holding an earlier report).")
-    for parent in out.absolute().parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise OutputError(f"{parent} is a file, not a folder, so the report folder {out} cannot be made "
-                                  "there; choose another --report folder.")
-            break
-    # the report is built beside its folder, then moved in: both places must be writable
-    for folder in [out] * out.is_dir() + [out.absolute().parent]:
-        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
-            raise OutputError(f"the folder {folder} is not writable, so the report cannot be written in {out}; "
-                              "choose another --report folder.")
-    check_parent_folder(out, f"the report in {out}")
+    # the report is built beside its folder, then moved in: the folder above (or the nearest that exists) and
+    # the folder itself must be writable
+    check_parent_folder(out, f"the report folder {out}")
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        raise OutputError(f"the folder {out} is not writable, so the report cannot be written there; choose "
+                          "another --report folder.")
     present = [name for name in names if (out / name).exists()] if out.is_dir() else []
     ours = "report.md" not in present or (out / "report.md").read_text(encoding="utf-8",
                                                                        errors="replace").startswith("# zaug ")
