@@ -19,7 +19,7 @@ from zaug.data.triplets import TripletSampler, split_validation, triplet_indices
 from zaug.evaluate import evaluate_drop_slice, format_table
 from zaug.io import read_volume, write_volume
 from zaug.methods import describe_model, format_model_info, zaugnet
-from zaug.methods._common import load_config
+from zaug.methods._common import load_config, newer_hint
 from zaug.nets.zstack import BAND_SIGMAS, band_split, band_weights, weighted_departure
 from zaug.predict import upsample_z
 from zaug.sample import load_sample
@@ -834,6 +834,7 @@ def test_damaged_or_foreign_model_files_get_one_sentence(small, tmp_path):
     out = zaugnet.fit([small], tmp_path / "m", TINY)
     config = json.loads((out / "config.json").read_text())
     newer = dict(config, zaug_version="9.0.0")
+    assert newer_hint("0.9.0rc1") and newer_hint("0.1.0") == ""  # a pre-release of a later version is later
     (out / "config.json").write_text(json.dumps(newer))
     with pytest.warns(ZaugWarning, match="written by zaug 9.0.0, newer than this zaug"):
         zaugnet.load(out)
@@ -861,6 +862,7 @@ def test_edited_or_newer_configurations_are_refused_naming_the_setting(small, tm
         ({k: v for k, v in config.items() if k != "normalisation"}, r"\(normalisation: missing\)"),
         (dict(config, net=dict(config["net"], foo=1)), r"networks this zaug cannot build \(TypeError"),
         (dict(config, zaug_version="9.0.0", net=dict(config["net"], foo=1)), r"cannot build .*upgrade zaug"),
+        (dict(config, zaug_version="banana"), r"\(zaug_version: 'banana' is not a zaug version such as \d"),
     ]
     for written, said in cases:
         (out / "config.json").write_text(json.dumps(written))
@@ -916,6 +918,24 @@ def test_zaug_info_on_a_model_folder_says_what_it_holds(small, tmp_path, run_cli
     (out / "config.json").unlink()
     proc = run_cli("info", out)
     assert "an unfinished zaugnet (fast preset) run" in proc.stdout and "at step 3" in proc.stdout
+
+
+def test_zaug_info_on_an_unfinished_run_gives_the_command_that_resumes_it(small, tmp_path, run_cli):
+    write_volume(small, tmp_path / "day1.tif")
+    proc = run_cli("train", "day1.tif", "--method", "zaugnet", "--steps", "2", "--seed", "5", "--checkpoint-every",
+                   "0.001", "-o", "m", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (tmp_path / "m" / "config.json").unlink()  # as a run killed after its last checkpoint
+    (tmp_path / "m" / "model.safetensors").unlink()
+    said = run_cli("info", "m", cwd=tmp_path).stdout
+    assert "at step 2 of 2 (checkpoint" in said
+    command = said.splitlines()[1].strip()
+    assert command == "zaug train --method zaugnet --preset fast --steps 2 --seed 5 -o m day1.tif"
+    other = run_cli(*command.replace("--seed 5", "--seed 6").split()[1:], cwd=tmp_path)
+    assert other.returncode != 0 and "other settings (seed); " in other.stderr and "'zaug info m' gives" in other.stderr
+    proc = run_cli(*command.split()[1:], cwd=tmp_path)  # the command as given: it resumes, not refused
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["summary"]["resumed"] is True
 
 
 def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small, tmp_path):

@@ -181,8 +181,26 @@ def describe_model(path) -> dict:
                     training_stacks=stacks if isinstance(stacks, list) else [], init=run.get("init"))
     else:
         loop = read("checkpoint/state.json").get("loop") or {}
-        info.update(step=loop.get("step", 0), budget=run.get("budget"))
+        info.update(step=loop.get("step", 0), budget=run.get("budget"), resume_command=resume_command(path, run))
     return info
+
+
+def resume_command(path: Path, run: dict) -> str:
+    """The ``zaug train`` command an unfinished run's ``run.json`` was started with, as far as it records it:
+    what resume compares (method, preset, budget, seed, the method's options, the stacks by file name)."""
+    def flag(name, value):
+        return f"--{name} {value if isinstance(value, str) else repr(value)}"
+
+    parts = ["zaug train", flag("method", run.get("method")), flag("preset", run.get("preset"))]
+    budget = run.get("budget") if isinstance(run.get("budget"), dict) else {}
+    parts += [flag(key, budget[key]) for key in ("steps", "minutes") if budget.get(key) is not None]
+    parts += [flag("seed", run.get("seed"))] if run.get("seed") is not None else []
+    parts += ["--no-adversarial"] if run.get("adversarial") is False else []
+    parts += [flag(key, run[key]) for key in ("factor", "degradation", "sigma", "init") if run.get(key) is not None]
+    parts += [f"--{'' if run['renoise'] else 'no-'}renoise"] if isinstance(run.get("renoise"), bool) else []
+    parts += [flag("axial-angle", run["axial_angle"])] if run.get("axial_angle") else []
+    stacks = [row.get("file") or "STACK" for row in run.get("data") or [] if isinstance(row, dict)]
+    return " ".join(parts + ["-o", str(path)] + (stacks or ["STACK"]))
 
 
 def format_model_info(info: dict) -> str:
@@ -191,8 +209,15 @@ def format_model_info(info: dict) -> str:
     version = f", zaug {info['zaug_version']}" if info.get("zaug_version") else ""
     sizes = info["sizes_mb"]
     if not info["finished"]:
-        return (f"{info['path']}: an unfinished {name} run{version}, at step {info['step']}; run the same "
-                f"'zaug train' command again to resume it (checkpoint {sizes['checkpoint']:g} MB).")
+        budget = info.get("budget") or {}
+        of = (f" of {budget['steps']}" if budget.get("steps") else
+              f" of a {budget['minutes']:g}-minute budget" if budget.get("minutes") else "")
+        said = (f"{info['path']}: an unfinished {name} run{version}, at step {info['step']}{of} "
+                f"(checkpoint {sizes['checkpoint']:g} MB); run the same 'zaug train' command again to resume it")
+        if not info.get("resume_command"):
+            return said + "."
+        return (f"{said}:\n  {info['resume_command']}\n(the stacks may have been renamed or moved; other settings "
+                "start a new run, which needs --overwrite or another -o).")
     lines = [f"{info['path']}: {name} model{version}"]
     if info.get("train_voxel_size"):
         lines.append("trained on voxel size z {:g}, y {:g}, x {:g} {}".format(*info["train_voxel_size"],

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from .. import __version__
 from ..errors import InputError, OutputError, ZaugWarning
@@ -33,6 +34,13 @@ class ModelConfig(BaseModel):
     train_unit: str
     summary: dict = {}
     self_check: dict = {}
+
+    @field_validator("zaug_version")
+    @classmethod
+    def _a_version_number(cls, version: str) -> str:
+        if not re.match(r"\d+(\.\d+)+", version):
+            raise ValueError(f"{version!r} is not a zaug version such as {__version__}")
+        return version
 
 
 def data_identity(volumes) -> list[dict]:
@@ -100,6 +108,7 @@ def _first_error(exc: ValueError) -> str:
     where = ".".join(str(part) for part in first.get("loc", ())) or "the file"
     kind = first.get("type", "")
     what = {"missing": "missing", "extra_forbidden": "not a setting this zaug knows"}.get(kind, first.get("msg", ""))
+    what = what.removeprefix("Value error, ")  # pydantic's prefix to the sentence of a validator
     return f"{where}: {what}"
 
 
@@ -115,8 +124,8 @@ def building_networks(model_dir: str | Path, config) -> Iterator[None]:
 
 
 def _version_key(version: str) -> tuple[int, ...]:
-    """``'0.10.2'`` -> ``(0, 10, 2)``; what is not a number counts as 0."""
-    return tuple(int(part) if part.isdigit() else 0 for part in version.split("+")[0].split("."))
+    """``'0.10.2'`` -> ``(0, 10, 2)``, ``'0.2.0rc1'`` -> ``(0, 2, 0)``; a part without leading digits counts as 0."""
+    return tuple(int(m.group()) if (m := re.match(r"\d+", part)) else 0 for part in version.split("+")[0].split("."))
 
 
 def restoration_summary(config) -> dict:
@@ -216,7 +225,8 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
             if _without_file_names(earlier) != _without_file_names(identity):
                 differ = _differences(_without_file_names(earlier), _without_file_names(identity))
                 raise OutputError(f"{out} holds an unfinished run with other settings ({differ}); pass "
-                                  "--overwrite to start again, or use the same settings to resume it.")
+                                  "--overwrite to start again, or use the same settings to resume it ('zaug info "
+                                  f"{out}' gives them).")
             if started_by is not None and started_by != __version__:
                 warnings.warn(ZaugWarning(f"the run in {out} was started by zaug {started_by}; this zaug "
                                           f"({__version__}) resumes it, so its steps come from two versions."),
