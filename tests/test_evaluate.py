@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -183,3 +184,26 @@ def test_sections_are_drawn_with_the_physical_aspect_of_non_square_pixels(tmp_pa
     write_drop_slice_report(evaluate_drop_slice(vol, 2, ["linear"], keep_predictions=True), tmp_path)
     # xy planes: a row 0.1 high, a column 0.4 wide; xz sections: z rows 1 high against x columns 0.4 wide
     assert aspects.count(pytest.approx(0.25)) == 3 and aspects.count(pytest.approx(2.5)) == 3
+
+
+def test_scratch_folders_that_killed_evaluations_left_are_removed_and_no_others(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    from zaug.evaluate import scratch_folder
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40]
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                           text=True).stdout.strip()  # a process that has exited: its folder is an orphan
+    orphan, running = tmp_path / f"zaug-eval-{host}-{ended}-abc", tmp_path / f"zaug-eval-{host}-{os.getpid()}-def"
+    elsewhere, foreign = tmp_path / f"zaug-eval-otherhost-{ended}-ghi", tmp_path / "zaug-eval-notes"
+    for folder in (orphan, running, elsewhere, foreign):
+        (folder / "model").mkdir(parents=True)
+    with scratch_folder() as tmp:
+        assert tmp.is_dir() and tmp.parent == tmp_path and tmp.name.startswith(f"zaug-eval-{host}-{os.getpid()}-")
+        assert not orphan.exists()
+        assert running.exists() and elsewhere.exists() and foreign.exists()  # alive, another host's, not ours
+    assert not tmp.exists()

@@ -35,6 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
+import socket
 import tempfile
 import time
 import warnings
@@ -320,6 +323,36 @@ def _normaliser(lo: float, hi: float):
 #: Training options of a model in a temporary folder: nothing resumes it, so no checkpoints (tens of MB each)
 #: every minute, only the one at the end.
 THROWAWAY = {"checkpoint_every_s": math.inf}
+SCRATCH_PREFIX = "zaug-eval-"
+
+
+@contextlib.contextmanager
+def scratch_folder():
+    """A temporary folder for an evaluation's throwaway models, named by host and process, removed on the
+    way out; the folders evaluations on this host left when they were killed outright (``kill -9``, a
+    cluster's time limit: nothing runs on the way out) are removed first."""
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())[:40] or "host"
+    _remove_orphans(Path(tempfile.gettempdir()), f"{SCRATCH_PREFIX}{host}-")
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{host}-{os.getpid()}-") as tmp:
+        yield Path(tmp)
+
+
+def _remove_orphans(folder: Path, prefix: str) -> None:
+    for path in folder.glob(f"{prefix}*"):
+        pid = path.name[len(prefix):].split("-")[0]
+        if path.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def check_trainable(fits: dict[str, dict], volume: Volume) -> None:
@@ -342,8 +375,8 @@ def _prepare(name: str, kept_volume: Volume, options: dict, log):
         model_dir = module.fit([kept_volume], options["model_dir"], dict(options, method=name, overwrite=True))
         model = module.load(model_dir, device=options.get("device", "auto"))
     else:
-        with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
-            model_dir = module.fit([kept_volume], Path(tmp) / "model", dict(options, method=name, **THROWAWAY))
+        with scratch_folder() as tmp:
+            model_dir = module.fit([kept_volume], tmp / "model", dict(options, method=name, **THROWAWAY))
             model = module.load(model_dir, device=options.get("device", "auto"))
     if hasattr(model, "calibrate"):
         model.calibrate = bool(options.get("calibrate", True))

@@ -35,10 +35,8 @@ True
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
@@ -46,7 +44,7 @@ from scipy import ndimage
 from . import metrics
 from .data.lateral import normalise, percentile_range
 from .errors import InputError
-from .evaluate import THROWAWAY
+from .evaluate import THROWAWAY, scratch_folder
 from .methods import method_names
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .volume import Volume, check_volume
@@ -200,8 +198,8 @@ def _restore(name: str, blurred: np.ndarray, volume: Volume, angle: float, facto
     # The grid is already isotropic (factor 1 for resampling); the validation blur uses the stated anisotropy.
     opts = dict(options, **THROWAWAY, method="resin", factor=1.0, axial_angle=angle, sigma=sigma)
     stack = volume.replace(data=blurred, metadata=dict(volume.metadata))
-    with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
-        model = resin.load(resin.fit([stack], Path(tmp) / "model", opts), device=options.get("device", "auto"))
+    with scratch_folder() as tmp:
+        model = resin.load(resin.fit([stack], tmp / "model", opts), device=options.get("device", "auto"))
     # RESIN trained on the stack scaled by its own percentiles (resin.fit): predict on it scaled the same way
     lo, hi = percentile_range(blurred)
     rows = np.arange(len(blurred), dtype=np.float64)

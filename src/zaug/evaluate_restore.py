@@ -34,11 +34,9 @@ Examples
 
 from __future__ import annotations
 
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +45,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError, ZaugWarning
-from .evaluate import THROWAWAY, check_trainable, cubic_as_linear
+from .evaluate import THROWAWAY, check_trainable, cubic_as_linear, scratch_folder
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
                        unmeasured_sentence)
@@ -253,8 +251,8 @@ def _restorer(name: str, sim: Volume, options: dict, log):
     _check_restorer(name)
     module = learned_module(name)
     log(f"{name}: training on the simulated anisotropic stack only")
-    with tempfile.TemporaryDirectory(prefix="zaug-eval-") as tmp:
-        model_dir = module.fit([sim], Path(tmp) / "model", _fit_options(name, sim, options))
+    with scratch_folder() as tmp:
+        model_dir = module.fit([sim], tmp / "model", _fit_options(name, sim, options))
         restorer = module.load(model_dir, device=options.get("device", "auto"))
     return restorer, {"training": getattr(restorer, "training_summary", {})}
 
