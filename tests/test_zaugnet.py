@@ -213,7 +213,7 @@ def _generator(model_dir):
     return {k: v.numpy() for k, v in load_file(str(model_dir / "model.safetensors")).items()}
 
 
-def test_init_starts_from_the_generator_of_another_model(small, tmp_path):
+def test_init_starts_from_the_generator_of_another_model(small, tmp_path, monkeypatch):
     first = _generator(zaugnet.fit([small], tmp_path / "a", dict(TINY, seed=1)))
     fresh = _generator(zaugnet.fit([small], tmp_path / "b", dict(TINY, seed=2)))
     # a step size of almost nothing: what is saved is where the run started
@@ -222,6 +222,10 @@ def test_init_starts_from_the_generator_of_another_model(small, tmp_path):
     assert max(np.abs(fresh[k] - first[k]).max() for k in first) > 1e-2
     # part of the run's identity: a killed run resumes only with the same starting point
     assert json.loads((tmp_path / "c" / "run.json").read_text())["init"] == str(tmp_path / "a")
+    monkeypatch.chdir(tmp_path)  # a model given relative to where the run started is named absolutely
+    zaugnet.fit([small], "d", dict(TINY, init="a"))
+    assert json.loads((tmp_path / "d" / "run.json").read_text())["init"] == str(tmp_path / "a")
+    assert f"started from the weights of {tmp_path / 'a'}" in format_model_info(describe_model(tmp_path / "d"))
 
 
 def test_init_refuses_another_kind_of_model_and_a_prior_not_shipped(small, tmp_path):

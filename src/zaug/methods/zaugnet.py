@@ -202,7 +202,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                 "data": data_identity(volumes), "normalisation": config.normalisation}
     init = _initial_weights(opts.get("init"), config)  # refused before the run folder is made
     if init is not None:
-        identity["init"] = str(opts["init"])
+        # named absolutely: zaug info and a resume from another folder then mean the same model
+        identity["init"] = "prior" if str(opts["init"]) == "prior" else str(Path(opts["init"]).absolute())
     device = resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     if opts.get("check_only"):  # every refusal made, nothing trained or written (see zaug.evaluate)
         return None
