@@ -222,8 +222,11 @@ def _target_options(p: argparse.ArgumentParser, required: bool = True) -> None:
 def _training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="learned methods: fast (CPU, the default) or paper")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=_number, help="learned methods: training time budget")
-    budget.add_argument("--steps", type=int, help="learned methods: number of training steps")
+    budget.add_argument("--minutes", type=_number,
+                        help="learned methods: training time budget (how far it gets depends on the machine's speed "
+                        "at the time, so two runs differ; --steps repeats)")
+    budget.add_argument("--steps", type=int, help="learned methods: number of training steps (repeatable: the same "
+                        "seed, machine and thread count give the same weights)")
     p.add_argument("--seed", type=int, help="learned methods: random seed (default 0)")
     p.add_argument("--device", help="learned methods (and FID): auto, cpu or cuda (default auto)")
     p.add_argument("--no-adversarial", action="store_true",
