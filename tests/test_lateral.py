@@ -237,3 +237,21 @@ def test_a_stack_finer_along_z_than_laterally_is_refused_for_what_it_is():
     with pytest.raises(InputError, match=r"the z step \(0.1 um\) is finer than the lateral pixel size \(0.26 um\)"):
         anisotropy_factor(Volume(np.zeros((3, 8, 8)), (0.1, 0.26, 0.26), "um"))
     assert anisotropy_factor(Volume(np.zeros((3, 8, 8)), (0.1, 0.26, 0.26), "um"), 4.0) == 4.0  # given: taken
+
+
+def test_sigma_auto_on_several_stacks_takes_the_median_of_their_measurements():
+    from zaug.data.lateral import format_sigma_estimate, measure_axial_sigma
+
+    narrow, wide, flat = _spots(2.0), _spots(4.0), _spots(1.0, lateral_sigma=3.0)
+    alone = [measure_axial_sigma(v, 4.0)["sigma"] for v in (narrow, wide)]  # about 1.7 and 3.9
+    with pytest.warns(UserWarning, match=r"different axial blurs .*stack 1: 1\.\d\d, stack 2: 3\.\d\d.*median"):
+        sigma, estimate = resolve_sigma("auto", [narrow, wide], 4.0)
+    assert sigma == pytest.approx(np.median(alone)) and estimate["stacks"] == pytest.approx(alone)
+    assert format_sigma_estimate(estimate).startswith("axial blur measured on each of 2 training stacks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stacks that agree: no warning, and their median
+        sigma, estimate = resolve_sigma("auto", [wide, _spots(4.2)], 4.0)
+    assert alone[1] < sigma < measure_axial_sigma(_spots(4.2), 4.0)["sigma"]
+    with pytest.warns(UserWarning, match=r"on 1 of 2 training stacks \(stack 1: none, stack 2: 1\.\d\d\)"):
+        sigma, estimate = resolve_sigma("auto", [flat, narrow], 4.0)  # the first declines: not the default
+    assert sigma == pytest.approx(alone[0])

@@ -37,6 +37,7 @@ array([1., 4.])
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -179,24 +180,28 @@ def renoise_option(options: dict, degradation: str, sigma: float | str | None) -
     return bool(renoise)
 
 
-def resolve_sigma(sigma: float | str | None, volume: Volume, factor: float,
+def resolve_sigma(sigma: float | str | None, volume: Volume | Sequence[Volume], factor: float,
                   advise: bool = False) -> tuple[float | None, dict]:
     """The degradation sigma to train with, and the measurement behind it when ``sigma`` is ``"auto"``.
 
-    ``"auto"`` runs :func:`measure_axial_sigma` on ``volume``; when the stack
-    gives no usable estimate the default (``factor / 2``) is used with a
+    ``"auto"`` runs :func:`measure_axial_sigma` on ``volume`` (on each of
+    several training stacks, then takes the median of their measurements,
+    with a warning where they disagree by more than half); when no stack
+    gives a usable estimate the default (``factor / 2``) is used with a
     warning that says why. Numbers pass through. With ``advise``, the default
-    (``None``) is checked against the measurement too, and a warning names
-    ``--sigma auto`` when they differ by more than half.
+    (``None``) is checked against the first stack's measurement too, and a
+    warning names ``--sigma auto`` when they differ by more than half.
 
     Returns
     -------
     (float or None, dict)
         The sigma (``None``: ``factor / 2``) and the estimate (empty unless
-        ``"auto"``).
+        ``"auto"``; of several stacks, the median stack's, with ``stacks``:
+        each one's sigma, ``None`` where it gave none).
     """
+    volumes = [volume] if isinstance(volume, Volume) else list(volume)
     if sigma is None and advise:
-        estimate = measure_axial_sigma(volume, factor)
+        estimate = measure_axial_sigma(volumes[0], factor)
         measured = estimate["sigma"]
         if measured is not None and not 1 / 1.5 <= measured / (0.5 * factor) <= 1.5:
             source = "thin structures" if estimate["method"] == "widths" else "power spectra"
@@ -206,12 +211,35 @@ def resolve_sigma(sigma: float | str | None, volume: Volume, factor: float,
                           "from being sharpened into texture; check the xz views of the output.", stacklevel=2)
     if sigma != "auto":
         return sigma, {}
-    estimate = measure_axial_sigma(volume, factor)
-    if estimate["sigma"] is None:
+    estimates = [measure_axial_sigma(v, factor) for v in volumes]
+    found = [e for e in estimates if e["sigma"] is not None]
+    if not found:
+        estimate = estimates[0]
         where = f" (on {estimate['measured_on']}, the clearest)" if estimate.get("measured_on") else ""
+        if len(estimates) > 1:
+            where = f" (on none of the {len(estimates)} training stacks; on the first{where})"
         warnings.warn(f"--sigma auto{where}: {estimate['reason']}; training with the default sigma "
                       f"{0.5 * factor:.2f} pixels (factor / 2) instead.", stacklevel=2)
-    return estimate["sigma"], estimate
+        return None, estimate
+    if len(estimates) == 1:
+        return found[0]["sigma"], found[0]
+    return _median_of_stacks(estimates, found)
+
+
+def _median_of_stacks(estimates: list[dict], found: list[dict]) -> tuple[float, dict]:
+    """Several training stacks' blur: the median of their measurements, said where they disagree."""
+    sigmas = [e["sigma"] for e in estimates]
+    sigma = float(np.median([e["sigma"] for e in found]))
+    nearest = min(found, key=lambda e: abs(e["sigma"] - sigma))
+    measured = ", ".join(f"stack {i + 1}: {'none' if s is None else f'{s:.2f}'}" for i, s in enumerate(sigmas))
+    if max(e["sigma"] for e in found) > 1.5 * min(e["sigma"] for e in found):
+        warnings.warn(f"--sigma auto measures different axial blurs on the training stacks ({measured} lateral "
+                      f"pixels); training with their median, {sigma:.2f}: stacks from different set-ups restore "
+                      "better with a model each.", stacklevel=3)
+    elif len(found) < len(estimates):
+        warnings.warn(f"--sigma auto measured the axial blur on {len(found)} of {len(estimates)} training stacks "
+                      f"({measured}); training with the median, {sigma:.2f} lateral pixels.", stacklevel=3)
+    return sigma, dict(nearest, sigma=sigma, stack_sigma=nearest["sigma"], stacks=sigmas)
 
 
 def measure_axial_sigma(volume: Volume, factor: float) -> dict:
@@ -283,9 +311,15 @@ def clearest_stack_index(volume: Volume, most: int = 16) -> tuple[int, ...]:
 
 
 def format_sigma_estimate(estimate: dict) -> str:
-    """:func:`measure_axial_sigma`'s result in words."""
+    """:func:`measure_axial_sigma`'s result in words (:func:`resolve_sigma`'s, of several stacks)."""
     where = f"{estimate['measured_on']}: " if estimate.get("measured_on") else ""
-    return where + _sigma_in_words(estimate)
+    stacks = estimate.get("stacks") or []
+    if len(stacks) < 2:
+        return where + _sigma_in_words(estimate)
+    each = ", ".join("none" if s is None else f"{s:.2f}" for s in stacks)
+    return (f"axial blur measured on each of {len(stacks)} training stacks (degradation sigma {each} lateral "
+            f"pixels): trained with their median, {estimate['sigma']:.2f}; the stack nearest it: "
+            f"{where}{_sigma_in_words(dict(estimate, sigma=estimate['stack_sigma']))}")
 
 
 def _sigma_in_words(estimate: dict) -> str:

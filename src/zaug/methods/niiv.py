@@ -101,7 +101,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
                          "Pass --factor if the voxel size in the file is wrong.")
     degradation, sigma = degradation_model(opts, "avgpool")
     renoise = renoise_option(opts, degradation, sigma)
-    sigma, sigma_estimate = resolve_sigma(sigma, volumes[0], factor, advise=degradation == "gaussian")
+    sigma, sigma_estimate = resolve_sigma(sigma, volumes, factor, advise=degradation == "gaussian")
     tp = TRAINING_PRESETS[preset]
     config = NiivConfig(preset=preset, net=niiv_preset(preset), training=tp, factor=factor,
                         degradation=degradation, sigma=sigma, sigma_estimate=sigma_estimate, renoise=renoise,

@@ -188,7 +188,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     if opts.get("renoise"):
         raise InputError("--renoise applies to the lateral training planes of niiv and selfnet; RESIN learns "
                          "its degradation in 3D. Leave out --renoise.")
-    sigma, sigma_estimate = resolve_sigma(sigma, volumes[0], factor)
+    sigma, sigma_estimate = resolve_sigma(sigma, volumes, factor)
     tp = TRAINING_PRESETS[preset]
     sources = [(normalise(s, *percentile_range(s)), iso_rows(v, factor))
                for v in volumes for s in (np.asarray(s) for _, s in v.stacks())]

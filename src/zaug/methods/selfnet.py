@@ -167,7 +167,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     factor = _check_inputs(volumes, opts.get("factor"))
     degradation, sigma = degradation_model(opts, "gaussian")
     renoise = renoise_option(opts, degradation, sigma)
-    sigma, sigma_estimate = resolve_sigma(sigma, volumes[0], factor, advise=degradation == "gaussian")
+    sigma, sigma_estimate = resolve_sigma(sigma, volumes, factor, advise=degradation == "gaussian")
     tp = TRAINING_PRESETS[preset]
     config = SelfNetConfig(preset=preset, net=selfnet_preset(preset), training=tp, factor=factor,
                            degradation=degradation, sigma=sigma, sigma_estimate=sigma_estimate, renoise=renoise,
