@@ -924,6 +924,20 @@ def test_zaug_info_on_a_model_folder_says_what_it_holds(small, tmp_path, run_cli
     assert "an unfinished zaugnet (fast preset) run" in proc.stdout and "at step 3" in proc.stdout
 
 
+def test_a_model_below_interpolation_on_its_self_check_is_said_so_by_info_and_predict(small, tmp_path, run_cli):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    write_volume(small, tmp_path / "small.tif")
+    config = json.loads((out / "config.json").read_text())
+    for gain, said in ((-0.5, True), (0.5, False)):
+        (out / "config.json").write_text(json.dumps(dict(config, self_check=dict(config["self_check"],
+                                                                                   gain_db=gain))))
+        info = run_cli("info", out).stdout
+        proc = run_cli("predict", out, tmp_path / "small.tif", "-o", tmp_path / f"o{gain}.tif", "--factor", "2")
+        assert proc.returncode == 0, proc.stderr
+        assert ("0.50 dB below interpolation" in info) == said
+        assert ("warning: Its self-check scored this model 0.50 dB below interpolation" in proc.stderr) == said
+
+
 def test_zaug_info_on_an_unfinished_run_gives_the_command_that_resumes_it(small, tmp_path, run_cli):
     write_volume(small, tmp_path / "day1.tif")
     proc = run_cli("train", "day1.tif", "--method", "zaugnet", "--steps", "2", "--seed", "5", "--checkpoint-every",

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 from . import __version__
-from .errors import InputError, OutputError, ZaugError
+from .errors import InputError, OutputError, ZaugError, ZaugWarning
 
 EXAMPLES = {
     "info": "examples:\n  zaug info stack.tif\n  zaug info stack.ome.zarr --json\n  zaug info model/",
@@ -432,7 +432,7 @@ def cmd_info(args) -> int:
 
 def cmd_predict(args) -> int:
     from .io import check_storable, format_of, stored_dtype, write_volume
-    from .methods import resolve
+    from .methods import below_interpolation, resolve
 
     # everything that can be refused is refused before any work or output
     _check_output(args.output, args.overwrite, inputs=[args.input])
@@ -450,6 +450,8 @@ def cmd_predict(args) -> int:
         if kind not in RESTORERS:
             _interpolation_factor(args)
     method = resolve(args.method, device=args.device or "auto")
+    if below_interpolation(getattr(getattr(method, "config", None), "self_check", None)):
+        warnings.warn(ZaugWarning(below_interpolation(method.config.self_check)))
     from .restore import is_restorer
 
     restoring = is_restorer(method)
@@ -713,7 +715,7 @@ def _check_evaluation_methods(methods: list[str], protocol: str) -> None:
 
 
 def cmd_train(args) -> int:
-    from .methods import learned_module
+    from .methods import below_interpolation, learned_module
 
     module = learned_module(args.method)
     check_method_options(args, "train", [args.method])
@@ -730,6 +732,8 @@ def cmd_train(args) -> int:
 
         print(format_sigma_estimate(config["sigma_estimate"]))
     print(module.format_self_check(config["self_check"]))
+    if below_interpolation(config["self_check"]):
+        print(below_interpolation(config["self_check"]))
     print(f"model saved in {model_dir}")
     return 0
 

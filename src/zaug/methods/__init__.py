@@ -203,6 +203,22 @@ def resume_command(path: Path, run: dict) -> str:
     return " ".join(parts + ["-o", str(path)] + (stacks or ["STACK"]))
 
 
+def below_interpolation(self_check) -> str:
+    """A sentence for a model whose self-check scored it below the best interpolation, else ``''``.
+
+    >>> below_interpolation({"gain_db": -0.43})[:68]
+    'Its self-check scored this model 0.43 dB below interpolation on held'
+    >>> below_interpolation({"gain_db": 0.8})
+    ''
+    """
+    gain = self_check.get("gain_db") if isinstance(self_check, dict) else None
+    if not isinstance(gain, (int, float)) or not gain < 0:
+        return ""
+    return (f"Its self-check scored this model {-gain:.2f} dB below interpolation on held-out data of its training "
+            "stack: interpolation (zaug predict cubic) may serve better; train longer, or compare both on your data "
+            "with zaug evaluate.")
+
+
 def format_model_info(info: dict) -> str:
     """:func:`describe_model`'s dict as the lines ``zaug info MODEL_DIR`` prints."""
     name = f"{info['method']} ({info['preset']} preset)" if info.get("preset") else str(info["method"])
@@ -242,6 +258,8 @@ def format_model_info(info: dict) -> str:
             lines.append(learned_module(info["method"]).format_self_check(info["self_check"]))
         except (KeyError, TypeError, ValueError):  # an older or edited self-check: leave it out
             pass
+        if below_interpolation(info["self_check"]):
+            lines.append(below_interpolation(info["self_check"]))
     lines.append(f"weights {sizes['weights']:g} MB" + (f"; checkpoint/ {sizes['checkpoint']:g} MB (the training's "
                                                        "last state: prediction and --init do not use it, so it may "
                                                        "be deleted)" if sizes["checkpoint"] else ""))
