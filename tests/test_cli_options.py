@@ -530,3 +530,29 @@ def test_evaluation_trains_its_models_without_periodic_checkpoints(monkeypatch):
     evaluate_drop_slice(vol, 2, ["zaugnet"], train_options={"steps": 2, "progress": False, "patch": 32,
                                                             "batch": 2, "tta": False})
     assert seen == [math.inf]  # nothing resumes a model in a temporary folder: no 70-MB checkpoint a minute
+
+
+def test_crop_reads_a_box_of_a_stack_with_its_physical_position(tmp_path, capsys):
+    data = load_sample().data[:12, :40, :48]
+    uneven = np.cumsum([0.0, 0.3, 0.3, 0.5] + [0.3] * 8)  # 12 planes, one wider gap
+    write_volume(Volume(data, (0.3, 0.26, 0.26), "um", yx_origin=(1.0, 2.0)), tmp_path / "s.ome.zarr")
+    write_volume(Volume(data, (0.3, 0.26, 0.26), "um", z_positions=uneven), tmp_path / "u.npz")
+    info = _info(capsys, tmp_path / "s.ome.zarr", "--crop", "2:10,8:,:24")
+    assert info["shape"] == [8, 32, 24] and info["z_origin"] == pytest.approx(0.6)
+    assert (info["yx_origin"]["y"], info["yx_origin"]["x"]) == pytest.approx((1.0 + 8 * 0.26, 2.0))
+    # an OME-Zarr in tiles (read lazily) and a stack in memory give the same box, placed where it was
+    for source, out, extra in (("s.ome.zarr", "t.ome.zarr", ["--tile", "16"]), ("u.npz", "m.npz", [])):
+        assert main(["predict", "linear", str(tmp_path / source), "--crop", "2:10,8:,:24", "-o",
+                     str(tmp_path / out), "--factor", "2", *extra]) == 0
+        box = read_volume(tmp_path / out)
+        assert box.spatial_shape == (15, 32, 24) and box.yx_origin[1] == pytest.approx(2.0 if extra else 0.0)
+        np.testing.assert_array_equal(np.asarray(box.data)[::2], data[2:10, 8:, :24])
+    assert read_volume(tmp_path / "m.npz").z_coords()[[0, 2, 4]] == pytest.approx(uneven[2:5])
+    capsys.readouterr()
+    for bad, said in (("2:10,8:,:99", "the crop's x range 0:99 is not a range within the stack's 48 columns"),
+                      ("5:5,:,:", "z range 5:5")):
+        assert main(["info", str(tmp_path / "s.ome.zarr"), "--crop", bad]) == 2
+        _one_sentence(capsys, said)
+    with pytest.raises(SystemExit):
+        main(["info", str(tmp_path / "s.ome.zarr"), "--crop", "2:10"])
+    assert "is not a box of three index ranges" in capsys.readouterr().err

@@ -197,6 +197,11 @@ def _input_options(p: argparse.ArgumentParser) -> None:
                    help="voxel size in --unit (overrides the file)")
     p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
                                   "--voxel-size, the file's voxel size is converted to this unit (e.g. nm)")
+    p.add_argument("--crop", type=_crop, metavar="Z0:Z1,Y0:Y1,X0:X1",
+                   help="only the voxels in this box (plane, row and column indices from 0, end excluded; ':' for "
+                        "all), e.g. :,1000:1512,2000:2512: train or evaluate on a region of a large stack (read "
+                        "from disk, OME-Zarr and uncompressed TIFF, without reading the rest); the output keeps the "
+                        "region's physical position")
 
 
 def _pick_options(p: argparse.ArgumentParser) -> None:
@@ -379,7 +384,7 @@ def _check_distinct(**paths) -> None:
 # -- input -----------------------------------------------------------------------------------------------
 
 def _read(args, path, lazy: bool = False):
-    """The input with --axes and --voxel-size / --unit applied.
+    """The input with --axes and --voxel-size / --unit applied, and cut to --crop.
 
     --voxel-size is in --unit (default um), whatever the file's unit; --unit
     alone converts the file's voxel size (and z positions, origin) to that unit.
@@ -387,8 +392,34 @@ def _read(args, path, lazy: bool = False):
     from .io import read_volume
 
     unit = args.unit if args.unit is not None or args.voxel_size is None else "um"
-    return read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit, lazy=lazy,
-                       series=getattr(args, "series", None))
+    crop = getattr(args, "crop", None)
+    vol = read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit, lazy=lazy or crop is not None,
+                      series=getattr(args, "series", None))
+    if crop is None:
+        return vol
+    vol = vol.crop(*crop)
+    if lazy:
+        return vol
+    import numpy as np
+
+    data = vol.data.compute() if hasattr(vol.data, "compute") else np.array(vol.data)  # off the disk, in memory
+    return vol.replace(data=data)
+
+
+def _crop(text: str) -> tuple[slice, slice, slice]:
+    """``'Z0:Z1,Y0:Y1,X0:X1'`` (``':'`` or an omitted end for all) as three slices."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 3:
+            raise ValueError
+        cuts = []
+        for part in parts:
+            start, stop = part.split(":")
+            cuts.append(slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None))
+        return tuple(cuts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a box of three index ranges Z0:Z1,Y0:Y1,X0:X1 (e.g. "
+                                         ":,1000:1512,2000:2512)") from None
 
 
 def _training(args) -> dict:
@@ -837,7 +868,7 @@ def _sigterm_as_interrupt():
 
 def _memory_advice(args) -> str:
     if args.command != "predict":
-        return "try a smaller stack (a crop, or one --channel or --time)."
+        return "try a region of the stack (--crop Z0:Z1,Y0:Y1,X0:X1), or one --channel or --time."
     if getattr(args, "tile", None) is None:
         return "try --tile 512, which holds a few lateral tiles at a time rather than the whole stack."
     return "try a smaller --tile, or --tile-planes to cut the tiles along z too."

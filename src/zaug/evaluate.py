@@ -225,7 +225,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     if "cubic" in methods and len(kept) < 4:
         conventions = conventions + [cubic_as_linear(len(kept))]
     result = {
-        "input": volume.metadata.get("source", volume.metadata.get("name", "array")),
+        "input": input_label(volume),
         "shape": list(volume.data.shape),
         "voxel_size": list(volume.voxel_size),
         "unit": volume.unit,
@@ -249,6 +249,20 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
         if raw:
             result["arrays"]["raw"] = raw
     return result
+
+
+def input_label(volume: Volume) -> str:
+    """The evaluated stack as reports name it: its file, and the box of it that ``--crop`` kept.
+
+    >>> import numpy as np
+    >>> input_label(Volume(np.zeros((8, 8, 8)), metadata={"source": "a.tif", "region": [[0, 8], [0, 8], [2, 8]]}))
+    'a.tif (planes 0:8, rows 0:8, columns 2:8)'
+    """
+    name = str(volume.metadata.get("source", volume.metadata.get("name", "array")))
+    region = volume.metadata.get("region")
+    if not region:
+        return name
+    return name + " (planes {}:{}, rows {}:{}, columns {}:{})".format(*(i for pair in region for i in pair))
 
 
 def cubic_as_linear(planes: int) -> str:

@@ -44,7 +44,7 @@ from scipy import ndimage
 from . import metrics
 from .data.lateral import normalise, percentile_range
 from .errors import InputError
-from .evaluate import THROWAWAY, scratch_folder
+from .evaluate import THROWAWAY, input_label, scratch_folder
 from .methods import method_names
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .volume import Volume, check_volume
@@ -163,7 +163,7 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
         arrays[name] = pred
         log(f"{name}: PSNR {scores['psnr']:.2f} dB, gradient ratio {scores['directional_gradient_ratio']:.3f}")
     result = {
-        "input": volume.metadata.get("source", "array"), "shape": list(volume.data.shape),
+        "input": input_label(volume), "shape": list(volume.data.shape),
         "voxel_size": list(volume.voxel_size), "unit": volume.unit, "factor": float(factor), "sigma": sigma,
         "axial_angle": float(angle), "conventions": CONVENTIONS,
         "reference": {"original": {"directional_gradient_ratio": directional_gradient_ratio(truth, angle)},

@@ -45,7 +45,7 @@ from .classic import CLASSICAL_METHODS
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .data.lateral import normalise, percentile_range, simulate_anisotropy
 from .errors import InputError, ZaugWarning
-from .evaluate import THROWAWAY, check_trainable, cubic_as_linear, scratch_folder
+from .evaluate import THROWAWAY, input_label, check_trainable, cubic_as_linear, scratch_folder
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
 from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lateral_spectra, isotropy_ratio,
                        unmeasured_sentence)
@@ -162,7 +162,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         log(f"{name}: PSNR {scores['psnr']:.2f} dB, isotropy ratio "
             + (f"{iso:.3f}" if np.isfinite(iso) else "not measured"))
     result = {
-        "input": volume.metadata.get("source", "array"), "shape": list(volume.data.shape),
+        "input": input_label(volume), "shape": list(volume.data.shape),
         "voxel_size": list(voxel), "unit": volume.unit, "factor": float(factor), "degradation": degradation,
         "simulated_sigma": (float(simulate_sigma if simulate_sigma is not None else factor / 2)
                             if degradation == "gaussian" else None),

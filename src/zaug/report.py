@@ -516,6 +516,10 @@ def _about_stacks(before, after, index: tuple[int, ...]) -> list[str]:
     if extra:
         notes.append(f"Measured on {before.stack_name(index)} only, the clearest (structures highest above the "
                      f"noise; the input has {' and '.join(extra)}).")
+    region = before.metadata.get("region")
+    if region:
+        notes.append("The input is the box of planes {}:{}, rows {}:{} and columns {}:{} (--crop) of the file."
+                     .format(*(i for pair in region for i in pair)))
     crop = before.metadata.get("crop")
     if crop:
         notes.append(f"Measured on the central {crop[2]} x {crop[2]} pixel window (rows from {crop[0]}, columns from "
