@@ -718,3 +718,69 @@ def test_unevenly_spaced_planes_in_a_format_of_one_z_step_are_said_to_be_misplac
         warnings.simplefilter("error", ZaugWarning)
         write_volume(vol, tmp_path / "a.npz")  # holds the positions
         write_volume(vol.replace(z_positions=None), tmp_path / "even.tif")
+
+
+def _image_store(path, data, voxel=(2.0, 0.5, 0.5)):
+    """An OME-Zarr image at ``path``, whatever its name (a series "0" inside a store); its attributes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_volume(Volume(data, voxel, "um"), path.parent / "image.ome.zarr")
+    (path.parent / "image.ome.zarr").rename(path)
+    return json.loads((path / ".zattrs").read_text())
+
+
+def test_stores_that_hold_images_elsewhere_say_which_folder_to_give(tmp_path, run_cli):
+    import shutil
+
+    data = np.random.default_rng(0).integers(0, 1000, (6, 16, 16)).astype(np.uint16)
+    # a pyramid: level 0 read, a level's own folder named as such, the levels and labels not carried over
+    attrs = _image_store(tmp_path / "pyr.ome.zarr", data)
+    shutil.copytree(tmp_path / "pyr.ome.zarr" / "0", tmp_path / "pyr.ome.zarr" / "1")
+    level = dict(attrs["multiscales"][0]["datasets"][0], path="1")
+    attrs["multiscales"][0]["datasets"].append(level)
+    (tmp_path / "pyr.ome.zarr" / ".zattrs").write_text(json.dumps(attrs))
+    (tmp_path / "pyr.ome.zarr" / "labels").mkdir()
+    np.testing.assert_array_equal(read_volume(tmp_path / "pyr.ome.zarr").data, data)
+    with pytest.raises(InputError, match=r"pyr.ome.zarr/1 is a resolution level of the image in .*pyr.ome.zarr; "
+                                         r"give .*pyr.ome.zarr \(zaug reads its finest level\)"):
+        read_volume(tmp_path / "pyr.ome.zarr" / "1")
+    proc = run_cli("predict", "linear", tmp_path / "pyr.ome.zarr", "-o", tmp_path / "o.ome.zarr", "--factor", "2")
+    assert "note: the input's 2 resolution levels and labels are not carried over" in proc.stdout, proc.stderr
+    # a bioformats2raw layout and an HCS plate: their images are read by path, their roots name one
+    b2r = tmp_path / "b2r.zarr"
+    _image_store(b2r / "0", data)
+    (b2r / ".zattrs").write_text(json.dumps({"bioformats2raw.layout": 3}))
+    (b2r / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+    with pytest.raises(InputError, match=r"bioformats2raw store of 1 image series \(0\); give one, e.g. .*b2r.zarr/0"):
+        read_volume(b2r)
+    assert read_volume(b2r / "0").voxel_size == (2.0, 0.5, 0.5)  # a folder named "0", inside a store
+    plate = tmp_path / "plate.zarr"
+    _image_store(plate / "A" / "1" / "0", data)
+    (plate / ".zattrs").write_text(json.dumps({"plate": {"wells": [{"path": "A/1"}]}}))
+    (plate / "A" / "1" / ".zattrs").write_text(json.dumps({"well": {"images": [{"path": "0"}]}}))
+    for folder, said in ((plate, r"an HCS plate of 1 well; give one field of a well, e.g. .*plate.zarr/A/1/0"),
+                         (plate / "A" / "1", r"a well of 1 field; give one, e.g. .*plate.zarr/A/1/0")):
+        with pytest.raises(InputError, match=said):
+            read_volume(folder)
+    np.testing.assert_array_equal(read_volume(plate / "A" / "1" / "0").data, data)
+
+
+def test_ngff_axes_are_read_by_type_and_urls_are_refused(tmp_path, run_cli):
+    data = np.random.default_rng(0).integers(0, 1000, (2, 6, 16, 16)).astype(np.uint16)
+    write_volume(Volume(data, (2.0, 0.5, 0.5), "um", axes="TZYX", time_interval=100.0, time_unit="ms"),
+                 tmp_path / "t.ome.zarr")
+    attrs = json.loads((tmp_path / "t.ome.zarr" / ".zattrs").read_text())
+    assert attrs["multiscales"][0]["axes"][0]["type"] == "time"
+    attrs["multiscales"][0]["axes"][0]["name"] = "time"  # NGFF names are free text; the type says what it is
+    (tmp_path / "t.ome.zarr" / ".zattrs").write_text(json.dumps(attrs))
+    vol = read_volume(tmp_path / "t.ome.zarr")
+    assert vol.axes == "TZYX" and (vol.time_interval, vol.time_unit) == (100.0, "ms")
+    attrs = _image_store(tmp_path / "tyx.ome.zarr", data[0])
+    attrs["multiscales"][0]["axes"][0] = {"name": "t", "type": "time"}  # a 2D time series
+    (tmp_path / "tyx.ome.zarr" / ".zattrs").write_text(json.dumps(attrs))
+    with pytest.warns(ZaugWarning, match=r"axes TYX have no z, so it gives no z spacing and 1 um is assumed"):
+        assert read_volume(tmp_path / "tyx.ome.zarr", axes="ZYX").voxel_size[0] == 1.0
+    for args, said in ((("info", "https://example.org/a.ome.zarr"), "is a URL: zaug reads local files"),
+                       (("predict", "linear", tmp_path / "t.ome.zarr", "-o", "s3://bucket/o.ome.zarr", "--factor",
+                         "2"), "is a URL: zaug writes to local files")):
+        proc = run_cli(*args)
+        assert proc.returncode == 2 and said in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

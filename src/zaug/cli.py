@@ -535,6 +535,9 @@ def cmd_predict(args) -> int:
               f"{stored_dtype(out.dtype, args.output)}"
               + (f", in {out.data.npartitions} tile{'s' * (out.data.npartitions != 1)}" if blockwise else "")
               + (f" ({len(out.data.chunks[-3])} along z)" if blockwise and len(out.data.chunks[-3]) > 1 else ""))
+        left = _not_carried_over(vol.metadata.get("ngff") or {})
+        if left:
+            print(f"note: the input's {left} are not carried over: {args.output} holds the full resolution only.")
         if args.report:
             from .report import write_prediction_report
 
@@ -545,6 +548,13 @@ def cmd_predict(args) -> int:
                 vol, out = central_crop(vol, z_range=z_range), central_crop(out, z_range=z_range)
             print(f"report: {write_prediction_report(vol, out, args.report, overwrite=args.overwrite, model=method)}")
     return 0
+
+
+def _not_carried_over(ngff: dict) -> str:
+    """What of an OME-Zarr input a prediction does not write: ``'3 resolution levels and labels'``, or ``''``."""
+    parts = ([f"{ngff['levels']} resolution levels"] if ngff.get("levels", 1) > 1 else []) + \
+        (["labels"] if ngff.get("labels") else [])
+    return " and ".join(parts)
 
 
 def _interpolation_factor(args) -> int | None:

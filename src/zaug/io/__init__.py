@@ -61,10 +61,10 @@ import numpy as np
 
 from ..errors import InputError, OutputError, ZaugWarning
 from ..volume import CANONICAL_AXES, Volume, z_positions_problem
-from ._atomic import atomic_path, check_output_path
+from ._atomic import atomic_path, check_output_path, is_url
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
 from .numpy_io import read_numpy, write_numpy
-from .omezarr import is_ome_zarr, read_ome_zarr, write_ome_zarr
+from .omezarr import is_zarr_node, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
 
 __all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "format_of", "stored_dtype",
@@ -75,7 +75,8 @@ NUMPY_SUFFIXES = (".npy", ".npz")
 
 
 def format_of(path: str | os.PathLike) -> str:
-    """``'tiff'``, ``'ome-zarr'`` or ``'numpy'`` from the path's name."""
+    """``'tiff'``, ``'ome-zarr'`` or ``'numpy'`` from the path's name (an existing zarr folder whatever its name:
+    a series or field inside a store, ``plate.zarr/A/1/0``)."""
     name = str(path).lower().rstrip("/\\")  # a folder typed with its separator (Windows: "a.zarr\\")
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
@@ -83,6 +84,8 @@ def format_of(path: str | os.PathLike) -> str:
         return "ome-zarr"
     if name.endswith(NUMPY_SUFFIXES):
         return "numpy"
+    if is_zarr_node(Path(path)):
+        return "ome-zarr"
     raise InputError(
         f"cannot tell the format of {path}: use a name ending in .tif, .tiff, .ome.tif, .zarr, .npy or .npz."
     )
@@ -118,6 +121,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     -------
     Volume
     """
+    if is_url(path):
+        raise InputError(f"{path} is a URL: zaug reads local files and folders only; download the stack first.")
     path = Path(path)
     if unit is not None:
         checked_unit(unit)
@@ -132,7 +137,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         if fmt == "tiff":
             data, file_axes, physical = read_tiff(path, lazy=lazy, series=series)
         elif fmt == "ome-zarr":
-            if not is_ome_zarr(path):
+            if not is_zarr_node(path):
                 raise InputError(f"{path} is not an OME-Zarr image folder.")
             data, file_axes, physical = read_ome_zarr(path, lazy=lazy)
         else:
@@ -181,6 +186,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
                     time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
                     time_origin=time.get("origin", 0.0),
                     metadata={"source": str(path), "format": fmt, "name": _stem(path), **one_channel,
+                              **({"ngff": physical["extras"]} if physical.get("extras") else {}),
                               **({"display": physical["display"]} if physical.get("display") else {})})
     if convert_to is None:
         return volume
@@ -233,9 +239,15 @@ def _warn_if_axes_moved(path: Path, axes: str, file_axes: str | None, physical: 
     size is z), but whether it also knew which dimension holds z is what the
     user disputes, so the sizes are worth checking.
     """
-    if not file_axes or physical.get("unit") in (None, "pixel"):
+    if not file_axes:
         return
     given, stored = axes.upper(), _guess_letters(file_axes.upper(), ())
+    if "Z" in given and "Z" not in stored and "z" not in physical:
+        warnings.warn(ZaugWarning(
+            f"{path}: the file's axes {stored} have no z, so it gives no z spacing and 1 "
+            f"{physical.get('unit', 'pixel')} is assumed; give the z step with --voxel-size Z Y X."), stacklevel=3)
+    if physical.get("unit") in (None, "pixel"):
+        return
     if len(given) != len(stored):
         return
     if any(a in stored and given.index(a) != stored.index(a) for a in "ZYX" if a in given):

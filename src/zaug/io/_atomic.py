@@ -26,6 +26,11 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def is_url(path) -> bool:
+    """Whether ``path`` is a URL (``https://...``, ``s3://...``) rather than a local path (``C:\\...`` too)."""
+    return re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", str(path)) is not None
+
+
 def check_output_path(path: str | os.PathLike, overwrite: bool = False,
                       inputs: Iterable[str | os.PathLike] = ()) -> Path:
     """Refuse an output that would destroy data.
@@ -44,6 +49,9 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False,
     pathlib.Path
         The output path.
     """
+    if is_url(path):
+        raise OutputError(f"{path} is a URL: zaug writes to local files and folders only; write there and copy "
+                          "the result.")
     out = Path(path)
     for src in inputs:
         if _same_file(out, Path(src)):

@@ -5,6 +5,7 @@ Reads NGFF 0.4 (zarr v2) and 0.5 (zarr v3); writes NGFF 0.4, which more viewers 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -22,8 +23,66 @@ NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
 
 
-def is_ome_zarr(path: Path) -> bool:
-    return path.is_dir() and ((path / ".zattrs").exists() or (path / "zarr.json").exists())
+def is_zarr_node(path: Path) -> bool:
+    """Whether ``path`` is a zarr group or array folder (zarr v2 or v3)."""
+    return path.is_dir() and any((path / name).exists() for name in (".zattrs", ".zgroup", ".zarray", "zarr.json"))
+
+
+def _is_array(path: Path) -> bool:
+    if (path / ".zarray").exists():
+        return True
+    try:
+        return json.loads((path / "zarr.json").read_text(encoding="utf-8")).get("node_type") == "array"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _ngff_attributes(path: Path) -> dict:
+    """The OME-NGFF attributes of a zarr group folder, read without zarr (``{}`` where there are none)."""
+    for name, inside in ((".zattrs", ()), ("zarr.json", ("attributes",))):
+        try:
+            attrs = json.loads((path / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        for key in inside:
+            attrs = attrs.get(key, {}) if isinstance(attrs, dict) else {}
+        if isinstance(attrs, dict):
+            return attrs.get("ome", attrs)
+    return {}
+
+
+def _where_the_image_is(path: Path, ngff: dict) -> str | None:
+    """For a store that is not itself an image (a resolution level, a bioformats2raw layout, a plate or a
+    well), the sentence that says which folder to give instead; None otherwise."""
+    if _is_array(path):
+        parent = _ngff_attributes(path.parent)
+        if parent.get("multiscales"):
+            return (f"{path} is a resolution level of the image in {path.parent}; give {path.parent} (zaug reads "
+                    "its finest level).")
+        return f"{path} is a bare zarr array, not an OME-Zarr image (no 'multiscales' metadata)."
+    if "bioformats2raw.layout" in ngff:
+        series = sorted((p.name for p in path.iterdir() if p.name.isdigit() and is_zarr_node(p)), key=int)
+        listed = ", ".join(series[:5]) + (", ..." if len(series) > 5 else "")
+        return (f"{path} is a bioformats2raw store of {len(series)} image series ({listed}); give one, e.g. "
+                f"{path / (series[0] if series else '0')}.")
+    if isinstance(ngff.get("plate"), dict):
+        wells = [w.get("path") for w in ngff["plate"].get("wells", []) if isinstance(w, dict) and w.get("path")]
+        example = path / (wells[0] if wells else "A/1") / "0"
+        return (f"{path} is an HCS plate of {len(wells)} well{'s' * (len(wells) != 1)}; give one field of a well, "
+                f"e.g. {example}.")
+    if isinstance(ngff.get("well"), dict):
+        images = [i.get("path") for i in ngff["well"].get("images", []) if isinstance(i, dict) and i.get("path")]
+        return (f"{path} is a well of {len(images)} field{'s' * (len(images) != 1)}; give one, e.g. "
+                f"{path / (images[0] if images else '0')}.")
+    return None
+
+
+def _axis_letter(axis) -> str:
+    """An NGFF axis as zaug's letter: by its type for channel and time (its name is free text), else its name."""
+    kind = axis.get("type") if isinstance(axis, dict) else None
+    if kind in ("channel", "time"):
+        return "C" if kind == "channel" else "T"
+    return str(axis.get("name", "") if isinstance(axis, dict) else axis).upper()
 
 
 def read_ome_zarr(path: Path, lazy: bool = False):
@@ -37,6 +96,9 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         ``z_origin``, ``yx_origin`` and ``z_positions`` found (see
         :func:`_spatial_transform`).
     """
+    elsewhere = _where_the_image_is(path, _ngff_attributes(path))
+    if elsewhere:
+        raise InputError(elsewhere)
     try:
         root = zarr.open_group(str(path), mode="r")
     except Exception as exc:  # noqa: BLE001 - zarr raises several kinds for a folder it cannot read
@@ -56,7 +118,7 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         raise InputError(f"{path}: its metadata names the array {dataset['path']!r}, which the folder does not "
                          "hold (a store copied in part?).") from None
     axes_meta = ms.get("axes") or [{"name": a} for a in "tczyx"[-arr.ndim:]]  # NGFF < 0.3
-    names = [(a["name"] if isinstance(a, dict) else a).upper() for a in axes_meta]
+    names = [_axis_letter(a) for a in axes_meta]
     if lazy:
         import dask.array as da
         from dask.base import tokenize
@@ -75,6 +137,7 @@ def read_ome_zarr(path: Path, lazy: bool = False):
     labels = [ch.get("label") for ch in (ngff.get("omero") or {}).get("channels", []) if isinstance(ch, dict)]
     if labels and all(labels):
         physical["channel_names"] = labels
+    physical["extras"] = {"levels": len(ms["datasets"]), "labels": (path / "labels").is_dir()}
     physical["display"] = _display.from_omero(ngff.get("omero") or {}, int(arr.shape[names.index("C")])
                                               if "C" in names else 1)
     return data, "".join(names), physical
