@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -939,21 +940,24 @@ def test_a_model_below_interpolation_on_its_self_check_is_said_so_by_info_and_pr
 
 
 def test_zaug_info_on_an_unfinished_run_gives_the_command_that_resumes_it(small, tmp_path, run_cli):
-    write_volume(small, tmp_path / "day1.tif")
-    proc = run_cli("train", "day1.tif", "--method", "zaugnet", "--steps", "2", "--seed", "5", "--checkpoint-every",
-                   "0.001", "-o", "m", cwd=tmp_path)
+    write_volume(small, tmp_path / "day 1.tif")
+    proc = run_cli("train", "day 1.tif", "--method", "zaugnet", "--steps", "2", "--seed", "5", "--checkpoint-every",
+                   "0.001", "--crop", ":,:40,:", "-o", "m", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     (tmp_path / "m" / "config.json").unlink()  # as a run killed after its last checkpoint
     (tmp_path / "m" / "model.safetensors").unlink()
     said = run_cli("info", "m", cwd=tmp_path).stdout
     assert "at step 2 of 2 (checkpoint" in said
     command = said.splitlines()[1].strip()
-    assert command == "zaug train --method zaugnet --preset fast --steps 2 --seed 5 -o m day1.tif"
-    other = run_cli(*command.replace("--seed 5", "--seed 6").split()[1:], cwd=tmp_path)
+    assert command == ("zaug train --method zaugnet --preset fast --steps 2 --seed 5 --crop 0:16,0:40,0:56 -o m "
+                       "'day 1.tif'")
+    other = run_cli(*shlex.split(command.replace("--seed 5", "--seed 6"))[1:], cwd=tmp_path)
     assert other.returncode != 0 and "other settings (seed); " in other.stderr and "'zaug info m' gives" in other.stderr
-    proc = run_cli(*command.split()[1:], cwd=tmp_path)  # the command as given: it resumes, not refused
+    proc = run_cli(*shlex.split(command)[1:], cwd=tmp_path)  # the command as given: it resumes, not refused
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "m" / "config.json").read_text())["summary"]["resumed"] is True
+    assert "training stack: day 1.tif, planes 0:16, rows 0:40, columns 0:56 (--crop): 16x40x56" in \
+        run_cli("info", "m", cwd=tmp_path).stdout
 
 
 def test_a_stack_of_another_range_trains_on_its_own_scaling_not_as_a_blank(small, tmp_path):

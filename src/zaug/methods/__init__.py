@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shlex
 from pathlib import Path
 
 from ..classic import CLASSICAL_METHODS, ClassicalInterpolator
@@ -199,8 +200,12 @@ def resume_command(path: Path, run: dict) -> str:
     parts += [flag(key, run[key]) for key in ("factor", "degradation", "sigma", "init") if run.get(key) is not None]
     parts += [f"--{'' if run['renoise'] else 'no-'}renoise"] if isinstance(run.get("renoise"), bool) else []
     parts += [flag("axial-angle", run["axial_angle"])] if run.get("axial_angle") else []
-    stacks = [row.get("file") or "STACK" for row in run.get("data") or [] if isinstance(row, dict)]
-    return " ".join(parts + ["-o", str(path)] + (stacks or ["STACK"]))
+    rows = [row for row in run.get("data") or [] if isinstance(row, dict)]
+    region = rows[0].get("region") if rows else None  # --crop applies to every stack
+    if isinstance(region, list) and len(region) == 3:
+        parts.append("--crop " + ",".join(f"{a}:{b}" for a, b in region))
+    stacks = [shlex.quote(str(row["file"])) if row.get("file") else "STACK" for row in rows]
+    return " ".join(parts + ["-o", shlex.quote(str(path))] + (stacks or ["STACK"]))
 
 
 def below_interpolation(self_check) -> str:
@@ -241,7 +246,10 @@ def format_model_info(info: dict) -> str:
                      + (f"; {info['steps']} steps in {info['seconds']:.0f} s" if info.get("steps") else ""))
     stacks = info.get("training_stacks") or []
     try:
-        shown = [(f"{st['file']}, " if st.get("file") else "") + f"{'x'.join(map(str, st['shape']))} {st['dtype']}"
+        shown = [(f"{st['file']}, " if st.get("file") else "")
+                 + ("planes {}:{}, rows {}:{}, columns {}:{} (--crop): ".format(*(i for p in st["region"] for i in p))
+                    if st.get("region") else "")
+                 + f"{'x'.join(map(str, st['shape']))} {st['dtype']}"
                  + (f" at {' x '.join(f'{v:g}' for v in st['voxel_size'])} {st['unit']}" if len(stacks) > 1 else "")
                  for st in stacks[:4]]
         if len(stacks) > 1:  # the voxel size above is the first stack's

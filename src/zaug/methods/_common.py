@@ -54,6 +54,8 @@ def data_identity(volumes) -> list[dict]:
                "unit": v.unit, "checksum": hashlib.sha1(sample.tobytes()).hexdigest()[:16]}
         if v.metadata.get("source"):  # for the user (zaug info), not compared: a renamed file still resumes
             row["file"] = Path(str(v.metadata["source"])).name
+        if v.metadata.get("region"):  # the box --crop kept (for zaug info; the checksum compares the voxels)
+            row["region"] = [list(pair) for pair in v.metadata["region"]]
         rows.append(row)
     return rows
 
@@ -62,8 +64,8 @@ def _without_file_names(identity):
     """A run's identity as resume compares it: the stacks by their content, not their file names."""
     if not isinstance(identity, dict) or not isinstance(identity.get("data"), list):
         return identity
-    return dict(identity, data=[{k: v for k, v in row.items() if k != "file"} if isinstance(row, dict) else row
-                                for row in identity["data"]])
+    return dict(identity, data=[{k: v for k, v in row.items() if k not in ("file", "region")}
+                                if isinstance(row, dict) else row for row in identity["data"]])
 
 
 def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str):
