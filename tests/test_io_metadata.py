@@ -732,7 +732,7 @@ def test_stores_that_hold_images_elsewhere_say_which_folder_to_give(tmp_path, ru
     import shutil
 
     data = np.random.default_rng(0).integers(0, 1000, (6, 16, 16)).astype(np.uint16)
-    # a pyramid: level 0 read, a level's own folder named as such, the levels and labels not carried over
+    # a pyramid: level 0 read, a level's own folder named as such, the labels not carried over
     attrs = _image_store(tmp_path / "pyr.ome.zarr", data)
     shutil.copytree(tmp_path / "pyr.ome.zarr" / "0", tmp_path / "pyr.ome.zarr" / "1")
     level = dict(attrs["multiscales"][0]["datasets"][0], path="1")
@@ -744,7 +744,7 @@ def test_stores_that_hold_images_elsewhere_say_which_folder_to_give(tmp_path, ru
                                          r"give .*pyr.ome.zarr \(zaug reads its finest level\)"):
         read_volume(tmp_path / "pyr.ome.zarr" / "1")
     proc = run_cli("predict", "linear", tmp_path / "pyr.ome.zarr", "-o", tmp_path / "o.ome.zarr", "--factor", "2")
-    assert "note: the input's 2 resolution levels and labels are not carried over" in proc.stdout, proc.stderr
+    assert "note: the input's labels are not carried over" in proc.stdout, proc.stderr
     # a bioformats2raw layout and an HCS plate: their images are read by path, their roots name one
     b2r = tmp_path / "b2r.zarr"
     _image_store(b2r / "0", data)
@@ -784,3 +784,13 @@ def test_ngff_axes_are_read_by_type_and_urls_are_refused(tmp_path, run_cli):
                          "2"), "is a URL: zaug writes to local files")):
         proc = run_cli(*args)
         assert proc.returncode == 2 and said in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_an_ome_tiff_that_names_more_planes_than_it_holds_is_refused_not_read_as_zeros(tmp_path):
+    data = np.random.default_rng(0).integers(1, 1000, (8, 16, 16)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "s.ome.tif", data, ome=True, metadata={"axes": "ZYX"})
+    raw = (tmp_path / "s.ome.tif").read_bytes()
+    assert raw.count(b'SizeZ="8"') == 1
+    (tmp_path / "s.ome.tif").write_bytes(raw.replace(b'SizeZ="8"', b'SizeZ="9"'))  # a ninth plane, missing
+    with pytest.raises(InputError, match=r"looks damaged or truncated \(OME series is missing 1 frames"):
+        read_volume(tmp_path / "s.ome.tif")

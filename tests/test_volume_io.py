@@ -348,3 +348,25 @@ def test_an_array_where_a_volume_belongs_gets_one_sentence():
         zaugnet.fit(vol, "unused", {"steps": 1})
     with pytest.raises(InputError, match=r"unknown training option 'sead' \(did you mean 'seed'\?\)"):
         zaugnet.fit([vol], "unused", {"steps": 1, "sead": 5})
+
+
+def test_a_large_ome_zarr_output_gets_coarser_levels_for_viewers(tmp_path):
+    import zarr
+
+    from zaug.io.omezarr import halve_plane
+
+    data = np.random.default_rng(0).integers(0, 4000, (3, 1030, 41)).astype(np.uint16)
+    write_volume(Volume(data, (1.0, 0.2, 0.2), "um", yx_origin=(5.0, 7.0)), tmp_path / "o.ome.zarr")
+    root = zarr.open_group(str(tmp_path / "o.ome.zarr"), mode="r")
+    datasets = root.attrs["multiscales"][0]["datasets"]
+    assert [root[d["path"]].shape for d in datasets] == [(3, 1030, 41), (3, 515, 21), (3, 258, 11)]
+    scale, shift = datasets[2]["coordinateTransformations"]
+    assert scale["scale"] == pytest.approx([1.0, 0.8, 0.8])
+    assert shift["translation"] == pytest.approx([0.0, 5.0 + 1.5 * 0.2, 7.0 + 1.5 * 0.2])  # the centre of 4 pixels
+    np.testing.assert_array_equal(root["1"][1], halve_plane(data[1]))
+    assert root["1"][1, 0, 20] == data[1, :2, 40].mean().round()  # an odd last column counts twice
+    back = read_volume(tmp_path / "o.ome.zarr")  # the full resolution, where it was
+    np.testing.assert_array_equal(back.data, data)
+    assert back.voxel_size == (1.0, 0.2, 0.2) and back.yx_origin == (5.0, 7.0)
+    write_volume(Volume(data[:, :500]), tmp_path / "small.ome.zarr")  # planes a viewer shows whole: one level
+    assert len(zarr.open_group(str(tmp_path / "small.ome.zarr"), mode="r").attrs["multiscales"][0]["datasets"]) == 1

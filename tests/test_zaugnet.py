@@ -1017,3 +1017,62 @@ def test_training_stacks_of_different_z_spacings_are_said_to_be_learnt_as_one(sm
         warnings.simplefilter("error", ZaugWarning)
         zaugnet.fit([small, small.replace(voxel_size=(0.3,) + small.voxel_size[1:])], tmp_path / "m",
                     dict(TINY, check_only=True))
+
+
+def test_hostile_or_damaged_model_files_are_refused_before_they_cost_memory(small, tmp_path, run_cli):
+    import shutil
+    import zipfile
+
+    out = zaugnet.fit([small], tmp_path / "m", dict(TINY, checkpoint_every_s=0.0))
+    config = json.loads((out / "config.json").read_text())
+    wide = tmp_path / "wide"
+    shutil.copytree(out, wide)  # a network of 500,000 channels described beside weights of 32: never built
+    (wide / "config.json").write_text(json.dumps(dict(config, net=dict(config["net"], widths=[500000, 48, 32]))))
+    with pytest.raises(InputError, match=r"do not fit the network .*\(32, 2, 3, 3\) stored, \(250000, 2, 3, 3\)"):
+        zaugnet.load(wide)
+    (wide / "config.json").write_text(json.dumps(dict(config, net=dict(config["net"], widths=[-3, 48, 32]))))
+    with pytest.raises(InputError, match="describes networks this zaug cannot build"):
+        zaugnet.load(wide)
+    if hasattr(os, "mkfifo"):  # a pipe or a device in place of a file would block or never end
+        (wide / "config.json").write_text(json.dumps(config))
+        (wide / "model.safetensors").unlink()
+        (wide / "model.safetensors").symlink_to("/dev/zero")
+        with pytest.raises(InputError, match="model.safetensors is not a regular file"):
+            zaugnet.load(wide)
+    # a checkpoint whose loop state no run saves (a negative step trained on for ever)
+    (out / "config.json").unlink()
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    state["loop"]["step"] = -1000000000
+    (out / "checkpoint" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(InputError, match=r"checkpoint in .* is damaged \(ValueError: step -1000000000 is not a count"):
+        zaugnet.fit([small], out, dict(TINY, checkpoint_every_s=0.0))
+    (out / "checkpoint" / "state.json").write_text("[" * 100000 + "]" * 100000)
+    with pytest.raises(InputError, match="state.json nests too deeply"):
+        zaugnet.fit([small], out, dict(TINY, checkpoint_every_s=0.0))
+    # a package whose description expands (YAML aliases) or inflates far beyond any model's
+    aliases = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\nname: *b\n"
+    for name, entry, said in (("aliases.zip", aliases, "uses YAML aliases"),
+                              ("inflated.zip", "name: x\n" + " " * 2_000_000, "holds 2,000,008 bytes")):
+        with zipfile.ZipFile(tmp_path / name, "w", zipfile.ZIP_DEFLATED) as package:
+            package.writestr("rdf.yaml", entry)
+        proc = run_cli("info", tmp_path / name)
+        assert proc.returncode == 2 and said in proc.stderr and len(proc.stdout) < 1000, proc.stderr
+
+
+def test_links_in_a_model_folder_are_neither_counted_nor_followed_when_it_is_cleaned(small, tmp_path):
+    out = zaugnet.fit([small], tmp_path / "m", TINY)
+    if not hasattr(os, "symlink"):
+        pytest.skip("no symbolic links here")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "big.bin").write_bytes(b"\0" * 3_000_000)
+    import shutil
+
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    (out / "checkpoint").symlink_to(elsewhere, target_is_directory=True)
+    assert describe_model(out)["sizes_mb"]["checkpoint"] == 0.0  # not 3 MB "that may be deleted"
+    (out / "config.json").unlink()  # an unfinished run, with a link left by a write killed half-way
+    (out / "checkpoint").unlink()
+    (out / ".zaug-old-1-2-checkpoint").symlink_to(elsewhere, target_is_directory=True)
+    zaugnet.fit([small], out, TINY)
+    assert not (out / ".zaug-old-1-2-checkpoint").exists() and (elsewhere / "big.bin").exists()

@@ -33,6 +33,27 @@ def load_module_tensors(prefix: str, module: torch.nn.Module, tensors: dict[str,
         raise InputError(f"the stored weights do not fit the network of their configuration ({first}).") from exc
 
 
+def build_to_fit(build, prefix: str, tensors: dict[str, torch.Tensor], device) -> torch.nn.Module:
+    """The network ``build()`` makes, on ``device``, with the stored weights under ``prefix`` loaded.
+
+    It is first built without memory (PyTorch's meta device) and its parameters' shapes compared with the
+    stored ones, so that a configuration edited to describe a huge network is refused before anything
+    that size is allocated.
+    """
+    with torch.device("meta"):
+        shell = build()
+    stored = {k[len(prefix) + 1:]: tuple(v.shape) for k, v in tensors.items() if k.startswith(prefix + ".")}
+    wanted = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    if stored != wanted:
+        name = (next((k for k in wanted if stored.get(k) != wanted[k]), None)
+                or next(k for k in stored if k not in wanted))
+        raise InputError(f"the stored weights do not fit the network of their configuration ({name}: "
+                         f"{stored.get(name, 'missing')} stored, {wanted.get(name, 'none')} configured).")
+    net = build().to(device)
+    load_module_tensors(prefix, net, tensors)
+    return net
+
+
 def optimizer_state(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimiser's state into tensors and JSON-able hyper-parameters."""
     sd = opt.state_dict()
@@ -57,7 +78,29 @@ def load_optimizer_state(prefix: str, opt: torch.optim.Optimizer, tensors: dict[
 def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     # read whole, not memory-mapped: Windows cannot replace or delete a mapped file, and a resumed run
     # replaces the checkpoint it was loaded from
-    return load(Path(path).read_bytes())
+    return load(_regular_file(Path(path)).read_bytes())
+
+
+#: the largest JSON file of a model folder read (zaug's are a few kB; a checkpoint's state a few hundred)
+JSON_MAX_BYTES = 20_000_000
+
+
+def read_json(path: Path):
+    """A model folder's JSON file: a regular file (not a pipe or device, which would block or never end) of
+    at most ``JSON_MAX_BYTES``, nested no deeper than Python parses; else OSError or ValueError."""
+    path = _regular_file(Path(path))
+    if path.stat().st_size > JSON_MAX_BYTES:
+        raise ValueError(f"{path.name} holds {path.stat().st_size:,} bytes, far more than zaug writes there")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError(f"{path.name} nests too deeply") from None
+
+
+def _regular_file(path: Path) -> Path:
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path.name} is not a regular file (a pipe or device?)")
+    return path
 
 
 def save_state(directory: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
@@ -74,7 +117,7 @@ def load_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     directory = Path(directory)
     try:
         tensors = _read_tensors(directory / "state.safetensors")
-        meta = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+        meta = read_json(directory / "state.json")
     except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"the checkpoint in {directory} is damaged ({exc}); pass --overwrite to start again.") from exc
     return tensors, meta
@@ -98,7 +141,7 @@ def load_model(model_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     if not cfg_file.exists() or not weights.exists():
         raise InputError(f"{model_dir} is not a complete zaug model (config.json and model.safetensors needed).")
     try:
-        return _read_tensors(weights), json.loads(cfg_file.read_text(encoding="utf-8"))
+        return _read_tensors(weights), read_json(cfg_file)
     except (OSError, ValueError, SafetensorError) as exc:
         raise InputError(f"the model in {model_dir} cannot be read ({exc}).") from exc
 

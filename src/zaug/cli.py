@@ -347,9 +347,10 @@ def _method_kind(spec: str) -> str | None:
     """What `zaug predict SPEC` runs (cubic, zaugnet, niiv, ...), read without loading a model; None: unknown."""
     if spec in CLASSICAL:
         return spec
-    config = Path(spec) / "config.json"
+    from .checkpoint import read_json
+
     try:
-        method = json.loads(config.read_text(encoding="utf-8")).get("method")
+        method = read_json(Path(spec) / "config.json").get("method")
     except (OSError, ValueError, AttributeError):
         return None
     return method if method in LEARNED else None
@@ -442,7 +443,7 @@ def cmd_info(args) -> int:
     if package is not None:
         print(json.dumps(package, indent=2) if args.json else format_package_info(package))
         return 0
-    vol = _read(args, args.path)
+    vol = _read(args, args.path, lazy=True)  # what the file says, without reading every voxel of a large stack
     info = dict(vol.describe(), path=str(args.path))
     if args.json:
         print(json.dumps(info, indent=2))
@@ -534,10 +535,10 @@ def cmd_predict(args) -> int:
         print(f"wrote {args.output}: {out.nz} planes ({vol.nz} in), z voxel size {vz:g} {out.unit}, "
               f"{stored_dtype(out.dtype, args.output)}"
               + (f", in {out.data.npartitions} tile{'s' * (out.data.npartitions != 1)}" if blockwise else "")
-              + (f" ({len(out.data.chunks[-3])} along z)" if blockwise and len(out.data.chunks[-3]) > 1 else ""))
-        left = _not_carried_over(vol.metadata.get("ngff") or {})
-        if left:
-            print(f"note: the input's {left} are not carried over: {args.output} holds the full resolution only.")
+              + (f" ({len(out.data.chunks[-3])} along z)" if blockwise and len(out.data.chunks[-3]) > 1 else "")
+              + (f", {levels} resolution levels" if (levels := _levels_written(out, args.output)) > 1 else ""))
+        if (vol.metadata.get("ngff") or {}).get("labels"):
+            print(f"note: the input's labels are not carried over to {args.output} (they belong to its planes).")
         if args.report:
             from .report import write_prediction_report
 
@@ -550,11 +551,12 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _not_carried_over(ngff: dict) -> str:
-    """What of an OME-Zarr input a prediction does not write: ``'3 resolution levels and labels'``, or ``''``."""
-    parts = ([f"{ngff['levels']} resolution levels"] if ngff.get("levels", 1) > 1 else []) + \
-        (["labels"] if ngff.get("labels") else [])
-    return " and ".join(parts)
+def _levels_written(volume, path) -> int:
+    """How many resolution levels ``write_volume`` gave ``path`` (an OME-Zarr's pyramid; 1 for other files)."""
+    from .io import format_of
+    from .io.omezarr import pyramid_levels
+
+    return pyramid_levels(volume.spatial_shape[1:]) if format_of(path) == "ome-zarr" else 1
 
 
 def _interpolation_factor(args) -> int | None:

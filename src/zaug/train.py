@@ -114,6 +114,20 @@ class TrainingStopped(ZaugError):
     """The run was asked to stop (``stop``); it saved a checkpoint and resumes from it."""
 
 
+def _checked_loop(loop: dict) -> dict:
+    """A checkpoint's loop state, refused (ValueError) where it is not one a run could have saved."""
+    step, elapsed, best, history = loop["step"], loop["elapsed"], loop.get("best"), loop.get("history", [])
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"step {step!r} is not a count of steps")
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not 0 <= elapsed < math.inf:
+        raise ValueError(f"elapsed {elapsed!r} is not a number of seconds")
+    if best is not None and not (isinstance(best, dict) and isinstance(best.get("score"), (int, float))):
+        raise ValueError("its best validation has no score")
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError("its validation history is not a list of scores")
+    return loop
+
+
 def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int = 0, progress: bool | type = True,
                  checkpoint_every_s: float = 60.0, n_validations: int = 20, description: str = "training",
                  stop: threading.Event | None = None) -> dict:
@@ -147,8 +161,8 @@ def run_training(task: TrainTask, run_dir: str | Path, budget: Budget, seed: int
             torch.set_rng_state(tensors["rng.torch"])
             _restore_cuda_rng(tensors)
             rng.bit_generator.state = meta["numpy_rng"]
-            state.update(meta["loop"])
-        except (KeyError, TypeError, ValueError, IndexError) as exc:  # an edited or foreign state.json
+            state.update(_checked_loop(meta["loop"]))
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError) as exc:  # an edited or foreign state
             raise InputError(f"the checkpoint in {ckpt_dir} is damaged ({type(exc).__name__}: {exc}); pass "
                             "--overwrite to start again.") from exc
     # the weights before the first step: a run resumed after its last step (killed while it saved) has

@@ -194,8 +194,59 @@ def _spatial_transform(names: list[str], axes_meta: list, dataset_transforms: li
     return physical
 
 
-def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
-    """Write ``volume`` as a single-level NGFF 0.4 image (written with dask when lazy)."""
+#: an output's coarser levels halve its planes' sides until the larger is at most this (viewers load them to
+#: show a large stack whole)
+LEVEL_SIDE = 512
+MAX_LEVELS = 8
+
+
+def pyramid_levels(shape_yx: tuple[int, int], side: int = LEVEL_SIDE) -> int:
+    """How many resolution levels an output of planes ``shape_yx`` gets: the full one, then halved ones until
+    the larger side is at most ``side``.
+
+    >>> pyramid_levels((400, 300)), pyramid_levels((2048, 1500)), pyramid_levels((1025, 10))
+    (1, 3, 3)
+    """
+    levels, longest = 1, max(shape_yx)
+    while longest > side and levels < MAX_LEVELS:
+        longest, levels = -(-longest // 2), levels + 1
+    return levels
+
+
+def halve_plane(plane: np.ndarray) -> np.ndarray:
+    """A plane at half the size: the mean of each 2 x 2 block (an odd last row or column counts twice),
+    in the plane's type (integers rounded).
+
+    >>> halve_plane(np.array([[0, 2, 4], [2, 4, 6]], np.uint8))
+    array([[2, 5]], dtype=uint8)
+    """
+    values = np.asarray(plane, np.float32)
+    if values.shape[-2] % 2:
+        values = np.concatenate([values, values[..., -1:, :]], axis=-2)
+    if values.shape[-1] % 2:
+        values = np.concatenate([values, values[..., -1:]], axis=-1)
+    ny, nx = values.shape[-2] // 2, values.shape[-1] // 2
+    mean = values.reshape(*values.shape[:-2], ny, 2, nx, 2).mean(axis=(-3, -1))
+    if np.issubdtype(plane.dtype, np.integer):
+        return np.rint(mean).astype(plane.dtype)
+    return mean.astype(plane.dtype)
+
+
+def _write_coarser_levels(root, levels: int, chunks: tuple[int, ...]) -> None:
+    """Levels 1 .. levels-1, each from the one before, a plane at a time (memory: a few planes)."""
+    for level in range(1, levels):
+        finer = root[str(level - 1)]
+        shape = finer.shape[:-2] + tuple(-(-n // 2) for n in finer.shape[-2:])
+        coarser = root.create_array(str(level), shape=shape, dtype=finer.dtype,
+                                    chunks=tuple(min(c, n) for c, n in zip(chunks, shape)),
+                                    chunk_key_encoding={"name": "v2", "separator": "/"})
+        for index in np.ndindex(finer.shape[:-2]):
+            coarser[index] = halve_plane(np.asarray(finer[index]))
+
+
+def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256, levels: int | None = None) -> None:
+    """Write ``volume`` as an NGFF 0.4 image (written with dask when lazy): the full resolution, and for large
+    planes coarser levels (:func:`pyramid_levels`, or ``levels``), each halving y and x, for viewers."""
     unit = ngff_unit(volume.unit)
     axes = []
     timed = volume.time_interval is not None
@@ -230,14 +281,20 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256) -> None:
         data = np.asarray(data)
         for index in np.ndindex(data.shape[:-2]):
             target[index] = data[index]
+    levels = pyramid_levels(volume.spatial_shape[1:]) if levels is None else max(1, int(levels))
+    _write_coarser_levels(root, levels, chunks)
+    datasets = []
+    for level in range(levels):  # a coarse pixel's centre lies between the fine ones it averages
+        grow = [1.0] * (len(scale) - 2) + [2.0 ** level] * 2
+        datasets.append({"path": str(level), "coordinateTransformations": [
+            {"type": "scale", "scale": [s * g for s, g in zip(scale, grow)]},
+            {"type": "translation", "translation": [t + (g - 1) / 2 * s for t, g, s in zip(translation, grow, scale)]},
+        ]})
     root.attrs["multiscales"] = [{
         "version": NGFF_VERSION,
         "name": volume.metadata.get("name", path.stem),
         "axes": axes,
-        "datasets": [{"path": "0", "coordinateTransformations": [
-            {"type": "scale", "scale": scale},
-            {"type": "translation", "translation": translation},
-        ]}],
+        "datasets": datasets,
     }]
     if volume.z_positions is not None:
         root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}

@@ -112,7 +112,9 @@ def _imagej_time(ij: dict) -> dict:
 
 
 # what tifffile logs about a file it cannot read whole (it then reads what it can)
-DAMAGE_SIGNS = ("invalid page offset", "corrupted", "truncated", "failed to read", "invalid value offset")
+DAMAGE_SIGNS = ("invalid page offset", "corrupted", "truncated", "failed to read", "invalid value offset",
+                # OME metadata naming more planes than the file holds: tifffile reads them as zeros
+                "index out of range", "missing data are zeroed")
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ ClassicalInterpolator('cubic')
 from __future__ import annotations
 
 import importlib
-import json
+import os
 import shlex
 from pathlib import Path
 
@@ -74,25 +74,65 @@ def describe_package(path) -> dict | None:
     """
     import zipfile
 
-    import yaml
-
     path = Path(path)
     try:
         if path.is_dir():
-            text = (path / "rdf.yaml").read_text(encoding="utf-8") if (path / "rdf.yaml").is_file() else None
+            rdf_file = path / "rdf.yaml"
+            raw = _capped(rdf_file.stat().st_size, path, lambda: rdf_file.read_bytes()) if rdf_file.is_file() else None
         elif path.is_file() and zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as package:
-                text = package.read("rdf.yaml").decode("utf-8") if "rdf.yaml" in package.namelist() else None
+                raw = (_capped(package.getinfo("rdf.yaml").file_size, path, lambda: package.read("rdf.yaml"))
+                       if "rdf.yaml" in package.namelist() else None)
         else:
-            text = None
-        rdf = yaml.safe_load(text) if text else None
-    except (OSError, ValueError, yaml.YAMLError, zipfile.BadZipFile):
+            raw = None
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError):  # unreadable: not a package to us
         return None
+    if raw is None:
+        return None
+    rdf = _package_description(raw, path)
     if not isinstance(rdf, dict):
         return None
     zaug = (rdf.get("config") or {}).get("zaug") if isinstance(rdf.get("config"), dict) else None
-    return {"path": str(path), "package": True, "name": rdf.get("name"), "format_version": rdf.get("format_version"),
-            "zaug": zaug if isinstance(zaug, dict) else None}
+    return {"path": str(path), "package": True, "name": _short(rdf.get("name")),
+            "format_version": _short(rdf.get("format_version")), "zaug": zaug if isinstance(zaug, dict) else None}
+
+
+#: the largest package description (rdf.yaml) read: zaug's are a few kB
+RDF_MAX_BYTES = 1_000_000
+
+
+def _capped(size: int, path: Path, read):
+    if size > RDF_MAX_BYTES:
+        raise InputError(f"{path}: its rdf.yaml holds {size:,} bytes, far more than a model description; it is not "
+                         "read (a damaged or hostile package?).")
+    return read()
+
+
+def _package_description(raw: bytes, path: Path):
+    """rdf.yaml's content, read safely: no Python objects, and no aliases (a few lines of them can expand into
+    gigabytes)."""
+    import yaml
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("it uses YAML aliases")
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=NoAliases)  # noqa: S506 - a SafeLoader
+    except (UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else \
+            "it nests too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+        raise InputError(f"{path}: its rdf.yaml cannot be read as a model description ({reason}).") from None
+
+
+def _short(value, most: int = 80):
+    """A field of a package's description as printed: a short scalar, else a mark that it is not one."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    text = str(value) if isinstance(value, str) else f"<{type(value).__name__}>"
+    return text if len(text) <= most else text[:most] + "..."
 
 
 def format_package_info(info: dict) -> str:
@@ -101,14 +141,17 @@ def format_package_info(info: dict) -> str:
     text = f"{info['path']}: a bioimage.io model package ({info['name']}, format {info['format_version']})"
     if not zaug:
         return text + ", not exported by zaug."
-    lines = [text + f", exported by zaug {zaug.get('version')} from a {zaug.get('method')} ({zaug.get('preset')} "
-             f"preset) model trained {zaug.get('steps')} steps at voxel size "
-             + " x ".join(f"{v:g}" for v in zaug.get("train_voxel_size") or []) + f" {zaug.get('train_unit')}"]
+    size = zaug.get("train_voxel_size")
+    size = (" x ".join(f"{v:g}" for v in size) if isinstance(size, list) and len(size) == 3
+            and all(isinstance(v, (int, float)) for v in size) else "?")
+    field = {key: _short(zaug.get(key)) for key in ("version", "method", "preset", "steps", "train_unit")}
+    lines = [text + f", exported by zaug {field['version']} from a {field['method']} ({field['preset']} "
+             f"preset) model trained {field['steps']} steps at voxel size {size} {field['train_unit']}"]
     method = zaug.get("method")
     if zaug.get("self_check") and method in LEARNED:
         try:
-            lines.append(learned_module(method).format_self_check(zaug["self_check"]))
-        except (KeyError, TypeError, ValueError):
+            lines.append(_short(learned_module(method).format_self_check(zaug["self_check"]), 1000))
+        except (KeyError, TypeError, ValueError, AttributeError):
             pass
     lines.append("It runs in bioimage.io tools (bioimageio.core, deepImageJ, ilastik); zaug predict uses the model "
                  "folder it was exported from.")
@@ -162,9 +205,12 @@ def describe_model(path) -> dict:
         value = _read_json(path / name)
         return value if isinstance(value, dict) else {}
 
-    def megabytes(part: Path) -> float:
-        files = part.rglob("*") if part.is_dir() else [part] if part.is_file() else []
-        return round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)
+    def megabytes(part: Path) -> float:  # links are not followed: what they point to is not the model's
+        if part.is_symlink():
+            return 0.0
+        files = ([Path(root, name) for root, _, names in os.walk(part) for name in names] if part.is_dir()
+                 else [part] if part.is_file() else [])
+        return round(sum(f.lstat().st_size for f in files if not f.is_symlink() and f.is_file()) / 1e6, 1)
 
     config, run = read("config.json"), read("run.json")
     info = {"path": str(path), "finished": (path / "config.json").is_file(),
@@ -302,7 +348,9 @@ def resolve(spec: str, device: str = "auto"):
                                  "command again to resume it.")
             raise InputError(f"{path} is not a zaug model folder (no config.json).")
         try:
-            raw = json.loads(config_file.read_text(encoding="utf-8"))
+            from ..checkpoint import read_json
+
+            raw = read_json(config_file)
         except (OSError, ValueError) as exc:
             raise InputError(f"{config_file} cannot be read as a zaug model configuration ({exc}).") from exc
         method = raw.get("method") if isinstance(raw, dict) else None

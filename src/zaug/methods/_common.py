@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from .. import __version__
 from ..errors import InputError, OutputError, ZaugWarning
-from ..checkpoint import load_model, save_model
+from ..checkpoint import load_model, read_json, save_model
 from ..io._atomic import clear_own_folder
 from ..train import Budget, run_training
 
@@ -120,7 +120,7 @@ def building_networks(model_dir: str | Path, config) -> Iterator[None]:
     one from a newer zaug), rather than fail inside a network's constructor."""
     try:
         yield
-    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, AttributeError, RuntimeError) as exc:
         raise InputError(f"{model_dir}/config.json describes networks this zaug cannot build "
                          f"({type(exc).__name__}: {exc}{newer_hint(config.zaug_version)}).") from exc
 
@@ -209,7 +209,8 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
         _recover_checkpoint(out)
         for leftover in out.iterdir():  # of a write killed half-way (this run holds the folder)
             if leftover.name.startswith((".zaug-partial-", ".zaug-old-")):
-                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+                # a link is removed, never what it points to
+                shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
     if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):
         if not _is_model_folder(out):
             raise OutputError(f"{out} is not empty and not a zaug model folder; choose another output.")
@@ -345,7 +346,7 @@ def _lock_exclusively(handle):
 
 def _read_json(path: Path):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return read_json(path)
     except (OSError, ValueError):
         return None
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
-from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (build_to_fit, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..data.lateral import (training_factor, degradation_model, lateral_pairs, n_samples, renoise_option,
                             resolve_sigma, split_lateral_validation)
@@ -248,6 +248,5 @@ def load(model_dir: str | Path, device: str = "auto") -> NiivRestorer:
     tensors, config = load_config(NiivConfig, model_dir, "niiv")
     dev = resolve_device(device)
     with building_networks(model_dir, config):
-        net = NIIV(**config.net).to(dev)
-    load_module_tensors("niiv", net, tensors)
+        net = build_to_fit(lambda: NIIV(**config.net), "niiv", tensors, dev)
     return NiivRestorer(net, config, dev)

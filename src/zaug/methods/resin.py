@@ -91,7 +91,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from scipy import ndimage
 
-from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (build_to_fit, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
 from ..data.lateral import (training_factor, degradation_model, degrade, n_samples, normalise, percentile_range,
@@ -648,6 +648,5 @@ def load(model_dir: str | Path, device: str = "auto") -> ResinRestorer:
     tensors, config = load_config(ResinConfig, model_dir, "resin")
     dev = resolve_device(device)
     with building_networks(model_dir, config):
-        net = UNet3D(**config.net["net"]).to(dev)
-    load_module_tensors("f", net, tensors)
+        net = build_to_fit(lambda: UNet3D(**config.net["net"]), "f", tensors, dev)
     return ResinRestorer(net, config, dev)

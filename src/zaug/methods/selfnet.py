@@ -68,7 +68,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 
-from ..checkpoint import (load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (build_to_fit, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..data.lateral import (training_factor, degradation_model, lateral_pairs, n_samples, normalise,
                             percentile_range, renoise_option, resolve_sigma, split_lateral_validation,
@@ -539,6 +539,5 @@ def load(model_dir: str | Path, device: str = "auto") -> SelfNetRestorer:
     tensors, config = load_config(SelfNetConfig, model_dir, "selfnet")
     dev = resolve_device(device)
     with building_networks(model_dir, config):
-        net = ResNetGenerator(**config.net["generator"]).to(dev)
-    load_module_tensors("deblur", net, tensors)
+        net = build_to_fit(lambda: ResNetGenerator(**config.net["generator"]), "deblur", tensors, dev)
     return SelfNetRestorer(net, config, dev)

@@ -45,7 +45,7 @@ from scipy import ndimage
 
 from ._common import (ModelConfig, building_networks, data_identity, load_config, one_training_per_folder,
                       prepare_run_dir, preset_and_budget, refuse_options, resolve_device, train_and_save)
-from ..checkpoint import (load_model, load_module_tensors, load_optimizer_state, module_tensors,
+from ..checkpoint import (build_to_fit, load_model, load_module_tensors, load_optimizer_state, module_tensors,
                           optimizer_state)
 from ..classic import interpolate_stack
 from ..data.triplets import (LateralTripletSampler, TripletSampler, fewest_planes, split_validation,
@@ -640,8 +640,7 @@ class ZAugNetModel:
         self.name = config.method
         if tile <= 2 * overlap:
             raise InputError(f"the tile side ({tile}) must be more than twice the overlap ({overlap}).")
-        self.net = IFNet(**config.net).to(device).eval()
-        load_module_tensors("generator", self.net, tensors)
+        self.net = build_to_fit(lambda: IFNet(**config.net), "generator", tensors, device).eval()
         self.tile, self.overlap, self.batch, self.tta = tile, overlap, batch, tta
         self.training_summary = {"steps": config.summary.get("steps"), "seconds": config.summary.get("seconds"),
                                  "self_check_gain_db": config.self_check.get("gain_db"),
