@@ -191,6 +191,21 @@ def test_a_gpu_number_beyond_the_machine_is_refused_in_one_sentence(monkeypatch)
         resolve_device("cuda:3")
 
 
+def test_another_accelerator_is_used_only_where_pytorch_has_it(monkeypatch):
+    import pytest
+
+    from zaug import InputError
+    from zaug.methods._common import resolve_device
+
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(InputError, match="--device mps was asked for but this PyTorch has no usable mps device"):
+        resolve_device("mps")  # was: an error about building the networks, after the model was read
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert resolve_device("mps") == torch.device("mps")
+    with pytest.raises(InputError, match="no usable meta device"):
+        resolve_device("meta")
+
+
 def test_an_unfinished_run_resumes_on_its_stack_under_another_file_name(tmp_path):
     import json
 

@@ -220,7 +220,7 @@ def halve_plane(plane: np.ndarray) -> np.ndarray:
     >>> halve_plane(np.array([[0, 2, 4], [2, 4, 6]], np.uint8))
     array([[2, 5]], dtype=uint8)
     """
-    values = np.asarray(plane, np.float32)
+    values = np.asarray(plane, np.float64 if plane.dtype.itemsize > 2 else np.float32)  # 32-bit integers exactly
     if values.shape[-2] % 2:
         values = np.concatenate([values, values[..., -1:, :]], axis=-2)
     if values.shape[-1] % 2:

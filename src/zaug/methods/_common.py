@@ -186,10 +186,22 @@ def resolve_device(device: str | None) -> torch.device:
         chosen = torch.device(device)
     except RuntimeError as exc:
         raise InputError(f"unknown device {device!r}; use auto, cpu or cuda.") from exc
+    if chosen.type not in ("cpu", "cuda") and not _available(chosen.type):
+        raise InputError(f"--device {device} was asked for but this PyTorch has no usable {chosen.type} device; "
+                         "use --device cpu (or auto).")
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
         raise InputError(f"--device {device} names GPU {chosen.index}, but this machine has "
                          f"{torch.cuda.device_count()} (cuda:0 to cuda:{torch.cuda.device_count() - 1}).")
     return chosen
+
+
+def _available(kind: str) -> bool:
+    """Whether PyTorch can run on a device of ``kind`` (``mps``, ``xpu``, ...) here."""
+    backend = getattr(torch.backends, kind, None) if kind == "mps" else getattr(torch, kind, None)
+    try:
+        return bool(backend is not None and backend.is_available())
+    except (AttributeError, RuntimeError, AssertionError):
+        return False
 
 
 def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) -> Path:
