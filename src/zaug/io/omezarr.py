@@ -220,22 +220,22 @@ def halve_plane(plane: np.ndarray) -> np.ndarray:
     >>> halve_plane(np.array([[0, 2, 4], [2, 4, 6]], np.uint8))
     array([[2, 5]], dtype=uint8)
     """
-    values = np.asarray(plane, np.float64 if plane.dtype.itemsize > 2 else np.float32)  # 32-bit integers exactly
-    if values.shape[-2] % 2:
-        values = np.concatenate([values, values[..., -1:, :]], axis=-2)
-    if values.shape[-1] % 2:
-        values = np.concatenate([values, values[..., -1:]], axis=-1)
-    ny, nx = values.shape[-2] // 2, values.shape[-1] // 2
-    mean = values.reshape(*values.shape[:-2], ny, 2, nx, 2).mean(axis=(-3, -1))
+    plane = np.asarray(plane)
+    odd = [(0, 0)] * (plane.ndim - 2) + [(0, plane.shape[-2] % 2), (0, plane.shape[-1] % 2)]
+    values = np.pad(plane, odd, mode="edge") if any(b for _, b in odd) else plane
+    values = values.astype(np.float64 if plane.dtype.itemsize > 2 else np.float32)  # 32-bit integers exactly
+    mean = (values[..., 0::2, 0::2] + values[..., 1::2, 0::2] + values[..., 0::2, 1::2] + values[..., 1::2, 1::2])
+    mean *= 0.25
     if np.issubdtype(plane.dtype, np.integer):
-        return np.rint(mean).astype(plane.dtype)
+        return np.rint(mean, out=mean).astype(plane.dtype)
     return mean.astype(plane.dtype)
 
 
-def _write_coarser_levels(root, levels: int, chunks: tuple[int, ...]) -> None:
-    """Levels 1 .. levels-1, each from the one before, a plane at a time (memory: a few planes)."""
+def _write_coarser_levels(root, levels: int, chunks: tuple[int, ...], full=None) -> None:
+    """Levels 1 .. levels-1, each from the one before, a plane at a time (memory: a few planes); ``full``, the
+    full resolution where it is in memory (not read back from the store)."""
     for level in range(1, levels):
-        finer = root[str(level - 1)]
+        finer = full if level == 1 and full is not None else root[str(level - 1)]
         shape = finer.shape[:-2] + tuple(-(-n // 2) for n in finer.shape[-2:])
         coarser = root.create_array(str(level), shape=shape, dtype=finer.dtype,
                                     chunks=tuple(min(c, n) for c, n in zip(chunks, shape)),
@@ -282,7 +282,7 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256, levels: int 
         for index in np.ndindex(data.shape[:-2]):
             target[index] = data[index]
     levels = pyramid_levels(volume.spatial_shape[1:]) if levels is None else max(1, int(levels))
-    _write_coarser_levels(root, levels, chunks)
+    _write_coarser_levels(root, levels, chunks, full=None if lazy else data)
     datasets = []
     for level in range(levels):  # a coarse pixel's centre lies between the fine ones it averages
         grow = [1.0] * (len(scale) - 2) + [2.0 ** level] * 2
