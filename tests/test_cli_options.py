@@ -553,6 +553,13 @@ def test_crop_reads_a_box_of_a_stack_with_its_physical_position(tmp_path, capsys
                       ("5:5,:,:", "z range 5:5")):
         assert main(["info", str(tmp_path / "s.ome.zarr"), "--crop", bad]) == 2
         _one_sentence(capsys, said)
+    assert main(["predict", "linear", str(tmp_path / "s.ome.zarr"), "--crop", "5:6,:,:", "-o",
+                 str(tmp_path / "one.tif"), "--factor", "2"]) == 2
+    _one_sentence(capsys, "the --crop box holds 1 plane along z; zaug needs at least 2")
+    box = read_volume(tmp_path / "s.ome.zarr").crop(slice(2, 10), slice(8, None), slice(None))
+    assert box.crop(slice(1, 3), slice(None), slice(4, 8)).metadata["region"] == [[3, 5], [8, 40], [4, 8]]
+    with pytest.raises(InputError, match="the crop's z range has a step"):
+        box.crop(slice(None, None, 2))
     with pytest.raises(SystemExit):
         main(["info", str(tmp_path / "s.ome.zarr"), "--crop", "2:10"])
     assert "is not a box of three index ranges" in capsys.readouterr().err

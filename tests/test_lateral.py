@@ -248,6 +248,12 @@ def test_sigma_auto_on_several_stacks_takes_the_median_of_their_measurements():
         sigma, estimate = resolve_sigma("auto", [narrow, wide], 4.0)
     assert sigma == pytest.approx(np.median(alone)) and estimate["stacks"] == pytest.approx(alone)
     assert format_sigma_estimate(estimate).startswith("axial blur measured on each of 2 training stacks")
+    assert f"stack {estimate['nearest_stack']}, the nearest to it:" in format_sigma_estimate(estimate)
+    from zaug.methods import format_model_info  # zaug info shows what --sigma auto measured
+
+    info = {"path": "m", "finished": True, "method": "selfnet", "preset": "fast",
+            "sizes_mb": {"weights": 1.0, "checkpoint": 0.0}, "sigma_estimate": estimate}
+    assert "\n--sigma auto: axial blur measured on each of 2 training stacks" in format_model_info(info)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # stacks that agree: no warning, and their median
         sigma, estimate = resolve_sigma("auto", [wide, _spots(4.2)], 4.0)

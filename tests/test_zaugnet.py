@@ -949,11 +949,20 @@ def test_zaug_info_on_an_unfinished_run_gives_the_command_that_resumes_it(small,
     said = run_cli("info", "m", cwd=tmp_path).stdout
     assert "at step 2 of 2 (checkpoint" in said
     command = said.splitlines()[1].strip()
-    assert command == ("zaug train --method zaugnet --preset fast --steps 2 --seed 5 --crop 0:16,0:40,0:56 -o m "
-                       "'day 1.tif'")
+    assert command == (f"zaug train --method zaugnet --preset fast --steps 2 --seed 5 --crop :,:40,: -o m "
+                       f"{shlex.quote(str(tmp_path / 'day 1.tif'))}")  # the stack wherever the command runs
     other = run_cli(*shlex.split(command.replace("--seed 5", "--seed 6"))[1:], cwd=tmp_path)
     assert other.returncode != 0 and "other settings (seed); " in other.stderr and "'zaug info m' gives" in other.stderr
     proc = run_cli(*shlex.split(command)[1:], cwd=tmp_path)  # the command as given: it resumes, not refused
+    assert proc.returncode == 0, proc.stderr
+    from zaug.methods import resume_command  # the options of reading and of the restoration methods come back
+
+    run = {"method": "selfnet", "preset": "fast", "seed": 0, "budget": {"steps": 2}, "factor": 3.0, "sigma": 0.81,
+           "sigma_auto": True, "renoise": True, "init": "/my models/a", "data": [
+               {"file": "a.tif", "path": "/d/my a.tif", "read_with": "--axes ZXY --voxel-size 1.0 0.25 0.25"}]}
+    assert resume_command(tmp_path / "m", run).endswith(
+        "--factor 3.0 --init '/my models/a' --sigma auto --renoise --axes ZXY --voxel-size 1.0 0.25 0.25 -o "
+        f"{shlex.quote(str(tmp_path / 'm'))} '/d/my a.tif'")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((tmp_path / "m" / "config.json").read_text())["summary"]["resumed"] is True
     assert "training stack: day 1.tif, planes 0:16, rows 0:40, columns 0:56 (--crop): 16x40x56" in \

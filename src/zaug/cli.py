@@ -396,15 +396,37 @@ def _read(args, path, lazy: bool = False):
     crop = getattr(args, "crop", None)
     vol = read_volume(path, axes=args.axes, voxel_size=args.voxel_size, unit=unit, lazy=lazy or crop is not None,
                       series=getattr(args, "series", None))
+    from .volume import MIN_PLANES
+
+    vol.metadata["read_with"] = _reading_flags(args)  # how the stack was read: a resume needs the same
     if crop is None:
         return vol
     vol = vol.crop(*crop)
+    if vol.nz < MIN_PLANES:
+        raise InputError(f"the --crop box holds {vol.nz} plane along z; zaug needs at least {MIN_PLANES}.")
     if lazy:
         return vol
     import numpy as np
 
     data = vol.data.compute() if hasattr(vol.data, "compute") else np.array(vol.data)  # off the disk, in memory
     return vol.replace(data=data)
+
+
+def _reading_flags(args) -> str:
+    """The options a stack was read with (--axes, --series, --voxel-size, --unit, --crop), as typed again."""
+    import shlex
+
+    flags = []
+    for name in ("axes", "series", "voxel_size", "unit", "crop"):
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if name == "crop":
+            value = ",".join(f"{c.start or ''}:{'' if c.stop is None else c.stop}" for c in value)
+        elif name == "voxel_size":
+            value = " ".join(f"{v!r}" for v in value)
+        flags.append(f"--{name.replace('_', '-')} " + (value if name == "voxel_size" else shlex.quote(str(value))))
+    return " ".join(flags)
 
 
 def _crop(text: str) -> tuple[slice, slice, slice]:

@@ -257,7 +257,10 @@ class Volume:
         ranges = []
         for name, what, cut, n in zip("zyx", ("planes", "rows", "columns"), (z, y, x), self.spatial_shape):
             start, stop = cut.start or 0, n if cut.stop is None else cut.stop
-            if cut.step not in (None, 1) or not 0 <= start < stop <= n:
+            if cut.step not in (None, 1):
+                raise InputError(f"the crop's {name} range has a step ({cut.step}); give a plain range such as "
+                                 f"{start}:{stop} (a step would change the voxel size).")
+            if not 0 <= start < stop <= n:
                 raise InputError(f"the crop's {name} range {start}:{stop} is not a range within the stack's {n} "
                                  f"{what} (0:{n}).")
             ranges.append((start, stop))
@@ -266,8 +269,9 @@ class Volume:
         planes = ({"z_positions": self.z_positions[z0:z1]} if self.z_positions is not None
                   else {"z_origin": self.z_origin + z0 * self.voxel_size[0]})
         origin = (self.yx_origin[0] + y0 * self.voxel_size[1], self.yx_origin[1] + x0 * self.voxel_size[2])
-        return self.replace(data=data, yx_origin=origin, **planes,
-                            metadata=dict(self.metadata, region=[[z0, z1], [y0, y1], [x0, x1]]))
+        before = self.metadata.get("region") or [[0, None]] * 3  # a crop of a crop: the box in the file
+        region = [[a + start, a + stop] for (a, _), (start, stop) in zip(before, ranges)]
+        return self.replace(data=data, yx_origin=origin, **planes, metadata=dict(self.metadata, region=region))
 
     def in_unit(self, unit: str) -> "Volume":
         """The same volume with its voxel size, z positions and origin converted to ``unit``.

@@ -239,7 +239,8 @@ def _median_of_stacks(estimates: list[dict], found: list[dict]) -> tuple[float, 
     elif len(found) < len(estimates):
         warnings.warn(f"--sigma auto measured the axial blur on {len(found)} of {len(estimates)} training stacks "
                       f"({measured}); training with the median, {sigma:.2f} lateral pixels.", stacklevel=3)
-    return sigma, dict(nearest, sigma=sigma, stack_sigma=nearest["sigma"], stacks=sigmas)
+    return sigma, dict(nearest, sigma=sigma, stack_sigma=nearest["sigma"], stacks=sigmas,
+                       nearest_stack=next(i for i, e in enumerate(estimates) if e is nearest) + 1)
 
 
 def measure_axial_sigma(volume: Volume, factor: float) -> dict:
@@ -318,7 +319,8 @@ def format_sigma_estimate(estimate: dict) -> str:
         return where + _sigma_in_words(estimate)
     each = ", ".join("none" if s is None else f"{s:.2f}" for s in stacks)
     return (f"axial blur measured on each of {len(stacks)} training stacks (degradation sigma {each} lateral "
-            f"pixels): trained with their median, {estimate['sigma']:.2f}; the stack nearest it: "
+            f"pixels): trained with their median, {estimate['sigma']:.2f}; stack {estimate.get('nearest_stack', '?')}, "
+            "the nearest to it: "
             f"{where}{_sigma_in_words(dict(estimate, sigma=estimate['stack_sigma']))}")
 
 

@@ -225,6 +225,8 @@ def describe_model(path) -> dict:
         info.update(train_voxel_size=config.get("train_voxel_size"), train_unit=config.get("train_unit"),
                     steps=summary.get("steps"), seconds=summary.get("seconds"),
                     self_check=config.get("self_check") or {},
+                    sigma_estimate=config.get("sigma_estimate") if isinstance(config.get("sigma_estimate"), dict)
+                    else {},
                     training_stacks=stacks if isinstance(stacks, list) else [], init=run.get("init"))
     else:
         loop = read("checkpoint/state.json").get("loop") or {}
@@ -236,21 +238,23 @@ def resume_command(path: Path, run: dict) -> str:
     """The ``zaug train`` command an unfinished run's ``run.json`` was started with, as far as it records it:
     what resume compares (method, preset, budget, seed, the method's options, the stacks by file name)."""
     def flag(name, value):
-        return f"--{name} {value if isinstance(value, str) else repr(value)}"
+        return f"--{name} {shlex.quote(value) if isinstance(value, str) else repr(value)}"
 
     parts = ["zaug train", flag("method", run.get("method")), flag("preset", run.get("preset"))]
     budget = run.get("budget") if isinstance(run.get("budget"), dict) else {}
     parts += [flag(key, budget[key]) for key in ("steps", "minutes") if budget.get(key) is not None]
     parts += [flag("seed", run.get("seed"))] if run.get("seed") is not None else []
     parts += ["--no-adversarial"] if run.get("adversarial") is False else []
-    parts += [flag(key, run[key]) for key in ("factor", "degradation", "sigma", "init") if run.get(key) is not None]
+    parts += [flag(key, run[key]) for key in ("factor", "degradation", "init") if run.get(key) is not None]
+    sigma = "auto" if run.get("sigma_auto") else run.get("sigma")
+    parts += [flag("sigma", sigma)] if sigma is not None else []
     parts += [f"--{'' if run['renoise'] else 'no-'}renoise"] if isinstance(run.get("renoise"), bool) else []
     parts += [flag("axial-angle", run["axial_angle"])] if run.get("axial_angle") else []
     rows = [row for row in run.get("data") or [] if isinstance(row, dict)]
-    region = rows[0].get("region") if rows else None  # --crop applies to every stack
-    if isinstance(region, list) and len(region) == 3:
-        parts.append("--crop " + ",".join(f"{a}:{b}" for a, b in region))
-    stacks = [shlex.quote(str(row["file"])) if row.get("file") else "STACK" for row in rows]
+    if rows and rows[0].get("read_with"):  # the reading options apply to every stack
+        parts.append(str(rows[0]["read_with"]))
+    stacks = [shlex.quote(str(row.get("path") or row["file"])) if row.get("path") or row.get("file") else "STACK"
+              for row in rows]
     return " ".join(parts + ["-o", shlex.quote(str(path))] + (stacks or ["STACK"]))
 
 
@@ -265,9 +269,9 @@ def below_interpolation(self_check) -> str:
     gain = self_check.get("gain_db") if isinstance(self_check, dict) else None
     if not isinstance(gain, (int, float)) or not gain < 0:
         return ""
-    return (f"Its self-check scored this model {-gain:.2f} dB below interpolation on held-out data of its training "
-            "stack: interpolation (zaug predict cubic) may serve better; train longer, or compare both on your data "
-            "with zaug evaluate.")
+    return (f"Its self-check scored this model {-gain:.2f} dB below interpolation on held-out data of the stacks it "
+            "was trained on: interpolation (zaug predict cubic) may serve better; train longer, or compare both on "
+            "your data with zaug evaluate.")
 
 
 def format_model_info(info: dict) -> str:
@@ -283,8 +287,8 @@ def format_model_info(info: dict) -> str:
                 f"(checkpoint {sizes['checkpoint']:g} MB); run the same 'zaug train' command again to resume it")
         if not info.get("resume_command"):
             return said + "."
-        return (f"{said}:\n  {info['resume_command']}\n(the stacks may have been renamed or moved; other settings "
-                "start a new run, which needs --overwrite or another -o).")
+        return (f"{said}:\n  {info['resume_command']}\n(a stack renamed or moved since resumes too, given by its new "
+                "name; other settings start a new run, which needs --overwrite or another -o).")
     lines = [f"{info['path']}: {name} model{version}"]
     if info.get("train_voxel_size"):
         lines.append("trained on voxel size z {:g}, y {:g}, x {:g} {}".format(*info["train_voxel_size"],
@@ -307,6 +311,13 @@ def format_model_info(info: dict) -> str:
         pass
     if info.get("init"):
         lines.append(f"started from the weights of {info['init']}")
+    if (info.get("sigma_estimate") or {}).get("sigma") is not None:  # --sigma auto
+        from ..data.lateral import format_sigma_estimate
+
+        try:
+            lines.append("--sigma auto: " + format_sigma_estimate(info["sigma_estimate"]))
+        except (KeyError, TypeError, ValueError):  # an older or edited estimate: leave it out
+            pass
     if info.get("self_check") and info.get("method") in LEARNED:
         try:
             lines.append(learned_module(info["method"]).format_self_check(info["self_check"]))

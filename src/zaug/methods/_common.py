@@ -52,10 +52,14 @@ def data_identity(volumes) -> list[dict]:
         sample = np.ascontiguousarray(np.asarray(v.data[tuple(slice(None, None, k) for k in step)]))
         row = {"shape": list(v.data.shape), "dtype": str(v.dtype), "voxel_size": list(v.voxel_size),
                "unit": v.unit, "checksum": hashlib.sha1(sample.tobytes()).hexdigest()[:16]}
-        if v.metadata.get("source"):  # for the user (zaug info), not compared: a renamed file still resumes
+        # for the user (zaug info and the command that resumes a run), not compared: a renamed file still resumes
+        if v.metadata.get("source"):
             row["file"] = Path(str(v.metadata["source"])).name
-        if v.metadata.get("region"):  # the box --crop kept (for zaug info; the checksum compares the voxels)
+            row["path"] = str(Path(str(v.metadata["source"])).absolute())
+        if v.metadata.get("region"):  # the box --crop kept (the checksum compares the voxels)
             row["region"] = [list(pair) for pair in v.metadata["region"]]
+        if v.metadata.get("read_with"):  # the command line's reading options (--axes, --voxel-size, --crop, ...)
+            row["read_with"] = str(v.metadata["read_with"])
         rows.append(row)
     return rows
 
@@ -64,8 +68,12 @@ def _without_file_names(identity):
     """A run's identity as resume compares it: the stacks by their content, not their file names."""
     if not isinstance(identity, dict) or not isinstance(identity.get("data"), list):
         return identity
-    return dict(identity, data=[{k: v for k, v in row.items() if k not in ("file", "region")}
+    return dict(identity, data=[{k: v for k, v in row.items() if k not in FOR_THE_USER}
                                 if isinstance(row, dict) else row for row in identity["data"]])
+
+
+#: what a run's identity records of its stacks for the user only: resume compares the rest
+FOR_THE_USER = ("file", "path", "region", "read_with")
 
 
 def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str):

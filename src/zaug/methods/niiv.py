@@ -112,6 +112,8 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
     identity = {"method": "niiv", "preset": preset, "seed": config.seed, "factor": factor,
                 "degradation": degradation, "sigma": config.sigma, "renoise": renoise,
                 "data": data_identity(volumes)}
+    if sigma_estimate:  # --sigma auto: a resume measures again, and must be asked to
+        identity["sigma_auto"] = True
     resolve_device(opts.get("device", "auto"))  # refused before the run folder is made
     if opts.get("check_only"):  # every refusal made, nothing trained or written (see zaug.evaluate)
         return None
