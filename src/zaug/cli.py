@@ -200,7 +200,7 @@ def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", type=_crop, metavar="Z0:Z1,Y0:Y1,X0:X1",
                    help="only the voxels in this box (plane, row and column indices from 0, end excluded; ':' for "
                         "all), e.g. :,1000:1512,2000:2512: train or evaluate on a region of a large stack (read "
-                        "from disk, OME-Zarr and uncompressed TIFF, without reading the rest); the output keeps the "
+                        "from disk, OME-Zarr, .npy and TIFF, without reading the rest); the output keeps the "
                         "region's physical position")
 
 

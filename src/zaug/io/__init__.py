@@ -111,8 +111,10 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         are converted to (:meth:`Volume.in_unit`).
     lazy : bool
         Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
-        dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only).
-        Other files are read into memory.
+        dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only), a
+        compressed TIFF of one page per plane decoded page by page when read.
+        Other files (``.npz``, TIFF of tiled or interleaved planes) are read
+        into memory.
     series : int, optional
         Of a TIFF file with several image series, the one to read (0 is the
         first); default the first stack (after an overview plane).
