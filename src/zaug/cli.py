@@ -422,10 +422,10 @@ def _reading_flags(args) -> str:
         if value is None:
             continue
         if name == "crop":
-            value = ",".join(f"{c.start or ''}:{'' if c.stop is None else c.stop}" for c in value)
-        elif name == "voxel_size":
-            value = " ".join(f"{v!r}" for v in value)
-        flags.append(f"--{name.replace('_', '-')} " + (value if name == "voxel_size" else shlex.quote(str(value))))
+            values = [",".join(f"{c.start or ''}:{'' if c.stop is None else c.stop}" for c in value)]
+        else:
+            values = [repr(v) for v in value] if name == "voxel_size" else [str(value)]
+        flags += [f"--{name.replace('_', '-')}", *map(shlex.quote, values)]
     return " ".join(flags)
 
 
@@ -504,8 +504,8 @@ def cmd_predict(args) -> int:
         if kind not in RESTORERS:
             _interpolation_factor(args)
     method = resolve(args.method, device=args.device or "auto")
-    if below_interpolation(getattr(getattr(method, "config", None), "self_check", None)):
-        warnings.warn(ZaugWarning(below_interpolation(method.config.self_check)))
+    if below := below_interpolation(getattr(getattr(method, "config", None), "self_check", None)):
+        warnings.warn(ZaugWarning(below))
     from .restore import is_restorer
 
     restoring = is_restorer(method)
@@ -797,8 +797,8 @@ def cmd_train(args) -> int:
 
         print(format_sigma_estimate(config["sigma_estimate"]))
     print(module.format_self_check(config["self_check"]))
-    if below_interpolation(config["self_check"]):
-        print(below_interpolation(config["self_check"]))
+    if below := below_interpolation(config["self_check"]):
+        print(below)
     print(f"model saved in {model_dir}")
     return 0
 

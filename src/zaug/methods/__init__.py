@@ -323,8 +323,8 @@ def format_model_info(info: dict) -> str:
             lines.append(learned_module(info["method"]).format_self_check(info["self_check"]))
         except (KeyError, TypeError, ValueError):  # an older or edited self-check: leave it out
             pass
-        if below_interpolation(info["self_check"]):
-            lines.append(below_interpolation(info["self_check"]))
+        if below := below_interpolation(info["self_check"]):
+            lines.append(below)
     lines.append(f"weights {sizes['weights']:g} MB" + (f"; checkpoint/ {sizes['checkpoint']:g} MB (the training's "
                                                        "last state: prediction and --init do not use it, so it may "
                                                        "be deleted)" if sizes["checkpoint"] else ""))

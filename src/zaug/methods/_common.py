@@ -64,16 +64,17 @@ def data_identity(volumes) -> list[dict]:
     return rows
 
 
-def _without_file_names(identity):
-    """A run's identity as resume compares it: the stacks by their content, not their file names."""
+#: what a run's identity records of its stacks for the user only: resume compares the rest
+FOR_THE_USER = ("file", "path", "region", "read_with")
+
+
+def _as_compared(identity):
+    """A run's identity as resume compares it: the stacks by their content, not their names or how they were
+    read (:data:`FOR_THE_USER`)."""
     if not isinstance(identity, dict) or not isinstance(identity.get("data"), list):
         return identity
     return dict(identity, data=[{k: v for k, v in row.items() if k not in FOR_THE_USER}
                                 if isinstance(row, dict) else row for row in identity["data"]])
-
-
-#: what a run's identity records of its stacks for the user only: resume compares the rest
-FOR_THE_USER = ("file", "path", "region", "read_with")
 
 
 def load_config(config_class: type[BaseModel], model_dir: str | Path, name: str):
@@ -245,8 +246,9 @@ def prepare_run_dir(out: Path, identity: dict, budget: Budget, overwrite: bool) 
         else:
             earlier = _read_json(marker)
             started_by = earlier.pop("zaug_version", None) if isinstance(earlier, dict) else None
-            if _without_file_names(earlier) != _without_file_names(identity):
-                differ = _differences(_without_file_names(earlier), _without_file_names(identity))
+            before, now = _as_compared(earlier), _as_compared(identity)
+            if before != now:
+                differ = _differences(before, now)
                 raise OutputError(f"{out} holds an unfinished run with other settings ({differ}); pass "
                                   "--overwrite to start again, or use the same settings to resume it ('zaug info "
                                   f"{out}' gives them).")
