@@ -113,7 +113,7 @@ def upsample_z_blockwise(volume: Volume, method: ZInterpolator, factor: int | No
     stacks = [_upsample_stack(data[index], method, z_in, z_out, pixel_size, tile, margin, cuts, halo, volume.dtype)
               for index in np.ndindex(*lead)]
     out = stacks[0] if not lead else da.stack(stacks).reshape(lead + stacks[0].shape)
-    return resampled_volume(volume, out, z_out, getattr(method, "name", "method"))
+    return resampled_volume(volume, out, z_out, method)
 
 
 def margin_work(plane_shape: tuple[int, int], tile: int, margin: int) -> float:

@@ -481,6 +481,10 @@ def cmd_info(args) -> int:
                  for c, ch in enumerate(info.get("display", [])) if ch["color"] or ch["window"]]
         if shown:
             print(f"display: {'; '.join(shown)}")
+        from .provenance import summary
+
+        if summary(vol):
+            print(summary(vol))
     return 0
 
 

@@ -53,6 +53,7 @@ from .errors import InputError, ZaugWarning
 from .fid import FID_CONVENTION, FIDScorer, distance_columns
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .methods import ORACLES, is_learned, is_restoration, learned_module, method_names
+from .provenance import said_once
 from .volume import Volume, check_volume
 
 CONVENTIONS = [
@@ -156,6 +157,7 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
                          "pick one channel and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=factor + 1)
     check_downstream(downstream)
+    volume = said_once(volume, "evaluation")  # scored against predicted planes, if zaug made them
     methods = method_names(methods)
     for name in methods:
         if is_restoration(name):

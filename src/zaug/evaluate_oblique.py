@@ -47,6 +47,7 @@ from .errors import InputError
 from .evaluate import THROWAWAY, input_label, scratch_folder
 from .methods import method_names
 from .fid import FID_AXIAL_CONVENTION, FIDScorer, axial_planes, distance_columns
+from .provenance import said_once
 from .volume import Volume, check_volume
 
 REFERENCES = ("input", "richardson-lucy")
@@ -136,6 +137,7 @@ def evaluate_oblique(volume: Volume, angle: float, factor: float = 4.0, methods:
         raise InputError(f"evaluation needs a single ZYX stack, this one has axes {volume.axes}; pick one channel "
                          "and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=16)
+    volume = said_once(volume, "evaluation")  # scored against predicted planes, if zaug made them
     if not 0 < abs(angle) <= 90:
         raise InputError(f"the oblique protocol needs an axial angle between 0 and 90 degrees, got {angle:g}.")
     if volume.anisotropy > MAX_ANISOTROPY or volume.anisotropy < 1 / MAX_ANISOTROPY:

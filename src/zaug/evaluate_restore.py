@@ -51,6 +51,7 @@ from .isotropy import (ISOTROPY_RATIO_MEANING, SPECTRAL_RATIO_MEANING, axial_lat
                        unmeasured_sentence)
 from .methods import is_learned, is_restoration, learned_module, method_names
 from .restore import ClassicalRestorer, restore_stack
+from .provenance import said_once
 from .volume import Volume, check_volume
 
 CONVENTIONS = [
@@ -113,6 +114,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
                          "and time point (--channel C, --time T; Volume.select in Python).")
     check_volume(volume, min_planes=3)
     check_downstream(downstream)
+    volume = said_once(volume, "evaluation")  # scored against predicted planes, if zaug made them
     log = log or (lambda msg: None)
     warning = anisotropic_input(volume, factor)
     if warning:

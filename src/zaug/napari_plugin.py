@@ -114,9 +114,12 @@ def _volume_of(layer):
     factor = [v / s for v, s in zip(voxel, scale[-3:])]  # the translate follows a unit conversion
     z0, y0, x0 = (t * f for t, f in zip(translate[-3:], factor))  # napari's translate is the origin
     time = _time_of(axes, scale, translate, names)
+    made = {}  # how zaug made the layer's stack (zaug.provenance), its acquired planes in the layer's unit
+    if info.get("history") and info.get("acquired_z") is not None:
+        made = {"history": list(info["history"]), "acquired_z": [float(z) * factor[0] for z in info["acquired_z"]]}
     return Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
                   z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
-                  **time, metadata={"name": layer.name,
+                  **time, metadata={"name": layer.name, **made,
                                     **({"display": info["display"]} if info.get("display") else {})})
 
 
@@ -157,6 +160,13 @@ def _time_of(axes: str, scale: list[float], translate: list[float], names: list[
     return {"time_interval": scale[t], "time_unit": unit or "s", "time_origin": translate[t]}
 
 
+def _provenance(volume) -> dict:
+    """The record of how zaug made ``volume`` (which planes are acquired), for the layer's metadata."""
+    if not volume.metadata.get("history"):
+        return {}
+    return {"history": list(volume.metadata["history"]), "acquired_z": list(volume.metadata.get("acquired_z") or [])}
+
+
 def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:
     """A napari layer tuple: the voxel size as the scale, the origin as the translate, the units; the
     colour map and contrast limits of ``like`` (the input layer), so that the output looks the same."""
@@ -174,7 +184,8 @@ def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:
                                         "channel_names": list(volume.channel_names),
                                         "z_positions": None if volume.is_uniform else
                                         [float(z) for z in volume.z_coords()],
-                                        "display": volume.metadata.get("display")}}}
+                                        "display": volume.metadata.get("display"),
+                                        **_provenance(volume)}}}
     if kind == "image" and like is None:
         attributes.update(_file_display(volume))
     if kind == "image" and like is not None:

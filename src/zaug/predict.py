@@ -249,7 +249,7 @@ def upsample_z(volume: Volume, method: ZInterpolator, factor: int | None = None,
                     cast_like(planes, volume.dtype, out=target)
                     del planes
             keep_acquired(target, stack, z_in, z_out)
-    return resampled_volume(volume, out, z_out, method.name)
+    return resampled_volume(volume, out, z_out, method)
 
 
 def physical_memory() -> int | None:
@@ -312,14 +312,18 @@ def checked_z_out(z_in: np.ndarray, z_out) -> np.ndarray:
     return z_out
 
 
-def resampled_volume(volume: Volume, data, z_out: np.ndarray, method_name: str) -> Volume:
-    """``volume``'s axes, unit, lateral voxel size and origin around new ``data`` with planes at ``z_out``."""
+def resampled_volume(volume: Volume, data, z_out: np.ndarray, method) -> Volume:
+    """``volume``'s axes, unit, lateral voxel size and origin around new ``data`` with planes at ``z_out``,
+    made by ``method`` (a name or a loaded model), which the output's record says (:mod:`zaug.provenance`)."""
+    from .provenance import after_step
+
     spacing = np.diff(z_out)
     uniform = np.allclose(spacing, spacing.mean(), rtol=1e-6, atol=0)
     voxel = (float(spacing.mean()),) + volume.voxel_size[1:]
-    metadata = dict(volume.metadata, method=method_name)
+    # a restorer's tiles (zaug.restore.RestorationTiles) change every plane, the acquired ones too
+    operation = "interpolation" if getattr(method, "keeps_acquired", True) else "restoration"
     return volume.replace(data=data, voxel_size=voxel, z_positions=None if uniform else z_out,
-                          z_origin=float(z_out[0]), metadata=metadata)
+                          z_origin=float(z_out[0]), metadata=after_step(volume, z_out, operation, method))
 
 
 def match_noise(output: Volume, acquired: Volume, seed: int = 0) -> Volume:
@@ -382,4 +386,6 @@ def match_noise(output: Volume, acquired: Volume, seed: int = 0) -> Volume:
             extra = np.sqrt(max(0.0, target - level(stack[n]) ** 2))
             plane = np.asarray(stack[n], np.float64) + rng.normal(0.0, extra, stack[n].shape)
             data[index][n] = cast_like(plane, output.dtype)
-    return output.replace(data=data, metadata=dict(output.metadata, noise_matched=True))
+    from .provenance import noise_matched
+
+    return output.replace(data=data, metadata=noise_matched(output.metadata))

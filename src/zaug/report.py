@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from . import provenance
 from .classic import interpolate_stack
 from .data.lateral import clearest_stack_index
 from .errors import OutputError
@@ -430,6 +431,7 @@ def write_prediction_report(before, after, out_dir: str | Path, overwrite: bool 
         tmp.write_text(json_text(dict(rows, notes=about, warnings=said)), encoding="utf-8")
     lines = ["# zaug prediction report", "",
              f"Method: `{after.metadata.get('method', '?')}`; input `{before.metadata.get('source', 'array')}`.", ""]
+    lines += [f"Planes: {provenance.plane_counts(after)}.", ""] if provenance.is_made_by_zaug(after) else []
     lines += [line for note in about for line in (f"- {note}",)] + ([""] if about else [])
     lines += [
              "| | shape | voxel size (z, y, x) | isotropy ratio | axial FWHM | lateral FWHM | profiles | "

@@ -145,7 +145,9 @@ def restore_volume(volume: Volume, restorer: PlaneRestorer, z_spacing: float | N
             restored *= np.float32(hi - lo)  # in place: the restored stack is the largest array here
             restored += np.float32(lo)
             cast_like(restored, volume.dtype, out=out[index])
-    metadata = dict(volume.metadata, method=getattr(restorer, "name", type(restorer).__name__), fuse=fuse)
+    from .provenance import after_step
+
+    metadata = dict(after_step(volume, z_out, "restoration", restorer), fuse=fuse)
     return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
                           z_origin=float(z_out[0]), metadata=metadata)
 

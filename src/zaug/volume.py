@@ -295,8 +295,12 @@ class Volume:
             return without_binary_noise(value * scale)
 
         positions = None if self.z_positions is None else [convert(z) for z in self.z_positions]
+        metadata = dict(self.metadata)
+        if metadata.get("acquired_z") is not None:  # positions too (zaug.provenance)
+            metadata["acquired_z"] = [convert(z) for z in metadata["acquired_z"]]
         return self.replace(voxel_size=tuple(convert(v) for v in self.voxel_size), unit=unit, z_positions=positions,
-                            z_origin=convert(self.z_origin), yx_origin=tuple(convert(o) for o in self.yx_origin))
+                            z_origin=convert(self.z_origin), yx_origin=tuple(convert(o) for o in self.yx_origin),
+                            metadata=metadata)
 
     def replace(self, **changes: Any) -> "Volume":
         """A copy with some fields changed (metadata is copied, not shared)."""
@@ -324,6 +328,11 @@ class Volume:
             info["channel_names"] = list(self.channel_names)
         if self.time_interval is not None:
             info["time"] = {"interval": self.time_interval, "unit": self.time_unit, "origin": self.time_origin}
+        from .provenance import acquired_mask, is_made_by_zaug
+
+        if is_made_by_zaug(self):  # which planes are acquired and how zaug made the others (zaug.provenance)
+            info["made_by_zaug"] = {"acquired_planes": [int(i) for i in np.flatnonzero(acquired_mask(self))],
+                                    "history": list(self.metadata["history"])}
         display = self.metadata.get("display")
         if display and display.get("channels"):  # colour and display range per channel (see zaug.io)
             info["display"] = [{"window": list(ch["window"]) if ch.get("window") else None,

@@ -44,7 +44,8 @@ Examples
 >>> from zaug import Volume
 >>> from zaug.io import read_volume, write_volume
 >>> vol = Volume(np.arange(4 * 8 * 8, dtype=np.uint16).reshape(4, 8, 8), (0.5, 0.1, 0.1), "um")
->>> path = os.path.join(tempfile.mkdtemp(), "stack.tif")
+>>> scratch = tempfile.TemporaryDirectory()  # removed with its contents when done
+>>> path = os.path.join(scratch.name, "stack.tif")
 >>> _ = write_volume(vol, path)
 >>> read_volume(path)
 Volume(shape=(4, 8, 8), dtype=uint16, axes='ZYX', voxel_size=(0.5, 0.1, 0.1) um)
@@ -60,6 +61,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, OutputError, ZaugWarning
+from ..provenance import from_file_record
 from ..volume import CANONICAL_AXES, Volume, z_positions_problem
 from ._atomic import atomic_path, check_output_path, is_url
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
@@ -190,6 +192,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
                     metadata={"source": str(path), "format": fmt, "name": _stem(path), **one_channel,
                               **({"ngff": physical["extras"]} if physical.get("extras") else {}),
                               **({"display": physical["display"]} if physical.get("display") else {})})
+    if physical.get("zaug") is not None:  # which planes are acquired and how zaug made the others
+        volume = volume.replace(metadata=from_file_record(physical["zaug"], volume, path))
     if convert_to is None:
         return volume
     try:

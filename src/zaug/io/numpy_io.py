@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..provenance import file_record_text
 from ..volume import Volume
 from ._display import channel_labels
 
@@ -50,6 +51,8 @@ def _read_numpy(path: Path, lazy: bool):
             physical["time"] = {"interval": float(npz["time_interval"]),
                                 "unit": str(npz["time_unit"]) if "time_unit" in npz.files else "s",
                                 "origin": float(npz["time_origin"]) if "time_origin" in npz.files else 0.0}
+        if "zaug" in npz.files:  # how zaug made the stack (zaug.provenance)
+            physical["zaug"] = str(npz["zaug"])
         axes = str(npz["axes"]) if "axes" in npz.files else None
     return data, axes, physical
 
@@ -73,6 +76,9 @@ def write_numpy(volume: Volume, path: Path) -> None:
     if volume.time_interval is not None:
         extra.update(time_interval=np.array(volume.time_interval), time_unit=np.array(volume.time_unit),
                      time_origin=np.array(volume.time_origin))
+    record = file_record_text(volume)
+    if record is not None:
+        extra["zaug"] = np.array(record)
     with open(path, "wb") as f:
         np.savez_compressed(f, data=data, voxel_size=np.array(volume.voxel_size),
                             unit=np.array(volume.unit), axes=np.array(volume.axes), **extra)

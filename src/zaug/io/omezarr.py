@@ -13,6 +13,7 @@ import numpy as np
 import zarr
 
 from ..errors import InputError
+from ..provenance import file_record
 from ..volume import Volume
 from . import _display
 from ._reads import NamedReads
@@ -129,9 +130,12 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         data = arr[...]
     physical = _spatial_transform(names, axes_meta, dataset.get("coordinateTransformations") or [],
                                   ms.get("coordinateTransformations") or [])
-    z_positions = attrs.get("zaug", {}).get("z_positions")
+    own = attrs.get("zaug") if isinstance(attrs.get("zaug"), dict) else {}
+    z_positions = own.get("z_positions")
     if z_positions:
         physical["z_positions"] = z_positions
+    if "history" in own or "acquired_planes" in own:  # how zaug made the stack (zaug.provenance)
+        physical["zaug"] = {key: own.get(key) for key in ("history", "acquired_planes")}
     physical.update(_time_axis(names, axes_meta, dataset.get("coordinateTransformations") or [],
                                ms.get("coordinateTransformations") or []))
     labels = [ch.get("label") for ch in (ngff.get("omero") or {}).get("channels", []) if isinstance(ch, dict)]
@@ -296,8 +300,10 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256, levels: int 
         "axes": axes,
         "datasets": datasets,
     }]
-    if volume.z_positions is not None:
-        root.attrs["zaug"] = {"z_positions": [float(z) for z in volume.z_positions]}
+    own = {"z_positions": [float(z) for z in volume.z_positions]} if volume.z_positions is not None else {}
+    own.update(file_record(volume) or {})  # which planes are acquired and how zaug made the others
+    if own:
+        root.attrs["zaug"] = own
     source = target if lazy else data  # written by now: read back rather than computed again
     omero = _display.to_omero(volume.metadata.get("display"), _display.channel_labels(volume),
                                volume.n_channels, data.dtype,

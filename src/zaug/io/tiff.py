@@ -16,6 +16,7 @@ import numpy as np
 import tifffile
 
 from ..errors import InputError, OutputError, ZaugWarning
+from ..provenance import file_record_text, plane_labels, summary
 from ..volume import Volume, z_positions_problem
 from . import _display
 from ._reads import NamedReads
@@ -65,9 +66,13 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         if tif.is_ome and tif.ome_metadata:
             pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
+            record = _ome_zaug_record(tif.ome_metadata)
         else:
             ij = tif.imagej_metadata or {}
             physical = dict(_imagej_physical(tif), **_imagej_time(ij), display=_display.from_imagej(ij, n_channels))
+            record = ij.get("zaug")
+        if record is not None:  # how zaug made the stack (zaug.provenance)
+            physical["zaug"] = record
         if _is_rgb(series, axes) and not physical.get("display"):
             # zaug's channels are the samples: shown as red, green and blue in a composite, the output
             # looks in Fiji and napari as the RGB input did
@@ -83,6 +88,14 @@ def _is_rgb(series, axes: str) -> bool:
 def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
     root = ET.fromstring(xml)
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
+
+
+def _ome_zaug_record(xml: str) -> str | None:
+    """The zaug record (a key-value annotation ``zaug``) of an OME-XML that describes one image."""
+    root = ET.fromstring(xml)
+    if sum(el.tag.endswith("Image") for el in root) != 1:  # whose record it would be is not known
+        return None
+    return next((el.text for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "M" and el.get("K") == "zaug"), None)
 
 
 def _ome_channels_and_time(pixels: ET.Element | None, n_channels: int) -> dict:
@@ -439,6 +452,9 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
         if volume.time_interval is not None:
             metadata.update(TimeIncrement=volume.time_interval,
                             TimeIncrementUnit=time_unit_in(volume.time_unit, "ome"))
+        record = file_record_text(volume)
+        if record is not None:  # which planes are acquired and how zaug made the others: OMERO shows both
+            metadata.update(Description=summary(volume), MapAnnotation={"zaug": record})
         # minisblack: else tifffile takes a last axis of 3 or 4 pixels for colour samples
         tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib", photometric="minisblack",
                          **_resolution_tags(volume.unit, vy, vx))
@@ -457,8 +473,21 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     if volume.time_interval is not None:
         metadata.update(finterval=volume.time_interval, tunit=time_unit_in(volume.time_unit, "imagej"))
     metadata.update(_display.to_imagej(volume.metadata.get("display"), volume.n_channels))
+    metadata.update(_imagej_provenance(volume))
     tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata, photometric="minisblack",
                      resolution=(1.0 / vx, 1.0 / vy), compression="zlib")
+
+
+def _imagej_provenance(volume: Volume) -> dict:
+    """The zaug record, each plane's label (Fiji shows it above the image) and a line for Image > Show Info."""
+    record = file_record_text(volume)
+    if record is None:
+        return {}
+    labels = plane_labels(volume)
+    n_times = volume.data.shape[volume.axes.index("T")] if "T" in volume.axes else 1
+    # one label per image, in ImageJ's order (time, then z, then channel)
+    per_image = [labels[z] for _ in range(n_times) for z in range(volume.nz) for _ in range(volume.n_channels)]
+    return {"zaug": record, "Info": summary(volume), "Labels": per_image}
 
 
 def _resolution_tags(unit: str, vy: float, vx: float) -> dict:

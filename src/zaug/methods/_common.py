@@ -303,6 +303,10 @@ def one_training_per_folder(fit):
 
         if isinstance(volumes, Volume) or not all(isinstance(v, Volume) for v in volumes):
             raise InputError("fit takes a list of zaug Volumes (one or more stacks): fit([volume], out_dir, options).")
+        from ..provenance import warn_if_made
+
+        for volume in volumes:  # a zaug output's predicted planes are not measurements to learn from
+            warn_if_made(volume, "training", stacklevel=4)
         with _folder_lock(Path(out_dir)):
             return fit(volumes, out_dir, options)
 

@@ -13,7 +13,8 @@ Examples
 >>> from zaug.methods import niiv
 >>> from zaug.sample import load_sample
 >>> vol = load_sample().replace(data=load_sample().data[::4, :64, :64], voxel_size=(1.16, 0.26, 0.26))
->>> model = niiv.load(niiv.fit([vol], tempfile.mkdtemp() + "/m", {"steps": 2, "progress": False}))
+>>> scratch = tempfile.TemporaryDirectory()  # removed with its contents when done
+>>> model = niiv.load(niiv.fit([vol], scratch.name + "/m", {"steps": 2, "progress": False}))
 >>> model.name, round(model.config.factor, 2)
 ('niiv', 4.46)
 """
@@ -251,4 +252,6 @@ def load(model_dir: str | Path, device: str = "auto") -> NiivRestorer:
     dev = resolve_device(device)
     with building_networks(model_dir, config):
         net = build_to_fit(lambda: NIIV(**config.net), "niiv", tensors, dev)
-    return NiivRestorer(net, config, dev)
+    restorer = NiivRestorer(net, config, dev)
+    restorer.model_dir = Path(model_dir)  # named in the record of what it makes (zaug.provenance)
+    return restorer

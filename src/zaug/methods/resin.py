@@ -72,7 +72,8 @@ Examples
 >>> from zaug.sample import load_sample
 >>> sample = load_sample()
 >>> vol = sample.replace(data=sample.data[::4, 40:72, 40:72], voxel_size=(1.16, 0.26, 0.26))
->>> model = resin.load(resin.fit([vol], tempfile.mkdtemp() + "/m", {"steps": 2, "progress": False, "cube": 16}))
+>>> scratch = tempfile.TemporaryDirectory()  # removed with its contents when done
+>>> model = resin.load(resin.fit([vol], scratch.name + "/m", {"steps": 2, "progress": False, "cube": 16}))
 >>> out = model.restore_volume(vol)
 >>> out.data.shape, out.voxel_size
 ((63, 32, 32), (0.26, 0.26, 0.26))
@@ -640,7 +641,9 @@ class ResinRestorer:
                 restored *= np.float32(hi - lo)  # in place: the restored stack is the largest array here
                 restored += np.float32(lo)
                 cast_like(restored, volume.dtype, out=out[index])
-        metadata = dict(volume.metadata, method="resin", axial_angle=self.config.axial_angle)
+        from ..provenance import after_step
+
+        metadata = dict(after_step(volume, z_out, "restoration", self), axial_angle=self.config.axial_angle)
         return volume.replace(data=out, voxel_size=(float(z_spacing),) + volume.voxel_size[1:], z_positions=None,
                               z_origin=float(z_out[0]), metadata=metadata)
 
@@ -651,4 +654,6 @@ def load(model_dir: str | Path, device: str = "auto") -> ResinRestorer:
     dev = resolve_device(device)
     with building_networks(model_dir, config):
         net = build_to_fit(lambda: UNet3D(**config.net["net"]), "f", tensors, dev)
-    return ResinRestorer(net, config, dev)
+    restorer = ResinRestorer(net, config, dev)
+    restorer.model_dir = Path(model_dir)  # named in the record of what it makes (zaug.provenance)
+    return restorer

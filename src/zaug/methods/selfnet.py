@@ -51,7 +51,8 @@ Examples
 >>> from zaug.sample import load_sample
 >>> sample = load_sample()
 >>> vol = sample.replace(data=sample.data[::4, 40:72, 40:72], voxel_size=(1.16, 0.26, 0.26))
->>> model = selfnet.load(selfnet.fit([vol], tempfile.mkdtemp() + "/m", {"steps": 2, "progress": False}))
+>>> scratch = tempfile.TemporaryDirectory()  # removed with its contents when done
+>>> model = selfnet.load(selfnet.fit([vol], scratch.name + "/m", {"steps": 2, "progress": False}))
 >>> model.name, model.config.degradation
 ('selfnet', 'gaussian')
 """
@@ -542,4 +543,6 @@ def load(model_dir: str | Path, device: str = "auto") -> SelfNetRestorer:
     dev = resolve_device(device)
     with building_networks(model_dir, config):
         net = build_to_fit(lambda: ResNetGenerator(**config.net["generator"]), "deblur", tensors, dev)
-    return SelfNetRestorer(net, config, dev)
+    restorer = SelfNetRestorer(net, config, dev)
+    restorer.model_dir = Path(model_dir)  # named in the record of what it makes (zaug.provenance)
+    return restorer

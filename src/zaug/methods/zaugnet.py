@@ -24,7 +24,8 @@ Examples
 >>> from zaug.sample import load_sample
 >>> import tempfile
 >>> vol = load_sample().replace(data=load_sample().data[:12, :64, :64])
->>> model_dir = zaugnet.fit([vol], tempfile.mkdtemp() + "/m", {"steps": 2, "progress": False})
+>>> scratch = tempfile.TemporaryDirectory()  # removed with its contents when done
+>>> model_dir = zaugnet.fit([vol], scratch.name + "/m", {"steps": 2, "progress": False})
 >>> model = zaugnet.load(model_dir)
 >>> model.name, model.config.method
 ('zaugnet', 'zaugnet')
@@ -583,7 +584,9 @@ def load(model_dir: str | Path, device: str = "auto") -> "ZAugNetModel":
     tensors, config = load_config(ZAugNetConfig, model_dir, "ZAugNet")
     device = resolve_device(device)
     with building_networks(model_dir, config):
-        return ZAugNetModel(config, tensors, device)
+        model = ZAugNetModel(config, tensors, device)
+    model.model_dir = Path(model_dir)  # named in the record of what it makes (zaug.provenance)
+    return model
 
 
 class ZAugNetModel:
