@@ -549,10 +549,14 @@ def test_crop_reads_a_box_of_a_stack_with_its_physical_position(tmp_path, capsys
         np.testing.assert_array_equal(np.asarray(box.data)[::2], data[2:10, 8:, :24])
     assert read_volume(tmp_path / "m.npz").z_coords()[[0, 2, 4]] == pytest.approx(uneven[2:5])
     capsys.readouterr()
-    for bad, said in (("2:10,8:,:99", "the crop's x range 0:99 is not a range within the stack's 48 columns"),
-                      ("5:5,:,:", "z range 5:5")):
+    for bad, said in (("2:10,8:,:99", "the crop's x range :99 is not a range within the stack's 48 columns"),
+                      ("5:5,:,:", "z range 5:5"), ("-99:,:,:", "z range -99: is not a range within")):
         assert main(["info", str(tmp_path / "s.ome.zarr"), "--crop", bad]) == 2
         _one_sentence(capsys, said)
+    # negative indices count from the end, as Python's, though argparse takes '-3:' for an option
+    nz = read_volume(tmp_path / "s.ome.zarr").nz
+    assert _info(capsys, tmp_path / "s.ome.zarr", "--crop", "-3:,:,-8:")["shape"] == [3, 40, 8]
+    assert _info(capsys, tmp_path / "s.ome.zarr", "--crop", f"{nz - 3}:,:,40:")["shape"] == [3, 40, 8]
     assert main(["predict", "linear", str(tmp_path / "s.ome.zarr"), "--crop", "5:6,:,:", "-o",
                  str(tmp_path / "one.tif"), "--factor", "2"]) == 2
     _one_sentence(capsys, "the --crop box holds 1 plane along z; zaug needs at least 2")

@@ -198,10 +198,10 @@ def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
                                   "--voxel-size, the file's voxel size is converted to this unit (e.g. nm)")
     p.add_argument("--crop", type=_crop, metavar="Z0:Z1,Y0:Y1,X0:X1",
-                   help="only the voxels in this box (plane, row and column indices from 0, end excluded; ':' for "
-                        "all), e.g. :,1000:1512,2000:2512: train or evaluate on a region of a large stack (read "
-                        "from disk, OME-Zarr, .npy and TIFF, without reading the rest); the output keeps the "
-                        "region's physical position")
+                   help="only the voxels in this box (plane, row and column indices from 0, end excluded, negative "
+                        "from the end; ':' for all; e.g. :,1000:1512,2000:2512, or -10:,:,: for the last 10 "
+                        "planes): train or evaluate on a region of a large stack (read from disk, OME-Zarr, .npy "
+                        "and TIFF, without reading the rest); the output keeps the region's physical position")
 
 
 def _pick_options(p: argparse.ArgumentParser) -> None:
@@ -443,6 +443,23 @@ def _crop(text: str) -> tuple[slice, slice, slice]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a box of three index ranges Z0:Z1,Y0:Y1,X0:X1 (e.g. "
                                          ":,1000:1512,2000:2512)") from None
+
+
+def _crop_joined(argv: list[str]) -> list[str]:
+    """``--crop -5:,:,:`` as ``--crop=-5:,:,:``: argparse takes a value that starts with '-' for an option."""
+    joined, args = [], iter(argv)
+    for arg in args:
+        if arg == "--":  # what follows is not an option
+            joined += [arg, *args]
+            break
+        if arg == "--crop":
+            value = next(args, None)
+            joined.append(arg if value is None else f"--crop={value}" if value.startswith("-") else arg)
+            if value is not None and not value.startswith("-"):
+                joined.append(value)
+            continue
+        joined.append(arg)
+    return joined
 
 
 def _training(args) -> dict:
@@ -928,7 +945,7 @@ def _tolerant_console() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _tolerant_console()
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_crop_joined(sys.argv[1:] if argv is None else list(argv)))
     warnings.showwarning = _show_warning
     try:
         with _sigterm_as_interrupt():

@@ -246,7 +246,8 @@ class Volume:
         """The voxels in a box (plane, row and column index ranges, as Python slices without a step), with
         its physical origin, z positions and voxel size; data read lazily stay on disk.
 
-        A range that is empty, has a step or reaches outside the stack is refused in one sentence.
+        Negative indices count from the end, as Python's do. A range that is empty, has a step or reaches
+        outside the stack is refused in one sentence.
 
         >>> import numpy as np
         >>> vol = Volume(np.zeros((10, 40, 40)), voxel_size=(2.0, 0.5, 0.5), unit="um")
@@ -257,11 +258,13 @@ class Volume:
         ranges = []
         for name, what, cut, n in zip("zyx", ("planes", "rows", "columns"), (z, y, x), self.spatial_shape):
             start, stop = cut.start or 0, n if cut.stop is None else cut.stop
+            start, stop = (start + n if start < 0 else start), (stop + n if stop < 0 else stop)  # from the end
             if cut.step not in (None, 1):
                 raise InputError(f"the crop's {name} range has a step ({cut.step}); give a plain range such as "
                                  f"{start}:{stop} (a step would change the voxel size).")
             if not 0 <= start < stop <= n:
-                raise InputError(f"the crop's {name} range {start}:{stop} is not a range within the stack's {n} "
+                given = f"{'' if cut.start is None else cut.start}:{'' if cut.stop is None else cut.stop}"
+                raise InputError(f"the crop's {name} range {given} is not a range within the stack's {n} "
                                  f"{what} (0:{n}).")
             ranges.append((start, stop))
         (z0, z1), (y0, y1), (x0, x1) = ranges
