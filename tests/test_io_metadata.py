@@ -794,3 +794,59 @@ def test_an_ome_tiff_that_names_more_planes_than_it_holds_is_refused_not_read_as
     (tmp_path / "s.ome.tif").write_bytes(raw.replace(b'SizeZ="8"', b'SizeZ="9"'))  # a ninth plane, missing
     with pytest.raises(InputError, match=r"looks damaged or truncated \(OME series is missing 1 frames"):
         read_volume(tmp_path / "s.ome.tif")
+
+
+def _microscope_ome_tiff(path, description="widefield, 60x/1.4 oil"):
+    data = np.random.default_rng(0).integers(0, 4000, (2, 5, 16, 16)).astype(np.uint16)
+    channels = [{"Name": "dapi", "EmissionWavelength": 461.0, "EmissionWavelengthUnit": "nm", "Fluor": "DAPI"},
+                {"Name": "gfp", "ExcitationWavelength": 488.0, "Fluor": 'GFP "x" & <y>', "PinholeSize": 1.2}]
+    tifffile.imwrite(path, data, ome=True, metadata={
+        "axes": "CZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5,
+        "AcquisitionDate": "2026-01-02T03:04:05", "Description": description, "Channel": channels})
+    return read_volume(path)
+
+
+@pytest.mark.parametrize("name", ["out.ome.tif", "out.ome.zarr", "out.npz"])
+def test_ome_acquisition_settings_are_carried_to_the_output(tmp_path, name):
+    vol = _microscope_ome_tiff(tmp_path / "in.ome.tif")
+    settings = vol.metadata["acquisition"]
+    assert settings["date"] == "2026-01-02T03:04:05" and settings["description"] == "widefield, 60x/1.4 oil"
+    assert settings["channels"][0] == {"EmissionWavelength": "461.0", "EmissionWavelengthUnit": "nm", "Fluor": "DAPI"}
+    assert settings["channels"][1]["Fluor"] == 'GFP "x" & <y>' and settings["channels"][1]["PinholeSize"] == "1.2"
+    write_volume(upsample_z(vol, "linear", factor=2), tmp_path / name)
+    back = read_volume(tmp_path / name)
+    assert back.metadata["acquisition"] == settings and back.channel_names == ("dapi", "gfp")
+    # a second pass: the description does not gather zaug's summaries
+    write_volume(upsample_z(back, "linear", factor=2), tmp_path / f"again.{name}")
+    assert read_volume(tmp_path / f"again.{name}").metadata["acquisition"] == settings
+    assert back.select(channel=1).metadata["acquisition"]["channels"] == [settings["channels"][1]]
+
+
+def test_an_ome_tiff_output_shows_the_settings_where_omero_and_fiji_read_them(tmp_path):
+    vol = _microscope_ome_tiff(tmp_path / "in.ome.tif")
+    write_volume(upsample_z(vol, "linear", factor=2), tmp_path / "out.ome.tif")
+    with tifffile.TiffFile(tmp_path / "out.ome.tif") as tif:
+        image = ElementTree.fromstring(tif.ome_metadata).find("{*}Image")
+    assert image.find("{*}AcquisitionDate").text == "2026-01-02T03:04:05"
+    assert image.find("{*}Description").text.splitlines()[0] == "widefield, 60x/1.4 oil"
+    assert image.find("{*}Description").text.splitlines()[1].startswith("made by zaug")
+    dapi = image.find("{*}Pixels").find("{*}Channel")
+    assert (dapi.get("Name"), dapi.get("EmissionWavelength"), dapi.get("Fluor")) == ("dapi", "461.0", "DAPI")
+
+
+def test_an_imagej_output_says_which_settings_it_cannot_hold(tmp_path):
+    vol = _microscope_ome_tiff(tmp_path / "in.ome.tif")
+    with pytest.warns(ZaugWarning, match="ImageJ TIFF holds no acquisition settings, so the input's emission "
+                                         "wavelength, excitation wavelength, fluorophore, pinhole size and more"):
+        write_volume(vol, tmp_path / "out.tif")
+
+
+def test_foreign_acquisition_settings_are_checked_and_cut(tmp_path):
+    vol = _microscope_ome_tiff(tmp_path / "in.ome.tif", description="x" * 10_000)
+    assert len(vol.metadata["acquisition"]["description"]) == 2000
+    data = np.zeros((4, 8, 8), np.uint16) + np.arange(4, dtype=np.uint16)[:, None, None]
+    odd = json.dumps({"date": 5, "channels": [{"Fluor": ["a"], "Evil": "x", "NDFilter": "0.5"}]})
+    np.savez(tmp_path / "odd.npz", data=data, acquisition=np.array(odd))
+    assert read_volume(tmp_path / "odd.npz").metadata["acquisition"] == {"channels": [{"NDFilter": "0.5"}]}
+    np.savez(tmp_path / "bad.npz", data=data, acquisition=np.array("{not json"))
+    assert "acquisition" not in read_volume(tmp_path / "bad.npz").metadata

@@ -369,3 +369,17 @@ def test_upsample_z_layer_matches_the_noise_of_the_acquired_planes_on_request():
     np.testing.assert_array_equal(matched[::2], plain[::2])
     assert plain[1::2].std() < 25 and matched[1::2].std() == pytest.approx(30, rel=0.15)
     assert attributes["name"].endswith("(linear, noise matched)")
+
+
+def test_an_ome_inputs_acquisition_settings_go_through_a_layer_to_the_file(tmp_path):
+    channels = [{"Name": "dapi", "EmissionWavelength": 461.0, "Fluor": "DAPI"}]
+    tifffile.imwrite(tmp_path / "in.ome.tif", (np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16),
+                     ome=True, metadata={"axes": "ZYX", "PhysicalSizeZ": 1.0, "PhysicalSizeY": 0.2,
+                                         "PhysicalSizeX": 0.2, "AcquisitionDate": "2026-01-02T03:04:05",
+                                         "Channel": channels})
+    [(data, attributes, _)] = get_reader(str(tmp_path / "in.ome.tif"))(str(tmp_path / "in.ome.tif"))
+    layer = LayerData(data, scale=attributes["scale"], name="in", metadata=attributes["metadata"])
+    out, new, _ = upsample_z_layer(layer, Method.linear, z_spacing=0.5)
+    back = read_volume(write_image(str(tmp_path / "up.ome.tif"), out, new)[0])
+    assert back.metadata["acquisition"] == {"date": "2026-01-02T03:04:05",
+                                            "channels": [{"EmissionWavelength": "461.0", "Fluor": "DAPI"}]}

@@ -120,7 +120,8 @@ def _volume_of(layer):
     return Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
                   z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
                   **time, metadata={"name": layer.name, **made,
-                                    **({"display": info["display"]} if info.get("display") else {})})
+                                    **({"display": info["display"]} if info.get("display") else {}),
+                                    **({"acquisition": info["acquisition"]} if info.get("acquisition") else {})})
 
 
 def _unit_names(layer, ndim: int) -> list[str | None]:
@@ -185,6 +186,7 @@ def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:
                                         "z_positions": None if volume.is_uniform else
                                         [float(z) for z in volume.z_coords()],
                                         "display": volume.metadata.get("display"),
+                                        "acquisition": volume.metadata.get("acquisition"),
                                         **_provenance(volume)}}}
     if kind == "image" and like is None:
         attributes.update(_file_display(volume))

@@ -237,6 +237,9 @@ class Volume:
                 from .io._display import select_channel
 
                 metadata["display"] = select_channel(metadata["display"], int(index) % n)
+            settings = (metadata.get("acquisition") or {}).get("channels")
+            if letter == "C" and isinstance(settings, list) and len(settings) == n:  # that channel's only
+                metadata["acquisition"] = dict(metadata["acquisition"], channels=[settings[int(index) % n]])
             data = np.take(data, int(index), axis=axes.index(letter))
             axes = axes.replace(letter, "")
         origin = self.time_origin + (time or 0) * (self.time_interval or 0.0)
@@ -336,6 +339,8 @@ class Volume:
         if is_made_by_zaug(self):  # which planes are acquired and how zaug made the others (zaug.provenance)
             info["made_by_zaug"] = {"acquired_planes": [int(i) for i in np.flatnonzero(acquired_mask(self))],
                                     "history": list(self.metadata["history"])}
+        if self.metadata.get("acquisition"):  # an OME input's acquisition date, description, channel settings
+            info["acquisition"] = self.metadata["acquisition"]
         display = self.metadata.get("display")
         if display and display.get("channels"):  # colour and display range per channel (see zaug.io)
             info["display"] = [{"window": list(ch["window"]) if ch.get("window") else None,

@@ -191,7 +191,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
                     time_origin=time.get("origin", 0.0),
                     metadata={"source": str(path), "format": fmt, "name": _stem(path), **one_channel,
                               **({"ngff": physical["extras"]} if physical.get("extras") else {}),
-                              **({"display": physical["display"]} if physical.get("display") else {})})
+                              **({"display": physical["display"]} if physical.get("display") else {}),
+                              **({"acquisition": physical["acquisition"]} if physical.get("acquisition") else {})})
     if physical.get("zaug") is not None:  # which planes are acquired and how zaug made the others
         volume = volume.replace(metadata=from_file_record(physical["zaug"], volume, path))
     if convert_to is None:

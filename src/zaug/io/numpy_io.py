@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from ..errors import InputError
 from ..provenance import file_record_text
 from ..volume import Volume
 from ._display import channel_labels
+from .tiff import checked_acquisition
 
 
 def read_numpy(path: Path, lazy: bool = False):
@@ -53,8 +55,17 @@ def _read_numpy(path: Path, lazy: bool):
                                 "origin": float(npz["time_origin"]) if "time_origin" in npz.files else 0.0}
         if "zaug" in npz.files:  # how zaug made the stack (zaug.provenance)
             physical["zaug"] = str(npz["zaug"])
+        if "acquisition" in npz.files:  # an OME-TIFF input's acquisition settings
+            physical["acquisition"] = checked_acquisition(_json_or_none(str(npz["acquisition"])))
         axes = str(npz["axes"]) if "axes" in npz.files else None
     return data, axes, physical
+
+
+def _json_or_none(text: str):
+    try:
+        return json.loads(text) if len(text) < 2**20 else None
+    except ValueError:
+        return None
 
 
 def write_numpy(volume: Volume, path: Path) -> None:
@@ -79,6 +90,8 @@ def write_numpy(volume: Volume, path: Path) -> None:
     record = file_record_text(volume)
     if record is not None:
         extra["zaug"] = np.array(record)
+    if volume.metadata.get("acquisition"):
+        extra["acquisition"] = np.array(json.dumps(volume.metadata["acquisition"]))
     with open(path, "wb") as f:
         np.savez_compressed(f, data=data, voxel_size=np.array(volume.voxel_size),
                             unit=np.array(volume.unit), axes=np.array(volume.axes), **extra)

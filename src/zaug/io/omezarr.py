@@ -19,6 +19,7 @@ from . import _display
 from ._reads import NamedReads
 from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries, time_unit,
                      time_unit_in, unconvertible_units, without_binary_noise)
+from .tiff import checked_acquisition
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -136,6 +137,8 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         physical["z_positions"] = z_positions
     if "history" in own or "acquired_planes" in own:  # how zaug made the stack (zaug.provenance)
         physical["zaug"] = {key: own.get(key) for key in ("history", "acquired_planes")}
+    if own.get("acquisition"):
+        physical["acquisition"] = checked_acquisition(own["acquisition"])
     physical.update(_time_axis(names, axes_meta, dataset.get("coordinateTransformations") or [],
                                ms.get("coordinateTransformations") or []))
     labels = [ch.get("label") for ch in (ngff.get("omero") or {}).get("channels", []) if isinstance(ch, dict)]
@@ -302,6 +305,8 @@ def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256, levels: int 
     }]
     own = {"z_positions": [float(z) for z in volume.z_positions]} if volume.z_positions is not None else {}
     own.update(file_record(volume) or {})  # which planes are acquired and how zaug made the others
+    if volume.metadata.get("acquisition"):  # an OME-TIFF input's channel settings: NGFF has no place for them
+        own["acquisition"] = volume.metadata["acquisition"]
     if own:
         root.attrs["zaug"] = own
     source = target if lazy else data  # written by now: read back rather than computed again

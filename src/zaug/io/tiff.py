@@ -66,6 +66,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         if tif.is_ome and tif.ome_metadata:
             pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
+            physical["acquisition"] = _ome_acquisition(tif.ome_metadata, index, n_channels)
             record = _ome_zaug_record(tif.ome_metadata)
         else:
             ij = tif.imagej_metadata or {}
@@ -96,6 +97,52 @@ def _ome_zaug_record(xml: str) -> str | None:
     if sum(el.tag.endswith("Image") for el in root) != 1:  # whose record it would be is not known
         return None
     return next((el.text for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "M" and el.get("K") == "zaug"), None)
+
+
+#: the acquisition settings of an OME Channel that are carried to an OME-TIFF output
+CHANNEL_SETTINGS = ("AcquisitionMode", "ContrastMethod", "EmissionWavelength", "EmissionWavelengthUnit",
+                    "ExcitationWavelength", "ExcitationWavelengthUnit", "Fluor", "IlluminationType", "NDFilter",
+                    "PinholeSize", "PinholeSizeUnit", "PockelCellSetting")
+
+
+def _ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
+    """An OME image's acquisition date, description and each channel's settings (as the file gives them)."""
+    root = ET.fromstring(xml)
+    element = next(itertools.islice((el for el in root if el.tag.endswith("Image")), image, None), None)
+    if element is None:
+        return {}
+    found: dict = {}
+    for child in element:
+        tag = child.tag.rsplit("}", 1)[-1]
+        if tag in ("AcquisitionDate", "Description") and child.text and child.text.strip():
+            found["date" if tag == "AcquisitionDate" else "description"] = child.text.strip()[:MAX_SETTING]
+    pixels = next((el for el in element if el.tag.endswith("Pixels")), None)
+    channels = [el for el in pixels if el.tag.endswith("Channel")] if pixels is not None else []
+    settings = [{k: v[:MAX_SETTING] for k, v in el.attrib.items() if k in CHANNEL_SETTINGS} for el in channels]
+    if len(settings) == n_channels and any(settings):
+        found["channels"] = settings
+    # zaug's own summary of an earlier output is not the user's description: it is written afresh
+    own = "\n".join(line for line in found.pop("description", "").splitlines() if not line.startswith("made by zaug"))
+    if own.strip():
+        found["description"] = own.strip()
+    return found
+
+
+#: the longest setting or description carried over (a file is not trusted)
+MAX_SETTING = 2000
+
+
+def checked_acquisition(raw) -> dict:
+    """Acquisition settings as kept in zaug's own attributes (OME-Zarr, .npz): only what
+    :func:`_ome_acquisition` gives, of the right types; anything else is left out."""
+    if not isinstance(raw, dict):
+        return {}
+    found = {key: raw[key][:MAX_SETTING] for key in ("date", "description") if isinstance(raw.get(key), str)}
+    channels = raw.get("channels")
+    if isinstance(channels, list) and all(isinstance(c, dict) for c in channels):
+        found["channels"] = [{k: v[:MAX_SETTING] for k, v in c.items() if k in CHANNEL_SETTINGS and isinstance(v, str)}
+                             for c in channels]
+    return found
 
 
 def _ome_channels_and_time(pixels: ET.Element | None, n_channels: int) -> dict:
@@ -442,19 +489,21 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
                 metadata[f"PhysicalSize{axis}Unit"] = unit
         if volume.z_positions is not None or volume.z_origin != 0 or any(volume.yx_origin):
             metadata["Plane"] = _plane_positions(volume, unit)
-        names = _display.channel_labels(volume)
-        channel = {"Name": list(names)} if names else {}
-        colors = _display.to_ome_colors(volume.metadata.get("display"), volume.n_channels)
-        if colors is not None:
-            channel["Color"] = colors
-        if channel:
-            metadata["Channel"] = channel
+        channels = _ome_channel_entries(volume)
+        if any(channels):
+            metadata["Channel"] = channels
         if volume.time_interval is not None:
             metadata.update(TimeIncrement=volume.time_interval,
                             TimeIncrementUnit=time_unit_in(volume.time_unit, "ome"))
+        acquisition = volume.metadata.get("acquisition") or {}
+        if acquisition.get("date"):
+            metadata["AcquisitionDate"] = acquisition["date"]
         record = file_record_text(volume)
         if record is not None:  # which planes are acquired and how zaug made the others: OMERO shows both
-            metadata.update(Description=summary(volume), MapAnnotation={"zaug": record})
+            metadata["MapAnnotation"] = {"zaug": record}
+        description = "\n".join(filter(None, (acquisition.get("description"), summary(volume))))
+        if description:
+            metadata["Description"] = description
         # minisblack: else tifffile takes a last axis of 3 or 4 pixels for colour samples
         tifffile.imwrite(path, data, ome=True, metadata=metadata, compression="zlib", photometric="minisblack",
                          **_resolution_tags(volume.unit, vy, vx))
@@ -462,6 +511,11 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     if volume.channel_names:
         warnings.warn(ZaugWarning(f"ImageJ TIFF holds no channel names, so {', '.join(volume.channel_names)} are "
                                   "not stored; write .ome.tif or .ome.zarr to keep them."), stacklevel=3)
+    acquisition = volume.metadata.get("acquisition") or {}
+    if acquisition.get("channels") or acquisition.get("date"):
+        warnings.warn(ZaugWarning("ImageJ TIFF holds no acquisition settings, so the input's "
+                                  f"{_settings_named(acquisition)} are not stored; write .ome.tif to keep them."),
+                      stacklevel=3)
     if volume.data.shape[-1] == 1:  # tifffile then writes the stack as one plane, which no reader takes back
         raise OutputError("ImageJ TIFF cannot hold planes 1 pixel wide; write .ome.tif, .ome.zarr or .npz.")
     # ImageJ orders hyperstacks TZCYX.
@@ -476,6 +530,36 @@ def write_tiff(volume: Volume, path: Path, ome: bool | None = None) -> None:
     metadata.update(_imagej_provenance(volume))
     tifffile.imwrite(path, np.transpose(data, order), imagej=True, metadata=metadata, photometric="minisblack",
                      resolution=(1.0 / vx, 1.0 / vy), compression="zlib")
+
+
+def _ome_channel_entries(volume: Volume) -> list[dict]:
+    """Per channel: its name, colour and the input's acquisition settings (wavelengths, fluorophore, ...)."""
+    names = _display.channel_labels(volume)
+    colors = _display.to_ome_colors(volume.metadata.get("display"), volume.n_channels)
+    settings = channel_settings(volume)
+    entries = []
+    for c in range(volume.n_channels):
+        entry = dict(settings[c]) if settings else {}
+        if names:
+            entry["Name"] = names[c]
+        if colors is not None:
+            entry["Color"] = colors[c]
+        entries.append(entry)
+    return entries
+
+
+def channel_settings(volume: Volume) -> list[dict] | None:
+    """The acquisition settings of each channel that an OME input gave, where they fit ``volume``'s channels."""
+    settings = (volume.metadata.get("acquisition") or {}).get("channels")
+    return settings if isinstance(settings, list) and len(settings) == volume.n_channels else None
+
+
+def _settings_named(acquisition: dict) -> str:
+    names = sorted({k.replace("Unit", "") for c in acquisition.get("channels") or () for k in c})
+    words = {"EmissionWavelength": "emission wavelength", "ExcitationWavelength": "excitation wavelength",
+             "Fluor": "fluorophore", "PinholeSize": "pinhole size"}
+    shown = [words.get(n, n) for n in names] + (["acquisition date"] if acquisition.get("date") else [])
+    return ", ".join(shown[:4]) + (" and more" if len(shown) > 4 else "")
 
 
 def _imagej_provenance(volume: Volume) -> dict:
