@@ -753,6 +753,19 @@ def test_stores_that_hold_images_elsewhere_say_which_folder_to_give(tmp_path, ru
     with pytest.raises(InputError, match=r"bioformats2raw store of 1 image series \(0\); give one, e.g. .*b2r.zarr/0"):
         read_volume(b2r)
     assert read_volume(b2r / "0").voxel_size == (2.0, 0.5, 0.5)  # a folder named "0", inside a store
+    # its series' acquisition settings are in the store's OME-XML, one Image per series
+    _image_store(b2r / "1", data)
+    (b2r / "OME").mkdir()
+    (b2r / "OME" / "METADATA.ome.xml").write_text(
+        '<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06">'
+        '<Image ID="Image:0"><AcquisitionDate>2025-01-01T00:00:00</AcquisitionDate><Pixels ID="Pixels:0">'
+        '<Channel ID="Channel:0:0" Fluor="DAPI"/></Pixels></Image>'
+        '<Image ID="Image:1"><AcquisitionDate>2025-02-02T00:00:00</AcquisitionDate><Pixels ID="Pixels:1">'
+        '<Channel ID="Channel:1:0" EmissionWavelength="520" Fluor="GFP"/></Pixels></Image></OME>')
+    assert read_volume(b2r / "1").metadata["acquisition"] == {
+        "date": "2025-02-02T00:00:00", "channels": [{"EmissionWavelength": "520", "Fluor": "GFP"}]}
+    (b2r / "OME" / "METADATA.ome.xml").write_text("<OME><Image")  # damaged: nothing taken from it
+    assert "acquisition" not in read_volume(b2r / "1").metadata
     plate = tmp_path / "plate.zarr"
     _image_store(plate / "A" / "1" / "0", data)
     (plate / ".zattrs").write_text(json.dumps({"plate": {"wells": [{"path": "A/1"}]}}))

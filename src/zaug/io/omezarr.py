@@ -19,7 +19,7 @@ from . import _display
 from ._reads import NamedReads
 from ._units import (conversion_factor, in_one_unit, ngff_unit, normalize_unit, origin_entries, time_unit,
                      time_unit_in, unconvertible_units, without_binary_noise)
-from .tiff import checked_acquisition
+from .tiff import checked_acquisition, ome_acquisition
 
 NGFF_VERSION = "0.4"
 _AXIS_TYPES = {"t": "time", "c": "channel", "z": "space", "y": "space", "x": "space"}
@@ -137,17 +137,30 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         physical["z_positions"] = z_positions
     if "history" in own or "acquired_planes" in own:  # how zaug made the stack (zaug.provenance)
         physical["zaug"] = {key: own.get(key) for key in ("history", "acquired_planes")}
+    n_channels = int(arr.shape[names.index("C")]) if "C" in names else 1
     if own.get("acquisition"):
         physical["acquisition"] = checked_acquisition(own["acquisition"])
+    else:
+        physical["acquisition"] = _bioformats2raw_acquisition(path, n_channels)
     physical.update(_time_axis(names, axes_meta, dataset.get("coordinateTransformations") or [],
                                ms.get("coordinateTransformations") or []))
     labels = [ch.get("label") for ch in (ngff.get("omero") or {}).get("channels", []) if isinstance(ch, dict)]
     if labels and all(labels):
         physical["channel_names"] = labels
     physical["extras"] = {"levels": len(ms["datasets"]), "labels": (path / "labels").is_dir()}
-    physical["display"] = _display.from_omero(ngff.get("omero") or {}, int(arr.shape[names.index("C")])
-                                              if "C" in names else 1)
+    physical["display"] = _display.from_omero(ngff.get("omero") or {}, n_channels)
     return data, "".join(names), physical
+
+
+def _bioformats2raw_acquisition(path: Path, n_channels: int) -> dict:
+    """The acquisition settings of a bioformats2raw series (``store.zarr/N``) from its store's OME-XML."""
+    xml_file = path.parent / "OME" / "METADATA.ome.xml"
+    if not path.name.isdigit() or not xml_file.is_file() or xml_file.stat().st_size > 64 * 2**20:
+        return {}
+    try:
+        return ome_acquisition(xml_file.read_text(encoding="utf-8"), int(path.name), n_channels)
+    except (OSError, ValueError, SyntaxError):  # unreadable, not UTF-8, or not XML (ElementTree's ParseError)
+        return {}
 
 
 def _scale_and_offset(n: int, dataset_transforms: list, global_transforms: list) -> tuple[list, list]:

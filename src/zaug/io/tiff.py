@@ -66,7 +66,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         if tif.is_ome and tif.ome_metadata:
             pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
-            physical["acquisition"] = _ome_acquisition(tif.ome_metadata, index, n_channels)
+            physical["acquisition"] = ome_acquisition(tif.ome_metadata, index, n_channels)
             record = _ome_zaug_record(tif.ome_metadata)
         else:
             ij = tif.imagej_metadata or {}
@@ -105,7 +105,7 @@ CHANNEL_SETTINGS = ("AcquisitionMode", "ContrastMethod", "EmissionWavelength", "
                     "PinholeSize", "PinholeSizeUnit", "PockelCellSetting")
 
 
-def _ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
+def ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
     """An OME image's acquisition date, description and each channel's settings (as the file gives them)."""
     root = ET.fromstring(xml)
     element = next(itertools.islice((el for el in root if el.tag.endswith("Image")), image, None), None)
@@ -134,7 +134,7 @@ MAX_SETTING = 2000
 
 def checked_acquisition(raw) -> dict:
     """Acquisition settings as kept in zaug's own attributes (OME-Zarr, .npz): only what
-    :func:`_ome_acquisition` gives, of the right types; anything else is left out."""
+    :func:`ome_acquisition` gives, of the right types; anything else is left out."""
     if not isinstance(raw, dict):
         return {}
     found = {key: raw[key][:MAX_SETTING] for key in ("date", "description") if isinstance(raw.get(key), str)}
