@@ -12,7 +12,7 @@ from zaug import Volume, ZaugWarning, __version__
 from zaug.io import read_volume, write_volume
 from zaug.napari_plugin import LayerData, Method, get_reader, upsample_z_layer
 from zaug.predict import match_noise, upsample_z
-from zaug.provenance import acquired_mask, plane_labels, summary
+from zaug.provenance import acquired_mask, file_record, plane_labels, summary
 from zaug.restore import ClassicalRestorer, restore_volume
 
 
@@ -98,7 +98,17 @@ def test_plane_subsets_crops_units_and_new_voxel_sizes_keep_the_acquired_planes(
     assert acquired_mask(other).tolist() == acquired_mask(out).tolist()
 
 
+@pytest.mark.parametrize("unit, step", [("m", 0.29e-6), ("um", 0.29), ("nm", 290.0)])
+def test_planes_are_matched_by_position_in_any_unit(unit, step):
+    """A fixed tolerance of 1e-6 took planes 0.29e-6 m apart for one plane: every new plane was a copy."""
+    data = np.random.default_rng(0).integers(0, 4000, (6, 16, 16)).astype(np.uint16)
+    out = upsample_z(Volume(data, (step, step, step), unit), "linear", factor=2)
+    copies = [any(np.array_equal(plane, acquired) for acquired in data) for plane in out.data]
+    assert copies == [True, False] * 5 + [True] and acquired_mask(out).tolist() == copies
+
+
 @pytest.mark.parametrize("record", ["{not json", json.dumps({"history": [], "acquired_planes": []}),
+                                    "[" * 100_000 + "]" * 100_000,
                                     json.dumps({"history": [{"operation": "interpolation"}], "acquired_planes": [99]}),
                                     json.dumps({"history": [{"operation": "rm -rf"}], "acquired_planes": [0]}),
                                     json.dumps([1, 2])])
@@ -111,15 +121,18 @@ def test_a_damaged_record_is_said_and_ignored(tmp_path, record):
 
 
 def test_a_record_of_the_wrong_types_keeps_only_what_it_should_hold(tmp_path, run_cli):
-    step = {"operation": "interpolation", "method": ["rm"], "input": [1, 2], "output": {"planes": "many"},
-            "model": "m", "zaug": "9" * 1000, "other": {"a": 1}}
+    step = {"operation": "interpolation", "method": ["rm"], "input": [1, 2],
+            "output": {"planes": "many", "z_spacing": float("nan"), "unit": "um\nmade by"},
+            "model": {"steps": 10**400, "self_check_gain_db": float("inf")}, "zaug": "9" * 1000, "other": {"a": 1}}
     data = np.random.default_rng(0).integers(0, 4000, (5, 16, 16)).astype(np.uint16)
     record = json.dumps({"history": [step], "acquired_planes": [0, 2]})
     tifffile.imwrite(tmp_path / "odd.tif", data, imagej=True, metadata={"axes": "ZYX", "spacing": 1.0, "zaug": record})
     vol = read_volume(tmp_path / "odd.tif")
-    assert vol.metadata["history"] == [{"zaug": "9" * 200, "operation": "interpolation", "output": {}}]
+    assert vol.metadata["history"] == [{"zaug": "9" * 200, "operation": "interpolation",
+                                        "output": {"unit": "um\nmade by"}, "model": {"steps": 10**400}}]
     info = run_cli("info", tmp_path / "odd.tif")
-    assert info.returncode == 0 and "unnamed interpolation; 2 of 5 planes acquired, 3 predicted" in info.stdout
+    assert info.returncode == 0
+    assert "unnamed interpolation (model ?); 2 of 5 planes acquired, 3 predicted" in info.stdout
 
 
 def test_training_on_a_zaug_output_is_warned_about(tmp_path):
@@ -189,3 +202,44 @@ def test_zaug_info_says_how_the_stack_was_made(tmp_path, run_cli):
             "planes acquired, 12 predicted") in info.stdout
     as_json = json.loads(run_cli("info", tmp_path / "x4.tif", "--json").stdout)
     assert as_json["made_by_zaug"]["acquired_planes"] == [0, 4, 8, 12, 16]
+
+
+def test_each_image_of_an_ome_tiff_has_its_own_record(tmp_path):
+    made = [upsample_z(_stack(), "linear", factor=2), upsample_z(_stack(nz=3), "cubic", factor=4)]
+    with tifffile.TiffWriter(tmp_path / "two.ome.tif", ome=True) as tif:
+        for vol in made:
+            tif.write(vol.data, metadata={"axes": "ZYX", "PhysicalSizeZ": vol.voxel_size[0],
+                                          "MapAnnotation": {"zaug": json.dumps(file_record(vol))}})
+    for series, vol in enumerate(made):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the file's two series are said
+            back = read_volume(tmp_path / "two.ome.tif", series=series)
+        assert acquired_mask(back).tolist() == acquired_mask(vol).tolist()
+        assert back.metadata["history"][0]["method"] == vol.metadata["history"][0]["method"]
+
+
+def test_a_napari_layer_keeps_its_acquired_planes_by_number_when_it_is_moved(tmp_path):
+    from zaug.napari_plugin import write_image
+
+    write_volume(upsample_z(_stack(), "cubic", factor=2), tmp_path / "x2.tif")
+    [(data, attributes, _)] = get_reader(str(tmp_path / "x2.tif"))(str(tmp_path / "x2.tif"))
+    moved = dict(attributes, translate=(1.0, 0.0, 0.0), scale=(0.7, 0.5, 0.5))
+    back = read_volume(write_image(str(tmp_path / "moved.ome.tif"), data, moved)[0])
+    assert acquired_mask(back).tolist() == [True, False] * 4 + [True]
+
+
+def test_a_npy_output_says_it_drops_the_record_and_an_npz_of_objects_keeps_its_pixels(tmp_path):
+    made = upsample_z(_stack(), "linear", factor=2)
+    with pytest.warns(ZaugWarning, match="holds pixels only, so the voxel size .* and the record of which planes "
+                                         "are acquired are not stored"):
+        write_volume(made, tmp_path / "out.npy")
+    np.savez(tmp_path / "odd.npz", data=np.asarray(made.data), zaug=np.array([{"a": 1}], dtype=object))
+    with pytest.warns(ZaugWarning, match="zaug record in .*odd.npz .* is damaged"):
+        vol = read_volume(tmp_path / "odd.npz")
+    np.testing.assert_array_equal(vol.data, made.data)
+
+
+def test_a_file_name_with_a_line_break_stays_on_one_line():
+    vol = _stack()
+    vol = vol.replace(metadata=dict(vol.metadata, source="/data/two\nlines.tif"))
+    assert "\n" not in summary(upsample_z(vol, "linear", factor=2))

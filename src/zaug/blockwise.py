@@ -43,7 +43,7 @@ from .classic import CUBIC_REACH, ClassicalInterpolator
 from .errors import InputError, ZaugWarning
 from .predict import (ZInterpolator, as_z_interpolator, cast_like, checked_z_out, interpolate_in_bands, keep_acquired,
                       output_positions, resampled_volume, warn_about_spacing)
-from .volume import Volume, check_volume
+from .volume import Volume, check_volume, position_tolerance
 
 SAMPLE_SIDE = 512  # lateral size of the central crop on which per-stack state is measured
 SAMPLE_PLANES = 256  # and its planes, at most (a taller stack's central ones)
@@ -146,7 +146,7 @@ def central_crop(volume: Volume, side: int = SAMPLE_SIDE, z_range: tuple[float, 
     """
     y0, x0 = _window_start(volume.spatial_shape[1:], side)
     z = volume.z_coords()
-    tol = 1e-6 * max(1.0, float(z[-1] - z[0]))
+    tol = position_tolerance(z)
     keep = np.ones(len(z), bool) if z_range is None else (z >= z_range[0] - tol) & (z <= z_range[1] + tol)
     if not keep.any():
         raise InputError(f"no plane of the stack lies between z {z_range[0]:g} and {z_range[1]:g}.")

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 
 from .errors import InputError, ZaugWarning
+from .volume import position_tolerance
 
 CLASSICAL_METHODS = ("nearest", "linear", "cubic")
 # input planes beyond which a not-a-knot cubic spline's dependence on a plane has fallen below 3e-5: the
@@ -52,7 +53,7 @@ def interpolate_stack(stack: np.ndarray, z_in: np.ndarray, z_out: np.ndarray,
     """
     z_in = np.asarray(z_in, dtype=np.float64)
     z_out = np.asarray(z_out, dtype=np.float64)
-    tol = 1e-9 * max(1.0, abs(z_in[-1] - z_in[0]))
+    tol = position_tolerance(z_in, rel=1e-9)
     if z_out.min() < z_in[0] - tol or z_out.max() > z_in[-1] + tol:
         raise InputError("interpolation positions must lie between the first and last plane.")
     z_out = np.clip(z_out, z_in[0], z_in[-1])

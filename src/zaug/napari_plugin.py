@@ -32,6 +32,7 @@ from typing import Annotated, Any
 import numpy as np
 
 from .errors import InputError, ZaugError
+from .provenance import file_record, from_file_record
 
 READ_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy", ".npz")
 AXES_BY_NDIM = {3: "ZYX", 4: "TZYX", 5: "TCZYX"}
@@ -114,14 +115,15 @@ def _volume_of(layer):
     factor = [v / s for v, s in zip(voxel, scale[-3:])]  # the translate follows a unit conversion
     z0, y0, x0 = (t * f for t, f in zip(translate[-3:], factor))  # napari's translate is the origin
     time = _time_of(axes, scale, translate, names)
-    made = {}  # how zaug made the layer's stack (zaug.provenance), its acquired planes in the layer's unit
-    if info.get("history") and info.get("acquired_z") is not None:
-        made = {"history": list(info["history"]), "acquired_z": [float(z) * factor[0] for z in info["acquired_z"]]}
-    return Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
-                  z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
-                  **time, metadata={"name": layer.name, **made,
-                                    **({"display": info["display"]} if info.get("display") else {}),
-                                    **({"acquisition": info["acquisition"]} if info.get("acquisition") else {})})
+    volume = Volume(data, voxel_size=voxel, unit=unit, axes=axes, z_positions=info.get("z_positions"),
+                    z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
+                    **time, metadata={"name": layer.name,
+                                      **({"display": info["display"]} if info.get("display") else {}),
+                                      **({"acquisition": info["acquisition"]} if info.get("acquisition") else {})})
+    if info.get("history"):  # how zaug made the layer's stack: its acquired planes by number, as in a file
+        record = {"history": info["history"], "acquired_planes": info.get("acquired_planes")}
+        volume = volume.replace(metadata=from_file_record(record, volume, f"the layer {layer.name!r}"))
+    return volume
 
 
 def _unit_names(layer, ndim: int) -> list[str | None]:
@@ -162,10 +164,9 @@ def _time_of(axes: str, scale: list[float], translate: list[float], names: list[
 
 
 def _provenance(volume) -> dict:
-    """The record of how zaug made ``volume`` (which planes are acquired), for the layer's metadata."""
-    if not volume.metadata.get("history"):
-        return {}
-    return {"history": list(volume.metadata["history"]), "acquired_z": list(volume.metadata.get("acquired_z") or [])}
+    """The record of how zaug made ``volume`` for the layer's metadata: its acquired planes by number, which
+    a change of the layer's scale, translate or units leaves right."""
+    return file_record(volume) or {}
 
 
 def _layer_tuple(volume, name: str, kind: str = "image", like=None) -> tuple:

@@ -29,7 +29,7 @@ import numpy as np
 
 from .errors import InputError, ZaugWarning
 from .progress import part
-from .volume import Volume, check_volume, z_positions_problem
+from .volume import Volume, check_volume, position_tolerance, z_positions_problem
 
 
 class ZInterpolator(Protocol):
@@ -106,7 +106,7 @@ def warn_about_spacing(z_in: np.ndarray, z_out: np.ndarray, z_spacing: float | N
     if z_spacing > mean * (1 + 1e-6):
         warnings.warn(ZaugWarning(f"the z spacing asked for ({z_spacing:g} {unit}) is coarser than the input's "
                                   f"({mean:g}): the output has {len(z_out)} planes from {len(z_in)}."), stacklevel=3)
-    tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
+    tol = position_tolerance(z_in)
     if z_out[-1] < z_in[-1] - tol:
         warnings.warn(ZaugWarning(f"planes every {z_spacing:g} {unit} from the first end at {z_out[-1]:g}, short of "
                                   f"the last input plane at {z_in[-1]:g} (the stack's extent is not a whole number "
@@ -181,7 +181,7 @@ def acquired_planes(z_in: np.ndarray, z_out: np.ndarray) -> tuple[np.ndarray, np
     z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
     idx = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
     idx = np.where(np.abs(z_in[idx - 1] - z_out) <= np.abs(z_in[idx] - z_out), idx - 1, idx)
-    tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
+    tol = position_tolerance(z_in)
     return idx, np.abs(z_in[idx] - z_out) <= tol
 
 
@@ -304,7 +304,7 @@ def checked_z_out(z_in: np.ndarray, z_out) -> np.ndarray:
     problem = z_positions_problem(z_out, len(z_out))
     if problem:
         raise InputError(f"the output z positions {problem}; they must be finite and strictly increasing.")
-    tol = 1e-9 * max(1.0, abs(z_in[-1] - z_in[0]))
+    tol = position_tolerance(z_in, rel=1e-9)
     outside = z_out[(z_out < z_in[0] - tol) | (z_out > z_in[-1] + tol)]
     if len(outside):
         raise InputError(f"the output z positions must lie within the stack's planes ({z_in[0]:g} to "

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from .errors import ZaugWarning
+from .volume import position_tolerance
 
 #: the most steps a record keeps (the oldest are dropped): a record read from a file stays small
 MAX_STEPS = 20
@@ -61,7 +63,7 @@ def acquired_mask(volume) -> np.ndarray:
     z = volume.z_coords()
     after = np.searchsorted(positions, z)  # the recorded positions either side of each plane
     below, above = positions[np.clip(after - 1, 0, None)], positions[np.clip(after, None, positions.size - 1)]
-    tol = 1e-6 * max(1.0, float(z[-1] - z[0]))
+    tol = position_tolerance(z)
     return np.minimum(np.abs(z - below), np.abs(z - above)) <= tol
 
 
@@ -214,6 +216,7 @@ def _describe_step(step: dict) -> str:
     if src.get("planes") and dst.get("planes"):
         parts.append(f"{_planes(src)} to {_planes(dst)}")
     if src.get("file"):
+        src = dict(src, file="".join(c if c.isprintable() else "?" for c in src["file"]))  # one line, always
         box = src.get("region")
         region = " region " + ",".join(f"{a if a is not None else ''}:{b if b is not None else ''}" for a, b in box) \
             if box else ""
@@ -284,11 +287,11 @@ def from_file_record(record, volume, path) -> dict:
                 raise ValueError("larger than 4 MB")
             record = json.loads(record)
         history, indices = _checked(record, volume.nz)
-    except (ValueError, TypeError) as exc:
-        problem = str(exc)
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        problem = str(exc) if not isinstance(exc, RecursionError) else "nested too deep"
     if problem is not None:
-        warnings.warn(ZaugWarning(f"{path}'s zaug record of how its planes were made is damaged ({problem}); it is "
-                                  "ignored, so every plane counts as acquired."), stacklevel=4)
+        warnings.warn(ZaugWarning(f"the zaug record in {path} of how its planes were made is damaged ({problem}); "
+                                  "it is ignored, so every plane counts as acquired."), stacklevel=4)
         return volume.metadata
     z = volume.z_coords()
     return dict(volume.metadata, history=history, acquired_z=[float(z[i]) for i in indices])
@@ -319,6 +322,14 @@ STEP_FIELDS = {"zaug": str, "operation": str, "method": str, "noise_matched": bo
                          "self_check_gain_db": float}}
 
 
+def _finite(value) -> float | None:
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _plain(entry: dict, fields: dict) -> dict:
     kept = {}
     for key, kind in fields.items():
@@ -327,7 +338,9 @@ def _plain(entry: dict, fields: dict) -> dict:
             if isinstance(value, dict):
                 kept[key] = _plain(value, kind)
         elif kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-            kept[key] = float(value)
+            number = _finite(value)  # JSON's NaN and Infinity (and 10**400) are not numbers to print or write back
+            if number is not None:
+                kept[key] = number
         elif isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
             kept[key] = value[:200] if isinstance(value, str) else value
     if isinstance(kept.get("region"), list):  # three [start, stop] pairs of plane/pixel numbers

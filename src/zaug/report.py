@@ -20,7 +20,7 @@ from .evaluate import exact_notes, format_table, verdict
 from .fid import distance_columns
 from .io import atomic_path
 from .io._atomic import check_parent_folder, folder_beside
-from .volume import Volume
+from .volume import Volume, position_tolerance
 
 #: kind of report -> the files its writer puts in the report folder (see :func:`report_files`)
 REPORT_KINDS = ("prediction", "drop-slice", "restoration", "oblique")
@@ -482,8 +482,8 @@ def _report_stacks(before, after, index: tuple[int, ...]) -> list[tuple[str, Vol
 
     rows = [("input", first(before), before), ("output", first(after), after)]
     z_in, z_out = before.z_coords(), after.z_coords()
-    same = len(z_in) == len(z_out) and np.allclose(z_in, z_out)
-    tol = 1e-6 * max(1.0, abs(z_in[-1] - z_in[0]))
+    tol = position_tolerance(z_in)
+    same = len(z_in) == len(z_out) and np.allclose(z_in, z_out, rtol=0, atol=tol)
     if not same and z_out[0] >= z_in[0] - tol and z_out[-1] <= z_in[-1] + tol and len(z_in) > 1:
         stack = np.asarray(before.data[index], dtype=np.float32)
         linear = Volume(interpolate_stack(stack, z_in, z_out, "linear"), after.voxel_size, after.unit,

@@ -25,6 +25,19 @@ CANONICAL_AXES = "TCZYX"
 MIN_PLANES = 2
 
 
+def position_tolerance(z, rel: float = 1e-6) -> float:
+    """How far apart two z positions of the planes ``z`` may be and still be the same plane.
+
+    A fraction ``rel`` of the stack's extent, plus the rounding of numbers of the
+    positions' size: in any unit (metres as micrometres), never a fixed distance.
+
+    >>> position_tolerance([0.0, 1.45e-6]) < 1e-9 < position_tolerance([0.0, 1.45]) < 1e-3
+    True
+    """
+    z = np.asarray(z, dtype=np.float64)
+    return float(rel * (z.max() - z.min()) + 1e-12 * np.abs(z).max()) if z.size else 0.0
+
+
 def z_positions_problem(positions, nz: int) -> str | None:
     """What makes ``positions`` unusable as the z positions of ``nz`` planes, in a few words, or None.
 

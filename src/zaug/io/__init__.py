@@ -61,7 +61,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError, OutputError, ZaugWarning
-from ..provenance import from_file_record
+from ..provenance import from_file_record, is_made_by_zaug
 from ..volume import CANONICAL_AXES, Volume, z_positions_problem
 from ._atomic import atomic_path, check_output_path, is_url
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
@@ -302,10 +302,13 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as {stored} "
                                   "(every value kept)."), stacklevel=2)
         volume = volume.replace(data=data.astype(stored))
-    if fmt == "numpy" and out.suffix.lower() == ".npy" and volume.unit != "pixel":
-        warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so the voxel size ({volume.voxel_size[0]:g} x "
-                                  f"{volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} {volume.unit}) is not "
-                                  "stored; write .npz, .tif or .ome.zarr to keep it."), stacklevel=2)
+    if fmt == "numpy" and out.suffix.lower() == ".npy" and (volume.unit != "pixel" or is_made_by_zaug(volume)):
+        lost = [f"the voxel size ({volume.voxel_size[0]:g} x {volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} "
+                f"{volume.unit})"] if volume.unit != "pixel" else []
+        lost += ["the record of which planes are acquired"] if is_made_by_zaug(volume) else []
+        warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so {' and '.join(lost)} "
+                                  f"{'are' if len(lost) > 1 else 'is'} not stored; write .npz, .tif or .ome.zarr "
+                                  f"to keep {'them' if len(lost) > 1 else 'it'}."), stacklevel=2)
     _warn_if_one_step_for_uneven_planes(volume, out, fmt)
     with atomic_path(out, overwrite=overwrite) as tmp:
         if fmt == "tiff":

@@ -53,12 +53,21 @@ def _read_numpy(path: Path, lazy: bool):
             physical["time"] = {"interval": float(npz["time_interval"]),
                                 "unit": str(npz["time_unit"]) if "time_unit" in npz.files else "s",
                                 "origin": float(npz["time_origin"]) if "time_origin" in npz.files else 0.0}
-        if "zaug" in npz.files:  # how zaug made the stack (zaug.provenance)
-            physical["zaug"] = str(npz["zaug"])
+        if "zaug" in npz.files:  # how zaug made the stack (zaug.provenance); a damaged one is said there
+            physical["zaug"] = _text_or(npz, "zaug", "{}")
         if "acquisition" in npz.files:  # an OME-TIFF input's acquisition settings
-            physical["acquisition"] = checked_acquisition(_json_or_none(str(npz["acquisition"])))
+            physical["acquisition"] = checked_acquisition(_json_or_none(_text_or(npz, "acquisition", "")))
         axes = str(npz["axes"]) if "axes" in npz.files else None
     return data, axes, physical
+
+
+def _text_or(npz, key: str, default: str) -> str:
+    """An entry of ``npz`` as text; ``default`` for one of Python objects (never unpickled: the pixels are
+    still read)."""
+    try:
+        return str(npz[key])
+    except ValueError:
+        return default
 
 
 def _json_or_none(text: str):

@@ -67,7 +67,7 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
             pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
             physical["acquisition"] = ome_acquisition(tif.ome_metadata, index, n_channels)
-            record = _ome_zaug_record(tif.ome_metadata)
+            record = _ome_zaug_record(tif.ome_metadata, index)
         else:
             ij = tif.imagej_metadata or {}
             physical = dict(_imagej_physical(tif), **_imagej_time(ij), display=_display.from_imagej(ij, n_channels))
@@ -91,12 +91,24 @@ def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
 
 
-def _ome_zaug_record(xml: str) -> str | None:
-    """The zaug record (a key-value annotation ``zaug``) of an OME-XML that describes one image."""
+def _ome_zaug_record(xml: str, image: int = 0) -> str | None:
+    """The zaug record of an OME image: the key ``zaug`` of a map annotation the image refers to."""
     root = ET.fromstring(xml)
-    if sum(el.tag.endswith("Image") for el in root) != 1:  # whose record it would be is not known
+    element = next(itertools.islice((el for el in root if _local(el.tag) == "Image"), image, None), None)
+    if element is None:
         return None
-    return next((el.text for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "M" and el.get("K") == "zaug"), None)
+    refs = {el.get("ID") for el in element if _local(el.tag) == "AnnotationRef"}
+    for annotation in root.iter():
+        if _local(annotation.tag) == "MapAnnotation" and annotation.get("ID") in refs:
+            found = next((m.text for m in annotation.iter() if _local(m.tag) == "M" and m.get("K") == "zaug"), None)
+            if found is not None:
+                return found
+    return None
+
+
+def _local(tag: str) -> str:
+    """An XML tag without its namespace."""
+    return tag.rsplit("}", 1)[-1]
 
 
 #: the acquisition settings of an OME Channel that are carried to an OME-TIFF output

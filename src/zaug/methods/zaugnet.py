@@ -62,7 +62,7 @@ from ..nets.ifnet import IFNet, ifnet_preset
 from ..nets.zstack import (BAND_SIGMAS, band_split, band_weights, clipping_offset, run_generator, tiled_generator,
                            transfer_planes, weighted_departure)
 from ..train import seed_everything
-from ..volume import Volume, check_volume
+from ..volume import Volume, check_volume, position_tolerance
 
 MODES = ("auto", "direct", "transfer")
 DEFAULT_MODE = "direct"
@@ -693,7 +693,7 @@ class ZAugNetModel:
                             "input, or train on this stack.")
         # acquired planes are returned exactly as measured (no normalisation round trip)
         idx = np.clip(np.searchsorted(z_in, z_out), 0, len(z_in) - 1)
-        tol = 1e-6 * max(1.0, float(z_in[-1] - z_in[0]))
+        tol = position_tolerance(z_in)
         for n in np.flatnonzero(np.abs(z_in[idx] - z_out) <= tol):
             out[n] = stack[idx[n]]
         return out
@@ -1238,7 +1238,7 @@ def _best_weights(gram: np.ndarray, rhs: np.ndarray) -> tuple[float, float]:
 def _contains(grid: np.ndarray, z: np.ndarray) -> bool:
     idx = np.clip(np.searchsorted(grid, z), 0, len(grid) - 1)
     near = np.minimum(np.abs(grid[idx] - z), np.abs(grid[np.maximum(idx - 1, 0)] - z))
-    return bool(np.all(near <= 1e-6 * max(1.0, abs(grid[-1] - grid[0]))))
+    return bool(np.all(near <= position_tolerance(grid)))
 
 
 def _doubling_grids(z_in: np.ndarray, z_out: np.ndarray, max_passes: int = 6) -> list[np.ndarray]:
@@ -1257,7 +1257,7 @@ def _doubling_grids(z_in: np.ndarray, z_out: np.ndarray, max_passes: int = 6) ->
 
 def _ratio_words(z_in: np.ndarray, z_out: np.ndarray) -> str:
     """'x3' for evenly spaced input and output planes, else 'these output positions'."""
-    even = [len(z) > 2 and np.allclose(np.diff(z), np.diff(z).mean(), rtol=1e-6) for z in (z_in, z_out)]
+    even = [len(z) > 2 and np.allclose(np.diff(z), np.diff(z).mean(), rtol=1e-6, atol=0) for z in (z_in, z_out)]
     if all(even):
         return f"x{float(np.diff(z_in).mean() / np.diff(z_out).mean()):.3g}"
     return "these output positions"
