@@ -176,7 +176,7 @@ def test_measurement_line_says_what_could_not_be_measured():
     assert "no roughness (every object touches the border" in format_measurement(objects)  # was: "nan"
     filaments = {"kind": "filaments", "unit": "um", "threshold": 0.5,
                  "summary": {"count": 0, "total_length": 0.0, "median_length": float("nan")}}
-    assert format_measurement(filaments) == "0 filaments, total length 0.0 um (threshold 0.5)"
+    assert format_measurement(filaments) == "0 filaments, total length 0 um (threshold 0.5)"
 
 
 def test_measure_refuses_2d_and_multichannel():
@@ -274,3 +274,19 @@ def test_an_object_one_plane_thick_is_left_out_of_the_roughness():
     labels[(z - 15) ** 2 + (y - 30) ** 2 + (x - 30) ** 2 < 100] = 2
     measured = measure_objects(labels, (1.0, 1.0, 1.0))
     assert measured["count"] == 2 and set(measured["roughness"]) == {2}
+
+
+def test_objects_and_their_text_are_the_same_in_every_unit():
+    """The watershed's split depth was 1 in the voxel size's unit: the sample's nuclei were 0 objects in metres,
+    8 in micrometres and 73 in nanometres; lengths and volumes in metres printed as 0.0."""
+    from zaug.downstream import format_measurement
+
+    data = load_sample().data[:, :96, :96]
+    found = {}
+    for unit, scale in (("m", 1e-6), ("um", 1.0), ("nm", 1e3)):
+        result = measure_stack(Volume(data, (0.29 * scale, 0.26 * scale, 0.26 * scale), unit))
+        found[unit] = result["summary"]["count"], result["summary"]["median_volume"] / scale**3
+        if unit == "m":
+            assert " 0.0 m" not in format_measurement(result) and "e-" in format_measurement(result)
+    assert found["um"][0] > 1 and found["m"][0] == found["um"][0] == found["nm"][0]
+    assert found["m"][1] == pytest.approx(found["um"][1]) and found["nm"][1] == pytest.approx(found["um"][1])

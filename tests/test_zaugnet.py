@@ -1085,3 +1085,16 @@ def test_links_in_a_model_folder_are_neither_counted_nor_followed_when_it_is_cle
     (out / ".zaug-old-1-2-checkpoint").symlink_to(elsewhere, target_is_directory=True)
     zaugnet.fit([small], out, TINY)
     assert not (out / ".zaug-old-1-2-checkpoint").exists() and (elsewhere / "big.bin").exists()
+
+
+@pytest.mark.parametrize("unit, scale", [("m", 1e-6), ("um", 1.0), ("nm", 1e3)])
+def test_training_spacings_are_compared_in_any_unit(unit, scale):
+    """Spacings were rounded to 6 decimals: 0.2 and 0.4 um in metres were both 0 (no warning), 0.45 and 0.55 um
+    were 0 and 1e-06 (a warning)."""
+    from zaug.methods.zaugnet import _warn_if_spacings_differ
+
+    with pytest.warns(ZaugWarning, match="z spacings differ"):
+        _warn_if_spacings_differ([np.arange(5) * 0.2 * scale, np.arange(5) * 0.4 * scale], unit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_spacings_differ([np.arange(5) * 0.45 * scale, np.arange(5) * 0.55 * scale], unit)

@@ -48,6 +48,7 @@ from scipy.special import sph_harm_y_all
 from skimage import filters, measure, morphology, segmentation
 
 from .errors import InputError
+from .io._units import conversion_factor
 
 KINDS = ("objects", "filaments")
 
@@ -96,7 +97,7 @@ MIN_VOLUME_VOXELS = 50
 
 
 def segment_objects(stack: np.ndarray, voxel_size: Sequence[float], threshold: float | None = None,
-                    split_um: float | None = 1.0, min_volume: float | None = None) -> np.ndarray:
+                    split_um: float | None = 1.0, min_volume: float | None = None, unit: str = "um") -> np.ndarray:
     """Label blob-like objects (nuclei, cells) of a 3D stack.
 
     Parameters
@@ -109,11 +110,14 @@ def segment_objects(stack: np.ndarray, voxel_size: Sequence[float], threshold: f
         Foreground threshold on the smoothed stack; default Otsu's.
     split_um : float or None
         Touching objects are split where the distance map has maxima at least
-        this deep (in the voxel size's unit); None keeps connected components.
+        this many micrometres deep (in the voxel size's own unit when that is
+        not a length); None keeps connected components.
     min_volume : float, optional
         Smaller objects are dropped (the voxel size's unit cubed); default
         ``MIN_VOLUME_VOXELS`` cubes of the finest voxel size, the same on a
         stack and on its upsampled output.
+    unit : str
+        Unit of ``voxel_size`` (``"um"``, ``"nm"``, ``"m"``, ...).
 
     Returns
     -------
@@ -125,7 +129,8 @@ def segment_objects(stack: np.ndarray, voxel_size: Sequence[float], threshold: f
     mask = ndimage.binary_fill_holes(smooth(stack, voxel_size) > threshold)
     if split_um:
         distance = ndimage.distance_transform_edt(mask, sampling=voxel_size)
-        markers, _ = ndimage.label(morphology.h_maxima(distance, float(split_um)))
+        depth = float(split_um) * (conversion_factor("um", unit) or 1.0)  # the same depth in nm as in um
+        markers, _ = ndimage.label(morphology.h_maxima(distance, depth))
         labels = segmentation.watershed(-distance, markers, mask=mask)
     else:
         labels, _ = ndimage.label(mask)
@@ -532,7 +537,7 @@ def compare_filaments(truth: tuple, other: tuple, voxel_size: Sequence[float],
 
 
 def downstream_checks(truth: np.ndarray, stacks: Mapping[str, np.ndarray], voxel_size: Sequence[float],
-                      kind: str = "objects", threshold: float | None = None) -> dict:
+                      kind: str = "objects", threshold: float | None = None, unit: str = "um") -> dict:
     """Segment the truth and each reconstruction with one pipeline and compare them.
 
     Parameters
@@ -547,6 +552,8 @@ def downstream_checks(truth: np.ndarray, stacks: Mapping[str, np.ndarray], voxel
         Blob-like objects (volumes, roughness) or filaments (lengths).
     threshold : float, optional
         Foreground threshold for every stack; default Otsu's on the smoothed truth.
+    unit : str
+        Unit of ``voxel_size``.
 
     Returns
     -------
@@ -569,11 +576,11 @@ def downstream_checks(truth: np.ndarray, stacks: Mapping[str, np.ndarray], voxel
     threshold = default_threshold(truth, voxel_size) if threshold is None else float(threshold)
     result = {"kind": kind, "conventions": CONVENTIONS[kind], "threshold": threshold, "methods": {}}
     if kind == "objects":
-        truth_labels = segment_objects(truth, voxel_size, threshold)
+        truth_labels = segment_objects(truth, voxel_size, threshold, unit=unit)
         truth_measures = measure_objects(truth_labels, voxel_size)
         result["truth"] = _summary(truth_measures)
         for name, stack in stacks.items():
-            labels = segment_objects(stack, voxel_size, threshold)
+            labels = segment_objects(stack, voxel_size, threshold, unit=unit)
             result["methods"][name] = compare_objects(truth_labels, labels, voxel_size, truth_measures)
     else:
         truth_seg = segment_filaments(truth, voxel_size, threshold)
@@ -631,7 +638,7 @@ def measure_stack(volume, kind: str = "objects", threshold: float | None = None,
     data, voxel, unit = np.asarray(volume.data, np.float32), tuple(volume.voxel_size), volume.unit
     threshold = default_threshold(data, voxel) if threshold is None else float(threshold)
     if kind == "objects":
-        labels = segment_objects(data, voxel, threshold)
+        labels = segment_objects(data, voxel, threshold, unit=unit)
         measures = measure_objects(labels, voxel)
         border = touches_border(labels)
         centres = ndimage.center_of_mass(labels > 0, labels, list(measures["volumes"])) if measures["count"] else []
@@ -662,10 +669,10 @@ def format_measurement(result: dict) -> str:
         rough = (f"mean roughness {s['mean_roughness']:.4f}" if np.isfinite(s["mean_roughness"])
                  else "no roughness (every object touches the border or is too small)")
         return (f"{s['count']} objects ({s['inside']} not touching the border), median volume "
-                f"{s['median_volume']:.2f} {unit}^3, total {s['total_volume']:.1f} {unit}^3, {rough} "
+                f"{s['median_volume']:.4g} {unit}^3, total {s['total_volume']:.4g} {unit}^3, {rough} "
                 f"(threshold {result['threshold']:.4g})")
-    median = f", median length {s['median_length']:.2f} {unit}" if s["count"] else ""
-    return (f"{s['count']} filaments, total length {s['total_length']:.1f} {unit}{median} "
+    median = f", median length {s['median_length']:.4g} {unit}" if s["count"] else ""
+    return (f"{s['count']} filaments, total length {s['total_length']:.4g} {unit}{median} "
             f"(threshold {result['threshold']:.4g})")
 
 
@@ -679,8 +686,8 @@ TABLE_COLUMNS = {
                 ("volume error", "volume_error", ".1%"), ("volume bias", "volume_bias", "+.1%"),
                 ("roughness", "mean_roughness", ".4f"), ("roughness error", "roughness_error", ".1%"),
                 ("Dice", "dice", ".3f")],
-    "filaments": [("filaments", "count", "d"), ("total length", "total_length", ".1f"),
-                  ("ratio to truth", "length_ratio", ".3f"), ("median length", "median_length", ".2f"),
+    "filaments": [("filaments", "count", "d"), ("total length", "total_length", ".4g"),
+                  ("ratio to truth", "length_ratio", ".3f"), ("median length", "median_length", ".4g"),
                   ("mask IoU", "mask_iou", ".3f"), ("skeleton IoU", "skeleton_iou", ".3f")],
 }
 
@@ -691,9 +698,9 @@ def truth_line(result: dict, unit: str = "") -> str:
     unit = unit or "(unit of the voxel size)"
     if result["kind"] == "objects":
         return (f"truth: {t['count']} objects ({t['inside']} inside the stack), median volume "
-                f"{t['median_volume']:.1f} {unit}^3, mean roughness {t['mean_roughness']:.4f}")
-    return (f"truth: {t['count']} filaments, total length {t['total_length']:.1f} {unit}, median "
-            f"{t['median_length']:.2f} {unit}")
+                f"{t['median_volume']:.4g} {unit}^3, mean roughness {t['mean_roughness']:.4f}")
+    return (f"truth: {t['count']} filaments, total length {t['total_length']:.4g} {unit}, median "
+            f"{t['median_length']:.4g} {unit}")
 
 
 def table_rows(result: dict) -> tuple[list[str], list[list[str]]]:

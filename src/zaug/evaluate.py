@@ -245,7 +245,8 @@ def evaluate_drop_slice(volume: Volume, factor: int, methods: Sequence[str] = ("
     full_truth = norm(data[:used]) if downstream or keep_predictions else None
     if downstream:
         log(f"downstream: segmenting the truth and {len(predictions)} reconstructions ({downstream})")
-        result["downstream"] = downstream_checks(full_truth, predictions, volume.voxel_size, downstream)
+        result["downstream"] = downstream_checks(full_truth, predictions, volume.voxel_size, downstream,
+                                                 unit=volume.unit)
     if keep_predictions:
         result["arrays"] = {"truth": full_truth, "kept": kept, "removed": removed, **predictions}
         if raw:

@@ -178,7 +178,7 @@ def evaluate_restoration(volume: Volume, factor: float, degradation: str = "avgp
         result["conventions"] = result["conventions"] + [FID_AXIAL_CONVENTION]
     if downstream:
         log(f"downstream: segmenting the truth and {len(arrays)} restorations ({downstream})")
-        result["downstream"] = downstream_checks(truth, arrays, voxel, downstream)
+        result["downstream"] = downstream_checks(truth, arrays, voxel, downstream, unit=volume.unit)
     if keep_predictions:
         result["arrays"] = dict(arrays, truth=truth, input=norm(sim_stack), input_positions=positions,
                                 planes=planes)

@@ -49,7 +49,7 @@ from .errors import InputError, ZaugError, ZaugWarning
 from .classic import CLASSICAL_METHODS
 from .io import check_output_path
 from .io._atomic import atomic_path
-from .io._units import normalize_unit
+from .io._units import normalize_unit, significant
 from .nets import edsr_liif, ifnet, resnet2d, unet3d, zstack
 from .methods.zaugnet import TRANSFER_ALPHA, describe_weights, check_mode as zaugnet_mode
 from .predict import output_positions
@@ -448,7 +448,7 @@ def _zaug_prediction(model, weights, stack, z_in, factor) -> np.ndarray:
     spacings = [spacing] if model.plus else [spacing / 2**p for p in range(len(weights))]
     fixed = copy.copy(model)
     fixed.calibrate = True
-    fixed.fixed_calibration = {round(s, 9): zstack.band_weights(w) for s, w in zip(spacings, weights)}
+    fixed.fixed_calibration = {significant(s, 9): zstack.band_weights(w) for s, w in zip(spacings, weights)}
     with warnings.catch_warnings():  # the spacing advice was given when the weights were measured
         warnings.simplefilter("ignore")
         out = fixed.interpolate(stack, z_in, output_positions(z_in, factor=factor))

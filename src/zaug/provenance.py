@@ -149,7 +149,8 @@ def _digest(path: Path) -> str:
 
 
 def _stack_facts(source, z: np.ndarray, unit: str) -> dict:
-    facts = {"planes": int(len(z)), "z_spacing": _rounded(float(np.mean(np.diff(z)))) if len(z) > 1 else None,
+    from .io._units import significant  # zaug.io reads records with this module: not at import
+    facts = {"planes": int(len(z)), "z_spacing": significant(float(np.mean(np.diff(z)))) if len(z) > 1 else None,
              "unit": unit}
     if len(z) > 2 and not np.allclose(np.diff(z), np.mean(np.diff(z)), rtol=1e-6, atol=0):
         facts["uneven"] = True
@@ -163,10 +164,6 @@ def _input_facts(volume, z_in: np.ndarray) -> dict:
     if volume.metadata.get("region"):  # the box --crop (Volume.crop) kept, in the file's voxels
         facts["region"] = [[None if v is None else int(v) for v in pair] for pair in volume.metadata["region"]]
     return facts
-
-
-def _rounded(value: float) -> float:
-    return float(f"{value:.6g}")
 
 
 def _version() -> str:

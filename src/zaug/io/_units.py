@@ -88,6 +88,15 @@ def without_binary_noise(value: float) -> float:
     return float(f"{value:.12g}")
 
 
+def significant(value: float, digits: int = 6) -> float:
+    """``value`` rounded to ``digits`` significant digits: the same in every unit, as ``round`` to decimals is not.
+
+    >>> significant(0.58e-6), round(0.58e-6, 6)
+    (5.8e-07, 1e-06)
+    """
+    return float(f"{value:.{digits}g}")
+
+
 def origin_entries(origin: dict[str, float]) -> dict:
     """The read-metadata entries ``z_origin`` and ``yx_origin`` of an origin ``{axis: value}``, where not zero."""
     entries: dict = {}

@@ -53,7 +53,7 @@ from ..data.triplets import (LateralTripletSampler, TripletSampler, fewest_plane
                              training_runs, triplet_indices)
 from ..errors import InputError, ZaugError, ZaugWarning  # noqa: F401  (ZaugWarning: also imported from here)
 from ..evaluate import smooth_oracle
-from ..io._units import conversion_factor
+from ..io._units import conversion_factor, significant
 from ..losses import gradient_penalty, laplacian_pyramid_loss
 from ..metrics import psnr, sharpness_ratio, ssim
 from ..progress import advance, part
@@ -193,7 +193,7 @@ def fit(volumes: list[Volume], out_dir: str | Path, options: dict | None = None)
         seed=int(opts.get("seed") or 0), normalisation={"low": low, "high": high},
         train_voxel_size=list(volumes[0].voxel_size), train_unit=volumes[0].unit,
         train_plane_spacing=float(np.mean([np.mean(np.diff(z)) for z in z_coords])),
-        triplet_spacing=sorted({round(float(z[k] - z[i]), 6) for z, trips in zip(z_coords, train_trips)
+        triplet_spacing=sorted({significant(float(z[k] - z[i])) for z, trips in zip(z_coords, train_trips)
                                 for i, _, k in trips}),
         validation_planes=val_info,
     )
@@ -303,7 +303,7 @@ def _training_stacks(volumes: list[Volume], method: str) -> tuple[list[np.ndarra
 def _warn_if_spacings_differ(z_coords: list[np.ndarray], unit: str) -> None:
     """Say when the training stacks' z spacings differ by more than half: one model learns them all, and the
     spacing that prediction compares an input's with is their mean."""
-    spacings = sorted({round(float(np.mean(np.diff(z))), 6) for z in z_coords})
+    spacings = sorted({significant(float(np.mean(np.diff(z)))) for z in z_coords})
     if spacings[-1] > 1.5 * spacings[0]:
         mean = float(np.mean([np.mean(np.diff(z)) for z in z_coords]))
         warnings.warn(ZaugWarning(
@@ -809,7 +809,7 @@ class ZAugNetModel:
         """The key of the weights for ``spacing``: with weights fixed for a stack (:meth:`for_stack`), those of
         the stack's nearest spacing, so that a tile cut along z (whose own mean spacing differs a little on an
         uneven stack) uses the stack's weights rather than measuring its own."""
-        key = round(float(spacing), 9)
+        key = significant(float(spacing), 9)
         if self.fixed_calibration and key not in self.fixed_calibration:
             key = min(self.fixed_calibration, key=lambda fixed: abs(math.log(fixed / key)))
         return key
