@@ -370,3 +370,14 @@ def test_a_large_ome_zarr_output_gets_coarser_levels_for_viewers(tmp_path):
     assert back.voxel_size == (1.0, 0.2, 0.2) and back.yx_origin == (5.0, 7.0)
     write_volume(Volume(data[:, :500]), tmp_path / "small.ome.zarr")  # planes a viewer shows whole: one level
     assert len(zarr.open_group(str(tmp_path / "small.ome.zarr"), mode="r").attrs["multiscales"][0]["datasets"]) == 1
+
+
+@pytest.mark.parametrize("name, kind", [("cells.czi", "Zeiss CZI"), ("cells.LIF", "Leica LIF"),
+                                        ("cells.nii.gz", "NIfTI")])
+def test_a_vendor_file_is_named_and_how_to_convert_it_said(tmp_path, name, kind):
+    (tmp_path / name).write_bytes(b"\0" * 64)
+    with pytest.raises(InputError, match=f"{name} is a {kind} file, which zaug does not read: convert it to "
+                                         "OME-TIFF or OME-Zarr first, with its voxel size"):
+        read_volume(tmp_path / name)
+    with pytest.raises(InputError, match=f"cannot tell the format of .*{name}: use a name ending in .tif"):
+        write_volume(Volume(np.zeros((3, 8, 8), np.uint8)), tmp_path / f"out-{name}")

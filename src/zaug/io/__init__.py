@@ -76,9 +76,19 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 NUMPY_SUFFIXES = (".npy", ".npz")
 
 
-def format_of(path: str | os.PathLike) -> str:
+#: microscope vendors' and other formats zaug does not read, by suffix: a reader is told how to convert them
+OTHER_FORMATS = {".czi": "Zeiss CZI", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".lof": "Leica LOF",
+                 ".nd2": "Nikon ND2", ".oib": "Olympus OIB", ".oif": "Olympus OIF", ".vsi": "Olympus VSI",
+                 ".oir": "Olympus OIR", ".ims": "Imaris", ".dv": "DeltaVision", ".r3d": "DeltaVision",
+                 ".stk": "MetaMorph STK", ".ics": "ICS", ".ids": "ICS", ".h5": "HDF5", ".hdf5": "HDF5",
+                 ".n5": "N5", ".mrc": "MRC", ".nrrd": "NRRD", ".nii": "NIfTI", ".nii.gz": "NIfTI",
+                 ".klb": "KLB", ".sld": "SlideBook", ".ome.xml": "OME-XML", ".png": "PNG", ".jpg": "JPEG"}
+
+
+def format_of(path: str | os.PathLike, reading: bool = False) -> str:
     """``'tiff'``, ``'ome-zarr'`` or ``'numpy'`` from the path's name (an existing zarr folder whatever its name:
-    a series or field inside a store, ``plate.zarr/A/1/0``)."""
+    a series or field inside a store, ``plate.zarr/A/1/0``); ``reading`` a format zaug does not read says how to
+    convert it."""
     name = str(path).lower().rstrip("/\\")  # a folder typed with its separator (Windows: "a.zarr\\")
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
@@ -88,6 +98,11 @@ def format_of(path: str | os.PathLike) -> str:
         return "numpy"
     if is_zarr_node(Path(path)):
         return "ome-zarr"
+    other = next((kind for suffix, kind in OTHER_FORMATS.items() if name.endswith(suffix)), None)
+    if reading and other:
+        raise InputError(f"{path} is a {other} file, which zaug does not read: convert it to OME-TIFF or OME-Zarr "
+                         "first, with its voxel size (Fiji: open it with Bio-Formats, then File > Save As > "
+                         "OME-TIFF; or Bio-Formats' bfconvert or bioformats2raw on the command line).")
     raise InputError(
         f"cannot tell the format of {path}: use a name ending in .tif, .tiff, .ome.tif, .zarr, .npy or .npz."
     )
@@ -134,7 +149,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         raise InputError(f"{path} does not exist.")
     if not (path.is_file() or path.is_dir()):  # a FIFO or device would block or stream forever
         raise InputError(f"{path} is not a regular file or folder (a pipe or device?); save the stack to a file.")
-    fmt = format_of(path)
+    fmt = format_of(path, reading=True)
     if series is not None and fmt != "tiff":
         raise InputError(f"--series picks an image series of a TIFF file; {path} is {fmt}.")
     try:
