@@ -500,8 +500,8 @@ def cmd_info(args) -> int:
             print(f"display: {'; '.join(shown)}")
         from .provenance import summary
 
-        if summary(vol):
-            print(summary(vol))
+        if made := summary(vol):
+            print(made)
     return 0
 
 

@@ -120,16 +120,16 @@ CHANNEL_SETTINGS = ("AcquisitionMode", "ContrastMethod", "EmissionWavelength", "
 def ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
     """An OME image's acquisition date, description and each channel's settings (as the file gives them)."""
     root = ET.fromstring(xml)
-    element = next(itertools.islice((el for el in root if el.tag.endswith("Image")), image, None), None)
+    element = next(itertools.islice((el for el in root if _local(el.tag) == "Image"), image, None), None)
     if element is None:
         return {}
     found: dict = {}
     for child in element:
-        tag = child.tag.rsplit("}", 1)[-1]
+        tag = _local(child.tag)
         if tag in ("AcquisitionDate", "Description") and child.text and child.text.strip():
             found["date" if tag == "AcquisitionDate" else "description"] = child.text.strip()[:MAX_SETTING]
-    pixels = next((el for el in element if el.tag.endswith("Pixels")), None)
-    channels = [el for el in pixels if el.tag.endswith("Channel")] if pixels is not None else []
+    pixels = next((el for el in element if _local(el.tag) == "Pixels"), None)
+    channels = [el for el in pixels if _local(el.tag) == "Channel"] if pixels is not None else []
     settings = [{k: v[:MAX_SETTING] for k, v in el.attrib.items() if k in CHANNEL_SETTINGS} for el in channels]
     if len(settings) == n_channels and any(settings):
         found["channels"] = settings
