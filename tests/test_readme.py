@@ -26,3 +26,9 @@ def test_readme_python_example_runs(code, tmp_path, monkeypatch):
         before, after = read_volume("stack.tif"), read_volume("stack_x2.ome.zarr")
         assert after.nz == 2 * before.nz - 1 and after.dtype == before.dtype
         assert after.voxel_size[0] == pytest.approx(before.voxel_size[0] / 2)
+    if "acquired_mask(again)" in code:  # the acquired planes are the input's, as the example says
+        from zaug.provenance import acquired_mask, summary
+
+        again = read_volume("stack_x2.ome.zarr")
+        assert (again.data[acquired_mask(again)] == read_volume("stack.tif").data).all()
+        assert summary(again).endswith("60 of 119 planes acquired, 59 predicted")
