@@ -557,6 +557,8 @@ def test_crop_reads_a_box_of_a_stack_with_its_physical_position(tmp_path, capsys
     nz = read_volume(tmp_path / "s.ome.zarr").nz
     assert _info(capsys, tmp_path / "s.ome.zarr", "--crop", "-3:,:,-8:")["shape"] == [3, 40, 8]
     assert _info(capsys, tmp_path / "s.ome.zarr", "--crop", f"{nz - 3}:,:,40:")["shape"] == [3, 40, 8]
+    # argparse takes an abbreviation of --crop too
+    assert _info(capsys, tmp_path / "s.ome.zarr", "--cro", "-3:,:,-8:")["shape"] == [3, 40, 8]
     assert main(["predict", "linear", str(tmp_path / "s.ome.zarr"), "--crop", "5:6,:,:", "-o",
                  str(tmp_path / "one.tif"), "--factor", "2"]) == 2
     _one_sentence(capsys, "the --crop box holds 1 plane along z; zaug needs at least 2")

@@ -857,9 +857,17 @@ def test_an_imagej_output_says_which_settings_it_cannot_hold(tmp_path):
 def test_foreign_acquisition_settings_are_checked_and_cut(tmp_path):
     vol = _microscope_ome_tiff(tmp_path / "in.ome.tif", description="x" * 10_000)
     assert len(vol.metadata["acquisition"]["description"]) == 2000
+    # a description just under the cut: zaug's summary is taken out before the cut, so no piece of it stays
+    near = _microscope_ome_tiff(tmp_path / "near.ome.tif", description="x" * 1992)
+    for n in range(3):
+        write_volume(upsample_z(near, "linear", factor=2), tmp_path / f"p{n}.ome.tif")
+        near = read_volume(tmp_path / f"p{n}.ome.tif")
+    assert near.metadata["acquisition"]["description"] == "x" * 1992
     data = np.zeros((4, 8, 8), np.uint16) + np.arange(4, dtype=np.uint16)[:, None, None]
     odd = json.dumps({"date": 5, "channels": [{"Fluor": ["a"], "Evil": "x", "NDFilter": "0.5"}]})
     np.savez(tmp_path / "odd.npz", data=data, acquisition=np.array(odd))
     assert read_volume(tmp_path / "odd.npz").metadata["acquisition"] == {"channels": [{"NDFilter": "0.5"}]}
     np.savez(tmp_path / "bad.npz", data=data, acquisition=np.array("{not json"))
     assert "acquisition" not in read_volume(tmp_path / "bad.npz").metadata
+    np.savez(tmp_path / "deep.npz", data=data, acquisition=np.array("[" * 100_000 + "]" * 100_000))
+    assert "acquisition" not in read_volume(tmp_path / "deep.npz").metadata  # the pixels are still read

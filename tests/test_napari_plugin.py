@@ -383,3 +383,11 @@ def test_an_ome_inputs_acquisition_settings_go_through_a_layer_to_the_file(tmp_p
     back = read_volume(write_image(str(tmp_path / "up.ome.tif"), out, new)[0])
     assert back.metadata["acquisition"] == {"date": "2026-01-02T03:04:05",
                                             "channels": [{"EmissionWavelength": "461.0", "Fluor": "DAPI"}]}
+
+
+def test_a_layers_foreign_acquisition_settings_are_checked():
+    layer = LayerData((np.random.default_rng(0).random((5, 16, 16)) * 4000).astype(np.uint16), scale=(1, 0.2, 0.2),
+                      name="odd", metadata={"zaug": {"acquisition": {"description": 5, "date": ["x"],
+                                                                     "channels": [{"Fluor": "GFP", "Evil": 1}]}}})
+    _, new, _ = upsample_z_layer(layer, Method.linear, z_spacing=0.5)  # was a TypeError
+    assert new["metadata"]["zaug"]["acquisition"] == {"channels": [{"Fluor": "GFP"}]}

@@ -372,12 +372,17 @@ def test_a_large_ome_zarr_output_gets_coarser_levels_for_viewers(tmp_path):
     assert len(zarr.open_group(str(tmp_path / "small.ome.zarr"), mode="r").attrs["multiscales"][0]["datasets"]) == 1
 
 
-@pytest.mark.parametrize("name, kind", [("cells.czi", "Zeiss CZI"), ("cells.LIF", "Leica LIF"),
-                                        ("cells.nii.gz", "NIfTI")])
-def test_a_vendor_file_is_named_and_how_to_convert_it_said(tmp_path, name, kind):
+@pytest.mark.parametrize("name, kind", [("cells.czi", "a Zeiss CZI file"), ("cells.LIF", "a Leica LIF file"),
+                                        ("cells.nii.gz", "a NIfTI file"), ("cells.oib", "an Olympus OIB file")])
+def test_a_vendor_file_is_named_and_how_to_convert_it_said(tmp_path, name, kind, run_cli):
     (tmp_path / name).write_bytes(b"\0" * 64)
-    with pytest.raises(InputError, match=f"{name} is a {kind} file, which zaug does not read: convert it to "
-                                         "OME-TIFF or OME-Zarr first, with its voxel size"):
+    said = f"{name} is {kind}, which zaug does not read: convert it to OME-TIFF or OME-Zarr first, with its voxel size"
+    with pytest.raises(InputError, match=said):
         read_volume(tmp_path / name)
     with pytest.raises(InputError, match=f"cannot tell the format of .*{name}: use a name ending in .tif"):
         write_volume(Volume(np.zeros((3, 8, 8), np.uint8)), tmp_path / f"out-{name}")
+    # zaug predict decides on tiles from the input's format before reading it: the same sentence
+    proc = run_cli("predict", "linear", tmp_path / name, "-o", tmp_path / "out.tif", "--factor", "2")
+    assert proc.returncode == 2 and said in proc.stderr
+    missing = run_cli("predict", "linear", tmp_path / f"missing-{name}", "-o", tmp_path / "out.tif", "--factor", "2")
+    assert missing.returncode == 2 and f"missing-{name} does not exist" in missing.stderr

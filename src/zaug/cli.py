@@ -452,7 +452,7 @@ def _crop_joined(argv: list[str]) -> list[str]:
         if arg == "--":  # what follows is not an option
             joined += [arg, *args]
             break
-        if arg == "--crop":
+        if len(arg) >= 4 and "--crop".startswith(arg):  # argparse takes "--cro" for "--crop" too
             value = next(args, None)
             joined.append(arg if value is None else f"--crop={value}" if value.startswith("-") else arg)
             if value is not None and not value.startswith("-"):
@@ -535,7 +535,7 @@ def cmd_predict(args) -> int:
     elif args.factor is not None and args.factor < 1:
         raise ZaugError(f"--factor must be 1 or more, got {args.factor:g}.")
     blockwise = (args.tile is not None or args.tile_planes is not None or bool(args.scheduler)
-                 or format_of(args.input) == "ome-zarr")
+                 or format_of(args.input, reading=True) == "ome-zarr")
     if args.match_noise and blockwise:
         raise InputError("--match-noise needs the stack in memory: leave out --tile, --tile-planes and --scheduler "
                          "(an OME-Zarr input is always read in tiles; convert it to TIFF first).")

@@ -93,6 +93,7 @@ class LayerData:
 
 
 def _volume_of(layer):
+    from .io.tiff import checked_acquisition
     from .volume import Volume
 
     data = layer.data
@@ -119,7 +120,8 @@ def _volume_of(layer):
                     z_origin=z0, yx_origin=(y0, x0), channel_names=tuple(info.get("channel_names", ())),
                     **time, metadata={"name": layer.name,
                                       **({"display": info["display"]} if info.get("display") else {}),
-                                      **({"acquisition": info["acquisition"]} if info.get("acquisition") else {})})
+                                      **({"acquisition": checked_acquisition(info["acquisition"])}
+                                         if info.get("acquisition") else {})})
     if info.get("history"):  # how zaug made the layer's stack: its acquired planes by number, as in a file
         record = {"history": info["history"], "acquired_planes": info.get("acquired_planes")}
         volume = volume.replace(metadata=from_file_record(record, volume, f"the layer {layer.name!r}"))

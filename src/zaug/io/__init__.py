@@ -77,12 +77,14 @@ NUMPY_SUFFIXES = (".npy", ".npz")
 
 
 #: microscope vendors' and other formats zaug does not read, by suffix: a reader is told how to convert them
-OTHER_FORMATS = {".czi": "Zeiss CZI", ".lsm": "Zeiss LSM", ".lif": "Leica LIF", ".lof": "Leica LOF",
-                 ".nd2": "Nikon ND2", ".oib": "Olympus OIB", ".oif": "Olympus OIF", ".vsi": "Olympus VSI",
-                 ".oir": "Olympus OIR", ".ims": "Imaris", ".dv": "DeltaVision", ".r3d": "DeltaVision",
-                 ".stk": "MetaMorph STK", ".ics": "ICS", ".ids": "ICS", ".h5": "HDF5", ".hdf5": "HDF5",
-                 ".n5": "N5", ".mrc": "MRC", ".nrrd": "NRRD", ".nii": "NIfTI", ".nii.gz": "NIfTI",
-                 ".klb": "KLB", ".sld": "SlideBook", ".ome.xml": "OME-XML", ".png": "PNG", ".jpg": "JPEG"}
+OTHER_FORMATS = {".czi": "a Zeiss CZI file", ".lsm": "a Zeiss LSM file", ".lif": "a Leica LIF file",
+                 ".lof": "a Leica LOF file", ".nd2": "a Nikon ND2 file", ".oib": "an Olympus OIB file",
+                 ".oif": "an Olympus OIF file", ".vsi": "an Olympus VSI file", ".oir": "an Olympus OIR file",
+                 ".ims": "an Imaris file", ".dv": "a DeltaVision file", ".r3d": "a DeltaVision file",
+                 ".stk": "a MetaMorph STK file", ".ics": "an ICS file", ".ids": "an ICS file", ".h5": "an HDF5 file",
+                 ".hdf5": "an HDF5 file", ".n5": "an N5 store", ".mrc": "an MRC file", ".nrrd": "an NRRD file",
+                 ".nii": "a NIfTI file", ".nii.gz": "a NIfTI file", ".klb": "a KLB file", ".sld": "a SlideBook file",
+                 ".ome.xml": "an OME-XML file", ".png": "a PNG image", ".jpg": "a JPEG image"}
 
 
 def format_of(path: str | os.PathLike, reading: bool = False) -> str:
@@ -99,8 +101,10 @@ def format_of(path: str | os.PathLike, reading: bool = False) -> str:
     if is_zarr_node(Path(path)):
         return "ome-zarr"
     other = next((kind for suffix, kind in OTHER_FORMATS.items() if name.endswith(suffix)), None)
+    if reading and not Path(path).exists():
+        raise InputError(f"{path} does not exist.")
     if reading and other:
-        raise InputError(f"{path} is a {other} file, which zaug does not read: convert it to OME-TIFF or OME-Zarr "
+        raise InputError(f"{path} is {other}, which zaug does not read: convert it to OME-TIFF or OME-Zarr "
                          "first, with its voxel size (Fiji: open it with Bio-Formats, then File > Save As > "
                          "OME-TIFF; or Bio-Formats' bfconvert or bioformats2raw on the command line).")
     raise InputError(

@@ -73,7 +73,7 @@ def _text_or(npz, key: str, default: str) -> str:
 def _json_or_none(text: str):
     try:
         return json.loads(text) if len(text) < 2**20 else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read
         return None
 
 

@@ -127,7 +127,7 @@ def ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
     for child in element:
         tag = _local(child.tag)
         if tag in ("AcquisitionDate", "Description") and child.text and child.text.strip():
-            found["date" if tag == "AcquisitionDate" else "description"] = child.text.strip()[:MAX_SETTING]
+            found["date" if tag == "AcquisitionDate" else "description"] = child.text.strip()
     pixels = next((el for el in element if _local(el.tag) == "Pixels"), None)
     channels = [el for el in pixels if _local(el.tag) == "Channel"] if pixels is not None else []
     settings = [{k: v[:MAX_SETTING] for k, v in el.attrib.items() if k in CHANNEL_SETTINGS} for el in channels]
@@ -135,8 +135,10 @@ def ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
         found["channels"] = settings
     # zaug's own summary of an earlier output is not the user's description: it is written afresh
     own = "\n".join(line for line in found.pop("description", "").splitlines() if not line.startswith("made by zaug"))
-    if own.strip():
-        found["description"] = own.strip()
+    if own.strip():  # cut after zaug's line is taken out, so that no piece of it stays
+        found["description"] = own.strip()[:MAX_SETTING]
+    if "date" in found:
+        found["date"] = found["date"][:MAX_SETTING]
     return found
 
 
