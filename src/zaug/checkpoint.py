@@ -24,8 +24,13 @@ def module_tensors(prefix: str, module: torch.nn.Module) -> dict[str, torch.Tens
     return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
 
+def _under(prefix: str, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors stored under ``prefix.``, named without it."""
+    return {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+
+
 def load_module_tensors(prefix: str, module: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    state = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    state = _under(prefix, tensors)
     try:
         module.load_state_dict(state)
     except RuntimeError as exc:  # torch's message runs over many lines: its first says what
@@ -42,7 +47,7 @@ def build_to_fit(build, prefix: str, tensors: dict[str, torch.Tensor], device) -
     """
     with torch.device("meta"):
         shell = build()
-    stored = {k[len(prefix) + 1:]: tuple(v.shape) for k, v in tensors.items() if k.startswith(prefix + ".")}
+    stored = {k: tuple(v.shape) for k, v in _under(prefix, tensors).items()}
     wanted = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
     if stored != wanted:
         name = (next((k for k in wanted if stored.get(k) != wanted[k]), None)
@@ -89,8 +94,9 @@ def read_json(path: Path):
     """A model folder's JSON file: a regular file (not a pipe or device, which would block or never end) of
     at most ``JSON_MAX_BYTES``, nested no deeper than Python parses; else OSError or ValueError."""
     path = _regular_file(Path(path))
-    if path.stat().st_size > JSON_MAX_BYTES:
-        raise ValueError(f"{path.name} holds {path.stat().st_size:,} bytes, far more than zaug writes there")
+    size = path.stat().st_size
+    if size > JSON_MAX_BYTES:
+        raise ValueError(f"{path.name} holds {size:,} bytes, far more than zaug writes there")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except RecursionError:

@@ -408,7 +408,7 @@ def _read(args, path, lazy: bool = False):
         return vol
     import numpy as np
 
-    data = vol.data.compute() if hasattr(vol.data, "compute") else np.array(vol.data)  # off the disk, in memory
+    data = np.array(vol.data)  # off the disk (a memory map or dask array), in memory
     return vol.replace(data=data)
 
 

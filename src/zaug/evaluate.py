@@ -54,7 +54,7 @@ from .fid import FID_CONVENTION, FIDScorer, distance_columns
 from .downstream import check_downstream, downstream_checks, format_downstream
 from .methods import ORACLES, is_learned, is_restoration, learned_module, method_names
 from .provenance import said_once
-from .volume import Volume, check_volume
+from .volume import Volume, check_volume, region_text
 
 CONVENTIONS = [
     "stack cut to its first (N-1)//k*k+1 planes; planes 0, k, 2k, ... kept, the others removed and scored",
@@ -265,7 +265,7 @@ def input_label(volume: Volume) -> str:
     region = volume.metadata.get("region")
     if not region:
         return name
-    return name + " (planes {}:{}, rows {}:{}, columns {}:{})".format(*(i for pair in region for i in pair))
+    return f"{name} ({region_text(region)})"
 
 
 def cubic_as_linear(planes: int) -> str:

@@ -170,8 +170,10 @@ def keep_acquired(out: np.ndarray, stack, z_in: np.ndarray, z_out: np.ndarray) -
     return out
 
 
-def acquired_planes(z_in: np.ndarray, z_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each position of ``z_out``: the nearest plane of ``z_in``, and whether it lies there (an acquired plane).
+def acquired_planes(z_in: np.ndarray, z_out: np.ndarray,
+                    tol: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """For each position of ``z_out``: the nearest plane of ``z_in``, and whether it lies there, within ``tol``
+    (default :func:`~zaug.volume.position_tolerance` of ``z_in``): an acquired plane.
 
     >>> acquired_planes(np.array([0.0, 2.0]), np.array([0.0, 1.0, 2.0000000001]))[1].tolist()
     [True, False, True]
@@ -181,7 +183,7 @@ def acquired_planes(z_in: np.ndarray, z_out: np.ndarray) -> tuple[np.ndarray, np
     z_in, z_out = np.asarray(z_in, np.float64), np.asarray(z_out, np.float64)
     idx = np.clip(np.searchsorted(z_in, z_out), 1, len(z_in) - 1)
     idx = np.where(np.abs(z_in[idx - 1] - z_out) <= np.abs(z_in[idx] - z_out), idx - 1, idx)
-    tol = position_tolerance(z_in)
+    tol = position_tolerance(z_in) if tol is None else tol
     return idx, np.abs(z_in[idx] - z_out) <= tol
 
 

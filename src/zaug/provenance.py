@@ -60,11 +60,10 @@ def acquired_mask(volume) -> np.ndarray:
     positions = np.sort(np.asarray(positions, np.float64))
     if positions.size == 0:
         return np.zeros(volume.nz, bool)
-    z = volume.z_coords()
-    after = np.searchsorted(positions, z)  # the recorded positions either side of each plane
-    below, above = positions[np.clip(after - 1, 0, None)], positions[np.clip(after, None, positions.size - 1)]
-    tol = position_tolerance(z)
-    return np.minimum(np.abs(z - below), np.abs(z - above)) <= tol
+    from .predict import acquired_planes
+
+    z = volume.z_coords()  # each plane against the nearest recorded position, within the stack's tolerance
+    return acquired_planes(positions, z, tol=position_tolerance(z))[1]
 
 
 def is_made_by_zaug(volume) -> bool:

@@ -38,6 +38,15 @@ def position_tolerance(z, rel: float = 1e-6) -> float:
     return float(rel * (z.max() - z.min()) + 1e-12 * np.abs(z).max()) if z.size else 0.0
 
 
+def region_text(region) -> str:
+    """A ``--crop`` box (``Volume.metadata["region"]``) in words.
+
+    >>> region_text([[0, 8], [0, 8], [2, 8]])
+    'planes 0:8, rows 0:8, columns 2:8'
+    """
+    return "planes {}:{}, rows {}:{}, columns {}:{}".format(*(i for pair in region for i in pair))
+
+
 def z_positions_problem(positions, nz: int) -> str | None:
     """What makes ``positions`` unusable as the z positions of ``nz`` planes, in a few words, or None.
 

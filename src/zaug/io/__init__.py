@@ -321,10 +321,10 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
         warnings.warn(ZaugWarning(f"TIFF cannot hold {volume.dtype}; {out} is written as {stored} "
                                   "(every value kept)."), stacklevel=2)
         volume = volume.replace(data=data.astype(stored))
-    if fmt == "numpy" and out.suffix.lower() == ".npy" and (volume.unit != "pixel" or is_made_by_zaug(volume)):
-        lost = [f"the voxel size ({volume.voxel_size[0]:g} x {volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} "
-                f"{volume.unit})"] if volume.unit != "pixel" else []
-        lost += ["the record of which planes are acquired"] if is_made_by_zaug(volume) else []
+    lost = [f"the voxel size ({volume.voxel_size[0]:g} x {volume.voxel_size[1]:g} x {volume.voxel_size[2]:g} "
+            f"{volume.unit})"] if volume.unit != "pixel" else []
+    lost += ["the record of which planes are acquired"] if is_made_by_zaug(volume) else []
+    if fmt == "numpy" and out.suffix.lower() == ".npy" and lost:
         warnings.warn(ZaugWarning(f"{out.name} holds pixels only, so {' and '.join(lost)} "
                                   f"{'are' if len(lost) > 1 else 'is'} not stored; write .npz, .tif or .ome.zarr "
                                   f"to keep {'them' if len(lost) > 1 else 'it'}."), stacklevel=2)

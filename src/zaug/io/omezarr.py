@@ -242,8 +242,8 @@ def halve_plane(plane: np.ndarray) -> np.ndarray:
     """
     plane = np.asarray(plane)
     odd = [(0, 0)] * (plane.ndim - 2) + [(0, plane.shape[-2] % 2), (0, plane.shape[-1] % 2)]
-    values = np.pad(plane, odd, mode="edge") if any(b for _, b in odd) else plane
-    values = values.astype(np.float64 if plane.dtype.itemsize > 2 else np.float32)  # 32-bit integers exactly
+    values = plane.astype(np.float64 if plane.dtype.itemsize > 2 else np.float32)  # 32-bit integers exactly
+    values = np.pad(values, odd, mode="edge") if any(b for _, b in odd) else values
     mean = (values[..., 0::2, 0::2] + values[..., 1::2, 0::2] + values[..., 0::2, 1::2] + values[..., 1::2, 1::2])
     mean *= 0.25
     if np.issubdtype(plane.dtype, np.integer):
@@ -252,16 +252,22 @@ def halve_plane(plane: np.ndarray) -> np.ndarray:
 
 
 def _write_coarser_levels(root, levels: int, chunks: tuple[int, ...], full=None) -> None:
-    """Levels 1 .. levels-1, each from the one before, a plane at a time (memory: a few planes); ``full``, the
-    full resolution where it is in memory (not read back from the store)."""
+    """Levels 1 .. levels-1, each from the one before, in one pass a plane at a time (memory: a few planes;
+    no level read back from the store); ``full``, the full resolution where it is in memory."""
+    source = full if full is not None else root["0"]
+    targets, shape = [], tuple(source.shape)
     for level in range(1, levels):
-        finer = full if level == 1 and full is not None else root[str(level - 1)]
-        shape = finer.shape[:-2] + tuple(-(-n // 2) for n in finer.shape[-2:])
-        coarser = root.create_array(str(level), shape=shape, dtype=finer.dtype,
-                                    chunks=tuple(min(c, n) for c, n in zip(chunks, shape)),
-                                    chunk_key_encoding={"name": "v2", "separator": "/"})
-        for index in np.ndindex(finer.shape[:-2]):
-            coarser[index] = halve_plane(np.asarray(finer[index]))
+        shape = shape[:-2] + tuple(-(-n // 2) for n in shape[-2:])
+        targets.append(root.create_array(str(level), shape=shape, dtype=source.dtype,
+                                         chunks=tuple(min(c, n) for c, n in zip(chunks, shape)),
+                                         chunk_key_encoding={"name": "v2", "separator": "/"}))
+    if not targets:
+        return
+    for index in np.ndindex(tuple(source.shape[:-2])):
+        plane = np.asarray(source[index])
+        for target in targets:
+            plane = halve_plane(plane)
+            target[index] = plane
 
 
 def write_ome_zarr(volume: Volume, path: Path, chunk_yx: int = 256, levels: int | None = None) -> None:

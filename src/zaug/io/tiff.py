@@ -64,10 +64,11 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         data = _imagej_calibrated(data, tif.imagej_metadata or {}, path)
         n_channels = int(data.shape[axes.index("C")]) if "C" in axes else 1
         if tif.is_ome and tif.ome_metadata:
-            pixels = _ome_pixels(tif.ome_metadata, index)  # parsed once for both
+            root = ET.fromstring(tif.ome_metadata)  # parsed once for all that is read from it
+            pixels = _ome_pixels(root, index)
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
-            physical["acquisition"] = ome_acquisition(tif.ome_metadata, index, n_channels)
-            record = _ome_zaug_record(tif.ome_metadata, index)
+            physical["acquisition"] = ome_acquisition(root, index, n_channels)
+            record = _ome_zaug_record(root, index)
         else:
             ij = tif.imagej_metadata or {}
             physical = dict(_imagej_physical(tif), **_imagej_time(ij), display=_display.from_imagej(ij, n_channels))
@@ -86,15 +87,18 @@ def _is_rgb(series, axes: str) -> bool:
             and series.keyframe.photometric == tifffile.PHOTOMETRIC.RGB)
 
 
-def _ome_pixels(xml: str, image: int = 0) -> ET.Element | None:
-    root = ET.fromstring(xml)
+def _ome_pixels(root: ET.Element, image: int = 0) -> ET.Element | None:
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
 
 
-def _ome_zaug_record(xml: str, image: int = 0) -> str | None:
+def _ome_image(root: ET.Element, image: int) -> ET.Element | None:
+    """The ``image``-th ``Image`` of an OME-XML document."""
+    return next(itertools.islice((el for el in root if _local(el.tag) == "Image"), image, None), None)
+
+
+def _ome_zaug_record(root: ET.Element, image: int = 0) -> str | None:
     """The zaug record of an OME image: the key ``zaug`` of a map annotation the image refers to."""
-    root = ET.fromstring(xml)
-    element = next(itertools.islice((el for el in root if _local(el.tag) == "Image"), image, None), None)
+    element = _ome_image(root, image)
     if element is None:
         return None
     refs = {el.get("ID") for el in element if _local(el.tag) == "AnnotationRef"}
@@ -117,10 +121,10 @@ CHANNEL_SETTINGS = ("AcquisitionMode", "ContrastMethod", "EmissionWavelength", "
                     "PinholeSize", "PinholeSizeUnit", "PockelCellSetting")
 
 
-def ome_acquisition(xml: str, image: int, n_channels: int) -> dict:
-    """An OME image's acquisition date, description and each channel's settings (as the file gives them)."""
-    root = ET.fromstring(xml)
-    element = next(itertools.islice((el for el in root if _local(el.tag) == "Image"), image, None), None)
+def ome_acquisition(xml: str | ET.Element, image: int, n_channels: int) -> dict:
+    """An OME image's acquisition date, description and each channel's settings (as the file gives them);
+    ``xml`` the document's text or its parsed root."""
+    element = _ome_image(ET.fromstring(xml) if isinstance(xml, str) else xml, image)
     if element is None:
         return {}
     found: dict = {}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..classic import CLASSICAL_METHODS, ClassicalInterpolator
 from ..errors import InputError
+from ..volume import region_text
 
 #: learned method name -> module implementing fit/load.
 LEARNED = {
@@ -297,8 +298,7 @@ def format_model_info(info: dict) -> str:
     stacks = info.get("training_stacks") or []
     try:
         shown = [(f"{st['file']}, " if st.get("file") else "")
-                 + ("planes {}:{}, rows {}:{}, columns {}:{} (--crop): ".format(*(i for p in st["region"] for i in p))
-                    if st.get("region") else "")
+                 + (f"{region_text(st['region'])} (--crop): " if st.get("region") else "")
                  + f"{'x'.join(map(str, st['shape']))} {st['dtype']}"
                  + (f" at {' x '.join(f'{v:g}' for v in st['voxel_size'])} {st['unit']}" if len(stacks) > 1 else "")
                  for st in stacks[:4]]

@@ -54,8 +54,8 @@ def data_identity(volumes) -> list[dict]:
                "unit": v.unit, "checksum": hashlib.sha1(sample.tobytes()).hexdigest()[:16]}
         # for the user (zaug info and the command that resumes a run), not compared: a renamed file still resumes
         if v.metadata.get("source"):
-            row["file"] = Path(str(v.metadata["source"])).name
-            row["path"] = str(Path(str(v.metadata["source"])).absolute())
+            source = Path(str(v.metadata["source"]))
+            row["file"], row["path"] = source.name, str(source.absolute())
         if v.metadata.get("region"):  # the box --crop kept (the checksum compares the voxels)
             row["region"] = [list(pair) for pair in v.metadata["region"]]
         if v.metadata.get("read_with"):  # the command line's reading options (--axes, --voxel-size, --crop, ...)
