@@ -871,3 +871,76 @@ def test_foreign_acquisition_settings_are_checked_and_cut(tmp_path):
     assert "acquisition" not in read_volume(tmp_path / "bad.npz").metadata
     np.savez(tmp_path / "deep.npz", data=data, acquisition=np.array("[" * 100_000 + "]" * 100_000))
     assert "acquisition" not in read_volume(tmp_path / "deep.npz").metadata  # the pixels are still read
+
+
+# -- Zeiss LSM files (TIFF with a CZ_LSMINFO tag and a thumbnail after each plane) -------------------------
+
+def _lsm(path, data, voxel_size_m=(0.5e-6, 0.1e-6, 0.1e-6), scan_type=0, interval=0.0, colors=None, names=None):
+    """Write ``data`` (ZCYX, or TZCYX with ``scan_type`` 6) as a Zeiss LSM file does: the CZ_LSMINFO record on
+    the first page, channels as samples of one page per plane, a thumbnail page after each plane, and the
+    channel colours and names in a block the record points to."""
+    record = np.zeros((), np.dtype(tifffile.TIFF.CZ_LSMINFO))
+    record["MagicNumber"], record["StructureSize"] = 67127628, record.dtype.itemsize
+    *outer, n_channels, ny, nx = data.shape
+    record["DimensionX"], record["DimensionY"], record["DimensionChannels"] = nx, ny, n_channels
+    record["DimensionZ"], record["DimensionTime"] = outer[-1], outer[0] if len(outer) == 2 else 1
+    record["DataType"] = {np.uint8: 1, np.uint16: 2}[data.dtype.type]
+    record["VoxelSizeZ"], record["VoxelSizeY"], record["VoxelSizeX"] = voxel_size_m
+    record["ScanType"], record["TimeIntervall"] = scan_type, interval
+    blob = record.tobytes()
+    with tifffile.TiffWriter(path) as tif:
+        for i, plane in enumerate(data.reshape(-1, n_channels, ny, nx)):
+            tif.write(plane if n_channels > 1 else plane[0], photometric="minisblack", metadata=None,
+                      planarconfig="separate" if n_channels > 1 else None, contiguous=False,
+                      extratags=[(34412, "B", len(blob), blob, True)] if i == 0 else [])
+            tif.write(np.zeros((4, 4), data.dtype), subfiletype=1, photometric="minisblack", metadata=None,
+                      contiguous=False)
+    if colors is None:
+        return path
+    text = b"".join((len(n.encode()) + 1).to_bytes(4, "little") + n.encode() + b"\0" for n in names)
+    block = np.array([24 + 4 * len(colors) + len(text), len(colors), len(names), 24, 24 + 4 * len(colors), 0],
+                     "<u4").tobytes() + bytes(c for rgb in colors for c in (*rgb, 0)) + text
+    raw = bytearray(path.read_bytes())
+    field = raw.index(blob) + record.dtype.fields["OffsetChannelColors"][1]
+    raw[field:field + 4] = len(raw).to_bytes(4, "little")  # the block goes at the end of the file
+    path.write_bytes(bytes(raw) + block)
+    return path
+
+
+def test_a_zeiss_lsm_file_is_read_with_its_voxel_size_channels_and_colours(tmp_path):
+    data = np.random.default_rng(3).integers(0, 255, (5, 3, 16, 20)).astype(np.uint8)
+    path = _lsm(tmp_path / "cells.lsm", data, colors=[(0, 255, 0), (255, 0, 0), (0, 0, 255)],
+                names=["GFP", "mCherry", "DAPI"])
+    vol = _read_quietly(path)  # no warning about the thumbnails' series
+    assert vol.axes == "CZYX" and vol.unit == "um" and vol.voxel_size == (0.5, 0.1, 0.1)
+    np.testing.assert_array_equal(vol.data, data.transpose(1, 0, 2, 3))
+    assert vol.channel_names == ("GFP", "mCherry", "DAPI")
+    assert [c["color"] for c in vol.metadata["display"]["channels"]] == ["00FF00", "FF0000", "0000FF"]
+    with pytest.raises(InputError, match=r"holds 1 image series \(0 to 0\); --series 1 is not one of them"):
+        read_volume(path, series=1)  # the thumbnails are not a series to read
+    lazy = read_volume(_lsm(tmp_path / "one.lsm", data[:, :1].astype(np.uint16) * 200), lazy=True)
+    assert lazy.axes == "ZYX" and lazy.voxel_size == (0.5, 0.1, 0.1)
+    np.testing.assert_array_equal(np.asarray(lazy.data), data[:, 0].astype(np.uint16) * 200)
+
+
+def test_an_lsm_time_series_keeps_its_interval_and_a_missing_z_step_is_said(tmp_path):
+    data = np.random.default_rng(4).integers(0, 255, (2, 4, 1, 8, 8)).astype(np.uint8)
+    vol = _read_quietly(_lsm(tmp_path / "t.lsm", data, scan_type=6, interval=2.5))
+    assert vol.axes == "TZYX" and vol.data.shape == (2, 4, 8, 8) and vol.voxel_size == (0.5, 0.1, 0.1)
+    assert (vol.time_interval, vol.time_unit) == (2.5, "s")
+    with pytest.warns(ZaugWarning, match=r"gives a pixel size of 0.2 x 0.2 um but no z spacing"):
+        flat = read_volume(_lsm(tmp_path / "noz.lsm", data[0], voxel_size_m=(0.0, 0.2e-6, 0.2e-6)))
+    assert flat.unit == "pixel"
+
+
+def test_zaug_predicts_an_lsm_file_into_a_tiff_and_will_not_write_lsm(tmp_path, run_cli):
+    data = np.random.default_rng(5).integers(0, 4000, (6, 1, 16, 16)).astype(np.uint16)
+    path = _lsm(tmp_path / "in.lsm", data)
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "out.tif")
+    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16) and out.dtype == np.uint16
+    np.testing.assert_array_equal(out.data[::2], data[:, 0])
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.lsm", "--factor", "2")
+    assert proc.returncode == 2 and "out.lsm names a Zeiss LSM file, which zaug reads but does not write" in proc.stderr
+    assert not (tmp_path / "out.lsm").exists()

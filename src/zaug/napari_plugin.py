@@ -34,7 +34,7 @@ import numpy as np
 from .errors import InputError, ZaugError
 from .provenance import file_record, from_file_record
 
-READ_SUFFIXES = (".tif", ".tiff", ".zarr", ".npy", ".npz")
+READ_SUFFIXES = (".tif", ".tiff", ".lsm", ".zarr", ".npy", ".npz")
 AXES_BY_NDIM = {3: "ZYX", 4: "TZYX", 5: "TCZYX"}
 
 

@@ -5,6 +5,7 @@ Formats, chosen by the path:
 - ``*.tif``, ``*.tiff``: ImageJ hyperstack (``spacing``, resolution, unit) or
   OME-TIFF (``PhysicalSize*``) on reading; ImageJ TIFF on writing (OME-TIFF when
   the name ends in ``.ome.tif`` or ImageJ cannot hold the data type);
+- ``*.lsm``: Zeiss LSM (a TIFF with its voxel size in metres), read only;
 - ``*.zarr`` folders: OME-Zarr (NGFF 0.4 ``scale``);
 - ``*.npy`` (pixels only) and ``*.npz`` (pixels, voxel size, unit, axes).
 
@@ -73,11 +74,13 @@ __all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "f
            "check_storable"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
+#: TIFF-based files zaug reads but does not write (an output is named .tif)
+READ_ONLY_TIFF = {".lsm": "a Zeiss LSM file"}
 NUMPY_SUFFIXES = (".npy", ".npz")
 
 
 #: microscope vendors' and other formats zaug does not read, by suffix: a reader is told how to convert them
-OTHER_FORMATS = {".czi": "a Zeiss CZI file", ".lsm": "a Zeiss LSM file", ".lif": "a Leica LIF file",
+OTHER_FORMATS = {".czi": "a Zeiss CZI file", ".lif": "a Leica LIF file",
                  ".lof": "a Leica LOF file", ".nd2": "a Nikon ND2 file", ".oib": "an Olympus OIB file",
                  ".oif": "an Olympus OIF file", ".vsi": "an Olympus VSI file", ".oir": "an Olympus OIR file",
                  ".ims": "an Imaris file", ".dv": "a DeltaVision file", ".r3d": "a DeltaVision file",
@@ -100,6 +103,12 @@ def format_of(path: str | os.PathLike, reading: bool = False) -> str:
         return "numpy"
     if is_zarr_node(Path(path)):
         return "ome-zarr"
+    read_only = next((kind for suffix, kind in READ_ONLY_TIFF.items() if name.endswith(suffix)), None)
+    if read_only and reading:
+        return "tiff"
+    if read_only:
+        raise InputError(f"{path} names {read_only}, which zaug reads but does not write: name the output "
+                         ".tif, .ome.tif, .ome.zarr or .npz.")
     other = next((kind for suffix, kind in OTHER_FORMATS.items() if name.endswith(suffix)), None)
     if reading and not Path(path).exists():
         raise InputError(f"{path} does not exist.")
@@ -120,7 +129,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     Parameters
     ----------
     path : path-like
-        TIFF file, OME-Zarr folder, ``.npy`` or ``.npz`` file.
+        TIFF file (Zeiss ``.lsm`` too), OME-Zarr folder, ``.npy`` or ``.npz`` file.
     axes : str, optional
         Axis letters of the stored array (e.g. ``"ZYX"``, ``"ZCYX"``), overriding
         the file's. Letters are reordered to zaug's ``TCZYX`` order.

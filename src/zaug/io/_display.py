@@ -109,14 +109,19 @@ def to_imagej(display: dict | None, n_channels: int) -> dict:
 
 def from_ome_channels(colors: list[str | None]) -> dict | None:
     """Display settings from the ``Color`` attributes of OME ``Channel`` elements (signed RGBA integers)."""
-    channels = []
+    rgb = []
     for value in colors:
         try:
             rgba = int(value) & 0xFFFFFFFF if value is not None else None
         except ValueError:
             rgba = None
-        channels.append(_channel(color=None if rgba is None else f"{rgba >> 8:06X}"))
-    return _display(channels, None)
+        rgb.append(None if rgba is None else f"{rgba >> 8:06X}")
+    return from_colors(rgb)
+
+
+def from_colors(colors: list[str | None]) -> dict | None:
+    """Display settings from one ``"RRGGBB"`` colour (or None) per channel."""
+    return _display([_channel(color=color) for color in colors], None)
 
 
 def to_ome_colors(display: dict | None, n_channels: int) -> list[int] | None:

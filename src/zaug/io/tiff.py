@@ -69,6 +69,8 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
             physical["acquisition"] = ome_acquisition(root, index, n_channels)
             record = _ome_zaug_record(root, index)
+        elif tif.is_lsm:
+            physical, record = _lsm_physical(tif.lsm_metadata or {}, axes, n_channels), None
         else:
             ij = tif.imagej_metadata or {}
             physical = dict(_imagej_physical(tif), **_imagej_time(ij), display=_display.from_imagej(ij, n_channels))
@@ -181,6 +183,31 @@ def _ome_channels_and_time(pixels: ET.Element | None, n_channels: int) -> dict:
     return found
 
 
+def _lsm_physical(lsm: dict, axes: str, n_channels: int) -> dict:
+    """Voxel size (the file's metres, in micrometres), time step, channel names and colours of a Zeiss LSM
+    file's ``CZ_LSMINFO``; a stack whose z step is missing has an unknown voxel size, as in a plain TIFF.
+    Its origin (the stage's position, of the image's centre) is not taken."""
+    to_um = conversion_factor("m", COMMON_UNIT)
+    size = {axis: without_binary_noise(float(value) * to_um) for axis in "zyx"
+            if isinstance(value := lsm.get(f"VoxelSize{axis.upper()}"), (int, float)) and 0 < value < np.inf}
+    physical: dict = {}
+    if {"y", "x"} <= size.keys() and "z" not in size and "Z" in axes:
+        physical.update(_unknown_z(size, COMMON_UNIT))
+    elif size:
+        physical.update(size, unit=COMMON_UNIT)
+    interval = lsm.get("TimeIntervall")  # sic, the LSM specification's spelling
+    if "T" in axes and isinstance(interval, (int, float)) and 0 < interval < np.inf:
+        physical["time"] = {"interval": float(interval), "unit": "s"}
+    colors = lsm.get("ChannelColors") or {}
+    names = colors.get("ColorNames") or []
+    if len(names) == n_channels > 1 and all(isinstance(n, str) and n.strip() for n in names):
+        physical["channel_names"] = [n.strip()[:MAX_SETTING] for n in names]
+    rgba = colors.get("Colors") or []
+    if len(rgba) == n_channels > 1 and all(len(c) == 4 for c in rgba):  # red, green, blue, a byte unused
+        physical["display"] = _display.from_colors([f"{r:02X}{g:02X}{b:02X}" for r, g, b, _ in rgba])
+    return physical
+
+
 def _imagej_time(ij: dict) -> dict:
     """ImageJ's frame interval (``finterval``, in ``tunit``, default seconds)."""
     unit = time_unit(ij.get("tunit", "sec"))
@@ -193,6 +220,10 @@ def _imagej_time(ij: dict) -> dict:
 DAMAGE_SIGNS = ("invalid page offset", "corrupted", "truncated", "failed to read", "invalid value offset",
                 # OME metadata naming more planes than the file holds: tifffile reads them as zeros
                 "index out of range", "missing data are zeroed")
+
+
+# what tifffile logs about a file it reads right, which says nothing to the user
+QUIET_SIGNS = ("correcting lsm bitspersample tag",)  # an old LSM writer's tag, which tifffile reads
 
 
 @contextlib.contextmanager
@@ -215,6 +246,8 @@ def _tifffile_errors(path: Path):
         logger.propagate = propagate
     _refuse_damage(path, records)
     for message in dict.fromkeys(_tifffile_message(r) for r in records):
+        if any(sign in message.lower() for sign in QUIET_SIGNS):
+            continue
         warnings.warn(ZaugWarning(f"{path}: {message}"), stacklevel=4)
 
 
@@ -258,9 +291,15 @@ def _planes_saved_one_by_one(tif: tifffile.TiffFile) -> bool:
                                    and len(s.pages) == 1 for s in series)
 
 
+def _image_series(tif: tifffile.TiffFile) -> list:
+    """The file's image series, less an LSM file's thumbnails (tifffile's second series of one)."""
+    return tif.series[:1] if tif.is_lsm else tif.series
+
+
 def _given_series(tif: tifffile.TiffFile, path: Path, series: int) -> int:
-    if not 0 <= series < len(tif.series):
-        raise InputError(f"{path} holds {len(tif.series)} image series (0 to {len(tif.series) - 1}); "
+    count = len(_image_series(tif))
+    if not 0 <= series < count:
+        raise InputError(f"{path} holds {count} image series (0 to {count - 1}); "
                          f"--series {series} is not one of them.")
     return series
 
@@ -268,7 +307,7 @@ def _given_series(tif: tifffile.TiffFile, path: Path, series: int) -> int:
 def _pick_series(tif: tifffile.TiffFile, path: Path) -> int:
     """Which image series to read: the first, unless it is a single plane (an overview) and a later one
     is a stack; a warning names the series read when there are several."""
-    series = tif.series
+    series = _image_series(tif)
     chosen = 0
     if len(series) > 1:
         stacks = [i for i, s in enumerate(series) if len(s.shape) >= 3 and not s.axes.endswith("S")]
