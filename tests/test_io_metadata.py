@@ -402,6 +402,28 @@ def test_series_picks_an_image_series_of_a_tiff(tmp_path, capsys):
     assert "4 x 16 x 16 (ZYX)" in capsys.readouterr().out
 
 
+def test_an_ome_image_without_pixels_in_the_file_does_not_shift_the_series(tmp_path):
+    # a converter's label or macro image kept elsewhere: an OME Image with no TiffData, which tifffile skips
+    path = tmp_path / "macro.ome.tif"
+    other = (STACK[:4] * 2).astype(np.uint16)
+    with tifffile.TiffWriter(path, ome=True) as tif:
+        tif.write(STACK, metadata={"axes": "ZYX", "PhysicalSizeZ": 2.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})
+        tif.write(other, metadata={"axes": "ZYX", "PhysicalSizeZ": 3.0, "PhysicalSizeY": 0.5, "PhysicalSizeX": 0.5})
+    xml = tifffile.TiffFile(path).ome_metadata
+    macro = ('<Image ID="Image:9" Name="macro"><Pixels ID="Pixels:9" DimensionOrder="XYCZT" Type="uint8" SizeX="2" '
+             'SizeY="2" SizeC="1" SizeZ="1" SizeT="1" PhysicalSizeX="9" PhysicalSizeY="9" PhysicalSizeZ="9">'
+             '<Channel ID="Channel:9:0" SamplesPerPixel="1"/></Pixels></Image>')
+    tifffile.tiffcomment(path, xml.replace("<Image ", macro + "<Image ", 1).encode())
+    assert [s.shape for s in tifffile.TiffFile(path).series] == [STACK.shape, other.shape]
+    with pytest.warns(ZaugWarning, match="holds 2 image series"):
+        first = read_volume(path)
+    assert first.voxel_size == (2.0, 0.5, 0.5)
+    np.testing.assert_array_equal(first.data, STACK)
+    second = _read_quietly(path, series=1)
+    assert second.voxel_size == (3.0, 0.5, 0.5)
+    np.testing.assert_array_equal(second.data, other)
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_fiji_signed_16_bit_is_read_as_its_values_and_written_back(tmp_path, lazy):
     values = (STACK.astype(np.int32) - 150).astype(np.int16)  # negative and positive

@@ -65,10 +65,11 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         n_channels = int(data.shape[axes.index("C")]) if "C" in axes else 1
         if tif.is_ome and tif.ome_metadata:
             root = ET.fromstring(tif.ome_metadata)  # parsed once for all that is read from it
-            pixels = _ome_pixels(root, index)
+            image = _ome_image_of_series(root, index, len(tif.series))
+            pixels = _ome_pixels(root, image)
             physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
-            physical["acquisition"] = ome_acquisition(root, index, n_channels)
-            record = _ome_zaug_record(root, index)
+            physical["acquisition"] = ome_acquisition(root, image, n_channels)
+            record = _ome_zaug_record(root, image)
         elif tif.is_lsm:
             physical, record = _lsm_physical(tif.lsm_metadata or {}, axes, n_channels), None
         else:
@@ -91,6 +92,16 @@ def _is_rgb(series, axes: str) -> bool:
 
 def _ome_pixels(root: ET.Element, image: int = 0) -> ET.Element | None:
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
+
+
+def _ome_image_of_series(root: ET.Element, series: int, n_series: int) -> int:
+    """Which OME ``Image`` holds tifffile's ``series``-th series: tifffile skips an image without
+    ``TiffData`` (a label or macro image stored elsewhere), so the images that have some are counted."""
+    images = [el for el in root if _local(el.tag) == "Image"]
+    with_data = [i for i, image in enumerate(images)
+                 if any(_local(el.tag) == "TiffData" for pixels in image if _local(pixels.tag) == "Pixels"
+                        for el in pixels)]
+    return with_data[series] if len(with_data) == n_series else series
 
 
 def _ome_image(root: ET.Element, image: int) -> ET.Element | None:
