@@ -83,6 +83,8 @@ def test_demo_trains_and_says_which_planes_it_scores(tmp_path):
     assert len(result["planes"]["removed"]) == 29 and "zaugnet" in result["methods"]
     stack = read_volume(tmp_path / "demo" / "sample_x2_zaugnet.tif")
     np.testing.assert_array_equal(stack.data[::2], load_sample().data[:59:2])
+    model = stack.metadata["history"][-1]["model"]  # the record names the model that made it
+    assert model["folder"] == "model" and model["steps"] == 2 and len(model["weights_sha256"]) == 16
 
 
 def test_an_interrupted_demo_leaves_the_earlier_one_whole(tmp_path, monkeypatch):

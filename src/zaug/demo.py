@@ -15,6 +15,7 @@ from .errors import OutputError
 from .evaluate import drop_slice_split, evaluate_drop_slice, format_table
 from .io import write_volume
 from .io._atomic import check_own_folder, clear_own_folder, folder_beside
+from .methods import zaugnet
 from .methods._common import MODEL_FOLDER_ENTRIES
 from .predict import cast_like, keep_acquired, resampled_volume
 from .report import report_files, write_drop_slice_report
@@ -88,15 +89,18 @@ def _run(out: Path, minutes, train, device, steps, print_fn):
                                  log=print_fn)
     write_drop_slice_report(result, out / "report")
     name = "zaugnet" if train else "cubic"
-    recon = _reconstruction(volume, kept_index, used, result["arrays"]["raw"][name], name)
+    # the output's record names the model that made it (folder, weights digest, steps), as zaug predict's does
+    method = zaugnet.load(out / "model", device="cpu") if train else name
+    recon = _reconstruction(volume, kept_index, used, result["arrays"]["raw"][name], method)
     write_volume(recon, out / f"sample_x{FACTOR}_{name}.tif")
     return result, (recon, f"sample_x{FACTOR}_{name}.tif")
 
 
-def _reconstruction(volume, kept_index, used, planes, name):
-    """The evaluation's reconstruction as a stack in the sample's type, acquired planes exact."""
+def _reconstruction(volume, kept_index, used, planes, method):
+    """The evaluation's reconstruction as a stack in the sample's type, acquired planes exact; ``method`` the
+    name or the loaded model that made it."""
     kept = volume.replace(data=volume.data[kept_index],
                           voxel_size=(volume.voxel_size[0] * FACTOR,) + volume.voxel_size[1:])
     z_out = volume.z_coords()[:used]
     data = keep_acquired(cast_like(planes, volume.dtype), kept.data, kept.z_coords(), z_out)
-    return resampled_volume(kept, data, z_out, name)
+    return resampled_volume(kept, data, z_out, method)
