@@ -243,3 +243,13 @@ def test_a_file_name_with_a_line_break_stays_on_one_line():
     vol = _stack()
     vol = vol.replace(metadata=dict(vol.metadata, source="/data/two\nlines.tif"))
     assert "\n" not in summary(upsample_z(vol, "linear", factor=2))
+
+
+def test_an_ome_zarr_zaug_attribute_that_is_not_an_object_is_said(tmp_path):
+    import zarr
+
+    write_volume(upsample_z(_stack(), "linear", factor=2), tmp_path / "out.ome.zarr")
+    zarr.open_group(str(tmp_path / "out.ome.zarr"), mode="r+").attrs["zaug"] = "made by another tool"
+    with pytest.warns(ZaugWarning, match="zaug record in .*out.ome.zarr .* is damaged"):
+        vol = read_volume(tmp_path / "out.ome.zarr")
+    assert acquired_mask(vol).all()

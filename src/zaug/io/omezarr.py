@@ -137,6 +137,8 @@ def read_ome_zarr(path: Path, lazy: bool = False):
         physical["z_positions"] = z_positions
     if "history" in own or "acquired_planes" in own:  # how zaug made the stack (zaug.provenance)
         physical["zaug"] = {key: own.get(key) for key in ("history", "acquired_planes")}
+    elif attrs.get("zaug") is not None and not isinstance(attrs["zaug"], dict):
+        physical["zaug"] = [attrs["zaug"]]  # not zaug's: read_volume says that the record is damaged
     n_channels = int(arr.shape[names.index("C")]) if "C" in names else 1
     if own.get("acquisition"):
         physical["acquisition"] = checked_acquisition(own["acquisition"])
