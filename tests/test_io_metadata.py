@@ -1,7 +1,10 @@
 """Voxel size, unit and origin as files state them: units, unknown sizes, NGFF transformations, TIFF tags."""
 
+import itertools
 import json
+import pickle
 import re
+import sys
 import warnings
 from xml.etree import ElementTree
 
@@ -966,3 +969,93 @@ def test_zaug_predicts_an_lsm_file_into_a_tiff_and_will_not_write_lsm(tmp_path, 
     proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.lsm", "--factor", "2")
     assert proc.returncode == 2 and "out.lsm names a Zeiss LSM file, which zaug reads but does not write" in proc.stderr
     assert not (tmp_path / "out.lsm").exists()
+
+
+# -- Zeiss CZI files (read with pylibCZIrw, the optional extra zaug[czi]) ------------------------------------
+
+def _czi(path, data, voxel_size_m=(0.5e-6, 0.1e-6, 0.1e-6), scenes=1, names=None, colors=None):
+    """Write ``data`` (ZCYX) as a CZI file with Zeiss's library, ``scenes`` times side by side (scene ``s``
+    holds ``data + s``), with the voxel size in metres as ZEN writes it."""
+    pyczi = pytest.importorskip("pylibCZIrw.czi")
+    display = None
+    if colors:
+        display = {c: pyczi.ChannelDisplaySettingsDataClass(True, pyczi.TintingMode.Color,
+                                                            pyczi.Rgb8Color(*map(np.uint8, rgb)), 0.0, 1.0)
+                   for c, rgb in enumerate(colors)}
+    with pyczi.create_czi(str(path), exist_ok=True) as czi:
+        for scene, z, c in itertools.product(range(scenes), range(data.shape[0]), range(data.shape[1])):
+            czi.write(data=(data[z, c] + scene)[..., None], plane={"Z": z, "C": c}, scene=scene,
+                      location=(3 + 1000 * scene, 4))
+        czi.write_metadata(channel_names=dict(enumerate(names)) if names else None, scale_z=voxel_size_m[0],
+                           scale_y=voxel_size_m[1], scale_x=voxel_size_m[2], display_settings=display)
+    return path
+
+
+def test_a_zeiss_czi_file_is_read_with_its_voxel_size_channels_and_colours(tmp_path):
+    data = np.random.default_rng(6).integers(0, 4000, (5, 2, 16, 20)).astype(np.uint16)
+    path = _czi(tmp_path / "cells.czi", data, names=["GFP", "DAPI"], colors=[(0, 255, 0), (255, 0, 255)])
+    vol = _read_quietly(path)
+    assert vol.axes == "CZYX" and vol.unit == "um" and vol.voxel_size == (0.5, 0.1, 0.1)
+    np.testing.assert_array_equal(vol.data, data.transpose(1, 0, 2, 3))
+    assert vol.channel_names == ("GFP", "DAPI")
+    assert [c["color"] for c in vol.metadata["display"]["channels"]] == ["00FF00", "FF00FF"]
+    lazy = _read_quietly(path, lazy=True)  # planes read in lateral chunks, each part of a plane on its own
+    np.testing.assert_array_equal(np.asarray(lazy.data[1, 1:4, 2:11:3, 5]), data[1:4, 1, 2:11:3, 5])
+    np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(lazy.data))), vol.data)  # a cluster's copy
+    one = _czi(tmp_path / "one.czi", data[:, :1], voxel_size_m=(0.0, 0.2e-6, 0.2e-6))  # ZEN without a z step
+    with pytest.warns(ZaugWarning, match=r"gives a pixel size of 0.2 x 0.2 um but no z spacing"):
+        assert read_volume(one).unit == "pixel"
+    given = _read_quietly(one, voxel_size=(1.0, 0.2, 0.2))
+    assert given.axes == "ZYX" and given.voxel_size == (1.0, 0.2, 0.2)
+
+
+def test_the_scenes_of_a_czi_file_are_its_series(tmp_path):
+    data = np.random.default_rng(7).integers(0, 200, (3, 1, 8, 12)).astype(np.uint8)
+    path = _czi(tmp_path / "wells.czi", data, scenes=2)
+    with pytest.warns(ZaugWarning, match=r"holds 2 scenes \(0: 12x8, 1: 12x8\); zaug reads scene 0; choose another "
+                                         "with --series N"):
+        first = read_volume(path)
+    np.testing.assert_array_equal(first.data, data[:, 0])  # the scene's planes, not the space between scenes
+    np.testing.assert_array_equal(_read_quietly(path, series=1).data, data[:, 0] + 1)
+    with pytest.raises(InputError, match=r"holds 2 image series \(scenes, 0 to 1\); --series 2 is not one of them"):
+        read_volume(path, series=2)
+
+
+def test_zaug_predicts_a_czi_file_into_a_tiff_and_will_not_write_czi(tmp_path, run_cli):
+    data = np.random.default_rng(8).integers(0, 4000, (6, 1, 16, 16)).astype(np.uint16)
+    path = _czi(tmp_path / "in.czi", data)
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "out.tif")
+    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16) and out.dtype == np.uint16
+    np.testing.assert_array_equal(out.data[::2], data[:, 0])
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.czi", "--factor", "2")
+    assert proc.returncode == 2 and "out.czi names a Zeiss CZI file, which zaug reads but does not write" in proc.stderr
+    assert not (tmp_path / "out.czi").exists()
+
+
+def test_a_czi_files_acquisition_settings_are_read_from_its_metadata():
+    from zaug.io.czi import _physical
+
+    xml = """<ImageDocument><Metadata><Information><Image><AcquisitionDateAndTime>2024-03-01T10:00:00Z
+    </AcquisitionDateAndTime><Dimensions><Channels><Channel Id="Channel:0" Name="EGFP"><ExcitationWavelength>488
+    </ExcitationWavelength><EmissionWavelength>509</EmissionWavelength><Fluor>EGFP</Fluor><Unknown>1</Unknown>
+    </Channel><Channel Id="Channel:1" Name="DAPI"><Fluor>DAPI</Fluor></Channel></Channels></Dimensions></Image>
+    </Information><Scaling><Items><Distance Id="X"><Value>1.0378e-07</Value></Distance><Distance Id="Y"><Value>
+    1.0378e-07</Value></Distance><Distance Id="Z"><Value>nan</Value></Distance></Items></Scaling><DisplaySetting>
+    <Channels><Channel><Color>#FF00FF5B</Color></Channel><Channel><Color>not a colour</Color></Channel></Channels>
+    </DisplaySetting></Metadata></ImageDocument>"""
+    physical = _physical(xml, n_channels=2)
+    assert physical["unknown_z"] == {"y": 0.10378, "x": 0.10378, "unit": "um"}  # a z step that is not a number
+    assert physical["channel_names"] == ["EGFP", "DAPI"]
+    assert [c["color"] for c in physical["display"]["channels"]] == ["00FF5B", None]
+    assert physical["acquisition"] == {"date": "2024-03-01T10:00:00Z", "channels": [
+        {"ExcitationWavelength": "488", "EmissionWavelength": "509", "Fluor": "EGFP"}, {"Fluor": "DAPI"}]}
+    assert _physical("<not xml", n_channels=1) == {}
+
+
+def test_without_zeiss_library_a_czi_file_gets_how_to_install_it(tmp_path, monkeypatch):
+    (tmp_path / "cells.czi").write_bytes(b"ZISRAWFILE" + b"\0" * 64)
+    monkeypatch.setitem(sys.modules, "pylibCZIrw", None)  # as where it is not installed
+    with pytest.raises(InputError, match=r"reading a CZI file needs Zeiss's pylibCZIrw: pip install 'zaug\[czi\]'"):
+        read_volume(tmp_path / "cells.czi")

@@ -372,7 +372,7 @@ def test_a_large_ome_zarr_output_gets_coarser_levels_for_viewers(tmp_path):
     assert len(zarr.open_group(str(tmp_path / "small.ome.zarr"), mode="r").attrs["multiscales"][0]["datasets"]) == 1
 
 
-@pytest.mark.parametrize("name, kind", [("cells.czi", "a Zeiss CZI file"), ("cells.LIF", "a Leica LIF file"),
+@pytest.mark.parametrize("name, kind", [("cells.nd2", "a Nikon ND2 file"), ("cells.LIF", "a Leica LIF file"),
                                         ("cells.nii.gz", "a NIfTI file"), ("cells.oib", "an Olympus OIB file")])
 def test_a_vendor_file_is_named_and_how_to_convert_it_said(tmp_path, name, kind, run_cli):
     (tmp_path / name).write_bytes(b"\0" * 64)

@@ -6,6 +6,7 @@ Formats, chosen by the path:
   OME-TIFF (``PhysicalSize*``) on reading; ImageJ TIFF on writing (OME-TIFF when
   the name ends in ``.ome.tif`` or ImageJ cannot hold the data type);
 - ``*.lsm``: Zeiss LSM (a TIFF with its voxel size in metres), read only;
+- ``*.czi``: Zeiss CZI, read only, with the optional pylibCZIrw (``zaug[czi]``): a scene is a series;
 - ``*.zarr`` folders: OME-Zarr (NGFF 0.4 ``scale``);
 - ``*.npy`` (pixels only) and ``*.npz`` (pixels, voxel size, unit, axes).
 
@@ -66,6 +67,7 @@ from ..provenance import from_file_record, is_made_by_zaug
 from ..volume import CANONICAL_AXES, Volume, z_positions_problem
 from ._atomic import atomic_path, check_output_path, is_url
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
+from .czi import read_czi
 from .numpy_io import read_numpy, write_numpy
 from .omezarr import is_zarr_node, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
@@ -74,13 +76,13 @@ __all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "f
            "check_storable"]
 
 TIFF_SUFFIXES = (".tif", ".tiff")
-#: TIFF-based files zaug reads but does not write (an output is named .tif)
-READ_ONLY_TIFF = {".lsm": "a Zeiss LSM file"}
+#: microscope files zaug reads but does not write (an output is named .tif): their format and what they are
+READ_ONLY = {".lsm": ("tiff", "a Zeiss LSM file"), ".czi": ("czi", "a Zeiss CZI file")}
 NUMPY_SUFFIXES = (".npy", ".npz")
 
 
 #: microscope vendors' and other formats zaug does not read, by suffix: a reader is told how to convert them
-OTHER_FORMATS = {".czi": "a Zeiss CZI file", ".lif": "a Leica LIF file",
+OTHER_FORMATS = {".lif": "a Leica LIF file",
                  ".lof": "a Leica LOF file", ".nd2": "a Nikon ND2 file", ".oib": "an Olympus OIB file",
                  ".oif": "an Olympus OIF file", ".vsi": "an Olympus VSI file", ".oir": "an Olympus OIR file",
                  ".ims": "an Imaris file", ".dv": "a DeltaVision file", ".r3d": "a DeltaVision file",
@@ -91,9 +93,9 @@ OTHER_FORMATS = {".czi": "a Zeiss CZI file", ".lif": "a Leica LIF file",
 
 
 def format_of(path: str | os.PathLike, reading: bool = False) -> str:
-    """``'tiff'``, ``'ome-zarr'`` or ``'numpy'`` from the path's name (an existing zarr folder whatever its name:
-    a series or field inside a store, ``plate.zarr/A/1/0``); ``reading`` a format zaug does not read says how to
-    convert it."""
+    """``'tiff'``, ``'ome-zarr'``, ``'numpy'`` (or, ``reading``, ``'czi'``) from the path's name (an existing
+    zarr folder whatever its name: a series or field inside a store, ``plate.zarr/A/1/0``); ``reading`` a format
+    zaug does not read says how to convert it."""
     name = str(path).lower().rstrip("/\\")  # a folder typed with its separator (Windows: "a.zarr\\")
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
@@ -103,11 +105,11 @@ def format_of(path: str | os.PathLike, reading: bool = False) -> str:
         return "numpy"
     if is_zarr_node(Path(path)):
         return "ome-zarr"
-    read_only = next((kind for suffix, kind in READ_ONLY_TIFF.items() if name.endswith(suffix)), None)
+    read_only = next((kind for suffix, kind in READ_ONLY.items() if name.endswith(suffix)), None)
     if read_only and reading:
-        return "tiff"
+        return read_only[0]
     if read_only:
-        raise InputError(f"{path} names {read_only}, which zaug reads but does not write: name the output "
+        raise InputError(f"{path} names {read_only[1]}, which zaug reads but does not write: name the output "
                          ".tif, .ome.tif, .ome.zarr or .npz.")
     other = next((kind for suffix, kind in OTHER_FORMATS.items() if name.endswith(suffix)), None)
     if reading and not Path(path).exists():
@@ -129,7 +131,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     Parameters
     ----------
     path : path-like
-        TIFF file (Zeiss ``.lsm`` too), OME-Zarr folder, ``.npy`` or ``.npz`` file.
+        TIFF file (Zeiss ``.lsm`` too), Zeiss ``.czi`` file (with pylibCZIrw),
+        OME-Zarr folder, ``.npy`` or ``.npz`` file.
     axes : str, optional
         Axis letters of the stored array (e.g. ``"ZYX"``, ``"ZCYX"``), overriding
         the file's. Letters are reordered to zaug's ``TCZYX`` order.
@@ -142,11 +145,11 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     lazy : bool
         Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
         dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only), a
-        compressed TIFF of one page per plane decoded page by page when read.
-        Other files (``.npz``, TIFF of tiled or interleaved planes) are read
-        into memory.
+        compressed TIFF of one page per plane decoded page by page when read,
+        a CZI file's planes read in lateral chunks when needed. Other files
+        (``.npz``, TIFF of tiled or interleaved planes) are read into memory.
     series : int, optional
-        Of a TIFF file with several image series, the one to read (0 is the
+        Of a TIFF file with several image series (a CZI file's scenes), the one to read (0 is the
         first); default the first stack (after an overview plane).
 
     Returns
@@ -163,11 +166,13 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     if not (path.is_file() or path.is_dir()):  # a FIFO or device would block or stream forever
         raise InputError(f"{path} is not a regular file or folder (a pipe or device?); save the stack to a file.")
     fmt = format_of(path, reading=True)
-    if series is not None and fmt != "tiff":
-        raise InputError(f"--series picks an image series of a TIFF file; {path} is {fmt}.")
+    if series is not None and fmt not in ("tiff", "czi"):
+        raise InputError(f"--series picks an image series of a TIFF or CZI file; {path} is {fmt}.")
     try:
         if fmt == "tiff":
             data, file_axes, physical = read_tiff(path, lazy=lazy, series=series)
+        elif fmt == "czi":
+            data, file_axes, physical = read_czi(path, lazy=lazy, series=series)
         elif fmt == "ome-zarr":
             if not is_zarr_node(path):
                 raise InputError(f"{path} is not an OME-Zarr image folder.")
