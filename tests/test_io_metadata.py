@@ -425,6 +425,24 @@ def test_an_ome_image_without_pixels_in_the_file_does_not_shift_the_series(tmp_p
     second = _read_quietly(path, series=1)
     assert second.voxel_size == (3.0, 0.5, 0.5)
     np.testing.assert_array_equal(second.data, other)
+    # an Image with TiffData that tifffile cannot use (pages of another size) is skipped too: the series keeps
+    # its own Image's sizes, not the skipped one's
+    bad = macro.replace('Name="macro"', 'Name="odd"').replace('</Pixels>', '<TiffData IFD="0" PlaneCount="1"/>'
+                                                                           '</Pixels>')
+    odd = xml.replace("<Image ", bad + "<Image ", 1)
+    tifffile.tiffcomment(path, odd.encode())
+    assert [s.shape for s in tifffile.TiffFile(path).series] == [STACK.shape, other.shape]
+    with pytest.warns(ZaugWarning, match="discontiguous storage"):  # tifffile's note
+        assert read_volume(path, series=1).voxel_size == (3.0, 0.5, 0.5)
+    # where no Image has the series' size, none is taken for it (and read_volume says so)
+    from types import SimpleNamespace
+
+    from zaug.io.tiff import _ome_image_of_series
+
+    root = ElementTree.fromstring(odd)
+    series = [SimpleNamespace(shape=STACK.shape), SimpleNamespace(shape=other.shape)]
+    assert [_ome_image_of_series(root, i, series) for i in (0, 1)] == [1, 2]  # after the odd one
+    assert _ome_image_of_series(root, 1, [series[0], SimpleNamespace(shape=(7, 16, 16))]) is None
 
 
 @pytest.mark.parametrize("lazy", [False, True])
@@ -900,10 +918,28 @@ def test_foreign_acquisition_settings_are_checked_and_cut(tmp_path):
 
 # -- Zeiss LSM files (TIFF with a CZ_LSMINFO tag and a thumbnail after each plane) -------------------------
 
-def _lsm(path, data, voxel_size_m=(0.5e-6, 0.1e-6, 0.1e-6), scan_type=0, interval=0.0, colors=None, names=None):
-    """Write ``data`` (ZCYX, or TZCYX with ``scan_type`` 6) as a Zeiss LSM file does: the CZ_LSMINFO record on
-    the first page, channels as samples of one page per plane, a thumbnail page after each plane, and the
-    channel colours and names in a block the record points to."""
+def _bits_per_sample_out_of_line(path):
+    """Move each page's two BitsPerSample values out of their tag to the end of the file, as Zeiss's LSM writer
+    stores them (a TIFF reader would keep two short values in the tag itself)."""
+    raw = bytearray(path.read_bytes())
+    ifd = int.from_bytes(raw[4:8], "little")
+    while ifd:
+        count = int.from_bytes(raw[ifd:ifd + 2], "little")
+        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+            if int.from_bytes(raw[entry:entry + 2], "little") == 258 and int.from_bytes(raw[entry + 4:entry + 8],
+                                                                                        "little") == 2:
+                values, raw[entry + 8:entry + 12] = raw[entry + 8:entry + 12], len(raw).to_bytes(4, "little")
+                raw += values
+        ifd = int.from_bytes(raw[ifd + 2 + 12 * count:ifd + 6 + 12 * count], "little")
+    path.write_bytes(bytes(raw))
+
+
+def _lsm(path, data, voxel_size_m=(0.5e-6, 0.1e-6, 0.1e-6), scan_type=0, interval=0.0, colors=None, names=None,
+         inline_bits=False, **header):
+    """Write ``data`` (ZCYX, or TZCYX with ``scan_type`` 6) as a Zeiss LSM file does: the CZ_LSMINFO record
+    (with ``header``'s entries) on the first page, channels as samples of one page per plane, a thumbnail page
+    after each plane, two channels' bits per sample out of their tag (unless ``inline_bits``), and the channel
+    colours and names in a block the record points to."""
     record = np.zeros((), np.dtype(tifffile.TIFF.CZ_LSMINFO))
     record["MagicNumber"], record["StructureSize"] = 67127628, record.dtype.itemsize
     *outer, n_channels, ny, nx = data.shape
@@ -912,6 +948,8 @@ def _lsm(path, data, voxel_size_m=(0.5e-6, 0.1e-6, 0.1e-6), scan_type=0, interva
     record["DataType"] = {np.uint8: 1, np.uint16: 2}[data.dtype.type]
     record["VoxelSizeZ"], record["VoxelSizeY"], record["VoxelSizeX"] = voxel_size_m
     record["ScanType"], record["TimeIntervall"] = scan_type, interval
+    for key, value in header.items():
+        record[key] = value
     blob = record.tobytes()
     with tifffile.TiffWriter(path) as tif:
         for i, plane in enumerate(data.reshape(-1, n_channels, ny, nx)):
@@ -920,6 +958,8 @@ def _lsm(path, data, voxel_size_m=(0.5e-6, 0.1e-6, 0.1e-6), scan_type=0, interva
                       extratags=[(34412, "B", len(blob), blob, True)] if i == 0 else [])
             tif.write(np.zeros((4, 4), data.dtype), subfiletype=1, photometric="minisblack", metadata=None,
                       contiguous=False)
+    if n_channels == 2 and not inline_bits:
+        _bits_per_sample_out_of_line(path)
     if colors is None:
         return path
     text = b"".join((len(n.encode()) + 1).to_bytes(4, "little") + n.encode() + b"\0" for n in names)
@@ -1059,3 +1099,21 @@ def test_without_zeiss_library_a_czi_file_gets_how_to_install_it(tmp_path, monke
     monkeypatch.setitem(sys.modules, "pylibCZIrw", None)  # as where it is not installed
     with pytest.raises(InputError, match=r"reading a CZI file needs Zeiss's pylibCZIrw: pip install 'zaug\[czi\]'"):
         read_volume(tmp_path / "cells.czi")
+
+
+def test_two_channel_lsm_files_and_lsm_files_zaug_cannot_use_are_said(tmp_path):
+    data = np.random.default_rng(9).integers(0, 4000, (4, 2, 8, 10)).astype(np.uint16)
+    vol = _read_quietly(_lsm(tmp_path / "two.lsm", data))  # as Zeiss writes them: read, no note from tifffile
+    np.testing.assert_array_equal(vol.data, data.transpose(1, 0, 2, 3))
+    # the bits per sample in the tag itself: tifffile reads them elsewhere, so the file is refused, never misread
+    for name, pixels in (("inline.lsm", data), ("dark.lsm", np.full((8, 2, 256, 256), 8, np.uint16))):
+        with pytest.raises(InputError, match="a layout of .*that tifffile misreads; convert it to OME-TIFF"):
+            read_volume(_lsm(tmp_path / name, pixels, inline_bits=True))
+    one = data[:, :1]
+    with pytest.raises(InputError, match=r"xz.lsm is an x-z scan \(LSM ScanType 1\), not a stack of x-y planes"):
+        read_volume(_lsm(tmp_path / "xz.lsm", one, scan_type=0, ScanType=1))
+    with pytest.raises(InputError, match="holds 3 stage positions; zaug reads one stack at a time"):
+        read_volume(_lsm(tmp_path / "p.lsm", one, DimensionP=3))
+    with pytest.warns(ZaugWarning, match="its LSM header gives no usable pixel size"):
+        odd = read_volume(_lsm(tmp_path / "nan.lsm", one, voxel_size_m=(0.5e-6, 0.1e-6, float("nan"))))
+    assert odd.unit == "pixel"  # the y size is not taken for x

@@ -48,6 +48,8 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
             return np.stack([s.asarray() for s in tif.series]), "ZYX", _imagej_physical(tif)
         index = _pick_series(tif, path) if series is None else _given_series(tif, path, series)
         series = tif.series[index]
+        if tif.is_lsm:
+            _check_lsm(path, tif.lsm_metadata or {}, series.dtype)
         data = _memmap(path, index) if lazy else None
         if data is not None and data.shape != tuple(series.shape):
             data = None
@@ -65,11 +67,16 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
         n_channels = int(data.shape[axes.index("C")]) if "C" in axes else 1
         if tif.is_ome and tif.ome_metadata:
             root = ET.fromstring(tif.ome_metadata)  # parsed once for all that is read from it
-            image = _ome_image_of_series(root, index, len(tif.series))
-            pixels = _ome_pixels(root, image)
-            physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
-            physical["acquisition"] = ome_acquisition(root, image, n_channels)
-            record = _ome_zaug_record(root, image)
+            image = _ome_image_of_series(root, index, tif.series)
+            if image is None:  # another image's sizes would be wrong: none is read
+                physical, record = {"warnings": [
+                    f"its OME metadata does not tell which image is series {index}, so no voxel size, channel "
+                    "names or settings are read from it; give the voxel size with --voxel-size Z Y X."]}, None
+            else:
+                pixels = _ome_pixels(root, image)
+                physical = dict(_ome_physical(pixels), **_ome_channels_and_time(pixels, n_channels))
+                physical["acquisition"] = ome_acquisition(root, image, n_channels)
+                record = _ome_zaug_record(root, image)
         elif tif.is_lsm:
             physical, record = _lsm_physical(tif.lsm_metadata or {}, axes, n_channels), None
         else:
@@ -94,14 +101,35 @@ def _ome_pixels(root: ET.Element, image: int = 0) -> ET.Element | None:
     return next(itertools.islice((el for el in root.iter() if el.tag.endswith("Pixels")), image, None), None)
 
 
-def _ome_image_of_series(root: ET.Element, series: int, n_series: int) -> int:
-    """Which OME ``Image`` holds tifffile's ``series``-th series: tifffile skips an image without
-    ``TiffData`` (a label or macro image stored elsewhere), so the images that have some are counted."""
+def _ome_image_of_series(root: ET.Element, index: int, series: list) -> int | None:
+    """Which OME ``Image`` holds tifffile's ``index``-th series, or None where that cannot be told.
+
+    tifffile skips an image without ``TiffData`` (a label or macro image stored
+    elsewhere) and one whose ``TiffData`` it cannot use (an invalid index), so
+    the images that have some are counted, and the one found must have the
+    series' number of pixels; else the series is matched among the images and
+    series of its size, in order.
+    """
     images = [el for el in root if _local(el.tag) == "Image"]
     with_data = [i for i, image in enumerate(images)
                  if any(_local(el.tag) == "TiffData" for pixels in image if _local(pixels.tag) == "Pixels"
                         for el in pixels)]
-    return with_data[series] if len(with_data) == n_series else series
+    size = int(np.prod(series[index].shape))
+    guess = with_data[index] if len(with_data) == len(series) else index
+    if guess < len(images) and _ome_size(images[guess]) == size:
+        return guess
+    fitting = [i for i in with_data if _ome_size(images[i]) == size]
+    alike = [j for j, s in enumerate(series) if int(np.prod(s.shape)) == size]
+    return fitting[alike.index(index)] if len(fitting) == len(alike) else None
+
+
+def _ome_size(image: ET.Element) -> int | None:
+    """The number of pixel values an OME ``Image`` states (samples counted as channels)."""
+    pixels = next((el for el in image if _local(el.tag) == "Pixels"), None)
+    try:
+        return int(np.prod([int(pixels.get(f"Size{a}")) for a in "XYZCT"]))
+    except (AttributeError, TypeError, ValueError):
+        return None
 
 
 def _ome_image(root: ET.Element, image: int) -> ET.Element | None:
@@ -194,6 +222,33 @@ def _ome_channels_and_time(pixels: ET.Element | None, n_channels: int) -> dict:
     return found
 
 
+#: LSM scan types (CZ_LSMINFO ScanType) of x-y planes; the others scan lines (x-z, x-t, ...)
+LSM_PLANE_SCANS = (0, 3, 6, 7)
+#: the pixel type an LSM header states (DataType; 0: one per channel)
+LSM_DATA_TYPES = {1: np.uint8, 2: np.uint16, 5: np.float32}
+#: what a CZ_LSMINFO ScanType other than an x-y scan is
+LSM_SCANS = {1: "an x-z scan", 2: "a line scan", 4: "a time series of x-z scans", 5: "a time series of line scans",
+             8: "an x-z scan", 9: "a time series of x-z scans", 10: "a line scan"}
+
+
+def _check_lsm(path: Path, lsm: dict, dtype) -> None:
+    """Refuse an LSM file that is not x-y planes of one stack, or whose pixels tifffile reads as another type
+    than its header states (a layout it misreads)."""
+    scan = lsm.get("ScanType", 0)
+    if scan not in LSM_PLANE_SCANS:
+        raise InputError(f"{path} is {LSM_SCANS.get(scan, f'an LSM scan of type {scan}')} (LSM ScanType {scan}), "
+                         "not a stack of x-y planes, which zaug needs.")
+    for key, what in (("DimensionP", "stage positions"), ("DimensionM", "mosaic tiles")):
+        if int(lsm.get(key, 0) or 0) > 1:
+            raise InputError(f"{path} holds {int(lsm[key])} {what}; zaug reads one stack at a time: save each as a "
+                             "file of its own first (ZEN, or Fiji's Bio-Formats with 'open all series').")
+    stated = LSM_DATA_TYPES.get(lsm.get("DataType"))
+    if stated is not None and np.dtype(stated) != np.dtype(dtype):
+        raise InputError(f"{path} states {np.dtype(stated)} pixels but reads as {np.dtype(dtype)} (a layout of its "
+                         f"bits per sample that tifffile misreads); convert it to OME-TIFF with Fiji's Bio-Formats "
+                         "first.")
+
+
 def _lsm_physical(lsm: dict, axes: str, n_channels: int) -> dict:
     """Voxel size (the file's metres, in micrometres), time step, channel names and colours of a Zeiss LSM
     file's ``CZ_LSMINFO``; a stack whose z step is missing has an unknown voxel size, as in a plain TIFF.
@@ -202,9 +257,12 @@ def _lsm_physical(lsm: dict, axes: str, n_channels: int) -> dict:
     size = {axis: without_binary_noise(float(value) * to_um) for axis in "zyx"
             if isinstance(value := lsm.get(f"VoxelSize{axis.upper()}"), (int, float)) and 0 < value < np.inf}
     physical: dict = {}
-    if {"y", "x"} <= size.keys() and "z" not in size and "Z" in axes:
+    if not {"y", "x"} <= size.keys():  # a lateral size missing: the other is not taken for it
+        physical["warnings"] = ["its LSM header gives no usable pixel size, so the voxel size is unknown (1 pixel); "
+                                "give it with --voxel-size Z Y X --unit um."] if size else []
+    elif "z" not in size and "Z" in axes:
         physical.update(_unknown_z(size, COMMON_UNIT))
-    elif size:
+    else:
         physical.update(size, unit=COMMON_UNIT)
     interval = lsm.get("TimeIntervall")  # sic, the LSM specification's spelling
     if "T" in axes and isinstance(interval, (int, float)) and 0 < interval < np.inf:
@@ -251,6 +309,9 @@ def _tifffile_errors(path: Path):
         yield
     except Exception as exc:
         _refuse_damage(path, records, exc)
+        if any("lsm bitspersample" in _tifffile_message(r).lower() for r in records):
+            raise InputError(f"{path} stores its bits per sample in a layout of LSM files that tifffile misreads; "
+                             "convert it to OME-TIFF with Fiji's Bio-Formats first.") from exc
         raise
     finally:
         logger.removeHandler(handler)
