@@ -16,6 +16,7 @@ from zaug import InputError, Volume, ZaugWarning
 from zaug.classic import ClassicalInterpolator
 from zaug.io import read_volume, write_volume
 from zaug.predict import upsample_z
+from zaug.provenance import summary
 
 STACK = np.random.default_rng(0).integers(0, 200, (5, 16, 16)).astype(np.uint16)
 
@@ -403,6 +404,10 @@ def test_series_picks_an_image_series_of_a_tiff(tmp_path, capsys):
         read_volume(write_volume(Volume(STACK), tmp_path / "a.npz"), series=0)
     assert main(["info", str(path), "--series", "1"]) == 0
     assert "4 x 16 x 16 (ZYX)" in capsys.readouterr().out
+    # an output's record says which series it was made from
+    made = read_volume(write_volume(upsample_z(second, "linear", factor=2), tmp_path / "x2.tif"))
+    assert made.metadata["history"][-1]["input"]["series"] == 1
+    assert "from two.ome.tif series 1;" in summary(made)
 
 
 def test_an_ome_image_without_pixels_in_the_file_does_not_shift_the_series(tmp_path):

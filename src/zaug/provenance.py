@@ -162,6 +162,8 @@ def _input_facts(volume, z_in: np.ndarray) -> dict:
     facts = _stack_facts(volume.metadata.get("source"), z_in, volume.unit)
     if volume.metadata.get("region"):  # the box --crop (Volume.crop) kept, in the file's voxels
         facts["region"] = [[None if v is None else int(v) for v in pair] for pair in volume.metadata["region"]]
+    if isinstance(volume.metadata.get("series"), int):  # which image series (scene) of a file of several
+        facts["series"] = int(volume.metadata["series"])
     return facts
 
 
@@ -216,7 +218,8 @@ def _describe_step(step: dict) -> str:
         box = src.get("region")
         region = " region " + ",".join(f"{a if a is not None else ''}:{b if b is not None else ''}" for a, b in box) \
             if box else ""
-        parts.append(f"from {src['file']}{region}")
+        series = f" series {src['series']}" if src.get("series") is not None else ""
+        parts.append(f"from {src['file']}{series}{region}")
     if step.get("noise_matched"):
         parts.append("noise matched")
     return ", ".join(parts)
@@ -310,7 +313,8 @@ def _checked(record, nz: int) -> tuple[list[dict], list[int]]:
     return steps, sorted(indices)
 
 
-_STACK_FIELDS = {"planes": int, "z_spacing": float, "unit": str, "file": str, "uneven": bool, "region": list}
+_STACK_FIELDS = {"planes": int, "z_spacing": float, "unit": str, "file": str, "uneven": bool, "region": list,
+                 "series": int}
 #: what a step read from a file may hold, and of which type (anything else is left out: a file is not trusted)
 STEP_FIELDS = {"zaug": str, "operation": str, "method": str, "noise_matched": bool,
                "input": _STACK_FIELDS, "output": _STACK_FIELDS,

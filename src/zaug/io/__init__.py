@@ -223,6 +223,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
                     time_interval=time.get("interval"), time_unit=time.get("unit", "s"),
                     time_origin=time.get("origin", 0.0),
                     metadata={"source": str(path), "format": fmt, "name": _stem(path), **one_channel,
+                              **({"series": physical["series"]} if physical.get("series") is not None else {}),
                               **({"ngff": physical["extras"]} if physical.get("extras") else {}),
                               **({"display": physical["display"]} if physical.get("display") else {}),
                               **({"acquisition": physical["acquisition"]} if physical.get("acquisition") else {})})

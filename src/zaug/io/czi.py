@@ -74,7 +74,10 @@ def read_czi(path: Path, lazy: bool = False, series: int | None = None) -> tuple
     else:
         data = NamedReads(planes, path, axes)[...]
     n_channels = dict((a, n) for a, _, n in lead).get("C", 1)
-    return data, axes, _physical(xml, n_channels)
+    physical = _physical(xml, n_channels)
+    if len(scenes) > 1:  # which one was read, for the output's record
+        physical["series"] = sorted(scenes).index(scene)
+    return data, axes, physical
 
 
 def _pick_scene(path: Path, scenes: dict, series: int | None) -> int | None:

@@ -85,6 +85,8 @@ def read_tiff(path: Path, lazy: bool = False, series: int | None = None) -> tupl
             record = ij.get("zaug")
         if record is not None:  # how zaug made the stack (zaug.provenance)
             physical["zaug"] = record
+        if len(_image_series(tif)) > 1:  # which one was read, for the output's record
+            physical["series"] = index
         if _is_rgb(series, axes) and not physical.get("display"):
             # zaug's channels are the samples: shown as red, green and blue in a composite, the output
             # looks in Fiji and napari as the RGB input did
