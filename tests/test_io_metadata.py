@@ -1052,6 +1052,10 @@ def test_a_zeiss_czi_file_is_read_with_its_voxel_size_channels_and_colours(tmp_p
         assert read_volume(one).unit == "pixel"
     given = _read_quietly(one, voxel_size=(1.0, 0.2, 0.2))
     assert given.axes == "ZYX" and given.voxel_size == (1.0, 0.2, 0.2)
+    one.write_bytes(one.read_bytes().replace(b"<Scaling>", b"<Sca ing>"))  # metadata that is no longer XML
+    with pytest.warns(ZaugWarning, match="its metadata cannot be read .*, so its voxel size is unknown"):
+        broken = read_volume(one)
+    np.testing.assert_array_equal(broken.data, data[:, 0])  # the pixels are still read
 
 
 def test_the_scenes_of_a_czi_file_are_its_series(tmp_path):
@@ -1096,7 +1100,9 @@ def test_a_czi_files_acquisition_settings_are_read_from_its_metadata():
     assert [c["color"] for c in physical["display"]["channels"]] == ["00FF5B", None]
     assert physical["acquisition"] == {"date": "2024-03-01T10:00:00Z", "channels": [
         {"ExcitationWavelength": "488", "EmissionWavelength": "509", "Fluor": "EGFP"}, {"Fluor": "DAPI"}]}
-    assert _physical("<not xml", n_channels=1) == {}
+    assert "its metadata is not XML" in _physical("<not xml", n_channels=1)["warnings"][0]
+    partial = _physical(xml.replace("<Value>1.0378e-07</Value>", "<Value>-1</Value>", 1), n_channels=2)
+    assert "no usable pixel size" in partial["warnings"][0] and "unit" not in partial  # y is not taken for x
 
 
 def test_without_zeiss_library_a_czi_file_gets_how_to_install_it(tmp_path, monkeypatch):
@@ -1122,3 +1128,42 @@ def test_two_channel_lsm_files_and_lsm_files_zaug_cannot_use_are_said(tmp_path):
     with pytest.warns(ZaugWarning, match="its LSM header gives no usable pixel size"):
         odd = read_volume(_lsm(tmp_path / "nan.lsm", one, voxel_size_m=(0.5e-6, 0.1e-6, float("nan"))))
     assert odd.unit == "pixel"  # the y size is not taken for x
+
+
+def test_czi_planes_are_those_its_sub_blocks_hold(tmp_path):
+    pyczi = pytest.importorskip("pylibCZIrw.czi")
+    data = np.random.default_rng(10).integers(1, 4000, (3, 8, 12)).astype(np.uint16)
+    path = tmp_path / "late.czi"
+    with pyczi.create_czi(str(path), exist_ok=True) as czi:  # z from 5, channel 3: as a cropped acquisition
+        for z in range(3):
+            czi.write(data=data[z][..., None], plane={"Z": z + 5, "C": 3})
+        czi.write_metadata(channel_names={3: "GFP"}, scale_x=0.2e-6, scale_y=0.2e-6, scale_z=1e-6)
+    vol = _read_quietly(path)
+    np.testing.assert_array_equal(vol.data, data)
+    assert vol.axes == "ZYX" and vol.voxel_size == (1.0, 0.2, 0.2) and vol.metadata["channel"] == "GFP"
+    # a scene with fewer planes than the file's others has its own planes, no dark ones added
+    path = tmp_path / "short.czi"
+    with pyczi.create_czi(str(path), exist_ok=True) as czi:
+        for scene, nz in ((0, 3), (1, 2)):
+            for z in range(nz):
+                czi.write(data=data[z][..., None], plane={"Z": z}, scene=scene, location=(100 * scene, 0))
+        czi.write_metadata(scale_x=0.2e-6, scale_y=0.2e-6, scale_z=1e-6)
+    np.testing.assert_array_equal(_read_quietly(path, series=1).data, data[:2])
+    # an interrupted time series: the planes its last time point lacks are said, not passed off as dark planes
+    path = tmp_path / "stopped.czi"
+    with pyczi.create_czi(str(path), exist_ok=True) as czi:
+        for t, nz in ((0, 3), (1, 1)):
+            for z in range(nz):
+                czi.write(data=data[z][..., None], plane={"T": t, "Z": z})
+        czi.write_metadata(scale_x=0.2e-6, scale_y=0.2e-6, scale_z=1e-6)
+    with pytest.warns(ZaugWarning, match=r"2 of its planes are not in the file \(t 1, z 1, t 1, z 2\): they read "
+                                         "as zeros"):
+        stopped = read_volume(path)
+    assert stopped.axes == "TZYX" and not stopped.data[1, 1:].any()
+    # colour pixels are refused in one sentence
+    path = tmp_path / "rgb.czi"
+    with pyczi.create_czi(str(path), exist_ok=True) as czi:
+        for z in range(3):
+            czi.write(data=np.zeros((8, 12, 3), np.uint8), plane={"Z": z})
+    with pytest.raises(InputError, match="rgb.czi holds colour \\(RGB\\) pixels; zaug works on grey channels"):
+        read_volume(path)

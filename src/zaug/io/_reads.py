@@ -36,6 +36,9 @@ class NamedReads:
 
     def _region(self, index) -> str:
         index = index if isinstance(index, tuple) else (index,)
+        if Ellipsis in index:  # every axis it stands for, whole
+            at = index.index(Ellipsis)
+            index = index[:at] + (slice(None),) * (len(self.shape) - len(index) + 1) + index[at + 1:]
         parts = []
         for axis, size, item in zip(self.axes, self.shape, index):
             if isinstance(item, slice):

@@ -1,9 +1,10 @@
 """Zeiss CZI files, read with Zeiss's own library (pylibCZIrw, the optional extra ``zaug[czi]``).
 
-A scene of the file is one image series (``series`` picks it, as in a TIFF). Its planes are read with the
-scene's lateral extent, tiles of a mosaic stitched by the library; the voxel size comes from the document's
-``Scaling`` (metres, converted to micrometres), the channel names, colours and acquisition settings from
-its ``Information`` and ``DisplaySetting``. Time steps, plane positions and the stage position are not read.
+A scene of the file is one image series (``series`` picks it, as in a TIFF). Its planes are those its
+sub-blocks hold (whatever their first T, C and Z index), read with the scene's lateral extent, tiles of a
+mosaic stitched by the library; the voxel size comes from the document's ``Scaling`` (metres, converted to
+micrometres), the channel names, colours and acquisition settings from its ``Information`` and
+``DisplaySetting``. Time steps, plane positions and the stage position are not read.
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from ._reads import NamedReads
 from ._units import COMMON_UNIT, conversion_factor, without_binary_noise
 from .tiff import CHANNEL_SETTINGS, MAX_SETTING, _unknown_z
 
-#: CZI pixel types of one sample, and the NumPy type of their pixels
-PIXEL_TYPES = {"Gray8": np.uint8, "Gray16": np.uint16, "Gray32": np.int32, "Gray32Float": np.float32,
-               "Gray64Float": np.float64}
+#: CZI pixel types that the library reads, and the NumPy type of their pixels
+PIXEL_TYPES = {"Gray8": np.uint8, "Gray16": np.uint16, "Gray32Float": np.float32}
 #: the axes of a plane's position that zaug keeps (mosaic tiles are stitched, scenes are series)
 PLANE_AXES = "TCZ"
 
@@ -42,8 +42,10 @@ def _library():
 def read_czi(path: Path, lazy: bool = False, series: int | None = None) -> tuple[object, str, dict]:
     """Read one scene of a CZI file (the first, or ``series``).
 
-    With ``lazy``, a dask array whose chunks read their part of each plane
-    when they are needed (:class:`CziPlanes`).
+    The planes are those the file's sub-blocks hold (their T, C and Z indices
+    need not start at 0); a plane missing from a scene reads as zeros, with a
+    warning. With ``lazy``, a dask array whose chunks read their part of each
+    plane when they are needed (:class:`CziPlanes`).
 
     Returns
     -------
@@ -52,58 +54,95 @@ def read_czi(path: Path, lazy: bool = False, series: int | None = None) -> tuple
         ``TCZYX``; T and C only when more than one) and the voxel size found.
     """
     pyczi = _library()
+    warnings_found: list[str] = []
     with pyczi.open_czi(str(path)) as czi:
-        box, scenes, types, xml = czi.total_bounding_box, czi.scenes_bounding_rectangle, czi.pixel_types, \
-            czi.raw_metadata
-    scene = _pick_scene(path, scenes, series)
-    rect = scenes[scene] if scene is not None else None
-    if rect is None:
-        x0, x1 = box["X"]
-        y0, y1 = box["Y"]
-        rect = (x0, y0, x1 - x0, y1 - y0)
-    dtype = _dtype(path, types)
-    lead = [(axis, *box.get(axis, (0, 1))) for axis in PLANE_AXES]
-    lead = [(axis, start, stop - start) for axis, start, stop in lead if axis == "Z" or stop - start > 1]
-    planes = CziPlanes(path, lead, tuple(rect), scene, dtype)
-    axes = "".join(axis for axis, _, _ in lead) + "YX"
+        blocks = _subblocks(czi)
+        rects = czi.scenes_bounding_rectangle
+        box = czi.total_bounding_box
+        try:
+            xml = czi.raw_metadata
+        except RuntimeError as exc:  # the pixels can still be read
+            xml = ""
+            warnings_found.append(f"its metadata cannot be read ({exc}), so its voxel size is unknown; give it with "
+                                  "--voxel-size Z Y X --unit um.")
+    scenes = sorted({b["S"] for b in blocks if b.get("S") is not None})
+    scene = _pick_scene(path, scenes, rects, series)
+    blocks = [b for b in blocks if scene is None or b.get("S") == scene]
+    if not blocks:
+        raise InputError(f"{path} holds no image planes.")
+    dtype = _dtype(path, {b["pixel_type"] for b in blocks})
+    if scene is not None and scene in rects:
+        rect = tuple(rects[scene])
+    else:
+        rect = (box["X"][0], box["Y"][0], box["X"][1] - box["X"][0], box["Y"][1] - box["Y"][0])
+    indices = {axis: sorted({b.get(axis, 0) for b in blocks}) for axis in PLANE_AXES}
+    lead = [(axis, tuple(indices[axis])) for axis in PLANE_AXES if axis == "Z" or len(indices[axis]) > 1]
+    missing = _missing_planes(blocks, lead)
+    if missing:
+        warnings_found.append(f"{len(missing)} of its planes are not in the file ({', '.join(missing[:3])}"
+                              f"{', ...' if len(missing) > 3 else ''}): they read as zeros (an interrupted "
+                              "acquisition?); leave them out with --crop, or re-export the stack.")
+    types = {b.get("C", 0): b["pixel_type"] for b in blocks}  # the library reads a plane in its channel's type
+    planes = CziPlanes(path, lead, rect, scene, dtype, types)
+    axes = "".join(axis for axis, _ in lead) + "YX"
     if lazy:
         import dask.array as da
 
         chunks = (1,) * len(lead) + tuple(min(512, n) for n in planes.shape[-2:])
         data = da.from_array(NamedReads(planes, path, axes), chunks=chunks, asarray=False)
     else:
-        data = NamedReads(planes, path, axes)[...]
-    n_channels = dict((a, n) for a, _, n in lead).get("C", 1)
-    physical = _physical(xml, n_channels)
+        reads = NamedReads(planes, path, axes)
+        data = np.stack([reads[i] for i in range(planes.shape[0])])  # a damaged plane is named
+    physical = _physical(xml, len(dict(lead).get("C", (0,))))
+    physical["warnings"] = physical.get("warnings", []) + warnings_found
     if len(scenes) > 1:  # which one was read, for the output's record
-        physical["series"] = sorted(scenes).index(scene)
+        physical["series"] = scenes.index(scene)
     return data, axes, physical
 
 
-def _pick_scene(path: Path, scenes: dict, series: int | None) -> int | None:
+def _subblocks(czi) -> list[dict]:
+    """Each full-resolution sub-block's plane indices (T, C, Z, S) and pixel type, from its header."""
+    found: list[dict] = []
+
+    def take(_, info) -> bool:
+        if info.get_zoom() >= 0.999:  # a pyramid's smaller levels are left out
+            found.append(dict(info.coordinate.to_dict(), pixel_type=info.pixelType.name))
+        return True
+
+    czi.enumerate_subblocks(take)
+    return found
+
+
+def _missing_planes(blocks: list[dict], lead: list[tuple[str, tuple]]) -> list[str]:
+    """The planes (as ``"t 2, z 3"``) of the stack's grid that no sub-block holds."""
+    held = {tuple(b.get(axis, 0) for axis, _ in lead) for b in blocks}
+    return [", ".join(f"{axis.lower()} {i}" for (axis, _), i in zip(lead, where))
+            for where in itertools.product(*(values for _, values in lead)) if where not in held]
+
+
+def _pick_scene(path: Path, scenes: list[int], rects: dict, series: int | None) -> int | None:
     """The scene to read: ``series``, else the first (with a warning naming them when there are several)."""
-    ids = sorted(scenes)
+    count = max(len(scenes), 1)
     if series is not None:
-        if not 0 <= series < max(len(ids), 1):
-            raise InputError(f"{path} holds {max(len(ids), 1)} image series (scenes, 0 to {max(len(ids), 1) - 1}); "
+        if not 0 <= series < count:
+            raise InputError(f"{path} holds {count} image series (scenes, 0 to {count - 1}); "
                              f"--series {series} is not one of them.")
-        return ids[series] if ids else None
-    if len(ids) > 1:
-        sizes = ", ".join(f"{i}: {scenes[s].w}x{scenes[s].h}" for i, s in enumerate(ids[:4]))
+        return scenes[series] if scenes else None
+    if len(scenes) > 1:
+        sizes = ", ".join(f"{i}: {rects[s].w}x{rects[s].h}" if s in rects else str(i) for i, s in enumerate(scenes[:4]))
         warnings.warn(ZaugWarning(
-            f"{path} holds {len(ids)} scenes ({sizes}{', ...' if len(ids) > 4 else ''}); zaug reads scene 0; "
+            f"{path} holds {len(scenes)} scenes ({sizes}{', ...' if len(scenes) > 4 else ''}); zaug reads scene 0; "
             "choose another with --series N (series= in read_volume)."), stacklevel=4)
-    return ids[0] if ids else None
+    return scenes[0] if scenes else None
 
 
-def _dtype(path: Path, types: dict) -> np.dtype:
-    unknown = sorted({t for t in types.values() if t not in PIXEL_TYPES})
+def _dtype(path: Path, types: set[str]) -> np.dtype:
+    unknown = sorted(t for t in types if t not in PIXEL_TYPES)
     if unknown:
-        raise InputError(f"{path} holds {unknown[0]} pixels (colour or complex), which zaug does not read; "
-                         "zaug works on grey channels: export them from ZEN, or convert the file with Fiji.")
-    if not types:
-        raise InputError(f"{path} holds no image planes.")
-    return np.result_type(*(PIXEL_TYPES[t] for t in types.values()))
+        kind = "colour (RGB) pixels" if unknown[0].startswith("Bgr") else "pixels of a type zaug cannot read"
+        raise InputError(f"{path} holds {kind}; zaug works on grey channels of 8 or 16 bits or 32-bit float: "
+                         "export them from ZEN, or convert the file with Fiji.")
+    return np.result_type(*(PIXEL_TYPES[t] for t in types))
 
 
 def _physical(xml: str, n_channels: int) -> dict:
@@ -111,7 +150,8 @@ def _physical(xml: str, n_channels: int) -> dict:
     try:
         root = ET.fromstring(xml)
     except ET.ParseError:
-        return {}
+        return {"warnings": ["its metadata is not XML, so its voxel size is unknown; give it with --voxel-size "
+                             "Z Y X --unit um."]} if xml else {}
     to_um = conversion_factor("m", COMMON_UNIT)
     size = {}
     for distance in root.iterfind("./Metadata/Scaling/Items/Distance"):
@@ -119,13 +159,16 @@ def _physical(xml: str, n_channels: int) -> dict:
         if axis in ("x", "y", "z") and value is not None and value > 0:
             size[axis] = without_binary_noise(value * to_um)
     physical: dict = {}
-    if {"y", "x"} <= size.keys() and "z" not in size:
+    if not {"y", "x"} <= size.keys():  # a lateral size missing: the other is not taken for it
+        physical["warnings"] = ["its Scaling gives no usable pixel size, so the voxel size is unknown (1 pixel); "
+                                "give it with --voxel-size Z Y X --unit um."] if size else []
+    elif "z" not in size:
         physical.update(_unknown_z(size, COMMON_UNIT))
-    elif size:
+    else:
         physical.update(size, unit=COMMON_UNIT)
     channels = root.findall("./Metadata/Information/Image/Dimensions/Channels/Channel")
     names = [(c.get("Name") or "").strip() for c in channels]
-    if len(names) == n_channels > 1 and all(names):
+    if len(names) == n_channels and all(names):
         physical["channel_names"] = [n[:MAX_SETTING] for n in names]
     colors = [_rgb(c.findtext("Color")) for c in root.findall("./Metadata/DisplaySetting/Channels/Channel")]
     if len(colors) == n_channels and any(colors):
@@ -161,22 +204,25 @@ def _rgb(text: str | None) -> str | None:
 class CziPlanes:
     """A CZI scene's planes as an array-like read on demand.
 
-    ``lead`` names the plane axes kept (letter, first index, count); indexing
+    ``lead`` names the plane axes kept (letter, the file's indices); indexing
     reads, for each plane it touches, only the lateral part asked for (the
     library reads a rectangle of the mosaic). It pickles as its parts: the
     workers of a dask cluster open the file themselves (a handle per thread).
     """
 
-    def __init__(self, path: Path, lead: list[tuple[str, int, int]], rect: tuple[int, int, int, int],
-                 scene: int | None, dtype):
-        self.path, self.lead, self.rect, self.scene = Path(path), [tuple(a) for a in lead], tuple(rect), scene
+    def __init__(self, path: Path, lead: list[tuple[str, tuple[int, ...]]], rect: tuple[int, int, int, int],
+                 scene: int | None, dtype, channel_types: dict[int, str]):
+        self.path, self.rect, self.scene = Path(path), tuple(int(v) for v in rect), scene
+        self.channel_types = {int(c): str(t) for c, t in channel_types.items()}
+        self.lead = [(axis, tuple(int(i) for i in values)) for axis, values in lead]
         self.dtype = np.dtype(dtype)
-        self.shape = tuple(n for _, _, n in self.lead) + (int(rect[3]), int(rect[2]))
+        self.shape = tuple(len(values) for _, values in self.lead) + (self.rect[3], self.rect[2])
         self.ndim = len(self.shape)
         self._local = threading.local()
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "lead": self.lead, "rect": self.rect, "scene": self.scene, "dtype": self.dtype}
+        return {"path": self.path, "lead": self.lead, "rect": self.rect, "scene": self.scene, "dtype": self.dtype,
+                "channel_types": self.channel_types}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -200,8 +246,9 @@ class CziPlanes:
         if out.size:
             reader = self._reader()
             for index in itertools.product(*[enumerate(r) for r in ranges]):
-                plane = {axis: start + i for (axis, start, _), (_, i) in zip(self.lead, index)}
-                pixels = reader.read(plane=plane, roi=roi, scene=self.scene)[..., 0]
+                plane = {axis: values[i] for (axis, values), (_, i) in zip(self.lead, index)}
+                kind = self.channel_types.get(plane.get("C", next(iter(self.channel_types))))
+                pixels = reader.read(plane=plane, roi=roi, scene=self.scene, pixel_type=kind)[..., 0]
                 out[tuple(i for i, _ in index)] = pixels[::y_step, ::x_step]
         drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
         return out[drop]
