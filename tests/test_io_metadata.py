@@ -1167,3 +1167,96 @@ def test_czi_planes_are_those_its_sub_blocks_hold(tmp_path):
             czi.write(data=np.zeros((8, 12, 3), np.uint8), plane={"Z": z})
     with pytest.raises(InputError, match="rgb.czi holds colour \\(RGB\\) pixels; zaug works on grey channels"):
         read_volume(path)
+
+
+# -- Imaris files (HDF5, read with h5py, the optional extra zaug[ims]) --------------------------------------
+
+def _imaris_text(text):
+    """An attribute as Imaris writes them: an array of single characters."""
+    return np.array(list(str(text)), dtype="S1")
+
+
+def _ims(path, data, voxel_size=(0.5, 0.1, 0.1), unit="um", pad=(2, 3, 5), names=None, colors=None,
+         times=None, wavelengths=None):
+    """Write ``data`` (TCZYX) as Imaris does: a padded, chunked, compressed array per time point and channel
+    at full resolution and a smaller level, the image's size and extent as text attributes."""
+    h5py = pytest.importorskip("h5py")
+    nt, nc, nz, ny, nx = data.shape
+    with h5py.File(path, "w") as f:
+        image = f.create_group("DataSetInfo/Image")
+        for axis, n in zip("ZYX", (nz, ny, nx)):
+            image.attrs[axis] = _imaris_text(n)
+        for index, (n, size) in enumerate(zip((nx, ny, nz), voxel_size[::-1])):
+            image.attrs[f"ExtMin{index}"] = _imaris_text(-1.5)
+            image.attrs[f"ExtMax{index}"] = _imaris_text(-1.5 + n * size)
+        image.attrs["Unit"] = _imaris_text(unit)
+        for t, c in itertools.product(range(nt), range(nc)):
+            padded = np.zeros((nz + pad[0], ny + pad[1], nx + pad[2]), data.dtype)
+            padded[:nz, :ny, :nx] = data[t, c]
+            group = f.create_group(f"DataSet/ResolutionLevel 0/TimePoint {t}/Channel {c}")
+            group.create_dataset("Data", data=padded, chunks=(2, 8, 8), compression="gzip")
+            f.create_dataset(f"DataSet/ResolutionLevel 1/TimePoint {t}/Channel {c}/Data", data=padded[::2, ::2, ::2])
+            info = f.require_group(f"DataSetInfo/Channel {c}")
+            if names:
+                info.attrs["Name"] = _imaris_text(names[c])
+            if colors:
+                info.attrs["Color"] = _imaris_text(colors[c])
+            if wavelengths:
+                info.attrs["LSMEmissionWavelength"] = _imaris_text(wavelengths[c])
+        if times:
+            for i, stamp in enumerate(times, start=1):
+                f.require_group("DataSetInfo/TimeInfo").attrs[f"TimePoint{i}"] = _imaris_text(stamp)
+    return path
+
+
+def test_an_imaris_file_is_read_with_its_voxel_size_channels_and_colours(tmp_path):
+    data = np.random.default_rng(11).integers(0, 4000, (1, 2, 5, 12, 20)).astype(np.uint16)
+    path = _ims(tmp_path / "cells.ims", data, names=["GFP", "DAPI"], colors=["0 1 0", "1 0 1"],
+                wavelengths=["509", "461"])
+    vol = _read_quietly(path)
+    assert vol.axes == "CZYX" and vol.unit == "um" and vol.voxel_size == (0.5, 0.1, 0.1)
+    np.testing.assert_array_equal(vol.data, data[0])  # cut to the image's size: Imaris pads its blocks
+    assert vol.channel_names == ("GFP", "DAPI")
+    assert [c["color"] for c in vol.metadata["display"]["channels"]] == ["00FF00", "FF00FF"]
+    assert vol.metadata["acquisition"]["channels"] == [{"EmissionWavelength": "509"}, {"EmissionWavelength": "461"}]
+    lazy = _read_quietly(path, lazy=True)
+    np.testing.assert_array_equal(np.asarray(lazy.data[1, 1:4, 2:11:3, -1]), data[0, 1, 1:4, 2:11:3, -1])
+    np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(lazy.data))), vol.data)  # a cluster's copy
+    nm = _read_quietly(_ims(tmp_path / "nm.ims", data[:, :1], voxel_size=(500.0, 100.0, 100.0), unit="nm"))
+    assert nm.axes == "ZYX" and nm.unit == "nm" and nm.voxel_size == (500.0, 100.0, 100.0)
+
+
+def test_an_imaris_time_series_keeps_its_step_and_a_flat_extent_is_said(tmp_path):
+    data = np.random.default_rng(12).integers(0, 200, (3, 1, 4, 8, 8)).astype(np.uint8)
+    path = _ims(tmp_path / "t.ims", data, times=["2024-03-01 10:00:00.000", "2024-03-01 10:00:02.500",
+                                                 "2024-03-01 10:00:05.000"])
+    vol = _read_quietly(path)
+    assert vol.axes == "TZYX" and (vol.time_interval, vol.time_unit) == (2.5, "s")
+    np.testing.assert_array_equal(vol.data, data[:, 0])
+    with pytest.warns(ZaugWarning, match="its extent does not give a voxel size"):
+        flat = read_volume(_ims(tmp_path / "flat.ims", data[:1], voxel_size=(0.0, 0.1, 0.1)))
+    assert flat.unit == "pixel"
+
+
+def test_zaug_predicts_an_imaris_file_into_a_tiff_and_refuses_other_hdf5(tmp_path, run_cli):
+    h5py = pytest.importorskip("h5py")
+    data = np.random.default_rng(13).integers(0, 4000, (1, 1, 6, 16, 16)).astype(np.uint16)
+    path = _ims(tmp_path / "in.ims", data)
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "out.tif")
+    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16)
+    np.testing.assert_array_equal(out.data[::2], data[0, 0])
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.ims", "--factor", "2")
+    assert proc.returncode == 2 and "out.ims names an Imaris file, which zaug reads but does not write" in proc.stderr
+    with h5py.File(tmp_path / "other.ims", "w") as f:
+        f["data"] = np.zeros((3, 4, 4))
+    with pytest.raises(InputError, match="other.ims is an HDF5 file but not an Imaris image"):
+        read_volume(tmp_path / "other.ims")
+
+
+def test_without_h5py_an_imaris_file_gets_how_to_install_it(tmp_path, monkeypatch):
+    (tmp_path / "cells.ims").write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    monkeypatch.setitem(sys.modules, "h5py", None)  # as where it is not installed
+    with pytest.raises(InputError, match=r"reading an Imaris file needs h5py: pip install 'zaug\[ims\]'"):
+        read_volume(tmp_path / "cells.ims")

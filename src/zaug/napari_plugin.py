@@ -34,7 +34,7 @@ import numpy as np
 from .errors import InputError, ZaugError
 from .provenance import file_record, from_file_record
 
-READ_SUFFIXES = (".tif", ".tiff", ".lsm", ".czi", ".zarr", ".npy", ".npz")
+READ_SUFFIXES = (".tif", ".tiff", ".lsm", ".czi", ".ims", ".zarr", ".npy", ".npz")
 AXES_BY_NDIM = {3: "ZYX", 4: "TZYX", 5: "TCZYX"}
 
 
@@ -231,7 +231,7 @@ def get_reader(path):
 
 
 def read_layers(path) -> list[tuple]:
-    """Read a stack with its voxel size (ImageJ/OME TIFF, Zeiss LSM/CZI, OME-Zarr, NumPy) as one image layer."""
+    """Read a stack with its voxel size (ImageJ/OME TIFF, Zeiss LSM/CZI, Imaris, OME-Zarr, NumPy) as one layer."""
     from .io import read_volume
 
     volume = read_volume(path)

@@ -7,6 +7,7 @@ Formats, chosen by the path:
   the name ends in ``.ome.tif`` or ImageJ cannot hold the data type);
 - ``*.lsm``: Zeiss LSM (a TIFF with its voxel size in metres), read only;
 - ``*.czi``: Zeiss CZI, read only, with the optional pylibCZIrw (``zaug[czi]``): a scene is a series;
+- ``*.ims``: Imaris (HDF5), read only, with the optional h5py (``zaug[ims]``): the full resolution;
 - ``*.zarr`` folders: OME-Zarr (NGFF 0.4 ``scale``);
 - ``*.npy`` (pixels only) and ``*.npz`` (pixels, voxel size, unit, axes).
 
@@ -68,6 +69,7 @@ from ..volume import CANONICAL_AXES, Volume, z_positions_problem
 from ._atomic import atomic_path, check_output_path, is_url
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
 from .czi import read_czi
+from .ims import read_ims
 from .numpy_io import read_numpy, write_numpy
 from .omezarr import is_zarr_node, read_ome_zarr, write_ome_zarr
 from .tiff import read_tiff, write_tiff
@@ -77,7 +79,8 @@ __all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "f
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: microscope files zaug reads but does not write (an output is named .tif): their format and what they are
-READ_ONLY = {".lsm": ("tiff", "a Zeiss LSM file"), ".czi": ("czi", "a Zeiss CZI file")}
+READ_ONLY = {".lsm": ("tiff", "a Zeiss LSM file"), ".czi": ("czi", "a Zeiss CZI file"),
+             ".ims": ("ims", "an Imaris file")}
 NUMPY_SUFFIXES = (".npy", ".npz")
 
 
@@ -85,7 +88,7 @@ NUMPY_SUFFIXES = (".npy", ".npz")
 OTHER_FORMATS = {".lif": "a Leica LIF file",
                  ".lof": "a Leica LOF file", ".nd2": "a Nikon ND2 file", ".oib": "an Olympus OIB file",
                  ".oif": "an Olympus OIF file", ".vsi": "an Olympus VSI file", ".oir": "an Olympus OIR file",
-                 ".ims": "an Imaris file", ".dv": "a DeltaVision file", ".r3d": "a DeltaVision file",
+                 ".dv": "a DeltaVision file", ".r3d": "a DeltaVision file",
                  ".stk": "a MetaMorph STK file", ".ics": "an ICS file", ".ids": "an ICS file", ".h5": "an HDF5 file",
                  ".hdf5": "an HDF5 file", ".n5": "an N5 store", ".mrc": "an MRC file", ".nrrd": "an NRRD file",
                  ".nii": "a NIfTI file", ".nii.gz": "a NIfTI file", ".klb": "a KLB file", ".sld": "a SlideBook file",
@@ -93,9 +96,9 @@ OTHER_FORMATS = {".lif": "a Leica LIF file",
 
 
 def format_of(path: str | os.PathLike, reading: bool = False) -> str:
-    """``'tiff'``, ``'ome-zarr'``, ``'numpy'`` (or, ``reading``, ``'czi'``) from the path's name (an existing
-    zarr folder whatever its name: a series or field inside a store, ``plate.zarr/A/1/0``); ``reading`` a format
-    zaug does not read says how to convert it."""
+    """``'tiff'``, ``'ome-zarr'``, ``'numpy'`` (or, ``reading``, ``'czi'``, ``'ims'``) from the path's name (an
+    existing zarr folder whatever its name: a series or field inside a store, ``plate.zarr/A/1/0``); ``reading`` a
+    format zaug does not read says how to convert it."""
     name = str(path).lower().rstrip("/\\")  # a folder typed with its separator (Windows: "a.zarr\\")
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
@@ -132,7 +135,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     ----------
     path : path-like
         TIFF file (Zeiss ``.lsm`` too), Zeiss ``.czi`` file (with pylibCZIrw),
-        OME-Zarr folder, ``.npy`` or ``.npz`` file.
+        Imaris ``.ims`` file (with h5py), OME-Zarr folder, ``.npy`` or ``.npz`` file.
     axes : str, optional
         Axis letters of the stored array (e.g. ``"ZYX"``, ``"ZCYX"``), overriding
         the file's. Letters are reordered to zaug's ``TCZYX`` order.
@@ -146,7 +149,7 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
         dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only), a
         compressed TIFF of one page per plane decoded page by page when read,
-        a CZI file's planes read in lateral chunks when needed. Other files
+        a CZI or Imaris file's planes read in lateral chunks when needed. Other files
         (``.npz``, TIFF of tiled or interleaved planes) are read into memory.
     series : int, optional
         Of a TIFF file with several image series (a CZI file's scenes), the one to read (0 is the
@@ -173,6 +176,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
             data, file_axes, physical = read_tiff(path, lazy=lazy, series=series)
         elif fmt == "czi":
             data, file_axes, physical = read_czi(path, lazy=lazy, series=series)
+        elif fmt == "ims":
+            data, file_axes, physical = read_ims(path, lazy=lazy)
         elif fmt == "ome-zarr":
             if not is_zarr_node(path):
                 raise InputError(f"{path} is not an OME-Zarr image folder.")

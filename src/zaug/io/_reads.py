@@ -47,3 +47,27 @@ class NamedReads:
             else:
                 parts.append(f"{axis.lower()} {item}")
         return ", ".join(parts)
+
+
+def full_key(key, ndim: int) -> tuple:
+    """An index of an array-like as one entry per axis: the axes an ``Ellipsis`` or a short key leaves out
+    taken whole."""
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        at = key.index(Ellipsis)
+        key = key[:at] + (slice(None),) * (ndim - len(key) + 1) + key[at + 1:]
+    return key + (slice(None),) * (ndim - len(key))
+
+
+def key_range(key, n: int) -> range:
+    """The indices one axis's key takes (a single index, negative too, as a range of one); positive steps
+    only, as the readers of files read from the first index asked for to the last."""
+    if not isinstance(key, slice):
+        index = int(key) + n if int(key) < 0 else int(key)
+        if not 0 <= index < n:
+            raise IndexError(f"index {int(key)} is out of range for an axis of {n}")
+        key = slice(index, index + 1)
+    r = range(*key.indices(n))
+    if r.step < 0:
+        raise IndexError("a file is read with positive steps only")
+    return r

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, ZaugWarning
 from . import _display
-from ._reads import NamedReads
+from ._reads import NamedReads, full_key, key_range
 from ._units import COMMON_UNIT, conversion_factor, without_binary_noise
 from .tiff import CHANNEL_SETTINGS, MAX_SETTING, _unknown_z
 
@@ -233,13 +233,10 @@ class CziPlanes:
         return self._local.reader
 
     def __getitem__(self, key) -> np.ndarray:
-        key = key if isinstance(key, tuple) else (key,)
-        if any(k is Ellipsis for k in key):
-            at = key.index(Ellipsis)
-            key = key[:at] + (slice(None),) * (self.ndim - len(key) + 1) + key[at + 1:]
-        key = key + (slice(None),) * (self.ndim - len(key))
+        key = full_key(key, self.ndim)
         ranges = [range(*k.indices(n)) if isinstance(k, slice) else [k] for k, n in zip(key[:-2], self.shape)]
-        (ys, y_step), (xs, x_step) = (_span(k, n) for k, n in zip(key[-2:], self.shape[-2:]))
+        ys, xs = (key_range(k, n) for k, n in zip(key[-2:], self.shape[-2:]))
+        y_step, x_step = ys.step, xs.step
         # the rectangle from the first pixel asked for to the last, in the mosaic's coordinates
         roi = (self.rect[0] + xs.start, self.rect[1] + ys.start, (len(xs) - 1) * x_step + 1, (len(ys) - 1) * y_step + 1)
         out = np.zeros([len(r) for r in ranges] + [len(ys), len(xs)], self.dtype)
@@ -253,12 +250,3 @@ class CziPlanes:
         drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
         return out[drop]
 
-
-def _span(key, n: int) -> tuple[range, int]:
-    """The indices a lateral key takes, and its step (a single index as a slice of one)."""
-    if not isinstance(key, slice):
-        key = slice(int(key) % n, int(key) % n + 1)
-    r = range(*key.indices(n))
-    if r.step < 0:
-        raise IndexError("a CZI plane is read with positive steps only")
-    return r, r.step
