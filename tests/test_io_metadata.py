@@ -1260,3 +1260,86 @@ def test_without_h5py_an_imaris_file_gets_how_to_install_it(tmp_path, monkeypatc
     monkeypatch.setitem(sys.modules, "h5py", None)  # as where it is not installed
     with pytest.raises(InputError, match=r"reading an Imaris file needs h5py: pip install 'zaug\[ims\]'"):
         read_volume(tmp_path / "cells.ims")
+
+
+# -- BigDataViewer datasets (XML and HDF5, read with h5py) --------------------------------------------------
+
+def _bdv(folder, data, voxel_size=(2.0, 0.65, 0.65), unit="µm", loader="bdv.hdf5", xml=True):
+    """Write ``data`` (setups, T, Z, Y, X; uint16) as BigDataViewer's exporter does: HDF5 arrays of signed
+    16-bit values per time point and setup (with a smaller level), and the XML that names the file."""
+    h5py = pytest.importorskip("h5py")
+    n_setups, nt = data.shape[:2]
+    with h5py.File(folder / "dataset.h5", "w") as f:
+        for s in range(n_setups):
+            f[f"s{s:02d}/resolutions"] = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 1.0]])
+            f[f"s{s:02d}/subdivisions"] = np.array([[32, 32, 4], [16, 16, 8]], np.int32)
+            for t in range(nt):
+                f.create_dataset(f"t{t:05d}/s{s:02d}/0/cells", data=data[s, t].view(np.int16), chunks=(2, 8, 8),
+                                 compression="gzip")
+                f[f"t{t:05d}/s{s:02d}/1/cells"] = data[s, t, :, ::2, ::2].view(np.int16)
+    setups = "".join(f"<ViewSetup><id>{s}</id><name>{s}</name><size>{data.shape[-1]} {data.shape[-2]} "
+                     f"{data.shape[-3]}</size><voxelSize><unit>{unit}</unit><size>{voxel_size[2]} {voxel_size[1]} "
+                     f"{voxel_size[0]}</size></voxelSize></ViewSetup>" for s in range(n_setups))
+    text = (f'<?xml version="1.0" encoding="UTF-8"?><SpimData version="0.2"><BasePath type="relative">.</BasePath>'
+            f'<SequenceDescription><ImageLoader format="{loader}"><hdf5 type="relative">dataset.h5</hdf5>'
+            f'</ImageLoader><ViewSetups>{setups}</ViewSetups><Timepoints type="range"><first>0</first>'
+            f'<last>{nt - 1}</last></Timepoints></SequenceDescription></SpimData>')
+    if xml:
+        (folder / "dataset.xml").write_text(text, encoding="utf-8")
+    return folder / "dataset.xml", folder / "dataset.h5"
+
+
+def test_a_bigdataviewer_dataset_is_read_from_its_xml_or_its_hdf5(tmp_path):
+    data = np.random.default_rng(14).integers(0, 65535, (2, 1, 5, 16, 24)).astype(np.uint16)
+    xml, h5 = _bdv(tmp_path, data)
+    with pytest.warns(ZaugWarning, match=r"holds 2 view setups \(channels, tiles or angles\); zaug reads the first"):
+        vol = read_volume(xml)
+    assert vol.axes == "ZYX" and vol.unit == "um" and vol.voxel_size == (2.0, 0.65, 0.65) and vol.dtype == np.uint16
+    np.testing.assert_array_equal(vol.data, data[0, 0])  # values above 32767 are not read as negative
+    second = _read_quietly(h5, series=1)  # the HDF5 file, with the XML beside it that names it
+    assert second.voxel_size == (2.0, 0.65, 0.65)
+    np.testing.assert_array_equal(second.data, data[1, 0])
+    lazy = _read_quietly(xml, series=1, lazy=True)
+    np.testing.assert_array_equal(np.asarray(lazy.data[1:4, 2:11:3, -1]), data[1, 0, 1:4, 2:11:3, -1])
+    np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(lazy.data))), second.data)
+    with pytest.raises(InputError, match=r"holds 2 image series \(view setups, 0 to 1\); --series 2 is not one"):
+        read_volume(xml, series=2)
+
+
+def test_bigdataviewer_time_points_other_loaders_and_a_lone_hdf5(tmp_path):
+    data = np.random.default_rng(15).integers(0, 4000, (1, 3, 4, 8, 8)).astype(np.uint16)
+    (tmp_path / "t").mkdir()
+    xml, _ = _bdv(tmp_path / "t", data, voxel_size=(1.0, 0.2, 0.2), unit="micron")
+    vol = _read_quietly(xml)
+    assert vol.axes == "TZYX" and vol.voxel_size == (1.0, 0.2, 0.2)
+    np.testing.assert_array_equal(vol.data, data[0])
+    (tmp_path / "n5").mkdir()
+    xml, _ = _bdv(tmp_path / "n5", data, loader="bdv.n5")
+    with pytest.raises(InputError, match="keeps its pixels with the bdv.n5 image loader; zaug reads BigDataViewer's "
+                                         "HDF5 one"):
+        read_volume(xml)
+    (tmp_path / "lone").mkdir()
+    _, h5 = _bdv(tmp_path / "lone", data, xml=False)
+    with pytest.warns(ZaugWarning, match="no BigDataViewer XML beside dataset.h5 names it, so the voxel size is "
+                                         "unknown"):
+        assert read_volume(h5).unit == "pixel"
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "ilastik.h5", "w") as f:
+        f["exported_data"] = np.zeros((3, 4, 4))
+    with pytest.raises(InputError, match="ilastik.h5 is an HDF5 file but not a BigDataViewer dataset"):
+        read_volume(tmp_path / "ilastik.h5")
+    (tmp_path / "notes.xml").write_text("<notes/>", encoding="utf-8")
+    with pytest.raises(InputError, match="notes.xml is not a BigDataViewer dataset"):
+        read_volume(tmp_path / "notes.xml")
+
+
+def test_zaug_predicts_a_bigdataviewer_dataset_into_a_tiff(tmp_path, run_cli):
+    data = np.random.default_rng(16).integers(0, 4000, (1, 1, 6, 16, 16)).astype(np.uint16)
+    xml, _ = _bdv(tmp_path, data, voxel_size=(0.5, 0.1, 0.1))
+    proc = run_cli("predict", "linear", xml, "-o", tmp_path / "out.tif", "--factor", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "out.tif")
+    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16)
+    np.testing.assert_array_equal(out.data[::2], data[0, 0])
+    proc = run_cli("predict", "linear", xml, "-o", tmp_path / "out.h5", "--factor", "2")
+    assert proc.returncode == 2 and "out.h5 names an HDF5 file, which zaug reads but does not write" in proc.stderr

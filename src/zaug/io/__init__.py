@@ -8,6 +8,8 @@ Formats, chosen by the path:
 - ``*.lsm``: Zeiss LSM (a TIFF with its voxel size in metres), read only;
 - ``*.czi``: Zeiss CZI, read only, with the optional pylibCZIrw (``zaug[czi]``): a scene is a series;
 - ``*.ims``: Imaris (HDF5), read only, with the optional h5py (``zaug[ims]``): the full resolution;
+- ``*.xml``, ``*.h5``: a BigDataViewer dataset (XML and HDF5), read only, with h5py: a view setup is a
+  series;
 - ``*.zarr`` folders: OME-Zarr (NGFF 0.4 ``scale``);
 - ``*.npy`` (pixels only) and ``*.npz`` (pixels, voxel size, unit, axes).
 
@@ -68,6 +70,7 @@ from ..provenance import from_file_record, is_made_by_zaug
 from ..volume import CANONICAL_AXES, Volume, z_positions_problem
 from ._atomic import atomic_path, check_output_path, is_url
 from ._units import checked_unit, conversion_factor, normalize_unit, without_binary_noise
+from .bdv import read_bdv
 from .czi import read_czi
 from .ims import read_ims
 from .numpy_io import read_numpy, write_numpy
@@ -80,7 +83,8 @@ __all__ = ["read_volume", "write_volume", "check_output_path", "atomic_path", "f
 TIFF_SUFFIXES = (".tif", ".tiff")
 #: microscope files zaug reads but does not write (an output is named .tif): their format and what they are
 READ_ONLY = {".lsm": ("tiff", "a Zeiss LSM file"), ".czi": ("czi", "a Zeiss CZI file"),
-             ".ims": ("ims", "an Imaris file")}
+             ".ims": ("ims", "an Imaris file"), ".xml": ("bdv", "a BigDataViewer XML file"),
+             ".h5": ("bdv", "an HDF5 file"), ".hdf5": ("bdv", "an HDF5 file")}
 NUMPY_SUFFIXES = (".npy", ".npz")
 
 
@@ -89,16 +93,16 @@ OTHER_FORMATS = {".lif": "a Leica LIF file",
                  ".lof": "a Leica LOF file", ".nd2": "a Nikon ND2 file", ".oib": "an Olympus OIB file",
                  ".oif": "an Olympus OIF file", ".vsi": "an Olympus VSI file", ".oir": "an Olympus OIR file",
                  ".dv": "a DeltaVision file", ".r3d": "a DeltaVision file",
-                 ".stk": "a MetaMorph STK file", ".ics": "an ICS file", ".ids": "an ICS file", ".h5": "an HDF5 file",
-                 ".hdf5": "an HDF5 file", ".n5": "an N5 store", ".mrc": "an MRC file", ".nrrd": "an NRRD file",
+                 ".stk": "a MetaMorph STK file", ".ics": "an ICS file", ".ids": "an ICS file", ".n5": "an N5 store",
+                 ".mrc": "an MRC file", ".nrrd": "an NRRD file",
                  ".nii": "a NIfTI file", ".nii.gz": "a NIfTI file", ".klb": "a KLB file", ".sld": "a SlideBook file",
                  ".ome.xml": "an OME-XML file", ".png": "a PNG image", ".jpg": "a JPEG image"}
 
 
 def format_of(path: str | os.PathLike, reading: bool = False) -> str:
-    """``'tiff'``, ``'ome-zarr'``, ``'numpy'`` (or, ``reading``, ``'czi'``, ``'ims'``) from the path's name (an
-    existing zarr folder whatever its name: a series or field inside a store, ``plate.zarr/A/1/0``); ``reading`` a
-    format zaug does not read says how to convert it."""
+    """``'tiff'``, ``'ome-zarr'``, ``'numpy'`` (or, ``reading``, ``'czi'``, ``'ims'``, ``'bdv'``) from the path's
+    name (an existing zarr folder whatever its name: a series or field inside a store, ``plate.zarr/A/1/0``);
+    ``reading`` a format zaug does not read says how to convert it."""
     name = str(path).lower().rstrip("/\\")  # a folder typed with its separator (Windows: "a.zarr\\")
     if name.endswith(TIFF_SUFFIXES):
         return "tiff"
@@ -108,7 +112,8 @@ def format_of(path: str | os.PathLike, reading: bool = False) -> str:
         return "numpy"
     if is_zarr_node(Path(path)):
         return "ome-zarr"
-    read_only = next((kind for suffix, kind in READ_ONLY.items() if name.endswith(suffix)), None)
+    read_only = next((kind for suffix, kind in READ_ONLY.items() if name.endswith(suffix)
+                      and not name.endswith(".ome.xml")), None)  # OME-XML holds no pixels
     if read_only and reading:
         return read_only[0]
     if read_only:
@@ -135,7 +140,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     ----------
     path : path-like
         TIFF file (Zeiss ``.lsm`` too), Zeiss ``.czi`` file (with pylibCZIrw),
-        Imaris ``.ims`` file (with h5py), OME-Zarr folder, ``.npy`` or ``.npz`` file.
+        Imaris ``.ims`` file or BigDataViewer ``.xml``/``.h5`` (with h5py), OME-Zarr
+        folder, ``.npy`` or ``.npz`` file.
     axes : str, optional
         Axis letters of the stored array (e.g. ``"ZYX"``, ``"ZCYX"``), overriding
         the file's. Letters are reordered to zaug's ``TCZYX`` order.
@@ -149,10 +155,12 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
         Keep the pixels on disk, for volumes larger than memory: OME-Zarr as a
         dask array, ``.npy`` and uncompressed TIFF memory-mapped (read-only), a
         compressed TIFF of one page per plane decoded page by page when read,
-        a CZI or Imaris file's planes read in lateral chunks when needed. Other files
-        (``.npz``, TIFF of tiled or interleaved planes) are read into memory.
+        a CZI, Imaris or BigDataViewer file's planes read in chunks when
+        needed. Other files (``.npz``, TIFF of tiled or interleaved planes) are
+        read into memory.
     series : int, optional
-        Of a TIFF file with several image series (a CZI file's scenes), the one to read (0 is the
+        Of a TIFF file with several image series (a CZI file's scenes, a BigDataViewer dataset's
+        view setups), the one to read (0 is the
         first); default the first stack (after an overview plane).
 
     Returns
@@ -169,8 +177,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
     if not (path.is_file() or path.is_dir()):  # a FIFO or device would block or stream forever
         raise InputError(f"{path} is not a regular file or folder (a pipe or device?); save the stack to a file.")
     fmt = format_of(path, reading=True)
-    if series is not None and fmt not in ("tiff", "czi"):
-        raise InputError(f"--series picks an image series of a TIFF or CZI file; {path} is {fmt}.")
+    if series is not None and fmt not in ("tiff", "czi", "bdv"):
+        raise InputError(f"--series picks an image series of a TIFF, CZI or BigDataViewer file; {path} is {fmt}.")
     try:
         if fmt == "tiff":
             data, file_axes, physical = read_tiff(path, lazy=lazy, series=series)
@@ -178,6 +186,8 @@ def read_volume(path: str | os.PathLike, axes: str | None = None,
             data, file_axes, physical = read_czi(path, lazy=lazy, series=series)
         elif fmt == "ims":
             data, file_axes, physical = read_ims(path, lazy=lazy)
+        elif fmt == "bdv":
+            data, file_axes, physical = read_bdv(path, lazy=lazy, series=series)
         elif fmt == "ome-zarr":
             if not is_zarr_node(path):
                 raise InputError(f"{path} is not an OME-Zarr image folder.")
