@@ -1343,3 +1343,38 @@ def test_zaug_predicts_a_bigdataviewer_dataset_into_a_tiff(tmp_path, run_cli):
     np.testing.assert_array_equal(out.data[::2], data[0, 0])
     proc = run_cli("predict", "linear", xml, "-o", tmp_path / "out.h5", "--factor", "2")
     assert proc.returncode == 2 and "out.h5 names an HDF5 file, which zaug reads but does not write" in proc.stderr
+
+
+def test_imaris_files_as_other_writers_leave_them(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    data = np.random.default_rng(17).integers(1, 4000, (2, 2, 4, 10, 12)).astype(np.uint16)
+    # the second time point lacks its second channel (an interrupted acquisition): said, read as zeros
+    path = _ims(tmp_path / "gap.ims", data)
+    with h5py.File(path, "a") as f:
+        del f["DataSet/ResolutionLevel 0/TimePoint 1/Channel 1"]
+    with pytest.warns(ZaugWarning, match=r"1 of its time point and channel arrays are not in the file \(t 1, c 1\)"):
+        gap = read_volume(path)
+    assert gap.axes == "TCZYX" and not gap.data[1, 1].any()
+    np.testing.assert_array_equal(gap.data[1, 0], data[1, 0])
+    # a unit zaug does not know is not passed on: the voxel size is unknown, and said so
+    with pytest.warns(ZaugWarning, match="its extent does not give a voxel size"):
+        assert read_volume(_ims(tmp_path / "fur.ims", data[:1, :1], unit="furlong")).unit == "pixel"
+    with h5py.File(path := _ims(tmp_path / "utf8.ims", data[:1, :1]), "a") as f:  # "µm" in UTF-8 bytes
+        f["DataSetInfo/Image"].attrs["Unit"] = np.frombuffer("µm".encode(), dtype="S1")
+    assert _read_quietly(path).unit == "um"
+    # a size that is not a number: the stored arrays' size on that axis, said; a number kept as an array of one
+    with h5py.File(path := _ims(tmp_path / "size.ims", data[:1, :1], pad=(0, 0, 3)), "a") as f:
+        f["DataSetInfo/Image"].attrs["X"] = _imaris_text("garbage")
+        f["DataSetInfo/Image"].attrs["Z"] = np.array([4])
+    with pytest.warns(ZaugWarning, match="its stated size is not usable for x, so the stored arrays' size is read"):
+        assert read_volume(path).data.shape == (4, 10, 15)
+    # compressed with a filter this h5py lacks (LZ4 without hdf5plugin): how to get it, not "damaged"
+    path = _ims(tmp_path / "lz4.ims", data[:1, :1])
+    with h5py.File(path, "a") as f:
+        del f["DataSet/ResolutionLevel 0/TimePoint 0/Channel 0/Data"]
+        f.create_dataset("DataSet/ResolutionLevel 0/TimePoint 0/Channel 0/Data", shape=(6, 13, 17), dtype=np.uint16,
+                         chunks=(6, 13, 17), compression=32004, allow_unknown_filter=True)
+    if not h5py.h5z.filter_avail(32004):
+        with pytest.raises(InputError, match=r"lz4.ims is compressed with a filter h5py lacks \(.*32004\): pip install "
+                                             "hdf5plugin"):
+            read_volume(path)

@@ -27,13 +27,29 @@ def h5py_for(what: str, extra: str, convert: str):
     return h5py
 
 
+def check_filters(path: Path, arrays) -> None:
+    """Refuse, in one sentence, arrays compressed with a filter this h5py cannot decode (LZ4 or Blosc without
+    hdf5plugin), rather than read them as damaged."""
+    import h5py
+
+    for array in arrays:
+        plist = array.id.get_create_plist()
+        for i in range(plist.get_nfilters()):
+            code, _, _, name = plist.get_filter(i)
+            if not h5py.h5z.filter_avail(code):
+                label = name.decode("latin-1", "replace") if isinstance(name, bytes) else str(name)
+                raise InputError(f"{path} is compressed with a filter h5py lacks ({label or 'filter'} {code}): pip "
+                                 "install hdf5plugin, then read it again.")
+
+
 class H5Planes:
     """A stack kept in an HDF5 file as one 3D array (z, y, x) per time point and channel, read on demand.
 
     ``pattern`` names an array from its time point and channel (``"{T}"`` and
     ``"{C}"``, formatted with ``fixed`` entries too); ``lead`` names the axes
     kept (letter, the file's numbers); ``size`` cuts the arrays to the image
-    (a writer may pad them). Indexing reads only the part of each array it
+    (a writer may pad them); an array the file lacks reads as zeros (its
+    reader says so). Indexing reads only the part of each array it
     asks for; ``view`` reinterprets the stored type (BigDataViewer keeps
     unsigned 16-bit values as signed ones). It pickles as its parts: the
     workers of a dask cluster open the file themselves (a handle per thread).
@@ -77,7 +93,9 @@ class H5Planes:
             steps = tuple(slice(None, None, r.step) for r in spans)
             for index in itertools.product(*[enumerate(r) for r in ranges]):
                 where = dict(self.fixed, **{axis: values[i] for (axis, values), (_, i) in zip(self.lead, index)})
-                out[tuple(i for i, _ in index)] = f[self.pattern.format(**where)][box][steps]
+                name = self.pattern.format(**where)
+                if name in f:
+                    out[tuple(i for i, _ in index)] = f[name][box][steps]
         drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
         out = out[drop]
         return out.view(self.view) if self.view is not None else out

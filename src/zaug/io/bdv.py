@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ZaugWarning
-from ._hdf5 import H5Planes, h5py_for
+from ._hdf5 import H5Planes, check_filters, h5py_for
 from ._reads import NamedReads
 from ._units import normalize_unit, without_binary_noise
 
@@ -51,6 +51,7 @@ def read_bdv(path: Path, lazy: bool = False, series: int | None = None) -> tuple
                        if m and CELLS.format(T=int(m.group(1)), S=setup) in f)
         if not times:
             raise InputError(f"{h5_path} holds no image of view setup {setup} (no {CELLS.format(T=0, S=setup)}).")
+        check_filters(h5_path, [f[CELLS.format(T=t, S=setup)] for t in times])
         cells = f[CELLS.format(T=times[0], S=setup)]
         size, dtype = tuple(cells.shape), cells.dtype
     if len(size) != 3:

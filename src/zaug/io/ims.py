@@ -11,40 +11,29 @@ from ``DataSetInfo/TimeInfo``. The extent's position (the origin) is not read.
 from __future__ import annotations
 
 import datetime
-import itertools
 import re
-import threading
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from . import _display
-from ._reads import NamedReads, full_key, key_range
-from ._units import normalize_unit, without_binary_noise
+from ._hdf5 import H5Planes, check_filters, h5py_for
+from ._reads import NamedReads
+from ._units import checked_unit, without_binary_noise
 from .tiff import MAX_SETTING
 
 LEVEL = "DataSet/ResolutionLevel 0"
-
-
-def _library():
-    try:
-        import h5py
-    except ImportError as exc:
-        raise InputError("reading an Imaris file needs h5py: pip install 'zaug[ims]' (or pip install h5py); or "
-                         "convert the file to OME-TIFF first (Imaris File Converter, or Fiji's Bio-Formats).") from exc
-    try:  # the compression filters newer Imaris versions use (LZ4), where installed
-        import hdf5plugin  # noqa: F401
-    except ImportError:
-        pass
-    return h5py
+#: the full-resolution array of a time point and channel
+DATA = LEVEL + "/TimePoint {T}/Channel {C}/Data"
 
 
 def read_ims(path: Path, lazy: bool = False) -> tuple[object, str, dict]:
     """Read the full-resolution image of an Imaris file.
 
     With ``lazy``, a dask array whose chunks read their part of the file when
-    they are needed (:class:`ImsPlanes`).
+    they are needed (:class:`~zaug.io._hdf5.H5Planes`). A channel missing from
+    a time point reads as zeros, with a warning.
 
     Returns
     -------
@@ -52,23 +41,35 @@ def read_ims(path: Path, lazy: bool = False) -> tuple[object, str, dict]:
         As :func:`zaug.io.tiff.read_tiff`: the pixels, their axis letters (of
         ``TCZYX``; T and C only when more than one) and the voxel size found.
     """
-    h5py = _library()
+    h5py = h5py_for("an Imaris file", "ims", "Imaris File Converter, or Fiji's Bio-Formats")
     with h5py.File(path, "r") as f:
         if LEVEL not in f:
             raise InputError(f"{path} is an HDF5 file but not an Imaris image (it has no {LEVEL}).")
         image = f["DataSetInfo/Image"].attrs if "DataSetInfo/Image" in f else {}
         times = _numbered(f[LEVEL], "TimePoint")
-        channels = _numbered(f[f"{LEVEL}/TimePoint {times[0]}"], "Channel") if times else []
-        if not channels:
-            raise InputError(f"{path} holds no image data (no {LEVEL}/TimePoint 0/Channel 0).")
-        first = f[f"{LEVEL}/TimePoint {times[0]}/Channel {channels[0]}/Data"]
-        stored, dtype = tuple(first.shape), first.dtype
-        size = tuple(_int(image.get(axis)) for axis in "ZYX")
-        if not all(n is not None and 0 < n <= m for n, m in zip(size, stored)):
-            size = stored  # no usable size: the arrays' own
-        physical = _physical(f, image, size, len(channels), len(times))
-    lead = [(axis, values) for axis, values in (("T", times), ("C", channels)) if len(values) > 1]
-    planes = ImsPlanes(path, [(a, tuple(v)) for a, v in lead], times[0], channels[0], size, dtype)
+        held = {(t, c) for t in times for c in _numbered(f[f"{LEVEL}/TimePoint {t}"], "Channel")
+                if DATA.format(T=t, C=c) in f}
+        channels = sorted({c for _, c in held})
+        times = sorted({t for t, _ in held})
+        if not held:
+            raise InputError(f"{path} holds no image data (no {DATA.format(T=0, C=0)}).")
+        arrays = [f[DATA.format(T=t, C=c)] for t, c in sorted(held)]
+        check_filters(path, arrays)
+        if any(a.ndim != 3 for a in arrays):
+            raise InputError(f"{path} holds image arrays that are not 3D (z, y, x), as Imaris keeps them.")
+        stored, dtype = tuple(min(n) for n in zip(*(a.shape for a in arrays))), arrays[0].dtype
+        size, unknown = _image_size(image, stored)
+        physical = _physical(f, image, size, channels, times)
+    missing = [(t, c) for t in times for c in channels if (t, c) not in held]
+    notes = [f"its stated size is not usable for {', '.join(unknown)}, so the stored arrays' size is read there "
+             "(it may hold Imaris's padding)."] if unknown else []
+    if missing:
+        notes.append(f"{len(missing)} of its time point and channel arrays are not in the file ("
+                     + ", ".join(f"t {t}, c {c}" for t, c in missing[:3]) + (", ..." if len(missing) > 3 else "")
+                     + "): they read as zeros.")
+    physical["warnings"] = physical.get("warnings", []) + notes
+    lead = [(axis, tuple(values)) for axis, values in (("T", times), ("C", channels)) if len(values) > 1]
+    planes = H5Planes(path, DATA, lead, {"T": times[0], "C": channels[0]}, size, dtype)
     axes = "".join(axis for axis, _ in lead) + "ZYX"
     reads = NamedReads(planes, path, axes)
     if lazy:
@@ -78,6 +79,19 @@ def read_ims(path: Path, lazy: bool = False) -> tuple[object, str, dict]:
         return da.from_array(reads, chunks=chunks, asarray=False), axes, physical
     data = np.stack([reads[i] for i in range(planes.shape[0])])  # a damaged part is named
     return data, axes, physical
+
+
+def _image_size(image, stored: tuple[int, int, int]) -> tuple[tuple[int, int, int], list[str]]:
+    """The image's size (z, y, x) from its attributes, axis by axis the stored one where it is not usable, and
+    the axes where it was not."""
+    size, unknown = [], []
+    for axis, m in zip("ZYX", stored):
+        n = _int(image.get(axis))
+        if n is None or not 0 < n <= m:
+            n = m
+            unknown.append(axis.lower())
+        size.append(n)
+    return tuple(size), unknown
 
 
 def _numbered(group, prefix: str) -> list[int]:
@@ -91,9 +105,17 @@ def _text(value) -> str | None:
     if value is None:
         return None
     if isinstance(value, np.ndarray):
-        value = b"".join(np.atleast_1d(value).astype(bytes).tolist()) if value.dtype.kind in "SU" else value
+        if value.dtype.kind in "SU":
+            value = b"".join(np.atleast_1d(value).astype(bytes).tolist())
+        elif value.size == 1:  # a number kept as an array of one
+            value = value.reshape(-1)[0]
     if isinstance(value, (bytes, np.bytes_)):
-        return bytes(value).decode("latin-1").strip("\0 ").strip()
+        raw = bytes(value)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:  # older writers: Latin-1 ("\xb5m")
+            text = raw.decode("latin-1")
+        return text.strip("\0 ").strip()
     return str(value).strip()
 
 
@@ -112,7 +134,7 @@ def _float(value) -> float | None:
     return number if np.isfinite(number) else None
 
 
-def _physical(f, image, size: tuple[int, int, int], n_channels: int, n_times: int) -> dict:
+def _physical(f, image, size: tuple[int, int, int], channels: list[int], times: list[int]) -> dict:
     """Voxel size (extent over size), channel names, colours and wavelengths, and the time step."""
     physical: dict = {}
     found = {}
@@ -122,16 +144,15 @@ def _physical(f, image, size: tuple[int, int, int], n_channels: int, n_times: in
             found[axis] = without_binary_noise((high - low) / n)
     unit = _text(image.get("Unit")) or "um"
     try:
-        unit = normalize_unit(unit)
-    except (InputError, ValueError):
+        unit = checked_unit(unit)
+    except InputError:
         unit = None
     if len(found) == 3 and unit is not None:
         physical.update(found, unit=unit)
     else:
         physical["warnings"] = ["its extent does not give a voxel size, so it is unknown (1 pixel); give it with "
                                 "--voxel-size Z Y X --unit um."]
-    infos = [f[f"DataSetInfo/Channel {c}"].attrs if f"DataSetInfo/Channel {c}" in f else {}
-             for c in range(n_channels)]
+    infos = [f[f"DataSetInfo/Channel {c}"].attrs if f"DataSetInfo/Channel {c}" in f else {} for c in channels]
     names = [(_text(a.get("Name")) or "")[:MAX_SETTING] for a in infos]
     if names and all(names):
         physical["channel_names"] = names
@@ -143,7 +164,7 @@ def _physical(f, image, size: tuple[int, int, int], n_channels: int, n_times: in
                  if (text := _text(a.get(name))) and _float(text) is not None} for a in infos]
     if any(settings):
         physical["acquisition"] = {"channels": settings}
-    interval = _time_step(f, n_times)
+    interval = _time_step(f, times)
     if interval is not None:
         physical["time"] = {"interval": interval, "unit": "s"}
     return physical
@@ -160,65 +181,16 @@ def _rgb(text: str | None) -> str | None:
     return "".join(f"{round(v * 255):02X}" for v in values[:3])
 
 
-def _time_step(f, n_times: int) -> float | None:
-    """Seconds between the first two time points (``TimePoint1``, ``TimePoint2`` of ``DataSetInfo/TimeInfo``)."""
-    if n_times < 2 or "DataSetInfo/TimeInfo" not in f:
+def _time_step(f, times: list[int]) -> float | None:
+    """Seconds between the first two time points read (``TimePoint{t + 1}`` of ``DataSetInfo/TimeInfo``)."""
+    if len(times) < 2 or "DataSetInfo/TimeInfo" not in f:
         return None
     info = f["DataSetInfo/TimeInfo"].attrs
     try:
-        first, second = (datetime.datetime.fromisoformat(_text(info.get(f"TimePoint{i}")).replace(" ", "T"))
-                         for i in (1, 2))
+        first, second = (datetime.datetime.fromisoformat(_text(info.get(f"TimePoint{t + 1}")).replace(" ", "T"))
+                         for t in times[:2])
     except (AttributeError, TypeError, ValueError):
         return None
     step = (second - first).total_seconds()
     return step if step > 0 else None
-
-
-class ImsPlanes:
-    """An Imaris image's full-resolution planes as an array-like read on demand.
-
-    ``lead`` names the time and channel axes kept (letter, the file's numbers);
-    indexing reads only the part of each time point's and channel's array that
-    it asks for. It pickles as its parts: the workers of a dask cluster open the
-    file themselves (a handle per thread).
-    """
-
-    def __init__(self, path: Path, lead: list[tuple[str, tuple[int, ...]]], time: int, channel: int,
-                 size: tuple[int, int, int], dtype):
-        self.path, self.time, self.channel = Path(path), int(time), int(channel)
-        self.lead = [(axis, tuple(int(i) for i in values)) for axis, values in lead]
-        self.size, self.dtype = tuple(int(n) for n in size), np.dtype(dtype)
-        self.shape = tuple(len(values) for _, values in self.lead) + self.size
-        self.ndim = len(self.shape)
-        self._local = threading.local()
-
-    def __getstate__(self) -> dict:
-        return {"path": self.path, "lead": self.lead, "time": self.time, "channel": self.channel,
-                "size": self.size, "dtype": self.dtype}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(**state)
-
-    def _file(self):
-        if getattr(self._local, "file", None) is None:
-            self._local.file = _library().File(self.path, "r")
-        return self._local.file
-
-    def __getitem__(self, key) -> np.ndarray:
-        key = full_key(key, self.ndim)
-        n_lead = len(self.lead)
-        ranges = [range(*k.indices(n)) if isinstance(k, slice) else [k] for k, n in zip(key[:n_lead], self.shape)]
-        spans = [key_range(k, n) for k, n in zip(key[n_lead:], self.size)]
-        out = np.zeros([len(r) for r in ranges] + [len(r) for r in spans], self.dtype)
-        if out.size:
-            f = self._file()
-            for index in itertools.product(*[enumerate(r) for r in ranges]):
-                where = {"T": self.time, "C": self.channel}
-                where.update({axis: values[i] for (axis, values), (_, i) in zip(self.lead, index)})
-                array = f[f"{LEVEL}/TimePoint {where['T']}/Channel {where['C']}/Data"]
-                # the box from the first voxel asked for to the last, then every step-th of it
-                box = tuple(slice(r.start, r.start + (len(r) - 1) * r.step + 1) for r in spans)
-                out[tuple(i for i, _ in index)] = array[box][tuple(slice(None, None, r.step) for r in spans)]
-        drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
-        return out[drop]
 
