@@ -192,8 +192,8 @@ def _tta_option(p: argparse.ArgumentParser) -> None:
 def _input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--axes", help="axes of the stored array, e.g. ZYX or ZCYX (overrides the file)")
     p.add_argument("--series", type=int, metavar="N",
-                   help="TIFF with several image series, CZI with several scenes: read series N (0 is the first; "
-                        "default the first stack)")
+                   help="TIFF with several image series, CZI with several scenes, BigDataViewer with several view "
+                        "setups: read series N (0 is the first; default the first stack)")
     p.add_argument("--voxel-size", nargs=3, type=_number, metavar=("Z", "Y", "X"),
                    help="voxel size in --unit (overrides the file)")
     p.add_argument("--unit", help="unit of --voxel-size (default um, whatever the file's unit); without "
