@@ -921,6 +921,19 @@ def test_foreign_acquisition_settings_are_checked_and_cut(tmp_path):
     assert "acquisition" not in read_volume(tmp_path / "deep.npz").metadata  # the pixels are still read
 
 
+def _predicts_x2_into_tiff_and_is_not_written(run_cli, tmp_path, path, stack, suffix, kind):
+    """``zaug predict linear --factor 2`` of a microscope file ``path`` (pixels ``stack``, voxel size 0.5 x 0.1 x
+    0.1 um) writes a TIFF with the acquired planes exact; an output named ``out{suffix}`` is refused, unwritten."""
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = read_volume(tmp_path / "out.tif")
+    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16) and out.dtype == np.uint16
+    np.testing.assert_array_equal(out.data[::2], stack)
+    proc = run_cli("predict", "linear", path, "-o", tmp_path / f"out{suffix}", "--factor", "2")
+    assert proc.returncode == 2 and f"out{suffix} names {kind}, which zaug reads but does not write" in proc.stderr
+    assert not (tmp_path / f"out{suffix}").exists()
+
+
 # -- Zeiss LSM files (TIFF with a CZ_LSMINFO tag and a thumbnail after each plane) -------------------------
 
 def _bits_per_sample_out_of_line(path):
@@ -1006,14 +1019,7 @@ def test_an_lsm_time_series_keeps_its_interval_and_a_missing_z_step_is_said(tmp_
 def test_zaug_predicts_an_lsm_file_into_a_tiff_and_will_not_write_lsm(tmp_path, run_cli):
     data = np.random.default_rng(5).integers(0, 4000, (6, 1, 16, 16)).astype(np.uint16)
     path = _lsm(tmp_path / "in.lsm", data)
-    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
-    assert proc.returncode == 0, proc.stderr
-    out = read_volume(tmp_path / "out.tif")
-    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16) and out.dtype == np.uint16
-    np.testing.assert_array_equal(out.data[::2], data[:, 0])
-    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.lsm", "--factor", "2")
-    assert proc.returncode == 2 and "out.lsm names a Zeiss LSM file, which zaug reads but does not write" in proc.stderr
-    assert not (tmp_path / "out.lsm").exists()
+    _predicts_x2_into_tiff_and_is_not_written(run_cli, tmp_path, path, data[:, 0], ".lsm", "a Zeiss LSM file")
 
 
 # -- Zeiss CZI files (read with pylibCZIrw, the optional extra zaug[czi]) ------------------------------------
@@ -1073,14 +1079,7 @@ def test_the_scenes_of_a_czi_file_are_its_series(tmp_path):
 def test_zaug_predicts_a_czi_file_into_a_tiff_and_will_not_write_czi(tmp_path, run_cli):
     data = np.random.default_rng(8).integers(0, 4000, (6, 1, 16, 16)).astype(np.uint16)
     path = _czi(tmp_path / "in.czi", data)
-    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
-    assert proc.returncode == 0, proc.stderr
-    out = read_volume(tmp_path / "out.tif")
-    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16) and out.dtype == np.uint16
-    np.testing.assert_array_equal(out.data[::2], data[:, 0])
-    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.czi", "--factor", "2")
-    assert proc.returncode == 2 and "out.czi names a Zeiss CZI file, which zaug reads but does not write" in proc.stderr
-    assert not (tmp_path / "out.czi").exists()
+    _predicts_x2_into_tiff_and_is_not_written(run_cli, tmp_path, path, data[:, 0], ".czi", "a Zeiss CZI file")
 
 
 def test_a_czi_files_acquisition_settings_are_read_from_its_metadata():
@@ -1242,13 +1241,7 @@ def test_zaug_predicts_an_imaris_file_into_a_tiff_and_refuses_other_hdf5(tmp_pat
     h5py = pytest.importorskip("h5py")
     data = np.random.default_rng(13).integers(0, 4000, (1, 1, 6, 16, 16)).astype(np.uint16)
     path = _ims(tmp_path / "in.ims", data)
-    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.tif", "--factor", "2")
-    assert proc.returncode == 0, proc.stderr
-    out = read_volume(tmp_path / "out.tif")
-    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16)
-    np.testing.assert_array_equal(out.data[::2], data[0, 0])
-    proc = run_cli("predict", "linear", path, "-o", tmp_path / "out.ims", "--factor", "2")
-    assert proc.returncode == 2 and "out.ims names an Imaris file, which zaug reads but does not write" in proc.stderr
+    _predicts_x2_into_tiff_and_is_not_written(run_cli, tmp_path, path, data[0, 0], ".ims", "an Imaris file")
     with h5py.File(tmp_path / "other.ims", "w") as f:
         f["data"] = np.zeros((3, 4, 4))
     with pytest.raises(InputError, match="other.ims is an HDF5 file but not an Imaris image"):
@@ -1336,13 +1329,7 @@ def test_bigdataviewer_time_points_other_loaders_and_a_lone_hdf5(tmp_path):
 def test_zaug_predicts_a_bigdataviewer_dataset_into_a_tiff(tmp_path, run_cli):
     data = np.random.default_rng(16).integers(0, 4000, (1, 1, 6, 16, 16)).astype(np.uint16)
     xml, _ = _bdv(tmp_path, data, voxel_size=(0.5, 0.1, 0.1))
-    proc = run_cli("predict", "linear", xml, "-o", tmp_path / "out.tif", "--factor", "2")
-    assert proc.returncode == 0, proc.stderr
-    out = read_volume(tmp_path / "out.tif")
-    assert out.voxel_size == (0.25, 0.1, 0.1) and out.data.shape == (11, 16, 16)
-    np.testing.assert_array_equal(out.data[::2], data[0, 0])
-    proc = run_cli("predict", "linear", xml, "-o", tmp_path / "out.h5", "--factor", "2")
-    assert proc.returncode == 2 and "out.h5 names an HDF5 file, which zaug reads but does not write" in proc.stderr
+    _predicts_x2_into_tiff_and_is_not_written(run_cli, tmp_path, xml, data[0, 0], ".h5", "an HDF5 file")
 
 
 def test_imaris_files_as_other_writers_leave_them(tmp_path):

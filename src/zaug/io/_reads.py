@@ -71,3 +71,18 @@ def key_range(key, n: int) -> range:
     if r.step < 0:
         raise IndexError("a file is read with positive steps only")
     return r
+
+
+def read_planes(planes, path, axes: str, lazy: bool):
+    """A file-backed array-like's pixels: with ``lazy``, a dask array of one plane by up to 512 x 512 pixels
+    per chunk, read when needed; else read now, one index of the first axis at a time (a damaged part is
+    named)."""
+    reads = NamedReads(planes, path, axes)
+    if lazy:
+        import dask.array as da
+
+        chunks = (1,) * (len(planes.shape) - 2) + tuple(min(512, n) for n in planes.shape[-2:])
+        return da.from_array(reads, chunks=chunks, asarray=False)
+    import numpy as np
+
+    return np.stack([reads[i] for i in range(planes.shape[0])])

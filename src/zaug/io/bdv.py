@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError, ZaugWarning
 from ._hdf5 import H5Planes, check_filters, h5py_for
-from ._reads import NamedReads
+from ._reads import read_planes
 from ._units import normalize_unit, without_binary_noise
 
 #: the full-resolution array of a time point and setup
@@ -67,13 +67,7 @@ def read_bdv(path: Path, lazy: bool = False, series: int | None = None) -> tuple
     planes = H5Planes(h5_path, CELLS, lead, {"T": times[0], "S": setup}, size, dtype,
                       view=np.uint16 if dtype == np.int16 else None)
     axes = "T" * bool(lead) + "ZYX"
-    reads = NamedReads(planes, h5_path, axes)
-    if lazy:
-        import dask.array as da
-
-        chunks = (1,) * len(lead) + (1,) + tuple(min(512, n) for n in size[1:])
-        return da.from_array(reads, chunks=chunks, asarray=False), axes, physical
-    return np.stack([reads[i] for i in range(planes.shape[0])]), axes, physical
+    return read_planes(planes, h5_path, axes, lazy), axes, physical
 
 
 def _pair(path: Path) -> tuple[dict[int, ET.Element], Path]:

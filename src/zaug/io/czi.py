@@ -19,9 +19,9 @@ import numpy as np
 
 from ..errors import InputError, ZaugWarning
 from . import _display
-from ._reads import NamedReads, full_key, key_range
+from ._reads import full_key, key_range, read_planes
 from ._units import COMMON_UNIT, conversion_factor, without_binary_noise
-from .tiff import CHANNEL_SETTINGS, MAX_SETTING, _unknown_z
+from .tiff import CHANNEL_SETTINGS, MAX_SETTING, known_sizes
 
 #: CZI pixel types that the library reads, and the NumPy type of their pixels
 PIXEL_TYPES = {"Gray8": np.uint8, "Gray16": np.uint16, "Gray32Float": np.float32}
@@ -84,20 +84,12 @@ def read_czi(path: Path, lazy: bool = False, series: int | None = None) -> tuple
                               "acquisition?); leave them out with --crop, or re-export the stack.")
     types = {b.get("C", 0): b["pixel_type"] for b in blocks}  # the library reads a plane in its channel's type
     planes = CziPlanes(path, lead, rect, scene, dtype, types)
-    axes = "".join(axis for axis, _ in lead) + "YX"
-    if lazy:
-        import dask.array as da
-
-        chunks = (1,) * len(lead) + tuple(min(512, n) for n in planes.shape[-2:])
-        data = da.from_array(NamedReads(planes, path, axes), chunks=chunks, asarray=False)
-    else:
-        reads = NamedReads(planes, path, axes)
-        data = np.stack([reads[i] for i in range(planes.shape[0])])  # a damaged plane is named
+    data = read_planes(planes, path, "".join(axis for axis, _ in lead) + "YX", lazy)
     physical = _physical(xml, len(dict(lead).get("C", (0,))))
     physical["warnings"] = physical.get("warnings", []) + warnings_found
     if len(scenes) > 1:  # which one was read, for the output's record
         physical["series"] = scenes.index(scene)
-    return data, axes, physical
+    return data, "".join(axis for axis, _ in lead) + "YX", physical
 
 
 def _subblocks(czi) -> list[dict]:
@@ -158,14 +150,7 @@ def _physical(xml: str, n_channels: int) -> dict:
         axis, value = (distance.get("Id") or "").lower(), _float(distance.findtext("Value"))
         if axis in ("x", "y", "z") and value is not None and value > 0:
             size[axis] = without_binary_noise(value * to_um)
-    physical: dict = {}
-    if not {"y", "x"} <= size.keys():  # a lateral size missing: the other is not taken for it
-        physical["warnings"] = ["its Scaling gives no usable pixel size, so the voxel size is unknown (1 pixel); "
-                                "give it with --voxel-size Z Y X --unit um."] if size else []
-    elif "z" not in size:
-        physical.update(_unknown_z(size, COMMON_UNIT))
-    else:
-        physical.update(size, unit=COMMON_UNIT)
+    physical = known_sizes(size, COMMON_UNIT, "Scaling")
     channels = root.findall("./Metadata/Information/Image/Dimensions/Channels/Channel")
     names = [(c.get("Name") or "").strip() for c in channels]
     if len(names) == n_channels and all(names):

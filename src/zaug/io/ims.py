@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from . import _display
 from ._hdf5 import H5Planes, check_filters, h5py_for
-from ._reads import NamedReads
+from ._reads import read_planes
 from ._units import checked_unit, without_binary_noise
 from .tiff import MAX_SETTING
 
@@ -71,14 +71,7 @@ def read_ims(path: Path, lazy: bool = False) -> tuple[object, str, dict]:
     lead = [(axis, tuple(values)) for axis, values in (("T", times), ("C", channels)) if len(values) > 1]
     planes = H5Planes(path, DATA, lead, {"T": times[0], "C": channels[0]}, size, dtype)
     axes = "".join(axis for axis, _ in lead) + "ZYX"
-    reads = NamedReads(planes, path, axes)
-    if lazy:
-        import dask.array as da
-
-        chunks = (1,) * len(lead) + (1,) + tuple(min(512, n) for n in size[1:])
-        return da.from_array(reads, chunks=chunks, asarray=False), axes, physical
-    data = np.stack([reads[i] for i in range(planes.shape[0])])  # a damaged part is named
-    return data, axes, physical
+    return read_planes(planes, path, axes, lazy), axes, physical
 
 
 def _image_size(image, stored: tuple[int, int, int]) -> tuple[tuple[int, int, int], list[str]]:

@@ -258,14 +258,7 @@ def _lsm_physical(lsm: dict, axes: str, n_channels: int) -> dict:
     to_um = conversion_factor("m", COMMON_UNIT)
     size = {axis: without_binary_noise(float(value) * to_um) for axis in "zyx"
             if isinstance(value := lsm.get(f"VoxelSize{axis.upper()}"), (int, float)) and 0 < value < np.inf}
-    physical: dict = {}
-    if not {"y", "x"} <= size.keys():  # a lateral size missing: the other is not taken for it
-        physical["warnings"] = ["its LSM header gives no usable pixel size, so the voxel size is unknown (1 pixel); "
-                                "give it with --voxel-size Z Y X --unit um."] if size else []
-    elif "z" not in size and "Z" in axes:
-        physical.update(_unknown_z(size, COMMON_UNIT))
-    else:
-        physical.update(size, unit=COMMON_UNIT)
+    physical = known_sizes(size, COMMON_UNIT, "LSM header", has_z="Z" in axes)
     interval = lsm.get("TimeIntervall")  # sic, the LSM specification's spelling
     if "T" in axes and isinstance(interval, (int, float)) and 0 < interval < np.inf:
         physical["time"] = {"interval": float(interval), "unit": "s"}
@@ -518,6 +511,18 @@ def _imagej_origin(ij: dict, physical: dict) -> dict:
             "x": physical.get("x", physical.get("y", 1.0))}
     return origin_entries({axis: without_binary_noise(-float(ij[f"{axis}origin"]) * size[axis]) for axis in "zyx"
                            if isinstance(ij.get(f"{axis}origin"), (int, float))})
+
+
+def known_sizes(size: dict, unit: str, source: str, has_z: bool = True) -> dict:
+    """Entries for the voxel sizes a microscope file's ``source`` gives (``size``: ``z``, ``y``, ``x`` found):
+    all of them; the lateral ones only, with z unknown as in a plain TIFF; or, a lateral one missing, none,
+    said (the other is not taken for it)."""
+    if not {"y", "x"} <= size.keys():
+        return {"warnings": [f"its {source} gives no usable pixel size, so the voxel size is unknown (1 pixel); "
+                             "give it with --voxel-size Z Y X --unit um."]} if size else {}
+    if "z" not in size and has_z:
+        return _unknown_z(size, unit)
+    return dict(size, unit=unit)
 
 
 def _unknown_z(lateral: dict, unit: str) -> dict:
